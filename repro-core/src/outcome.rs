@@ -1,0 +1,266 @@
+//! What the outside world reported, turned into changes.
+//!
+//! [`record`] is pure: it checks an [`Outcome`] against the snapshot and returns the
+//! changes that record it. An outcome about something that has already moved on (a
+//! second poller got there first, a late report about a job already declared lost) is a
+//! [`StaleOutcome`], which drivers log and skip.
+
+use crate::file::{FileEvent, FileId, FileState, TmbFile};
+use crate::job::{JobEvent, JobKey, JobState, JobSubject};
+use crate::view::{Change, DatasetView, GroupEvent, GroupNo, GroupState, MergedFile};
+
+/// A report from a backend.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A raw file is on disk.
+    Staged {
+        /// The file.
+        file: FileId,
+    },
+    /// Staging a raw file failed.
+    StageFailed {
+        /// The file.
+        file: FileId,
+        /// Why.
+        reason: String,
+    },
+    /// The batch system accepted a job.
+    Submitted {
+        /// The job.
+        job: JobKey,
+        /// The batch system's id.
+        batch_id: String,
+    },
+    /// A job started running.
+    Started {
+        /// The job.
+        job: JobKey,
+    },
+    /// A reco job finished and its TMB file exists.
+    RecoDone {
+        /// The job.
+        job: JobKey,
+        /// Its output.
+        tmb: TmbFile,
+    },
+    /// A merge job finished and its merged file exists.
+    MergeDone {
+        /// The job.
+        job: JobKey,
+        /// Its output.
+        output: MergedFile,
+    },
+    /// A job failed, or its submission was refused.
+    JobFailed {
+        /// The job.
+        job: JobKey,
+        /// Its exit code, if it ran.
+        exit_code: Option<i32>,
+        /// Why, in the batch system's or tool's words.
+        reason: String,
+    },
+    /// The batch system no longer knows a job.
+    JobLost {
+        /// The job.
+        job: JobKey,
+    },
+    /// The catalog has a merged file.
+    Declared {
+        /// The group.
+        group: GroupNo,
+    },
+    /// Declaring a merged file failed.
+    DeclareFailed {
+        /// The group.
+        group: GroupNo,
+        /// Why.
+        reason: String,
+    },
+    /// A raw file's intermediate copies are gone.
+    Deleted {
+        /// The file.
+        file: FileId,
+    },
+    /// Deleting a raw file's intermediate copies failed.
+    DeleteFailed {
+        /// The file.
+        file: FileId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An outcome about something that is not where the outcome says it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stale outcome for {subject}: it is {found}")]
+pub struct StaleOutcome {
+    /// What the outcome was about.
+    pub subject: String,
+    /// What was found instead.
+    pub found: String,
+}
+
+fn stale(subject: impl ToString, found: impl ToString) -> StaleOutcome {
+    StaleOutcome {
+        subject: subject.to_string(),
+        found: found.to_string(),
+    }
+}
+
+/// The changes that record `outcome` in `view`.
+pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, StaleOutcome> {
+    match outcome {
+        Outcome::Staged { file } => file_change(view, *file, FileState::Staging, FileEvent::StageDone, None),
+        Outcome::StageFailed { file, reason } => file_change(
+            view,
+            *file,
+            FileState::Staging,
+            FileEvent::StageFail,
+            Some(reason.clone()),
+        ),
+        Outcome::Submitted { job, batch_id } => {
+            let j = live(view, *job)?;
+            if j.state != JobState::Reserved {
+                return Err(stale(format!("job {job}"), j.state));
+            }
+            let mut c = Change::job(j, JobEvent::Submit).ok_or_else(|| stale(job, j.state))?;
+            if let Change::Job { batch_id: b, .. } = &mut c {
+                *b = Some(batch_id.clone());
+            }
+            Ok(vec![c])
+        }
+        Outcome::Started { job } => {
+            let j = live(view, *job)?;
+            Ok(vec![Change::job(j, JobEvent::Start).ok_or_else(|| stale(format!("job {job}"), j.state))?])
+        }
+        Outcome::RecoDone { job, tmb } => {
+            let JobSubject::Reco(file) = job.subject else {
+                return Err(stale(format!("job {job}"), "a merge job, not a reco job"));
+            };
+            let j = live(view, *job)?;
+            let mut out = vec![Change::job(j, JobEvent::Finish).ok_or_else(|| stale(format!("job {job}"), j.state))?];
+            let mut fc = file_change(view, file, FileState::RecoSubmitted, FileEvent::RecoDone, None)?;
+            if let Some(Change::File { tmb: t, .. }) = fc.first_mut() {
+                *t = Some(tmb.clone());
+            }
+            out.extend(fc);
+            Ok(out)
+        }
+        Outcome::MergeDone { job, output } => {
+            let JobSubject::Merge(no) = job.subject else {
+                return Err(stale(format!("job {job}"), "a reco job, not a merge job"));
+            };
+            let j = live(view, *job)?;
+            let grp = group_in(view, no, GroupState::Merging)?;
+            let mut out = vec![Change::job(j, JobEvent::Finish).ok_or_else(|| stale(format!("job {job}"), j.state))?];
+            let mut gc = Change::group(grp, GroupEvent::Finish).ok_or_else(|| stale(no, grp.state))?;
+            if let Change::Group { output: o, .. } = &mut gc {
+                *o = Some(output.clone());
+            }
+            out.push(gc);
+            for id in &grp.files {
+                out.extend(file_change(view, *id, FileState::Reconstructed, FileEvent::Merge, None)?);
+            }
+            Ok(out)
+        }
+        Outcome::JobFailed {
+            job,
+            exit_code,
+            reason,
+        } => {
+            let mut out = job_failure(view, *job, JobEvent::Fail, reason)?;
+            if let Some(Change::Job { exit_code: e, .. }) = out.first_mut() {
+                *e = *exit_code;
+            }
+            Ok(out)
+        }
+        Outcome::JobLost { job } => job_failure(view, *job, JobEvent::Lose, "lost by the batch system"),
+        Outcome::Declared { group } => {
+            let grp = group_in(view, *group, GroupState::Declaring)?;
+            Ok(vec![Change::group(grp, GroupEvent::Declare).ok_or_else(|| stale(group, grp.state))?])
+        }
+        Outcome::DeclareFailed { group, reason } => {
+            let grp = group_in(view, *group, GroupState::Declaring)?;
+            let c = Change::group(grp, GroupEvent::DeclareFail).ok_or_else(|| stale(group, grp.state))?;
+            Ok(vec![c.with_error(reason.clone())])
+        }
+        Outcome::Deleted { file } => file_change(view, *file, FileState::Deleting, FileEvent::Clean, None),
+        Outcome::DeleteFailed { file, reason } => file_change(
+            view,
+            *file,
+            FileState::Deleting,
+            FileEvent::DeleteFail,
+            Some(reason.clone()),
+        ),
+    }
+}
+
+fn live(view: &DatasetView, key: JobKey) -> Result<&crate::view::Job, StaleOutcome> {
+    let j = view
+        .jobs
+        .get(&key)
+        .ok_or_else(|| stale(format!("job {key}"), "unknown"))?;
+    if !j.state.is_live() {
+        return Err(stale(format!("job {key}"), j.state));
+    }
+    Ok(j)
+}
+
+fn group_in(view: &DatasetView, no: GroupNo, want: GroupState) -> Result<&crate::view::MergeGroup, StaleOutcome> {
+    let grp = view
+        .groups
+        .get(&no)
+        .ok_or_else(|| stale(format!("merge group {no}"), "unknown"))?;
+    if grp.state != want {
+        return Err(stale(format!("merge group {no}"), grp.state));
+    }
+    Ok(grp)
+}
+
+fn file_change(
+    view: &DatasetView,
+    id: FileId,
+    want: FileState,
+    event: FileEvent,
+    error: Option<String>,
+) -> Result<Vec<Change>, StaleOutcome> {
+    let f = view
+        .files
+        .get(&id)
+        .ok_or_else(|| stale(format!("raw file {id}"), "unknown"))?;
+    if f.state != want {
+        return Err(stale(format!("raw file {id}"), f.state));
+    }
+    let c = Change::file(f, event).ok_or_else(|| stale(format!("raw file {id}"), f.state))?;
+    Ok(vec![match error {
+        Some(e) => c.with_error(e),
+        None => c,
+    }])
+}
+
+fn job_failure(
+    view: &DatasetView,
+    key: JobKey,
+    event: JobEvent,
+    reason: &str,
+) -> Result<Vec<Change>, StaleOutcome> {
+    let j = live(view, key)?;
+    let mut out = vec![
+        Change::job(j, event)
+            .ok_or_else(|| stale(format!("job {key}"), j.state))?
+            .with_error(reason),
+    ];
+    let why = format!("attempt {}: {reason}", key.attempt);
+    match key.subject {
+        JobSubject::Reco(file) => {
+            out.extend(file_change(view, file, FileState::RecoSubmitted, FileEvent::RecoFail, Some(why))?);
+        }
+        JobSubject::Merge(no) => {
+            let grp = group_in(view, no, GroupState::Merging)?;
+            let c = Change::group(grp, GroupEvent::JobFail).ok_or_else(|| stale(no, grp.state))?;
+            out.push(c.with_error(why));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,419 @@
+//! The single table of legal dataset transitions, and the runtime step that obeys it.
+//!
+//! [`TRANSITIONS`] is the lifecycle graph. The typed API in [`crate::typed`] checks every
+//! move it makes against this table, the runtime [`step`] looks moves up in it, and
+//! `docs/lifecycle.md` holds the diagram [`mermaid`] draws from it; tests hold all three to
+//! the same graph.
+
+use std::fmt;
+
+use crate::state::{DatasetState, Phase, RecoOutcome, StageKind, Status};
+use crate::words::LockWord;
+
+/// Something that moves a dataset: an automatic step or an operator action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    /// Operator: hold the dataset where it is.
+    Lock,
+    /// Operator: release the dataset to automation.
+    Unlock,
+    /// Stage requests go out.
+    StartPrestage,
+    /// Every raw file is staged or failed for good, at least one staged.
+    FinishPrestage,
+    /// No raw file could be staged.
+    FailPrestage,
+    /// Reco jobs go out.
+    StartReco,
+    /// Every raw file has its TMB file.
+    CompleteReco,
+    /// Every raw file is finished, some failed for good.
+    PartialReco,
+    /// No raw file could be reconstructed.
+    FailReco,
+    /// Merge jobs go out.
+    StartMerge,
+    /// Every TMB file is covered by a merged file.
+    FinishMerge,
+    /// A merge group or a declaration used up its attempts.
+    FailMerge,
+    /// Every merged file is declared to the catalog (`MERGED_DBUP`).
+    DeclareMerged,
+    /// Every intermediate file is deleted.
+    Clean,
+    /// A deletion used up its attempts.
+    FailCleanup,
+    /// Operator: put a `FAILED` phase back to `NOT DONE`, re-arming what failed for good.
+    Retry,
+    /// Operator: go back to the prestage phase, keeping finished work.
+    ResetToPrestage,
+    /// Operator: go back to the reco phase, keeping finished work.
+    ResetToReco,
+}
+
+impl Transition {
+    /// Every transition.
+    pub const ALL: &'static [Transition] = &[
+        Transition::Lock,
+        Transition::Unlock,
+        Transition::StartPrestage,
+        Transition::FinishPrestage,
+        Transition::FailPrestage,
+        Transition::StartReco,
+        Transition::CompleteReco,
+        Transition::PartialReco,
+        Transition::FailReco,
+        Transition::StartMerge,
+        Transition::FinishMerge,
+        Transition::FailMerge,
+        Transition::DeclareMerged,
+        Transition::Clean,
+        Transition::FailCleanup,
+        Transition::Retry,
+        Transition::ResetToPrestage,
+        Transition::ResetToReco,
+    ];
+
+    /// Who may take this transition.
+    pub const fn actor(self) -> Actor {
+        match self {
+            Transition::Lock
+            | Transition::Unlock
+            | Transition::Retry
+            | Transition::ResetToPrestage
+            | Transition::ResetToReco => Actor::Operator,
+            _ => Actor::Automation,
+        }
+    }
+
+    /// The snake_case name used in history rows and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Transition::Lock => "lock",
+            Transition::Unlock => "unlock",
+            Transition::StartPrestage => "start_prestage",
+            Transition::FinishPrestage => "finish_prestage",
+            Transition::FailPrestage => "fail_prestage",
+            Transition::StartReco => "start_reco",
+            Transition::CompleteReco => "complete_reco",
+            Transition::PartialReco => "partial_reco",
+            Transition::FailReco => "fail_reco",
+            Transition::StartMerge => "start_merge",
+            Transition::FinishMerge => "finish_merge",
+            Transition::FailMerge => "fail_merge",
+            Transition::DeclareMerged => "declare_merged",
+            Transition::Clean => "clean",
+            Transition::FailCleanup => "fail_cleanup",
+            Transition::Retry => "retry",
+            Transition::ResetToPrestage => "reset_to_prestage",
+            Transition::ResetToReco => "reset_to_reco",
+        }
+    }
+
+    /// The reset transition that goes back to `phase`, if there is one.
+    pub const fn reset_to(phase: Phase) -> Option<Transition> {
+        match phase {
+            Phase::Prestage => Some(Transition::ResetToPrestage),
+            Phase::Reco => Some(Transition::ResetToReco),
+            Phase::Merge | Phase::Cleanup => None,
+        }
+    }
+}
+
+impl fmt::Display for Transition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who takes a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// The tool itself, on an unlocked dataset only.
+    Automation,
+    /// A person; allowed whatever the lock says, and always logged with a reason.
+    Operator,
+}
+
+/// One edge of the lifecycle graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Edge {
+    /// Where the edge starts.
+    pub from: StageKind,
+    /// What moves along it.
+    pub via: Transition,
+    /// Where it ends.
+    pub to: StageKind,
+}
+
+const fn e(from: StageKind, via: Transition, to: StageKind) -> Edge {
+    Edge { from, via, to }
+}
+
+/// Every legal move between lifecycle stages. Lock and unlock are not here: they change the
+/// lock column only and are legal at every stage (see [`step`]).
+pub const TRANSITIONS: &[Edge] = {
+    use StageKind::*;
+    use Transition::*;
+    &[
+        e(PrestageNotDone, StartPrestage, PrestageRunning),
+        e(PrestageRunning, FinishPrestage, RecoNotDone),
+        e(PrestageRunning, FailPrestage, PrestageFailed),
+        e(RecoNotDone, StartReco, RecoRunning),
+        e(RecoRunning, CompleteReco, MergeNotDone),
+        e(RecoRunning, PartialReco, MergeNotDone),
+        e(RecoRunning, FailReco, RecoFailed),
+        e(MergeNotDone, StartMerge, MergeRunning),
+        e(MergeRunning, FinishMerge, MergeDone),
+        e(MergeRunning, FailMerge, MergeFailed),
+        e(MergeDone, FailMerge, MergeFailed),
+        e(MergeDone, DeclareMerged, CleanupNotDone),
+        e(CleanupNotDone, Clean, Cleaned),
+        e(CleanupNotDone, FailCleanup, CleanupFailed),
+        e(PrestageFailed, Retry, PrestageNotDone),
+        e(RecoFailed, Retry, RecoNotDone),
+        e(MergeFailed, Retry, MergeNotDone),
+        e(CleanupFailed, Retry, CleanupNotDone),
+        // Resets go back over phases that are at rest (nothing RUNNING) and stop before
+        // cleanup, which may already have deleted the inputs a redo would need.
+        e(RecoNotDone, ResetToPrestage, PrestageNotDone),
+        e(RecoFailed, ResetToPrestage, PrestageNotDone),
+        e(MergeNotDone, ResetToPrestage, PrestageNotDone),
+        e(MergeFailed, ResetToPrestage, PrestageNotDone),
+        e(MergeDone, ResetToPrestage, PrestageNotDone),
+        e(MergeNotDone, ResetToReco, RecoNotDone),
+        e(MergeFailed, ResetToReco, RecoNotDone),
+        e(MergeDone, ResetToReco, RecoNotDone),
+    ]
+};
+
+/// Looks up the edge leaving `from` along `via`.
+pub fn edge(from: StageKind, via: Transition) -> Option<Edge> {
+    TRANSITIONS
+        .iter()
+        .copied()
+        .find(|e| e.from == from && e.via == via)
+}
+
+/// A transition refused at run time: the state found and the transition tried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// No edge of the lifecycle leaves this state along this transition.
+    #[error("cannot {tried} a dataset at {found}: no such transition from {kind}")]
+    NoSuchTransition {
+        /// The state found.
+        found: DatasetState,
+        /// Its graph node.
+        kind: StageKind,
+        /// The transition tried.
+        tried: Transition,
+    },
+    /// Automation tried to move a locked dataset.
+    #[error("cannot {tried} a dataset at {found}: it is LOCKed by an operator")]
+    Locked {
+        /// The state found.
+        found: DatasetState,
+        /// The transition tried.
+        tried: Transition,
+    },
+    /// Lock on a locked dataset, unlock on an unlocked one.
+    #[error("cannot {tried} a dataset that is already {lock}")]
+    AlreadyThere {
+        /// The lock column found.
+        lock: LockWord,
+        /// The transition tried.
+        tried: Transition,
+    },
+    /// Reco can only be declared completed or partial with the matching outcome in hand.
+    #[error("cannot {tried} a dataset at {found}: {why}")]
+    Unfounded {
+        /// The state found.
+        found: DatasetState,
+        /// The transition tried.
+        tried: Transition,
+        /// What is missing.
+        why: &'static str,
+    },
+}
+
+/// The runtime step: applies `via` to `status` or says why not.
+///
+/// Agrees with [`TRANSITIONS`] edge for edge (a test checks every state against every
+/// transition); the typed API is the compile-time view of the same graph.
+pub fn step(status: Status, via: Transition) -> Result<Status, Refused> {
+    let found = status.state;
+    match via {
+        Transition::Lock | Transition::Unlock => {
+            let to = if via == Transition::Lock {
+                LockWord::Lock
+            } else {
+                LockWord::Unlock
+            };
+            if status.lock == to {
+                return Err(Refused::AlreadyThere {
+                    lock: to,
+                    tried: via,
+                });
+            }
+            return Ok(Status { lock: to, ..status });
+        }
+        _ => {}
+    }
+    if via.actor() == Actor::Automation && status.lock == LockWord::Lock {
+        return Err(Refused::Locked { found, tried: via });
+    }
+    let kind = found.kind();
+    let Some(edge) = edge(kind, via) else {
+        return Err(Refused::NoSuchTransition {
+            found,
+            kind,
+            tried: via,
+        });
+    };
+    let outcome = match via {
+        Transition::CompleteReco => Some(RecoOutcome::Completed),
+        Transition::PartialReco => Some(RecoOutcome::Partial),
+        _ => found.reco_outcome(),
+    };
+    let state = DatasetState::at(edge.to, outcome).ok_or(Refused::Unfounded {
+        found,
+        tried: via,
+        why: "no reco outcome to carry",
+    })?;
+    Ok(Status { state, ..status })
+}
+
+/// The lifecycle graph as a Mermaid `stateDiagram-v2`, generated from [`TRANSITIONS`].
+///
+/// `docs/lifecycle.md` embeds exactly this text; a test keeps them equal.
+pub fn mermaid() -> String {
+    let mut out = String::from("stateDiagram-v2\n    [*] --> PrestageNotDone: register (LOCK)\n");
+    for e in TRANSITIONS {
+        out.push_str(&format!("    {} --> {}: {}\n", e.from, e.to, e.via));
+    }
+    out.push_str("    Cleaned --> [*]\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn unlocked(state: DatasetState) -> Status {
+        Status {
+            lock: LockWord::Unlock,
+            state,
+        }
+    }
+
+    fn all_states() -> Vec<DatasetState> {
+        let mut v = Vec::new();
+        for k in StageKind::ALL {
+            for o in [None, Some(RecoOutcome::Completed), Some(RecoOutcome::Partial)] {
+                if let Some(s) = DatasetState::at(*k, o)
+                    && !v.contains(&s)
+                {
+                    v.push(s);
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn runtime_step_accepts_exactly_the_table() {
+        let mut taken = BTreeSet::new();
+        for s in all_states() {
+            for &t in Transition::ALL {
+                if matches!(t, Transition::Lock | Transition::Unlock) {
+                    continue;
+                }
+                match step(unlocked(s), t) {
+                    Ok(next) => {
+                        let e = Edge {
+                            from: s.kind(),
+                            via: t,
+                            to: next.state.kind(),
+                        };
+                        assert!(TRANSITIONS.contains(&e), "{e:?} is not in the table");
+                        taken.insert(e);
+                    }
+                    Err(err) => assert!(
+                        edge(s.kind(), t).is_none(),
+                        "step refused a table edge: {err}"
+                    ),
+                }
+            }
+        }
+        let table: BTreeSet<Edge> = TRANSITIONS.iter().copied().collect();
+        assert_eq!(taken, table);
+        assert_eq!(table.len(), TRANSITIONS.len(), "the table holds duplicates");
+    }
+
+    #[test]
+    fn no_two_edges_leave_a_state_along_the_same_transition() {
+        for a in TRANSITIONS {
+            for b in TRANSITIONS {
+                if a != b {
+                    assert!(!(a.from == b.from && a.via == b.via), "{a:?} / {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn automation_never_moves_backwards_and_reaches_cleaned() {
+        for e in TRANSITIONS {
+            if e.via.actor() == Actor::Automation {
+                assert!(e.from < e.to, "{e:?} goes backwards");
+            }
+        }
+        let mut s = Status {
+            lock: LockWord::Unlock,
+            state: DatasetState::START,
+        };
+        use Transition::*;
+        for t in [
+            StartPrestage,
+            FinishPrestage,
+            StartReco,
+            CompleteReco,
+            StartMerge,
+            FinishMerge,
+            DeclareMerged,
+            Clean,
+        ] {
+            s = step(s, t).unwrap();
+        }
+        assert_eq!(s.columns().to_string(), "lock=UNLOCK prestage=PRESTAGE reco=COMPLETED merge=MERGED_DBUP cleanup=CLEANED");
+    }
+
+    #[test]
+    fn locked_datasets_refuse_automation_but_not_operators() {
+        let locked = Status {
+            lock: LockWord::Lock,
+            state: DatasetState::Reco(crate::state::Progress::Failed),
+        };
+        let err = step(locked, Transition::StartReco).unwrap_err();
+        assert!(matches!(err, Refused::Locked { .. }));
+        assert_eq!(
+            step(locked, Transition::Retry).unwrap().state,
+            DatasetState::Reco(crate::state::Progress::NotDone)
+        );
+        assert_eq!(
+            step(locked, Transition::Lock).unwrap_err().to_string(),
+            "cannot lock a dataset that is already LOCK"
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_the_state_found_and_the_transition_tried() {
+        let err = step(unlocked(DatasetState::START), Transition::Clean).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot clean a dataset at prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE: no such transition from PrestageNotDone"
+        );
+    }
+}

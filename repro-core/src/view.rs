@@ -1,0 +1,581 @@
+//! A dataset with everything the decisions look at, and the [`Change`]s that move it.
+//!
+//! A [`DatasetView`] is a snapshot: storage loads one, [`crate::plan()`],
+//! [`crate::outcome::record`] and [`crate::operator`] turn it into changes, storage writes
+//! them. Every change names the state it expects to find, so that a writer can guard its
+//! update (`UPDATE ... WHERE state = ?`) and a change computed from a stale snapshot is a
+//! [`Conflict`], not a silent overwrite. [`DatasetView::apply`] is the in-memory writer,
+//! with the same all-or-nothing rule a database transaction gives.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::file::{FileEvent, FileId, FileState, TmbFile, file_step};
+use crate::job::{JobEvent, JobKey, JobState, job_step};
+use crate::name::DatasetName;
+use crate::rules::{IllegalMove, Rule, lookup, snake_words};
+use crate::state::Status;
+use crate::transition::{Refused, Transition, step};
+
+/// A merge group's number within its dataset, from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct GroupNo(pub u32);
+
+impl fmt::Display for GroupNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "g{}", self.0)
+    }
+}
+
+/// A merge job's output.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct MergedFile {
+    /// Its name (also how the catalog knows it).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl MergedFile {
+    /// The deterministic name of a group's merged file: `DATASET.merged.0003`.
+    pub fn name_for(dataset: &DatasetName, group: GroupNo) -> String {
+        format!("{dataset}.merged.{:04}", group.0)
+    }
+}
+
+/// One raw file of a dataset.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RawFile {
+    /// Store id.
+    pub id: FileId,
+    /// Logical file name.
+    pub lfn: String,
+    /// Size in bytes, when known.
+    pub size: u64,
+    /// Where it is.
+    pub state: FileState,
+    /// Attempts of its current step.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Its reconstruction output, once it has one.
+    pub tmb: Option<TmbFile>,
+    /// The merge group covering it, once grouped.
+    pub group: Option<GroupNo>,
+}
+
+impl RawFile {
+    /// A newly registered file.
+    pub fn new(id: FileId, lfn: impl Into<String>, size: u64) -> Self {
+        RawFile {
+            id,
+            lfn: lfn.into(),
+            size,
+            state: FileState::Registered,
+            attempts: 0,
+            last_error: None,
+            tmb: None,
+            group: None,
+        }
+    }
+}
+
+/// One attempt of a reco or merge step.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Job {
+    /// Subject and attempt.
+    pub key: JobKey,
+    /// Where it is.
+    pub state: JobState,
+    /// The batch system's id, once submitted.
+    pub batch_id: Option<String>,
+    /// The exit code, once finished.
+    pub exit_code: Option<i32>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+snake_words! {
+    /// Where a merge group is.
+    GroupState, "merge group", [
+        /// Merge jobs are being run for it.
+        Merging = "merging",
+        /// Its merged file exists, not yet declared.
+        Merged = "merged",
+        /// A declaration of its merged file is reserved or under way.
+        Declaring = "declaring",
+        /// Its merged file is declared to the catalog.
+        Declared = "declared",
+        /// Merge attempts used up.
+        FailedForGood = "failed_for_good",
+    ]
+}
+
+snake_words! {
+    /// Something that moves a merge group.
+    GroupEvent, "merge group event", [
+        /// Reserve a merge job for it (an attempt).
+        SubmitMerge = "submit_merge",
+        /// Its merge job failed or was lost.
+        JobFail = "job_fail",
+        /// Its merge job produced the merged file.
+        Finish = "finish",
+        /// Attempts used up.
+        GiveUp = "give_up",
+        /// Reserve a declaration (an attempt).
+        ReserveDeclare = "reserve_declare",
+        /// The declaration failed.
+        DeclareFail = "declare_fail",
+        /// The catalog has it.
+        Declare = "declare",
+        /// Operator: fresh attempts.
+        Rearm = "rearm",
+    ]
+}
+
+impl GroupEvent {
+    /// The attempt count after this event, given the count before.
+    pub const fn attempts_after(self, before: u32) -> u32 {
+        match self {
+            GroupEvent::SubmitMerge | GroupEvent::ReserveDeclare => before + 1,
+            GroupEvent::Finish | GroupEvent::Rearm => 0,
+            GroupEvent::JobFail
+            | GroupEvent::GiveUp
+            | GroupEvent::DeclareFail
+            | GroupEvent::Declare => before,
+        }
+    }
+}
+
+const fn g(from: GroupState, event: GroupEvent, to: GroupState) -> Rule<GroupState, GroupEvent> {
+    Rule { from, event, to }
+}
+
+/// Every legal move of a merge group.
+pub const GROUP_RULES: &[Rule<GroupState, GroupEvent>] = {
+    use GroupEvent as E;
+    use GroupState as S;
+    &[
+        g(S::Merging, E::SubmitMerge, S::Merging),
+        g(S::Merging, E::JobFail, S::Merging),
+        g(S::Merging, E::Finish, S::Merged),
+        g(S::Merging, E::GiveUp, S::FailedForGood),
+        g(S::Merged, E::ReserveDeclare, S::Declaring),
+        g(S::Declaring, E::DeclareFail, S::Merged),
+        g(S::Declaring, E::Declare, S::Declared),
+        g(S::FailedForGood, E::Rearm, S::Merging),
+        g(S::Merged, E::Rearm, S::Merged),
+    ]
+};
+
+/// A group of TMB files of one dataset, merged by one job into one merged file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MergeGroup {
+    /// Number within the dataset.
+    pub no: GroupNo,
+    /// The raw files whose TMB files it merges.
+    pub files: Vec<FileId>,
+    /// Total size of those TMB files.
+    pub bytes: u64,
+    /// Where it is.
+    pub state: GroupState,
+    /// Attempts of its current step (merging, then declaring).
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// The merged file, once it exists.
+    pub output: Option<MergedFile>,
+}
+
+/// A dataset with its files, jobs and merge groups.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DatasetView {
+    /// Its name.
+    pub name: DatasetName,
+    /// Lock and lifecycle state.
+    #[serde(skip)]
+    pub status: Status,
+    /// Its raw files by id.
+    pub files: BTreeMap<FileId, RawFile>,
+    /// Its jobs, every attempt.
+    pub jobs: BTreeMap<JobKey, Job>,
+    /// Its merge groups.
+    pub groups: BTreeMap<GroupNo, MergeGroup>,
+}
+
+/// One guarded write. Each variant names what it expects to find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The dataset moves along the lifecycle (or its lock column flips).
+    Dataset {
+        /// Status expected.
+        from: Status,
+        /// The transition, for the history.
+        via: Transition,
+        /// Status written.
+        to: Status,
+        /// Why, for operator transitions.
+        reason: Option<String>,
+    },
+    /// A raw file moves.
+    File {
+        /// Which file.
+        id: FileId,
+        /// State expected.
+        from: FileState,
+        /// Attempts expected.
+        attempts: u32,
+        /// What happens.
+        event: FileEvent,
+        /// State written; attempts written are `event.attempts_after(attempts)`.
+        to: FileState,
+        /// Error to record, if any.
+        error: Option<String>,
+        /// TMB file to record, on reco success.
+        tmb: Option<TmbFile>,
+    },
+    /// A merge group is formed from reconstructed, ungrouped files.
+    NewGroup {
+        /// Its number (one more than the highest so far).
+        no: GroupNo,
+        /// Its files, each expected reconstructed and ungrouped.
+        files: Vec<FileId>,
+        /// Total TMB bytes.
+        bytes: u64,
+    },
+    /// A merge group moves.
+    Group {
+        /// Which group.
+        no: GroupNo,
+        /// State expected.
+        from: GroupState,
+        /// Attempts expected.
+        attempts: u32,
+        /// What happens.
+        event: GroupEvent,
+        /// State written.
+        to: GroupState,
+        /// Error to record, if any.
+        error: Option<String>,
+        /// Merged file to record, on merge success.
+        output: Option<MergedFile>,
+    },
+    /// A job is reserved, before it is submitted.
+    NewJob {
+        /// Subject and attempt; expected not to exist yet.
+        key: JobKey,
+    },
+    /// A job moves.
+    Job {
+        /// Which job.
+        key: JobKey,
+        /// State expected.
+        from: JobState,
+        /// What happens.
+        event: JobEvent,
+        /// State written.
+        to: JobState,
+        /// Batch id to record, on submission.
+        batch_id: Option<String>,
+        /// Exit code to record.
+        exit_code: Option<i32>,
+        /// Error to record.
+        error: Option<String>,
+    },
+}
+
+/// A change that found something other than what it expected: someone else moved it first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: expected {expected}, found {found}")]
+pub struct Conflict {
+    /// What was looked at.
+    pub what: String,
+    /// What the change expected.
+    pub expected: String,
+    /// What was there.
+    pub found: String,
+}
+
+/// Why a batch of changes was not applied. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// Another writer got there first; re-read and decide again.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// The change itself breaks an entity lifecycle.
+    #[error(transparent)]
+    Illegal(#[from] IllegalMove),
+    /// The change itself breaks the dataset lifecycle.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+}
+
+fn conflict(what: impl fmt::Display, expected: impl fmt::Display, found: impl fmt::Display) -> Conflict {
+    Conflict {
+        what: what.to_string(),
+        expected: expected.to_string(),
+        found: found.to_string(),
+    }
+}
+
+impl Change {
+    /// A file move computed from its table; `None` if the table has no such move.
+    pub fn file(f: &RawFile, event: FileEvent) -> Option<Change> {
+        let to = file_step(f.id, f.state, event).ok()?;
+        Some(Change::File {
+            id: f.id,
+            from: f.state,
+            attempts: f.attempts,
+            event,
+            to,
+            error: None,
+            tmb: None,
+        })
+    }
+
+    /// A group move computed from its table; `None` if the table has no such move.
+    pub fn group(grp: &MergeGroup, event: GroupEvent) -> Option<Change> {
+        let to = lookup(GROUP_RULES, grp.state, event)?;
+        Some(Change::Group {
+            no: grp.no,
+            from: grp.state,
+            attempts: grp.attempts,
+            event,
+            to,
+            error: None,
+            output: None,
+        })
+    }
+
+    /// A job move computed from its table; `None` if the table has no such move.
+    pub fn job(job: &Job, event: JobEvent) -> Option<Change> {
+        let to = job_step(job.key, job.state, event).ok()?;
+        Some(Change::Job {
+            key: job.key,
+            from: job.state,
+            event,
+            to,
+            batch_id: None,
+            exit_code: None,
+            error: None,
+        })
+    }
+
+    /// The same change, recording `error`.
+    pub fn with_error(mut self, e: impl Into<String>) -> Change {
+        match &mut self {
+            Change::File { error, .. } | Change::Group { error, .. } | Change::Job { error, .. } => {
+                *error = Some(e.into());
+            }
+            Change::Dataset { reason, .. } => *reason = Some(e.into()),
+            Change::NewGroup { .. } | Change::NewJob { .. } => {}
+        }
+        self
+    }
+}
+
+impl DatasetView {
+    /// A newly registered dataset (`LOCK`, every phase `NOT DONE`) with these files.
+    pub fn new(name: DatasetName, files: impl IntoIterator<Item = RawFile>) -> Self {
+        DatasetView {
+            name,
+            status: Status::NEW,
+            files: files.into_iter().map(|f| (f.id, f)).collect(),
+            jobs: BTreeMap::new(),
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// The job currently live (reserved, submitted or running) for a subject, if any.
+    pub fn live_job(&self, subject: crate::job::JobSubject) -> Option<&Job> {
+        self.jobs
+            .values()
+            .find(|j| j.key.subject == subject && j.state.is_live())
+    }
+
+    /// Number of files in each state, in [`FileState::ALL`] order.
+    pub fn file_counts(&self) -> BTreeMap<FileState, usize> {
+        let mut m = BTreeMap::new();
+        for f in self.files.values() {
+            *m.entry(f.state).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Applies `changes` in order, all or nothing.
+    pub fn apply(&mut self, changes: &[Change]) -> Result<(), ApplyError> {
+        let mut next = self.clone();
+        for c in changes {
+            next.apply_one(c)?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    fn apply_one(&mut self, change: &Change) -> Result<(), ApplyError> {
+        match change {
+            Change::Dataset { from, via, to, .. } => {
+                if self.status != *from {
+                    return Err(conflict(&self.name, from.columns(), self.status.columns()).into());
+                }
+                let stepped = step(*from, *via)?;
+                if stepped != *to {
+                    return Err(conflict(format!("{} {via}", self.name), stepped.columns(), to.columns()).into());
+                }
+                self.status = *to;
+            }
+            Change::File {
+                id,
+                from,
+                attempts,
+                event,
+                to,
+                error,
+                tmb,
+            } => {
+                let f = self
+                    .files
+                    .get_mut(id)
+                    .ok_or_else(|| conflict(format!("raw file {id}"), from, "no such file"))?;
+                if f.state != *from || f.attempts != *attempts {
+                    return Err(conflict(
+                        format!("raw file {id}"),
+                        format!("{from} after {attempts} attempts"),
+                        format!("{} after {} attempts", f.state, f.attempts),
+                    )
+                    .into());
+                }
+                let stepped = file_step(*id, *from, *event)?;
+                if stepped != *to {
+                    return Err(conflict(format!("raw file {id} {event}"), stepped, to).into());
+                }
+                f.state = *to;
+                f.attempts = event.attempts_after(*attempts);
+                if let Some(e) = error {
+                    f.last_error = Some(e.clone());
+                }
+                if let Some(t) = tmb {
+                    f.tmb = Some(t.clone());
+                }
+            }
+            Change::NewGroup { no, files, bytes } => {
+                if self.groups.contains_key(no) {
+                    return Err(conflict(format!("merge group {no}"), "absent", "present").into());
+                }
+                for id in files {
+                    let f = self
+                        .files
+                        .get_mut(id)
+                        .ok_or_else(|| conflict(format!("raw file {id}"), "reconstructed", "no such file"))?;
+                    if f.state != FileState::Reconstructed || f.group.is_some() {
+                        let found = match f.group {
+                            Some(g) => format!("{} in {g}", f.state),
+                            None => f.state.to_string(),
+                        };
+                        return Err(conflict(format!("raw file {id}"), "reconstructed, ungrouped", found).into());
+                    }
+                    f.group = Some(*no);
+                }
+                self.groups.insert(
+                    *no,
+                    MergeGroup {
+                        no: *no,
+                        files: files.clone(),
+                        bytes: *bytes,
+                        state: GroupState::Merging,
+                        attempts: 0,
+                        last_error: None,
+                        output: None,
+                    },
+                );
+            }
+            Change::Group {
+                no,
+                from,
+                attempts,
+                event,
+                to,
+                error,
+                output,
+            } => {
+                let grp = self
+                    .groups
+                    .get_mut(no)
+                    .ok_or_else(|| conflict(format!("merge group {no}"), from, "no such group"))?;
+                if grp.state != *from || grp.attempts != *attempts {
+                    return Err(conflict(
+                        format!("merge group {no}"),
+                        format!("{from} after {attempts} attempts"),
+                        format!("{} after {} attempts", grp.state, grp.attempts),
+                    )
+                    .into());
+                }
+                let stepped = lookup(GROUP_RULES, *from, *event).ok_or_else(|| IllegalMove {
+                    entity: "merge group",
+                    id: no.to_string(),
+                    found: from.to_string(),
+                    event: event.to_string(),
+                })?;
+                if stepped != *to {
+                    return Err(conflict(format!("merge group {no} {event}"), stepped, to).into());
+                }
+                grp.state = *to;
+                grp.attempts = event.attempts_after(*attempts);
+                if let Some(e) = error {
+                    grp.last_error = Some(e.clone());
+                }
+                if let Some(o) = output {
+                    grp.output = Some(o.clone());
+                }
+            }
+            Change::NewJob { key } => {
+                if let Some(j) = self.jobs.get(key) {
+                    return Err(conflict(format!("job {key}"), "absent", j.state).into());
+                }
+                self.jobs.insert(
+                    *key,
+                    Job {
+                        key: *key,
+                        state: JobState::Reserved,
+                        batch_id: None,
+                        exit_code: None,
+                        error: None,
+                    },
+                );
+            }
+            Change::Job {
+                key,
+                from,
+                event,
+                to,
+                batch_id,
+                exit_code,
+                error,
+            } => {
+                let j = self
+                    .jobs
+                    .get_mut(key)
+                    .ok_or_else(|| conflict(format!("job {key}"), from, "no such job"))?;
+                if j.state != *from {
+                    return Err(conflict(format!("job {key}"), from, j.state).into());
+                }
+                let stepped = job_step(*key, *from, *event)?;
+                if stepped != *to {
+                    return Err(conflict(format!("job {key} {event}"), stepped, to).into());
+                }
+                j.state = *to;
+                if let Some(b) = batch_id {
+                    j.batch_id = Some(b.clone());
+                }
+                if exit_code.is_some() {
+                    j.exit_code = *exit_code;
+                }
+                if let Some(e) = error {
+                    j.error = Some(e.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! The seed's status words, one small `Copy` type per phase column.
+//!
+//! These are the only representation of a dataset's state that is ever stored or shown: the
+//! database keeps one word per column, the CLI and the web page print them. Each type's
+//! `Display` and `FromStr` use the seed's exact spelling (`NOT DONE` with its space,
+//! `MERGED_DBUP` with its underscore); parsing is exact and case-sensitive so that a stored
+//! word either means one thing or is refused.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A word that is not one of a column's seed words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{found:?} is not a {column} state; expected one of {expected}")]
+pub struct ParseWordError {
+    /// The column being parsed (`lock`, `prestage`, ...).
+    pub column: &'static str,
+    /// The text that did not parse.
+    pub found: String,
+    /// The accepted words, comma separated.
+    pub expected: &'static str,
+}
+
+macro_rules! column_words {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $column:literal, [$( $(#[$vmeta:meta])* $variant:ident = $word:literal ),+ $(,)?]
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant ),+
+        }
+
+        impl $name {
+            /// Every value of this column, in lifecycle order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The column's name as stored.
+            pub const COLUMN: &'static str = $column;
+
+            /// The seed's word for this value.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseWordError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($word => Ok($name::$variant),)+
+                    _ => Err(ParseWordError {
+                        column: $column,
+                        found: s.to_owned(),
+                        expected: concat!($("`", $word, "` "),+),
+                    }),
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<Ser: serde::Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+column_words! {
+    /// The `lock` column: whether automation may touch the dataset.
+    LockWord, "lock", [
+        /// Held by an operator: automation leaves the dataset exactly where it is.
+        Lock = "LOCK",
+        /// Released to automation.
+        Unlock = "UNLOCK",
+    ]
+}
+
+column_words! {
+    /// The `prestage` column.
+    PrestageWord, "prestage", [
+        /// Not started.
+        NotDone = "NOT DONE",
+        /// Stage requests are out.
+        Running = "RUNNING",
+        /// Every raw file is staged or failed for good, and at least one is staged.
+        Prestage = "PRESTAGE",
+        /// No raw file could be staged; waits for an operator.
+        Failed = "FAILED",
+    ]
+}
+
+column_words! {
+    /// The `reco` column.
+    RecoWord, "reco", [
+        /// Not started.
+        NotDone = "NOT DONE",
+        /// Reco jobs are out.
+        Running = "RUNNING",
+        /// Every raw file is finished, some failed for good.
+        Partial = "PARTIAL",
+        /// Every raw file has its TMB file.
+        Completed = "COMPLETED",
+        /// No raw file could be reconstructed; waits for an operator.
+        Failed = "FAILED",
+    ]
+}
+
+column_words! {
+    /// The `merge` column.
+    MergeWord, "merge", [
+        /// Not started.
+        NotDone = "NOT DONE",
+        /// Merge jobs are out (the seed's `check_on_merge_running` follows them).
+        Running = "RUNNING",
+        /// Merged files cover the TMB files that exist (reco ended `PARTIAL`).
+        Partial = "PARTIAL",
+        /// Merged files cover every raw file.
+        Merged = "MERGED",
+        /// Every merged file is declared to the catalog.
+        MergedDbup = "MERGED_DBUP",
+        /// A merge group or a declaration used up its attempts; waits for an operator.
+        Failed = "FAILED",
+    ]
+}
+
+column_words! {
+    /// The `cleanup` column.
+    CleanupWord, "cleanup", [
+        /// Not finished (deletions may be under way).
+        NotDone = "NOT DONE",
+        /// Every intermediate file of every merged raw file is deleted.
+        Cleaned = "CLEANED",
+        /// A deletion used up its attempts; waits for an operator.
+        Failed = "FAILED",
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trips<T: Copy + fmt::Display + FromStr + PartialEq + fmt::Debug>(all: &[T])
+    where
+        T::Err: fmt::Debug,
+    {
+        for w in all {
+            assert_eq!(w.to_string().parse::<T>().unwrap(), *w);
+        }
+    }
+
+    #[test]
+    fn every_word_round_trips_through_its_text() {
+        round_trips(LockWord::ALL);
+        round_trips(PrestageWord::ALL);
+        round_trips(RecoWord::ALL);
+        round_trips(MergeWord::ALL);
+        round_trips(CleanupWord::ALL);
+    }
+
+    #[test]
+    fn words_are_the_seeds_spelling() {
+        assert_eq!(PrestageWord::NotDone.to_string(), "NOT DONE");
+        assert_eq!(MergeWord::MergedDbup.to_string(), "MERGED_DBUP");
+        assert_eq!(format!("{:<9}|", LockWord::Lock), "LOCK     |");
+    }
+
+    #[test]
+    fn parsing_is_exact_and_names_the_column() {
+        assert!("not done".parse::<RecoWord>().is_err());
+        assert!("NOT  DONE".parse::<RecoWord>().is_err());
+        let err = "MERGED".parse::<RecoWord>().unwrap_err();
+        assert_eq!(err.column, "reco");
+        assert!(err.to_string().contains("\"MERGED\" is not a reco state"));
+        assert!(err.to_string().contains("`COMPLETED`"));
+    }
+}
