@@ -10,7 +10,8 @@
 //!       stage_failed_for_good   reco_failed_for_good    (an operator re-arms them)
 //! ```
 //! A file's `attempts` counts the attempts of the step it is in (staging, reco, deleting);
-//! reaching the next step starts the count again.
+//! reaching the next step starts the count again. An operator's re-arm gives fresh attempts
+//! without renumbering: attempts before it stop counting against the cap.
 
 use std::fmt;
 
@@ -71,10 +72,7 @@ impl FileState {
     pub const fn has_tmb(self) -> bool {
         matches!(
             self,
-            FileState::Reconstructed
-                | FileState::Merged
-                | FileState::Deleting
-                | FileState::Cleaned
+            FileState::Reconstructed | FileState::Merged | FileState::Deleting | FileState::Cleaned
         )
     }
 
@@ -118,14 +116,26 @@ snake_words! {
 }
 
 impl FileEvent {
+    /// The attempt base after this event: attempts made before the operator's last re-arm,
+    /// which do not count against the cap. Attempt numbers themselves never go back, so a
+    /// re-armed step never repeats an attempt number.
+    pub const fn base_after(self, attempts_before: u32, base_before: u32) -> u32 {
+        match self {
+            FileEvent::Rearm => attempts_before,
+            FileEvent::StageDone | FileEvent::RecoDone | FileEvent::Merge => 0,
+            _ => base_before,
+        }
+    }
+
     /// The attempt count after this event, given the count before.
     pub const fn attempts_after(self, before: u32) -> u32 {
         match self {
             FileEvent::RequestStage | FileEvent::SubmitReco | FileEvent::ReserveDelete => {
                 before + 1
             }
-            FileEvent::StageDone | FileEvent::RecoDone | FileEvent::Merge | FileEvent::Rearm => 0,
-            FileEvent::StageFail
+            FileEvent::StageDone | FileEvent::RecoDone | FileEvent::Merge => 0,
+            FileEvent::Rearm
+            | FileEvent::StageFail
             | FileEvent::RecoFail
             | FileEvent::GiveUp
             | FileEvent::DeleteFail
@@ -206,7 +216,10 @@ mod tests {
             }
         }
         let err = file_step(FileId(7), FileState::Cleaned, FileEvent::SubmitReco).unwrap_err();
-        assert_eq!(err.to_string(), "cannot submit_reco raw file f7: it is cleaned");
+        assert_eq!(
+            err.to_string(),
+            "cannot submit_reco raw file f7: it is cleaned"
+        );
     }
 
     #[test]

@@ -11,9 +11,9 @@
 //! - [`state`]: the runtime view of a dataset's state, rebuilt from stored columns.
 //! - [`transition`]: the one table of legal transitions and the runtime step.
 //! - [`typed`]: the same lifecycle as typestate, where illegal moves do not compile.
-//! - [`file`], [`job`]: the raw-file and batch-job lifecycles.
+//! - [`mod@file`], [`mod@job`]: the raw-file and batch-job lifecycles.
 //! - [`view`]: a dataset with its files, jobs and merge groups, and [`Change`]s to it.
-//! - [`plan`]: what is due, as data; [`outcome`]: what the outside world reported;
+//! - [`mod@plan`]: what is due, as data; [`outcome`]: what the outside world reported;
 //!   [`operator`]: lock, unlock, retry and reset.
 
 pub mod file;
@@ -30,7 +30,6 @@ pub mod typed;
 pub mod view;
 pub mod words;
 
-pub use rules::{IllegalMove, Rule};
 pub use file::{FileEvent, FileId, FileState, TmbFile};
 pub use job::{JobEvent, JobKey, JobState, JobSubject};
 pub use name::{DatasetName, NameError};
@@ -38,7 +37,10 @@ pub use operator::OperatorError;
 pub use outcome::{Outcome, StaleOutcome};
 pub use plan::{Action, Plan, plan};
 pub use policy::{Policy, PolicyError};
+pub use rules::{IllegalMove, Rule};
 pub use state::{Columns, Contradiction, DatasetState, Phase, RecoOutcome, StageKind, Status};
 pub use transition::{Edge, Refused, TRANSITIONS, Transition, step};
-pub use view::{Change, Conflict, DatasetView, GroupNo, GroupState, MergeGroup, MergedFile, RawFile, Job};
+pub use view::{
+    Change, Conflict, DatasetView, GroupNo, GroupState, Job, MergeGroup, MergedFile, RawFile,
+};
 pub use words::{CleanupWord, LockWord, MergeWord, ParseWordError, PrestageWord, RecoWord};

@@ -109,7 +109,10 @@ mod tests {
             Err(NameError::TooLong { len: 201 })
         );
         let err = DatasetName::new("bad name").unwrap_err();
-        assert_eq!(err.to_string(), "dataset name \"bad name\" contains ' ' at position 4; only letters, digits and `_ - . +` are allowed");
+        assert_eq!(
+            err.to_string(),
+            "dataset name \"bad name\" contains ' ' at position 4; only letters, digits and `_ - . +` are allowed"
+        );
         assert!(DatasetName::new("a/b").is_err());
         assert!(DatasetName::new("<script>").is_err());
     }

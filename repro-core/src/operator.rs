@@ -31,7 +31,11 @@ pub enum OperatorError {
     NoReason,
 }
 
-fn dataset_change(view: &DatasetView, via: Transition, reason: Option<&str>) -> Result<Change, Refused> {
+fn dataset_change(
+    view: &DatasetView,
+    via: Transition,
+    reason: Option<&str>,
+) -> Result<Change, Refused> {
     let to = step(view.status, via)?;
     Ok(Change::Dataset {
         from: view.status,
@@ -63,7 +67,9 @@ fn rearm(view: &DatasetView, phase: Phase) -> Vec<Change> {
                 &[FileState::RecoFailedForGood, FileState::RecoFailed]
             };
             for f in view.files.values() {
-                if states.contains(&f.state) && (f.state.failed_for_good() || f.attempts > 0) {
+                if states.contains(&f.state)
+                    && (f.state.failed_for_good() || f.attempts > f.attempt_base)
+                {
                     out.extend(Change::file(f, FileEvent::Rearm));
                 }
             }
@@ -71,7 +77,7 @@ fn rearm(view: &DatasetView, phase: Phase) -> Vec<Change> {
         Phase::Merge => {
             for g in view.groups.values() {
                 let due = g.state == GroupState::FailedForGood
-                    || (g.state == GroupState::Merged && g.attempts > 0);
+                    || (g.state == GroupState::Merged && g.attempts > g.attempt_base);
                 if due {
                     out.extend(Change::group(g, GroupEvent::Rearm));
                 }
@@ -79,7 +85,7 @@ fn rearm(view: &DatasetView, phase: Phase) -> Vec<Change> {
         }
         Phase::Cleanup => {
             for f in view.files.values() {
-                if f.state == FileState::Merged && f.attempts > 0 {
+                if f.state == FileState::Merged && f.attempts > f.attempt_base {
                     out.extend(Change::file(f, FileEvent::Rearm));
                 }
             }
@@ -101,7 +107,10 @@ pub fn retry(
     let phase = phase.unwrap_or(current);
     let failed = matches!(
         view.status.state.kind(),
-        StageKind::PrestageFailed | StageKind::RecoFailed | StageKind::MergeFailed | StageKind::CleanupFailed
+        StageKind::PrestageFailed
+            | StageKind::RecoFailed
+            | StageKind::MergeFailed
+            | StageKind::CleanupFailed
     );
     let mut out = Vec::new();
     if phase == current && failed {

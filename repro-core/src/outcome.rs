@@ -111,7 +111,9 @@ fn stale(subject: impl ToString, found: impl ToString) -> StaleOutcome {
 /// The changes that record `outcome` in `view`.
 pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, StaleOutcome> {
     match outcome {
-        Outcome::Staged { file } => file_change(view, *file, FileState::Staging, FileEvent::StageDone, None),
+        Outcome::Staged { file } => {
+            file_change(view, *file, FileState::Staging, FileEvent::StageDone, None)
+        }
         Outcome::StageFailed { file, reason } => file_change(
             view,
             *file,
@@ -132,15 +134,27 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
         }
         Outcome::Started { job } => {
             let j = live(view, *job)?;
-            Ok(vec![Change::job(j, JobEvent::Start).ok_or_else(|| stale(format!("job {job}"), j.state))?])
+            Ok(vec![
+                Change::job(j, JobEvent::Start)
+                    .ok_or_else(|| stale(format!("job {job}"), j.state))?,
+            ])
         }
         Outcome::RecoDone { job, tmb } => {
             let JobSubject::Reco(file) = job.subject else {
                 return Err(stale(format!("job {job}"), "a merge job, not a reco job"));
             };
             let j = live(view, *job)?;
-            let mut out = vec![Change::job(j, JobEvent::Finish).ok_or_else(|| stale(format!("job {job}"), j.state))?];
-            let mut fc = file_change(view, file, FileState::RecoSubmitted, FileEvent::RecoDone, None)?;
+            let mut out = vec![
+                Change::job(j, JobEvent::Finish)
+                    .ok_or_else(|| stale(format!("job {job}"), j.state))?,
+            ];
+            let mut fc = file_change(
+                view,
+                file,
+                FileState::RecoSubmitted,
+                FileEvent::RecoDone,
+                None,
+            )?;
             if let Some(Change::File { tmb: t, .. }) = fc.first_mut() {
                 *t = Some(tmb.clone());
             }
@@ -153,14 +167,24 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
             };
             let j = live(view, *job)?;
             let grp = group_in(view, no, GroupState::Merging)?;
-            let mut out = vec![Change::job(j, JobEvent::Finish).ok_or_else(|| stale(format!("job {job}"), j.state))?];
-            let mut gc = Change::group(grp, GroupEvent::Finish).ok_or_else(|| stale(no, grp.state))?;
+            let mut out = vec![
+                Change::job(j, JobEvent::Finish)
+                    .ok_or_else(|| stale(format!("job {job}"), j.state))?,
+            ];
+            let mut gc =
+                Change::group(grp, GroupEvent::Finish).ok_or_else(|| stale(no, grp.state))?;
             if let Change::Group { output: o, .. } = &mut gc {
                 *o = Some(output.clone());
             }
             out.push(gc);
             for id in &grp.files {
-                out.extend(file_change(view, *id, FileState::Reconstructed, FileEvent::Merge, None)?);
+                out.extend(file_change(
+                    view,
+                    *id,
+                    FileState::Reconstructed,
+                    FileEvent::Merge,
+                    None,
+                )?);
             }
             Ok(out)
         }
@@ -175,17 +199,24 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
             }
             Ok(out)
         }
-        Outcome::JobLost { job } => job_failure(view, *job, JobEvent::Lose, "lost by the batch system"),
+        Outcome::JobLost { job } => {
+            job_failure(view, *job, JobEvent::Lose, "lost by the batch system")
+        }
         Outcome::Declared { group } => {
             let grp = group_in(view, *group, GroupState::Declaring)?;
-            Ok(vec![Change::group(grp, GroupEvent::Declare).ok_or_else(|| stale(group, grp.state))?])
+            Ok(vec![
+                Change::group(grp, GroupEvent::Declare).ok_or_else(|| stale(group, grp.state))?,
+            ])
         }
         Outcome::DeclareFailed { group, reason } => {
             let grp = group_in(view, *group, GroupState::Declaring)?;
-            let c = Change::group(grp, GroupEvent::DeclareFail).ok_or_else(|| stale(group, grp.state))?;
+            let c = Change::group(grp, GroupEvent::DeclareFail)
+                .ok_or_else(|| stale(group, grp.state))?;
             Ok(vec![c.with_error(reason.clone())])
         }
-        Outcome::Deleted { file } => file_change(view, *file, FileState::Deleting, FileEvent::Clean, None),
+        Outcome::Deleted { file } => {
+            file_change(view, *file, FileState::Deleting, FileEvent::Clean, None)
+        }
         Outcome::DeleteFailed { file, reason } => file_change(
             view,
             *file,
@@ -207,7 +238,11 @@ fn live(view: &DatasetView, key: JobKey) -> Result<&crate::view::Job, StaleOutco
     Ok(j)
 }
 
-fn group_in(view: &DatasetView, no: GroupNo, want: GroupState) -> Result<&crate::view::MergeGroup, StaleOutcome> {
+fn group_in(
+    view: &DatasetView,
+    no: GroupNo,
+    want: GroupState,
+) -> Result<&crate::view::MergeGroup, StaleOutcome> {
     let grp = view
         .groups
         .get(&no)
@@ -254,7 +289,13 @@ fn job_failure(
     let why = format!("attempt {}: {reason}", key.attempt);
     match key.subject {
         JobSubject::Reco(file) => {
-            out.extend(file_change(view, file, FileState::RecoSubmitted, FileEvent::RecoFail, Some(why))?);
+            out.extend(file_change(
+                view,
+                file,
+                FileState::RecoSubmitted,
+                FileEvent::RecoFail,
+                Some(why),
+            )?);
         }
         JobSubject::Merge(no) => {
             let grp = group_in(view, no, GroupState::Merging)?;

@@ -205,7 +205,7 @@ fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
             let mut open = false;
             for f in v.files.values() {
                 match f.state {
-                    FileState::Registered | FileState::StageFailed if f.attempts < cap => {
+                    FileState::Registered | FileState::StageFailed if f.may_try(cap) => {
                         changes.extend(Change::file(f, FileEvent::RequestStage));
                         actions.push(Action::Stage {
                             file: f.id,
@@ -238,7 +238,7 @@ fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
                 let subject = JobSubject::Reco(f.id);
                 match f.state {
                     FileState::Staged | FileState::RecoFailed
-                        if f.attempts < cap && v.live_job(subject).is_none() =>
+                        if f.may_try(cap) && v.live_job(subject).is_none() =>
                     {
                         let key = JobKey {
                             subject,
@@ -284,7 +284,7 @@ fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
                         if v.live_job(JobSubject::Merge(grp.no)).is_some() {
                             continue;
                         }
-                        if grp.attempts < cap {
+                        if grp.may_try(cap) {
                             submit_merge(v, grp.no, grp.attempts, &mut actions);
                             changes.extend(Change::group(grp, GroupEvent::SubmitMerge));
                             changes.push(Change::NewJob {
@@ -347,7 +347,7 @@ fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
             let mut exhausted = false;
             for grp in v.groups.values() {
                 match grp.state {
-                    GroupState::Merged if grp.attempts < cap => {
+                    GroupState::Merged if grp.may_try(cap) => {
                         if let Some(merged) = &grp.output {
                             changes.extend(Change::group(grp, GroupEvent::ReserveDeclare));
                             actions.push(Action::Declare {
@@ -377,7 +377,7 @@ fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
             let mut exhausted = false;
             for f in v.files.values() {
                 match f.state {
-                    FileState::Merged if f.attempts < cap => {
+                    FileState::Merged if f.may_try(cap) => {
                         changes.extend(Change::file(f, FileEvent::ReserveDelete));
                         actions.push(Action::Delete {
                             file: f.id,

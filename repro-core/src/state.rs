@@ -459,7 +459,11 @@ mod tests {
     fn every_state() -> Vec<DatasetState> {
         let mut v = Vec::new();
         for k in StageKind::ALL {
-            for o in [None, Some(RecoOutcome::Completed), Some(RecoOutcome::Partial)] {
+            for o in [
+                None,
+                Some(RecoOutcome::Completed),
+                Some(RecoOutcome::Partial),
+            ] {
                 if let Some(s) = DatasetState::at(*k, o)
                     && !v.contains(&s)
                 {
@@ -476,7 +480,10 @@ mod tests {
         assert_eq!(states.len(), 6 + 7 * 2);
         for s in states {
             for lock in LockWord::ALL {
-                let st = Status { lock: *lock, state: s };
+                let st = Status {
+                    lock: *lock,
+                    state: s,
+                };
                 assert_eq!(Status::from_columns(st.columns()), Ok(st));
             }
         }

@@ -311,7 +311,11 @@ mod tests {
     fn all_states() -> Vec<DatasetState> {
         let mut v = Vec::new();
         for k in StageKind::ALL {
-            for o in [None, Some(RecoOutcome::Completed), Some(RecoOutcome::Partial)] {
+            for o in [
+                None,
+                Some(RecoOutcome::Completed),
+                Some(RecoOutcome::Partial),
+            ] {
                 if let Some(s) = DatasetState::at(*k, o)
                     && !v.contains(&s)
                 {
@@ -387,7 +391,10 @@ mod tests {
         ] {
             s = step(s, t).unwrap();
         }
-        assert_eq!(s.columns().to_string(), "lock=UNLOCK prestage=PRESTAGE reco=COMPLETED merge=MERGED_DBUP cleanup=CLEANED");
+        assert_eq!(
+            s.columns().to_string(),
+            "lock=UNLOCK prestage=PRESTAGE reco=COMPLETED merge=MERGED_DBUP cleanup=CLEANED"
+        );
     }
 
     #[test]

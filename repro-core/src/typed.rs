@@ -384,7 +384,9 @@ fn known<L: LockMode>(name: DatasetName, state: DatasetState) -> Known<L> {
         D::Reco(Progress::NotDone) => Known::RecoPending(at(name, RecoPending)),
         D::Reco(Progress::Running) => Known::Reconstructing(at(name, Reconstructing)),
         D::Reco(Progress::Failed) => Known::RecoFailed(at(name, RecoFailed)),
-        D::Merge(reco, MergeProgress::NotDone) => Known::MergePending(at(name, MergePending { reco })),
+        D::Merge(reco, MergeProgress::NotDone) => {
+            Known::MergePending(at(name, MergePending { reco }))
+        }
         D::Merge(reco, MergeProgress::Running) => Known::Merging(at(name, Merging { reco })),
         D::Merge(reco, MergeProgress::Merged) => Known::Merged(at(name, Merged { reco })),
         D::Merge(reco, MergeProgress::Failed) => Known::MergeFailed(at(name, MergeFailed { reco })),
@@ -503,8 +505,14 @@ mod tests {
         let table: BTreeSet<Edge> = TRANSITIONS.iter().copied().collect();
         let only_typed: Vec<_> = typed.difference(&table).collect();
         let only_table: Vec<_> = table.difference(&typed).collect();
-        assert!(only_typed.is_empty(), "typed moves missing from the table: {only_typed:?}");
-        assert!(only_table.is_empty(), "table edges with no typed method: {only_table:?}");
+        assert!(
+            only_typed.is_empty(),
+            "typed moves missing from the table: {only_typed:?}"
+        );
+        assert!(
+            only_table.is_empty(),
+            "table edges with no typed method: {only_table:?}"
+        );
     }
 
     #[test]

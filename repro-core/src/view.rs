@@ -57,6 +57,8 @@ pub struct RawFile {
     pub state: FileState,
     /// Attempts of its current step.
     pub attempts: u32,
+    /// Attempts of its current step made before an operator's last re-arm.
+    pub attempt_base: u32,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
     /// Its reconstruction output, once it has one.
@@ -66,6 +68,11 @@ pub struct RawFile {
 }
 
 impl RawFile {
+    /// Whether the policy's cap leaves this file another attempt at its current step.
+    pub fn may_try(&self, cap: u32) -> bool {
+        self.attempts.saturating_sub(self.attempt_base) < cap
+    }
+
     /// A newly registered file.
     pub fn new(id: FileId, lfn: impl Into<String>, size: u64) -> Self {
         RawFile {
@@ -74,6 +81,7 @@ impl RawFile {
             size,
             state: FileState::Registered,
             attempts: 0,
+            attempt_base: 0,
             last_error: None,
             tmb: None,
             group: None,
@@ -135,12 +143,22 @@ snake_words! {
 }
 
 impl GroupEvent {
+    /// The attempt base after this event (see [`FileEvent::base_after`]).
+    pub const fn base_after(self, attempts_before: u32, base_before: u32) -> u32 {
+        match self {
+            GroupEvent::Rearm => attempts_before,
+            GroupEvent::Finish => 0,
+            _ => base_before,
+        }
+    }
+
     /// The attempt count after this event, given the count before.
     pub const fn attempts_after(self, before: u32) -> u32 {
         match self {
             GroupEvent::SubmitMerge | GroupEvent::ReserveDeclare => before + 1,
-            GroupEvent::Finish | GroupEvent::Rearm => 0,
-            GroupEvent::JobFail
+            GroupEvent::Finish => 0,
+            GroupEvent::Rearm
+            | GroupEvent::JobFail
             | GroupEvent::GiveUp
             | GroupEvent::DeclareFail
             | GroupEvent::Declare => before,
@@ -182,10 +200,19 @@ pub struct MergeGroup {
     pub state: GroupState,
     /// Attempts of its current step (merging, then declaring).
     pub attempts: u32,
+    /// Attempts of its current step made before an operator's last re-arm.
+    pub attempt_base: u32,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
     /// The merged file, once it exists.
     pub output: Option<MergedFile>,
+}
+
+impl MergeGroup {
+    /// Whether the policy's cap leaves this group another attempt at its current step.
+    pub fn may_try(&self, cap: u32) -> bool {
+        self.attempts.saturating_sub(self.attempt_base) < cap
+    }
 }
 
 /// A dataset with its files, jobs and merge groups.
@@ -311,7 +338,11 @@ pub enum ApplyError {
     Refused(#[from] Refused),
 }
 
-fn conflict(what: impl fmt::Display, expected: impl fmt::Display, found: impl fmt::Display) -> Conflict {
+fn conflict(
+    what: impl fmt::Display,
+    expected: impl fmt::Display,
+    found: impl fmt::Display,
+) -> Conflict {
     Conflict {
         what: what.to_string(),
         expected: expected.to_string(),
@@ -365,7 +396,9 @@ impl Change {
     /// The same change, recording `error`.
     pub fn with_error(mut self, e: impl Into<String>) -> Change {
         match &mut self {
-            Change::File { error, .. } | Change::Group { error, .. } | Change::Job { error, .. } => {
+            Change::File { error, .. }
+            | Change::Group { error, .. }
+            | Change::Job { error, .. } => {
                 *error = Some(e.into());
             }
             Change::Dataset { reason, .. } => *reason = Some(e.into()),
@@ -421,7 +454,12 @@ impl DatasetView {
                 }
                 let stepped = step(*from, *via)?;
                 if stepped != *to {
-                    return Err(conflict(format!("{} {via}", self.name), stepped.columns(), to.columns()).into());
+                    return Err(conflict(
+                        format!("{} {via}", self.name),
+                        stepped.columns(),
+                        to.columns(),
+                    )
+                    .into());
                 }
                 self.status = *to;
             }
@@ -451,6 +489,7 @@ impl DatasetView {
                     return Err(conflict(format!("raw file {id} {event}"), stepped, to).into());
                 }
                 f.state = *to;
+                f.attempt_base = event.base_after(*attempts, f.attempt_base);
                 f.attempts = event.attempts_after(*attempts);
                 if let Some(e) = error {
                     f.last_error = Some(e.clone());
@@ -464,16 +503,20 @@ impl DatasetView {
                     return Err(conflict(format!("merge group {no}"), "absent", "present").into());
                 }
                 for id in files {
-                    let f = self
-                        .files
-                        .get_mut(id)
-                        .ok_or_else(|| conflict(format!("raw file {id}"), "reconstructed", "no such file"))?;
+                    let f = self.files.get_mut(id).ok_or_else(|| {
+                        conflict(format!("raw file {id}"), "reconstructed", "no such file")
+                    })?;
                     if f.state != FileState::Reconstructed || f.group.is_some() {
                         let found = match f.group {
                             Some(g) => format!("{} in {g}", f.state),
                             None => f.state.to_string(),
                         };
-                        return Err(conflict(format!("raw file {id}"), "reconstructed, ungrouped", found).into());
+                        return Err(conflict(
+                            format!("raw file {id}"),
+                            "reconstructed, ungrouped",
+                            found,
+                        )
+                        .into());
                     }
                     f.group = Some(*no);
                 }
@@ -485,6 +528,7 @@ impl DatasetView {
                         bytes: *bytes,
                         state: GroupState::Merging,
                         attempts: 0,
+                        attempt_base: 0,
                         last_error: None,
                         output: None,
                     },
@@ -521,6 +565,7 @@ impl DatasetView {
                     return Err(conflict(format!("merge group {no} {event}"), stepped, to).into());
                 }
                 grp.state = *to;
+                grp.attempt_base = event.base_after(*attempts, grp.attempt_base);
                 grp.attempts = event.attempts_after(*attempts);
                 if let Some(e) = error {
                     grp.last_error = Some(e.clone());
