@@ -1,1 +1,83 @@
-//! SeaORM migrations for the `repro` schema. Skeleton: the migrations land with the database issue.
+//! SeaORM migrations for the `repro` schema.
+//!
+//! Append-only: a released migration is never edited; a change to the schema is a new
+//! module here, with an `up` and a `down`. The schema keeps the seed's four tables
+//! (`dataset_status`, `file_status`, `recojob_status`, `mergejob_status`), adds
+//! `merge_group` (a group of TMB files and its merged file, declared or not) and the
+//! append-only `transitions` history.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_dataset_status;
+mod m20261128_000002_create_file_status;
+mod m20261128_000003_create_merge_group;
+mod m20261128_000004_create_job_tables;
+mod m20261128_000005_create_transitions;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261128_000001_create_dataset_status::Migration),
+            Box::new(m20261128_000002_create_file_status::Migration),
+            Box::new(m20261128_000003_create_merge_group::Migration),
+            Box::new(m20261128_000004_create_job_tables::Migration),
+            Box::new(m20261128_000005_create_transitions::Migration),
+        ]
+    }
+}
+
+/// Identifiers shared by the migrations.
+#[derive(DeriveIden)]
+pub(crate) enum DatasetStatus {
+    Table,
+    Id,
+    Name,
+    LockState,
+    PrestageState,
+    RecoState,
+    MergeState,
+    CleanupState,
+    Site,
+    LeaseOwner,
+    LeaseUntil,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum FileStatus {
+    Table,
+    Id,
+    DatasetId,
+    Lfn,
+    Size,
+    State,
+    Attempts,
+    AttemptBase,
+    LastError,
+    TmbPath,
+    TmbSize,
+    MergeGroup,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+pub(crate) enum MergeGroup {
+    Table,
+    Id,
+    DatasetId,
+    GroupNo,
+    State,
+    Attempts,
+    AttemptBase,
+    NFiles,
+    Bytes,
+    MergedFile,
+    MergedSize,
+    LastError,
+    UpdatedAt,
+}

@@ -120,10 +120,18 @@ impl FileEvent {
     /// which do not count against the cap. Attempt numbers themselves never go back, so a
     /// re-armed step never repeats an attempt number.
     pub const fn base_after(self, attempts_before: u32, base_before: u32) -> u32 {
+        match self.new_base(attempts_before) {
+            Some(b) => b,
+            None => base_before,
+        }
+    }
+
+    /// The attempt base this event writes, if it writes one.
+    pub const fn new_base(self, attempts_before: u32) -> Option<u32> {
         match self {
-            FileEvent::Rearm => attempts_before,
-            FileEvent::StageDone | FileEvent::RecoDone | FileEvent::Merge => 0,
-            _ => base_before,
+            FileEvent::Rearm => Some(attempts_before),
+            FileEvent::StageDone | FileEvent::RecoDone | FileEvent::Merge => Some(0),
+            _ => None,
         }
     }
 

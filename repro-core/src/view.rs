@@ -145,10 +145,18 @@ snake_words! {
 impl GroupEvent {
     /// The attempt base after this event (see [`FileEvent::base_after`]).
     pub const fn base_after(self, attempts_before: u32, base_before: u32) -> u32 {
+        match self.new_base(attempts_before) {
+            Some(b) => b,
+            None => base_before,
+        }
+    }
+
+    /// The attempt base this event writes, if it writes one.
+    pub const fn new_base(self, attempts_before: u32) -> Option<u32> {
         match self {
-            GroupEvent::Rearm => attempts_before,
-            GroupEvent::Finish => 0,
-            _ => base_before,
+            GroupEvent::Rearm => Some(attempts_before),
+            GroupEvent::Finish => Some(0),
+            _ => None,
         }
     }
 

@@ -1,4 +1,429 @@
-//! Persistence of the `repro` lifecycle. Skeleton: the schema and the store land with the
-//! database issue; until then this crate only re-exports the core so dependants can build.
+//! # repro-db
+//!
+//! Persistence of the `repro` lifecycle through SeaORM, on SQLite (the default, one file),
+//! MariaDB/MySQL or PostgreSQL. Any number of processes, on one machine or several, can
+//! share one database:
+//!
+//! - every state change is one transaction that writes the new state and its history row,
+//!   guarded by the state it expects; zero rows updated is a [`DbError::Conflict`];
+//! - work on a dataset is claimed with an expiring lease ([`Store::claim`]);
+//! - external actions are reserved (a job row in `reserved` under a deterministic name)
+//!   before they happen;
+//! - bulk work is set-based: chunked multi-row inserts, `UPDATE ... WHERE id IN (...)`,
+//!   `GROUP BY` counts.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), repro_db::DbError> {
+//! use repro_db::{NewFile, Register, Store};
+//! use repro_core::{DatasetName, Policy, plan};
+//!
+//! let store = Store::open("sqlite://repro.db?mode=rwc").await?;
+//! store.migrate().await?;
+//! let name = DatasetName::new("p17.wz").unwrap();
+//! let files = vec![NewFile { lfn: "raw_0001.dat".into(), size: 1 << 30 }];
+//! store.register(&name, &files, &Register { unlock: true, ..Register::default() }, "alice").await?;
+//! let view = store.load(&name).await?;
+//! let due = plan(&view, &Policy::default());
+//! store.apply(&name, &due.changes, "cron").await?;
+//! # Ok(()) }
+//! ```
 
-pub use repro_core as core;
+pub mod convert;
+pub mod entity;
+mod error;
+mod query;
+mod write;
+
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, Utc};
+use migration::{Migrator, MigratorTrait};
+use repro_core::file::FileState;
+use repro_core::view::DatasetView;
+use repro_core::{Change, DatasetName, Status};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbBackend, EntityTrait, QueryFilter, TransactionTrait,
+};
+
+pub use error::{DbError, Result};
+pub use query::{DatasetSummary, FileCounts, HistoryEntry, ListFilter};
+
+use entity::{dataset_status, file_status, prelude::*};
+
+/// Rows per multi-row insert; stays under every backend's bind-parameter limit.
+pub(crate) const INSERT_CHUNK: usize = 2_000;
+/// Ids per `IN (...)` list.
+pub(crate) const ID_CHUNK: usize = 10_000;
+
+/// A raw file to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    /// Logical file name, unique within the dataset.
+    pub lfn: String,
+    /// Size in bytes (0 when unknown).
+    pub size: u64,
+}
+
+/// Options for registering a dataset.
+#[derive(Debug, Clone, Default)]
+pub struct Register {
+    /// Release it to automation at once (new datasets are `LOCK`ed otherwise).
+    pub unlock: bool,
+    /// The site that processes it.
+    pub site: Option<String>,
+}
+
+/// A claim on a dataset, held until [`Store::release`] or until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The dataset.
+    pub dataset: String,
+    /// Who holds it.
+    pub owner: String,
+    /// When it expires.
+    pub until: NaiveDateTime,
+}
+
+/// A connection pool to one `repro` database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+fn redact(url: &str) -> String {
+    // Keep the scheme, host and path; drop a password if one is given.
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..s + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Store {
+    /// Connects to `url`: `sqlite://PATH?mode=rwc`, `mysql://USER@HOST:PORT/DB` or
+    /// `postgres://USER@HOST:PORT/DB`. SQLite runs in WAL mode with a busy timeout, so that
+    /// concurrent processes wait for each other instead of failing.
+    pub async fn open(url: &str) -> Result<Store> {
+        let bad = |why: &str| DbError::BadUrl {
+            url: redact(url),
+            why: why.to_owned(),
+        };
+        let scheme = url.split("://").next().unwrap_or("");
+        if !url.contains("://") {
+            return Err(bad("expected sqlite://PATH, mysql://... or postgres://..."));
+        }
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.sqlx_logging(false)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10));
+        match scheme {
+            "sqlite" => {
+                opts.max_connections(4).map_sqlx_sqlite_opts(|o| {
+                    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                    o.journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(60))
+                        .foreign_keys(true)
+                });
+            }
+            "mysql" | "mariadb" | "postgres" | "postgresql" => {
+                opts.max_connections(8);
+            }
+            other => {
+                return Err(bad(&format!(
+                    "unknown scheme {other:?}; use sqlite, mysql or postgres"
+                )));
+            }
+        }
+        let db = Database::connect(opts).await.map_err(|e| DbError::BadUrl {
+            url: redact(url),
+            why: format!("cannot connect: {e}"),
+        })?;
+        Ok(Store { db })
+    }
+
+    /// The underlying connection, for tools that want to run their own queries.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Creates or upgrades the schema. Idempotent.
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// Fails with [`DbError::SchemaOutdated`] unless every migration is applied.
+    pub async fn check_schema(&self) -> Result<()> {
+        let pending = match Migrator::get_pending_migrations_read_only(&self.db).await {
+            Ok(p) => p.len(),
+            // No migrations table yet: nothing was ever created here.
+            Err(_) => {
+                return Err(DbError::SchemaOutdated {
+                    what: "missing".into(),
+                });
+            }
+        };
+        if pending == Migrator::migrations().len() {
+            return Err(DbError::SchemaOutdated {
+                what: "missing".into(),
+            });
+        }
+        if pending > 0 {
+            return Err(DbError::SchemaOutdated {
+                what: format!("{pending} migration(s) behind"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Registers a dataset with its raw files, `LOCK`ed unless `opts.unlock`. All or nothing:
+    /// a duplicate name or file registers nothing.
+    pub async fn register(
+        &self,
+        name: &DatasetName,
+        files: &[NewFile],
+        opts: &Register,
+        actor: &str,
+    ) -> Result<i64> {
+        let mut seen = std::collections::HashSet::with_capacity(files.len());
+        for f in files {
+            if !seen.insert(f.lfn.as_str()) {
+                return Err(DbError::DuplicateFile {
+                    dataset: name.to_string(),
+                    lfn: f.lfn.clone(),
+                });
+            }
+        }
+        let now = now();
+        let status = if opts.unlock {
+            Status {
+                lock: repro_core::LockWord::Unlock,
+                ..Status::NEW
+            }
+        } else {
+            Status::NEW
+        };
+        let c = status.columns();
+        let txn = self.db.begin().await?;
+        let inserted = DatasetStatus::insert(dataset_status::ActiveModel {
+            name: Set(name.to_string()),
+            lock_state: Set(c.lock.as_str().into()),
+            prestage_state: Set(c.prestage.as_str().into()),
+            reco_state: Set(c.reco.as_str().into()),
+            merge_state: Set(c.merge.as_str().into()),
+            cleanup_state: Set(c.cleanup.as_str().into()),
+            site: Set(opts.site.clone()),
+            lease_owner: Set(None),
+            lease_until: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                DbError::Exists(name.to_string())
+            }
+            _ => DbError::Db(e),
+        })?;
+        let id = inserted.last_insert_id;
+        let state = FileState::Registered.as_str();
+        for chunk in files.chunks(INSERT_CHUNK) {
+            let rows = chunk
+                .iter()
+                .map(|f| {
+                    Ok(file_status::ActiveModel {
+                        dataset_id: Set(id),
+                        lfn: Set(f.lfn.clone()),
+                        size: Set(i64::try_from(f.size).map_err(|_| DbError::OutOfRange {
+                            what: "file size",
+                            value: f.size.to_string(),
+                        })?),
+                        state: Set(state.into()),
+                        attempts: Set(0),
+                        attempt_base: Set(0),
+                        last_error: Set(None),
+                        tmb_path: Set(None),
+                        tmb_size: Set(None),
+                        merge_group: Set(None),
+                        updated_at: Set(now),
+                        ..Default::default()
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            FileStatus::insert_many(rows)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        write::history(
+            &txn,
+            vec![write::HistoryRow {
+                dataset_id: id,
+                entity: "dataset",
+                entity_id: id,
+                from: "-".into(),
+                to: c.to_string(),
+                via: "register".into(),
+                reason: Some(format!("{} raw files", files.len())),
+            }],
+            actor,
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(id)
+    }
+
+    /// Loads a dataset with its files, merge groups and jobs, from one consistent snapshot.
+    pub async fn load(&self, name: &DatasetName) -> Result<DatasetView> {
+        let txn = query::snapshot(&self.db).await?;
+        let view = query::load(&txn, name).await?;
+        txn.commit().await?;
+        Ok(view)
+    }
+
+    /// Writes `changes` (computed by the core from a view of `name`) in one transaction,
+    /// each guarded by the state it expects, with a history row each. A
+    /// [`DbError::Conflict`] means another process moved something first and nothing was
+    /// written.
+    pub async fn apply(&self, name: &DatasetName, changes: &[Change], actor: &str) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let now = now();
+        let txn = self.db.begin().await?;
+        // Touching the dataset row first takes SQLite's write lock before anything is read,
+        // so concurrent writers queue on the busy timeout instead of deadlocking.
+        let touched = DatasetStatus::update_many()
+            .col_expr(dataset_status::Column::UpdatedAt, Expr::value(now))
+            .filter(dataset_status::Column::Name.eq(name.as_str()))
+            .exec(&txn)
+            .await?;
+        if touched.rows_affected == 0 {
+            return Err(DbError::NotFound(name.to_string()));
+        }
+        let ds = DatasetStatus::find()
+            .filter(dataset_status::Column::Name.eq(name.as_str()))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| DbError::NotFound(name.to_string()))?;
+        write::apply(&txn, &ds, changes, actor, now).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// One dataset's state and file counts.
+    pub async fn summary(&self, name: &DatasetName) -> Result<DatasetSummary> {
+        query::summary(&self.db, name).await
+    }
+
+    /// Datasets matching `filter`, with their file counts, in two statements.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DatasetSummary>> {
+        query::list(&self.db, filter).await
+    }
+
+    /// How many datasets match `filter` (offset and limit aside).
+    pub async fn count(&self, filter: &ListFilter) -> Result<u64> {
+        query::count(&self.db, filter).await
+    }
+
+    /// A dataset's history, oldest first; `entity` restricts it to one kind (`dataset`,
+    /// `file`, `group`, `reco_job`, `merge_job`).
+    pub async fn history(
+        &self,
+        name: &DatasetName,
+        entity: Option<&str>,
+    ) -> Result<Vec<HistoryEntry>> {
+        query::history(&self.db, name, entity).await
+    }
+
+    /// Claims `name` for `owner` until `now + ttl`. Succeeds if the dataset is unclaimed,
+    /// its lease expired, or `owner` holds it already (renewal); otherwise
+    /// [`DbError::LeaseHeld`] names the holder.
+    pub async fn claim(
+        &self,
+        name: &DatasetName,
+        owner: &str,
+        ttl: Duration,
+        now: NaiveDateTime,
+    ) -> Result<Lease> {
+        let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        use dataset_status::Column as C;
+        let res = DatasetStatus::update_many()
+            .col_expr(C::LeaseOwner, Expr::value(owner))
+            .col_expr(C::LeaseUntil, Expr::value(until))
+            .filter(C::Name.eq(name.as_str()))
+            .filter(
+                C::LeaseOwner
+                    .is_null()
+                    .or(C::LeaseUntil.lt(now))
+                    .or(C::LeaseOwner.eq(owner)),
+            )
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 1 {
+            return Ok(Lease {
+                dataset: name.to_string(),
+                owner: owner.to_owned(),
+                until,
+            });
+        }
+        let row = DatasetStatus::find()
+            .filter(C::Name.eq(name.as_str()))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| DbError::NotFound(name.to_string()))?;
+        Err(DbError::LeaseHeld {
+            dataset: name.to_string(),
+            owner: row.lease_owner.unwrap_or_default(),
+            until: row.lease_until.unwrap_or(now),
+        })
+    }
+
+    /// Gives a lease back. Releasing a lease that expired and was taken over does nothing.
+    pub async fn release(&self, lease: &Lease) -> Result<()> {
+        use dataset_status::Column as C;
+        DatasetStatus::update_many()
+            .col_expr(C::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(C::LeaseUntil, Expr::value(Option::<NaiveDateTime>::None))
+            .filter(C::Name.eq(lease.dataset.as_str()))
+            .filter(C::LeaseOwner.eq(lease.owner.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a dataset and everything recorded about it.
+    pub async fn delete(&self, name: &DatasetName) -> Result<()> {
+        let res = DatasetStatus::delete_many()
+            .filter(dataset_status::Column::Name.eq(name.as_str()))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(DbError::NotFound(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Runs a raw statement; for tests and tools that need to reach under the API.
+    pub async fn execute_unprepared(&self, sql: &str) -> Result<u64> {
+        Ok(self.db.execute_unprepared(sql).await?.rows_affected())
+    }
+}
+
+/// The current time as stored: UTC, without a zone.
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}

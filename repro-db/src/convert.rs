@@ -1,0 +1,264 @@
+//! The one place where rows become typed states. A row that does not fit is a
+//! [`DbError::CorruptRow`] naming the table, the row and the rule; nothing is guessed.
+
+use std::collections::BTreeMap;
+
+use repro_core::file::{FileId, FileState, TmbFile};
+use repro_core::job::{JobKey, JobState, JobSubject};
+use repro_core::view::{GroupNo, GroupState, Job, MergeGroup, MergedFile, RawFile};
+use repro_core::{Columns, DatasetName, Status};
+
+use crate::entity::{dataset_status, file_status, merge_group, mergejob_status, recojob_status};
+use crate::error::{DbError, Result};
+
+fn corrupt(table: &'static str, id: i64, why: impl ToString) -> DbError {
+    DbError::CorruptRow {
+        table,
+        id,
+        why: why.to_string(),
+    }
+}
+
+fn count(table: &'static str, id: i64, what: &str, v: i32) -> Result<u32> {
+    u32::try_from(v).map_err(|_| corrupt(table, id, format!("{what} is negative ({v})")))
+}
+
+fn size(table: &'static str, id: i64, what: &str, v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| corrupt(table, id, format!("{what} is negative ({v})")))
+}
+
+/// A stored id as a core id.
+pub(crate) fn file_id(table: &'static str, row: i64, id: i64) -> Result<FileId> {
+    u64::try_from(id)
+        .map(FileId)
+        .map_err(|_| corrupt(table, row, format!("file id {id} is negative")))
+}
+
+/// A core id as a stored id.
+pub(crate) fn db_id(id: FileId) -> Result<i64> {
+    i64::try_from(id.0).map_err(|_| DbError::OutOfRange {
+        what: "file id",
+        value: id.0.to_string(),
+    })
+}
+
+/// A dataset row's name and status.
+pub fn dataset(row: &dataset_status::Model) -> Result<(DatasetName, Status)> {
+    const T: &str = "dataset_status";
+    let name = DatasetName::new(row.name.clone()).map_err(|e| corrupt(T, row.id, e))?;
+    let columns = Columns {
+        lock: row.lock_state.parse().map_err(|e| corrupt(T, row.id, e))?,
+        prestage: row
+            .prestage_state
+            .parse()
+            .map_err(|e| corrupt(T, row.id, e))?,
+        reco: row.reco_state.parse().map_err(|e| corrupt(T, row.id, e))?,
+        merge: row.merge_state.parse().map_err(|e| corrupt(T, row.id, e))?,
+        cleanup: row
+            .cleanup_state
+            .parse()
+            .map_err(|e| corrupt(T, row.id, e))?,
+    };
+    let status = Status::from_columns(columns).map_err(|e| corrupt(T, row.id, e))?;
+    Ok((name, status))
+}
+
+/// A file row.
+pub fn file(row: &file_status::Model) -> Result<RawFile> {
+    const T: &str = "file_status";
+    let state: FileState = row.state.parse().map_err(|e| corrupt(T, row.id, e))?;
+    let tmb = match (&row.tmb_path, row.tmb_size) {
+        (Some(path), Some(s)) => Some(TmbFile {
+            path: path.clone(),
+            size: size(T, row.id, "tmb_size", s)?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(corrupt(
+                T,
+                row.id,
+                "tmb_path and tmb_size must be set together",
+            ));
+        }
+    };
+    if state.has_tmb() && tmb.is_none() {
+        return Err(corrupt(
+            T,
+            row.id,
+            format!("state {state} but no TMB file recorded"),
+        ));
+    }
+    let attempts = count(T, row.id, "attempts", row.attempts)?;
+    let attempt_base = count(T, row.id, "attempt_base", row.attempt_base)?;
+    if attempt_base > attempts {
+        return Err(corrupt(
+            T,
+            row.id,
+            format!("attempt_base {attempt_base} exceeds attempts {attempts}"),
+        ));
+    }
+    let group = match row.merge_group {
+        None => None,
+        Some(g) if g >= 1 => Some(GroupNo(g as u32)),
+        Some(g) => {
+            return Err(corrupt(
+                T,
+                row.id,
+                format!("merge_group {g} is not a group number"),
+            ));
+        }
+    };
+    Ok(RawFile {
+        id: file_id(T, row.id, row.id)?,
+        lfn: row.lfn.clone(),
+        size: size(T, row.id, "size", row.size)?,
+        state,
+        attempts,
+        attempt_base,
+        last_error: row.last_error.clone(),
+        tmb,
+        group,
+    })
+}
+
+/// A merge group row, with its member files gathered from the file rows.
+pub fn group(
+    row: &merge_group::Model,
+    members: &BTreeMap<GroupNo, Vec<FileId>>,
+) -> Result<MergeGroup> {
+    const T: &str = "merge_group";
+    let no = u32::try_from(row.group_no)
+        .ok()
+        .filter(|n| *n >= 1)
+        .map(GroupNo)
+        .ok_or_else(|| {
+            corrupt(
+                T,
+                row.id,
+                format!("group_no {} is not a group number", row.group_no),
+            )
+        })?;
+    let state: GroupState = row.state.parse().map_err(|e| corrupt(T, row.id, e))?;
+    let output = match (&row.merged_file, row.merged_size) {
+        (Some(name), Some(s)) => Some(MergedFile {
+            name: name.clone(),
+            size: size(T, row.id, "merged_size", s)?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(corrupt(
+                T,
+                row.id,
+                "merged_file and merged_size must be set together",
+            ));
+        }
+    };
+    if matches!(
+        state,
+        GroupState::Merged | GroupState::Declaring | GroupState::Declared
+    ) && output.is_none()
+    {
+        return Err(corrupt(
+            T,
+            row.id,
+            format!("state {state} but no merged file recorded"),
+        ));
+    }
+    let files = members.get(&no).cloned().unwrap_or_default();
+    let n_files = count(T, row.id, "n_files", row.n_files)?;
+    if files.len() != n_files as usize {
+        return Err(corrupt(
+            T,
+            row.id,
+            format!(
+                "n_files is {n_files} but {} files name this group",
+                files.len()
+            ),
+        ));
+    }
+    let attempts = count(T, row.id, "attempts", row.attempts)?;
+    Ok(MergeGroup {
+        no,
+        files,
+        bytes: size(T, row.id, "bytes", row.bytes)?,
+        state,
+        attempts,
+        attempt_base: count(T, row.id, "attempt_base", row.attempt_base)?,
+        last_error: row.last_error.clone(),
+        output,
+    })
+}
+
+/// The columns both job tables share.
+struct JobRow<'a> {
+    table: &'static str,
+    id: i64,
+    attempt: i32,
+    state: &'a str,
+    batch_id: &'a Option<String>,
+    exit_code: Option<i32>,
+    error: &'a Option<String>,
+}
+
+fn job(row: JobRow<'_>, subject: JobSubject) -> Result<Job> {
+    let attempt = count(row.table, row.id, "attempt", row.attempt)?;
+    if attempt == 0 {
+        return Err(corrupt(row.table, row.id, "attempt numbers start at 1"));
+    }
+    let state: JobState = row
+        .state
+        .parse()
+        .map_err(|e| corrupt(row.table, row.id, e))?;
+    Ok(Job {
+        key: JobKey { subject, attempt },
+        state,
+        batch_id: row.batch_id.clone(),
+        exit_code: row.exit_code,
+        error: row.error.clone(),
+    })
+}
+
+/// A reco job row.
+pub fn reco_job(row: &recojob_status::Model) -> Result<Job> {
+    const T: &str = "recojob_status";
+    let file = file_id(T, row.id, row.file_id)?;
+    job(
+        JobRow {
+            table: T,
+            id: row.id,
+            attempt: row.attempt,
+            state: &row.state,
+            batch_id: &row.batch_id,
+            exit_code: row.exit_code,
+            error: &row.error,
+        },
+        JobSubject::Reco(file),
+    )
+}
+
+/// A merge job row; `groups` maps group row ids to group numbers.
+pub fn merge_job(row: &mergejob_status::Model, groups: &BTreeMap<i64, GroupNo>) -> Result<Job> {
+    const T: &str = "mergejob_status";
+    let no = *groups.get(&row.group_id).ok_or_else(|| {
+        corrupt(
+            T,
+            row.id,
+            format!(
+                "group_id {} names no merge group of its dataset",
+                row.group_id
+            ),
+        )
+    })?;
+    job(
+        JobRow {
+            table: T,
+            id: row.id,
+            attempt: row.attempt,
+            state: &row.state,
+            batch_id: &row.batch_id,
+            exit_code: row.exit_code,
+            error: &row.error,
+        },
+        JobSubject::Merge(no),
+    )
+}

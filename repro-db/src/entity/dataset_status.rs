@@ -1,0 +1,28 @@
+//! `dataset_status`: one row per dataset.
+#![allow(missing_docs)]
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "dataset_status")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(unique)]
+    pub name: String,
+    pub lock_state: String,
+    pub prestage_state: String,
+    pub reco_state: String,
+    pub merge_state: String,
+    pub cleanup_state: String,
+    pub site: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime>,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,93 @@
+//! The errors of the storage layer.
+
+use repro_core::view::{ApplyError, Conflict};
+
+/// Why a storage operation failed. Nothing was written unless it says so.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database URL is not one this tool can use.
+    #[error("bad database URL {url:?}: {why}")]
+    BadUrl {
+        /// The URL as given (without its password).
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The schema is missing or older than this version of the tool.
+    #[error("the database schema is {what}; run `repro init` to create or upgrade it")]
+    SchemaOutdated {
+        /// `missing` or `N migration(s) behind`.
+        what: String,
+    },
+    /// No dataset of that name.
+    #[error("no dataset named {0:?}")]
+    NotFound(String),
+    /// A dataset of that name exists already.
+    #[error("a dataset named {0:?} already exists")]
+    Exists(String),
+    /// Two raw files of one dataset with the same logical name.
+    #[error("dataset {dataset:?} lists file {lfn:?} twice")]
+    DuplicateFile {
+        /// The dataset.
+        dataset: String,
+        /// The repeated logical file name.
+        lfn: String,
+    },
+    /// A value too large to store.
+    #[error("{what} is out of range: {value}")]
+    OutOfRange {
+        /// What was being stored.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A row that does not fit the lifecycle: an unknown word, columns that contradict the
+    /// chain, a reference to nothing. Never repaired silently.
+    #[error("corrupt row in {table} (id {id}): {why}")]
+    CorruptRow {
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        id: i64,
+        /// What does not fit.
+        why: String,
+    },
+    /// Another process changed the row first; re-read and decide again.
+    #[error("conflict: {0}")]
+    Conflict(#[from] Conflict),
+    /// The changes themselves break a lifecycle rule (a bug in the caller).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Another process holds the dataset's lease.
+    #[error("dataset {dataset:?} is being worked on by {owner} (lease until {until} UTC)")]
+    LeaseHeld {
+        /// The dataset.
+        dataset: String,
+        /// Who holds it.
+        owner: String,
+        /// Until when.
+        until: chrono::NaiveDateTime,
+    },
+    /// The database said no.
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl From<ApplyError> for DbError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Conflict(c) => DbError::Conflict(c),
+            other => DbError::Refused(other.to_string()),
+        }
+    }
+}
+
+impl DbError {
+    /// Whether this is a lost race that the caller should answer by re-reading.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, DbError::Conflict(_) | DbError::LeaseHeld { .. })
+    }
+}
+
+/// Result of a storage operation.
+pub type Result<T, E = DbError> = std::result::Result<T, E>;

@@ -1,0 +1,317 @@
+//! Reading: one dataset as a view, summaries with file counts, history.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use repro_core::file::{FileId, FileState};
+use repro_core::view::{DatasetView, GroupNo};
+use repro_core::{DatasetName, Status};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, IsolationLevel, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+
+use crate::convert;
+use crate::entity::{
+    dataset_status, file_status, merge_group, mergejob_status, prelude::*, recojob_status,
+    transitions,
+};
+use crate::error::{DbError, Result};
+
+/// A read-only transaction that sees one snapshot across several statements.
+pub(crate) async fn snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    Ok(match db.get_database_backend() {
+        // A SQLite read transaction in WAL mode is a snapshot already.
+        DbBackend::Sqlite => db.begin().await?,
+        _ => {
+            db.begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await?
+        }
+    })
+}
+
+async fn dataset_row<C: ConnectionTrait>(
+    db: &C,
+    name: &DatasetName,
+) -> Result<dataset_status::Model> {
+    DatasetStatus::find()
+        .filter(dataset_status::Column::Name.eq(name.as_str()))
+        .one(db)
+        .await?
+        .ok_or_else(|| DbError::NotFound(name.to_string()))
+}
+
+/// Loads one dataset with everything the decisions look at.
+pub(crate) async fn load(txn: &DatabaseTransaction, name: &DatasetName) -> Result<DatasetView> {
+    let ds = dataset_row(txn, name).await?;
+    let (name, status) = convert::dataset(&ds)?;
+    let file_rows = FileStatus::find()
+        .filter(file_status::Column::DatasetId.eq(ds.id))
+        .order_by_asc(file_status::Column::Id)
+        .all(txn)
+        .await?;
+    let mut files = BTreeMap::new();
+    let mut members: BTreeMap<GroupNo, Vec<FileId>> = BTreeMap::new();
+    for row in &file_rows {
+        let f = convert::file(row)?;
+        if let Some(g) = f.group {
+            members.entry(g).or_default().push(f.id);
+        }
+        files.insert(f.id, f);
+    }
+    let group_rows = MergeGroup::find()
+        .filter(merge_group::Column::DatasetId.eq(ds.id))
+        .all(txn)
+        .await?;
+    let mut groups = BTreeMap::new();
+    let mut group_nos = BTreeMap::new();
+    for row in &group_rows {
+        let g = convert::group(row, &members)?;
+        group_nos.insert(row.id, g.no);
+        groups.insert(g.no, g);
+    }
+    for (no, ids) in &members {
+        if !groups.contains_key(no) {
+            return Err(DbError::CorruptRow {
+                table: "file_status",
+                id: convert::db_id(ids[0])?,
+                why: format!("merge_group {} names no merge group of its dataset", no.0),
+            });
+        }
+    }
+    let mut jobs = BTreeMap::new();
+    for row in RecojobStatus::find()
+        .filter(recojob_status::Column::DatasetId.eq(ds.id))
+        .all(txn)
+        .await?
+    {
+        let j = convert::reco_job(&row)?;
+        if let repro_core::JobSubject::Reco(f) = j.key.subject
+            && !files.contains_key(&f)
+        {
+            return Err(DbError::CorruptRow {
+                table: "recojob_status",
+                id: row.id,
+                why: format!("file_id {} is not a file of dataset {name}", row.file_id),
+            });
+        }
+        jobs.insert(j.key, j);
+    }
+    for row in MergejobStatus::find()
+        .filter(mergejob_status::Column::DatasetId.eq(ds.id))
+        .all(txn)
+        .await?
+    {
+        let j = convert::merge_job(&row, &group_nos)?;
+        jobs.insert(j.key, j);
+    }
+    Ok(DatasetView {
+        name,
+        status,
+        files,
+        jobs,
+        groups,
+    })
+}
+
+/// How many files a dataset has in each state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FileCounts {
+    /// All files.
+    pub total: u64,
+    /// Per state; states with no file are absent.
+    pub by_state: BTreeMap<FileState, u64>,
+}
+
+impl FileCounts {
+    /// Files in `state`.
+    pub fn get(&self, state: FileState) -> u64 {
+        self.by_state.get(&state).copied().unwrap_or(0)
+    }
+}
+
+/// A dataset's row with its file counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSummary {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub name: DatasetName,
+    /// Lock and lifecycle state.
+    pub status: Status,
+    /// The site, if set.
+    pub site: Option<String>,
+    /// Files per state.
+    pub files: FileCounts,
+    /// Registered at (UTC).
+    pub created_at: NaiveDateTime,
+    /// Last change (UTC).
+    pub updated_at: NaiveDateTime,
+    /// Who holds its lease, if anyone, and until when.
+    pub lease: Option<(String, NaiveDateTime)>,
+}
+
+/// Which datasets to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only datasets with this word in any of their five state columns (`FAILED`,
+    /// `RUNNING`, `LOCK`, `MERGED_DBUP`...).
+    pub state_word: Option<String>,
+    /// Only datasets of this site.
+    pub site: Option<String>,
+    /// Only unlocked datasets that are not `CLEANED` (what automation works on).
+    pub active_only: bool,
+    /// Skip this many (by name).
+    pub offset: u64,
+    /// At most this many.
+    pub limit: Option<u64>,
+}
+
+async fn counts<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<BTreeMap<i64, FileCounts>> {
+    let mut out: BTreeMap<i64, FileCounts> = BTreeMap::new();
+    for chunk in ids.chunks(crate::ID_CHUNK) {
+        let rows: Vec<(i64, String, i64)> = FileStatus::find()
+            .select_only()
+            .column(file_status::Column::DatasetId)
+            .column(file_status::Column::State)
+            .column_as(Expr::col(file_status::Column::Id).count(), "n")
+            .filter(file_status::Column::DatasetId.is_in(chunk.iter().copied()))
+            .group_by(file_status::Column::DatasetId)
+            .group_by(file_status::Column::State)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (id, state, n) in rows {
+            let state: FileState = state.parse().map_err(|e| DbError::CorruptRow {
+                table: "file_status",
+                id,
+                why: format!("a file of this dataset: {e}"),
+            })?;
+            let n = u64::try_from(n).unwrap_or(0);
+            let c = out.entry(id).or_default();
+            c.total += n;
+            *c.by_state.entry(state).or_default() += n;
+        }
+    }
+    Ok(out)
+}
+
+fn summarise(
+    row: dataset_status::Model,
+    counts: &mut BTreeMap<i64, FileCounts>,
+) -> Result<DatasetSummary> {
+    let (name, status) = convert::dataset(&row)?;
+    Ok(DatasetSummary {
+        id: row.id,
+        name,
+        status,
+        site: row.site,
+        files: counts.remove(&row.id).unwrap_or_default(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        lease: row.lease_owner.zip(row.lease_until),
+    })
+}
+
+pub(crate) async fn summary(db: &DatabaseConnection, name: &DatasetName) -> Result<DatasetSummary> {
+    let row = dataset_row(db, name).await?;
+    let mut c = counts(db, &[row.id]).await?;
+    summarise(row, &mut c)
+}
+
+fn filtered(filter: &ListFilter) -> sea_orm::Select<DatasetStatus> {
+    use dataset_status::Column as C;
+    let mut q = DatasetStatus::find();
+    if let Some(w) = &filter.state_word {
+        q = q.filter(
+            Condition::any()
+                .add(C::LockState.eq(w.as_str()))
+                .add(C::PrestageState.eq(w.as_str()))
+                .add(C::RecoState.eq(w.as_str()))
+                .add(C::MergeState.eq(w.as_str()))
+                .add(C::CleanupState.eq(w.as_str())),
+        );
+    }
+    if let Some(s) = &filter.site {
+        q = q.filter(C::Site.eq(s.as_str()));
+    }
+    if filter.active_only {
+        q = q
+            .filter(C::LockState.eq(repro_core::LockWord::Unlock.as_str()))
+            .filter(C::CleanupState.ne(repro_core::CleanupWord::Cleaned.as_str()));
+    }
+    q
+}
+
+pub(crate) async fn list(
+    db: &DatabaseConnection,
+    filter: &ListFilter,
+) -> Result<Vec<DatasetSummary>> {
+    let q = filtered(filter)
+        .order_by(dataset_status::Column::Name, Order::Asc)
+        .offset(filter.offset)
+        // SQLite accepts OFFSET only after a LIMIT.
+        .limit(filter.limit.unwrap_or(i64::MAX as u64));
+    let rows = q.all(db).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut c = counts(db, &ids).await?;
+    rows.into_iter().map(|r| summarise(r, &mut c)).collect()
+}
+
+/// Number of datasets matching `filter` (ignoring offset and limit).
+pub(crate) async fn count(db: &DatabaseConnection, filter: &ListFilter) -> Result<u64> {
+    Ok(filtered(filter).count(db).await?)
+}
+
+/// One history row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryEntry {
+    /// When (UTC).
+    pub at: NaiveDateTime,
+    /// `dataset`, `file`, `group`, `reco_job` or `merge_job`.
+    pub entity: String,
+    /// The entity's row id.
+    pub entity_id: i64,
+    /// State before.
+    pub from: String,
+    /// State after.
+    pub to: String,
+    /// The transition or event.
+    pub via: String,
+    /// Who.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+pub(crate) async fn history(
+    db: &DatabaseConnection,
+    name: &DatasetName,
+    entity: Option<&str>,
+) -> Result<Vec<HistoryEntry>> {
+    let ds = dataset_row(db, name).await?;
+    let mut q = Transitions::find().filter(transitions::Column::DatasetId.eq(ds.id));
+    if let Some(e) = entity {
+        q = q.filter(transitions::Column::Entity.eq(e));
+    }
+    Ok(q.order_by_asc(transitions::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| HistoryEntry {
+            at: r.at,
+            entity: r.entity,
+            entity_id: r.entity_id,
+            from: r.from_state,
+            to: r.to_state,
+            via: r.via,
+            actor: r.actor,
+            reason: r.reason,
+        })
+        .collect())
+}

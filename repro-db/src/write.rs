@@ -1,0 +1,812 @@
+//! Writing the core's changes: guarded, set-based, with history.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use repro_core::file::{FileEvent, FileId, FileState, TmbFile};
+use repro_core::job::{JobEvent, JobKey, JobState, JobSubject};
+use repro_core::view::{Conflict, GroupNo, GroupState, MergedFile};
+use repro_core::{Change, DatasetName};
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, SqlErr,
+};
+
+use crate::convert::{self, db_id};
+use crate::entity::{
+    dataset_status, file_status, merge_group, mergejob_status, prelude::*, recojob_status,
+    transitions,
+};
+use crate::error::{DbError, Result};
+use crate::{ID_CHUNK, INSERT_CHUNK};
+
+/// One history row before it is written.
+pub(crate) struct HistoryRow {
+    pub dataset_id: i64,
+    pub entity: &'static str,
+    pub entity_id: i64,
+    pub from: String,
+    pub to: String,
+    pub via: String,
+    pub reason: Option<String>,
+}
+
+/// Appends history rows, in chunks.
+pub(crate) async fn history(
+    txn: &DatabaseTransaction,
+    rows: Vec<HistoryRow>,
+    actor: &str,
+    at: NaiveDateTime,
+) -> Result<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<transitions::ActiveModel> = rows
+            .by_ref()
+            .take(INSERT_CHUNK)
+            .map(|r| transitions::ActiveModel {
+                dataset_id: Set(r.dataset_id),
+                entity: Set(r.entity.into()),
+                entity_id: Set(r.entity_id),
+                from_state: Set(r.from),
+                to_state: Set(r.to),
+                via: Set(r.via),
+                actor: Set(actor.into()),
+                reason: Set(r.reason),
+                at: Set(at),
+                ..Default::default()
+            })
+            .collect();
+        Transitions::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+fn conflict(what: impl ToString, expected: impl ToString, found: impl ToString) -> DbError {
+    DbError::Conflict(Conflict {
+        what: what.to_string(),
+        expected: expected.to_string(),
+        found: found.to_string(),
+    })
+}
+
+fn count(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// What a run of file changes has in common, so that it can be one `UPDATE`.
+#[derive(PartialEq)]
+struct FileMove {
+    from: FileState,
+    attempts: u32,
+    event: FileEvent,
+    to: FileState,
+}
+
+/// What differs per file within a run: the error and TMB file it records.
+struct FilePayload<'a> {
+    id: FileId,
+    error: Option<&'a str>,
+    tmb: Option<&'a TmbFile>,
+}
+
+/// Files per `UPDATE` when each carries its own values (two bind parameters per column).
+const PAYLOAD_CHUNK: usize = 100;
+
+struct Writer<'a> {
+    txn: &'a DatabaseTransaction,
+    ds: &'a dataset_status::Model,
+    name: DatasetName,
+    now: NaiveDateTime,
+    history: Vec<HistoryRow>,
+    /// Merge group numbers to row ids, filled on demand.
+    groups: BTreeMap<GroupNo, i64>,
+    actor: String,
+}
+
+/// Writes `changes` in order inside `txn`. Consecutive file changes of the same kind become
+/// one `UPDATE ... WHERE id IN (...)` per chunk; consecutive job reservations one insert.
+pub(crate) async fn apply(
+    txn: &DatabaseTransaction,
+    ds: &dataset_status::Model,
+    changes: &[Change],
+    actor: &str,
+    now: NaiveDateTime,
+) -> Result<()> {
+    let (name, _) = convert::dataset(ds)?;
+    let mut w = Writer {
+        txn,
+        ds,
+        name,
+        now,
+        history: Vec::new(),
+        groups: BTreeMap::new(),
+        actor: actor.to_owned(),
+    };
+    let mut i = 0;
+    while i < changes.len() {
+        match &changes[i] {
+            Change::File { .. } => {
+                let key = file_move(&changes[i]);
+                let mut items = Vec::new();
+                while let Some(c @ Change::File { id, error, tmb, .. }) = changes.get(i)
+                    && file_move(c) == key
+                {
+                    items.push(FilePayload {
+                        id: *id,
+                        error: error.as_deref(),
+                        tmb: tmb.as_ref(),
+                    });
+                    i += 1;
+                }
+                if let Some(key) = key {
+                    w.files(&key, &items).await?;
+                }
+            }
+            Change::Job { .. } => {
+                let key = job_move(&changes[i]);
+                let mut run = Vec::new();
+                while let Some(c @ Change::Job { .. }) = changes.get(i)
+                    && job_move(c) == key
+                {
+                    run.push(c);
+                    i += 1;
+                }
+                if let Some(key) = key {
+                    w.jobs(&key, &run).await?;
+                }
+            }
+            Change::NewJob { .. } => {
+                let mut keys = Vec::new();
+                while let Some(Change::NewJob { key }) = changes.get(i) {
+                    keys.push(*key);
+                    i += 1;
+                }
+                w.new_jobs(&keys).await?;
+            }
+            c => {
+                w.one(c).await?;
+                i += 1;
+            }
+        }
+    }
+    w.flush().await
+}
+
+fn file_move(c: &Change) -> Option<FileMove> {
+    match c {
+        Change::File {
+            from,
+            attempts,
+            event,
+            to,
+            ..
+        } => Some(FileMove {
+            from: *from,
+            attempts: *attempts,
+            event: *event,
+            to: *to,
+        }),
+        _ => None,
+    }
+}
+
+/// What a run of job changes has in common.
+#[derive(PartialEq)]
+struct JobMove {
+    reco: bool,
+    from: JobState,
+    event: JobEvent,
+    to: JobState,
+}
+
+fn job_move(c: &Change) -> Option<JobMove> {
+    match c {
+        Change::Job {
+            key,
+            from,
+            event,
+            to,
+            ..
+        } => Some(JobMove {
+            reco: matches!(key.subject, JobSubject::Reco(_)),
+            from: *from,
+            event: *event,
+            to: *to,
+        }),
+        _ => None,
+    }
+}
+
+/// `CASE id WHEN .. THEN .. ELSE <column> END`: one value per row in one statement.
+fn per_row<C, K, V>(id_col: C, col: C, values: Vec<(K, V)>) -> SimpleExpr
+where
+    C: ColumnTrait + Copy,
+    K: Into<sea_orm::Value>,
+    V: Into<sea_orm::Value>,
+{
+    let mut values = values.into_iter();
+    let Some((id, v)) = values.next() else {
+        return Expr::col(col);
+    };
+    let mut case = Expr::case(id_col.eq(id), Expr::val(v));
+    for (id, v) in values {
+        case = case.case(id_col.eq(id), Expr::val(v));
+    }
+    case.finally(Expr::col(col)).into()
+}
+
+fn errors_in(chunk: &[FilePayload<'_>]) -> bool {
+    chunk.iter().any(|p| p.error.is_some())
+}
+
+impl Writer<'_> {
+    /// History rows for a run of files that share everything but their id, written by the
+    /// database itself (`INSERT ... SELECT`), so a bulk move costs one more statement, not
+    /// one more row of bind parameters per file.
+    async fn file_history(&mut self, ids: &[i64], m: &FileMove) -> Result<()> {
+        // Rows already buffered were written before these files moved: keep the order.
+        self.flush().await?;
+        use sea_orm::sea_query::Query;
+        use transitions::Column as T;
+        let select = Query::select()
+            .column(file_status::Column::DatasetId)
+            .expr(Expr::val("file"))
+            .column(file_status::Column::Id)
+            .expr(Expr::val(m.from.as_str()))
+            .expr(Expr::val(m.to.as_str()))
+            .expr(Expr::val(m.event.as_str()))
+            .expr(Expr::val(self.actor.as_str()))
+            .expr(Expr::val(self.now))
+            .from(FileStatus)
+            .and_where(Expr::col(file_status::Column::Id).is_in(ids.iter().copied()))
+            .to_owned();
+        let insert = Query::insert()
+            .into_table(Transitions)
+            .columns([
+                T::DatasetId,
+                T::Entity,
+                T::EntityId,
+                T::FromState,
+                T::ToState,
+                T::Via,
+                T::Actor,
+                T::At,
+            ])
+            .select_from(select)
+            .map_err(|e| DbError::Db(DbErr::Custom(e.to_string())))?
+            .to_owned();
+        self.txn.execute(&insert).await?;
+        Ok(())
+    }
+
+    /// Writes the buffered history rows.
+    async fn flush(&mut self) -> Result<()> {
+        let rows = std::mem::take(&mut self.history);
+        history(self.txn, rows, &self.actor, self.now).await
+    }
+
+    fn record(
+        &mut self,
+        entity: &'static str,
+        entity_id: i64,
+        from: impl ToString,
+        to: impl ToString,
+        via: impl ToString,
+        reason: Option<String>,
+    ) {
+        self.history.push(HistoryRow {
+            dataset_id: self.ds.id,
+            entity,
+            entity_id,
+            from: from.to_string(),
+            to: to.to_string(),
+            via: via.to_string(),
+            reason,
+        });
+    }
+
+    async fn files(&mut self, m: &FileMove, items: &[FilePayload<'_>]) -> Result<()> {
+        use file_status::Column as C;
+        let with_payload = items.iter().any(|p| p.error.is_some() || p.tmb.is_some());
+        let chunk_len = if with_payload {
+            PAYLOAD_CHUNK
+        } else {
+            ID_CHUNK
+        };
+        for chunk in items.chunks(chunk_len) {
+            let ids = chunk
+                .iter()
+                .map(|p| db_id(p.id))
+                .collect::<Result<Vec<i64>>>()?;
+            let mut q = FileStatus::update_many()
+                .col_expr(C::State, Expr::value(m.to.as_str()))
+                .col_expr(
+                    C::Attempts,
+                    Expr::value(count(m.event.attempts_after(m.attempts))),
+                )
+                .col_expr(C::UpdatedAt, Expr::value(self.now));
+            if let Some(base) = m.event.new_base(m.attempts) {
+                q = q.col_expr(C::AttemptBase, Expr::value(count(base)));
+            }
+            let errors: Vec<(i64, String)> = ids
+                .iter()
+                .zip(chunk)
+                .filter_map(|(id, p)| p.error.map(|e| (*id, e.to_owned())))
+                .collect();
+            if !errors.is_empty() {
+                q = q.col_expr(C::LastError, per_row(C::Id, C::LastError, errors));
+            }
+            let tmbs: Vec<(i64, &TmbFile)> = ids
+                .iter()
+                .zip(chunk)
+                .filter_map(|(id, p)| p.tmb.map(|t| (*id, t)))
+                .collect();
+            if !tmbs.is_empty() {
+                let sizes = tmbs
+                    .iter()
+                    .map(|(id, t)| {
+                        i64::try_from(t.size)
+                            .map(|s| (*id, s))
+                            .map_err(|_| DbError::OutOfRange {
+                                what: "TMB size",
+                                value: t.size.to_string(),
+                            })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let paths = tmbs.iter().map(|(id, t)| (*id, t.path.clone())).collect();
+                q = q
+                    .col_expr(C::TmbPath, per_row(C::Id, C::TmbPath, paths))
+                    .col_expr(C::TmbSize, per_row(C::Id, C::TmbSize, sizes));
+            }
+            let res = q
+                .filter(C::DatasetId.eq(self.ds.id))
+                .filter(C::Id.is_in(ids.iter().copied()))
+                .filter(C::State.eq(m.from.as_str()))
+                .filter(C::Attempts.eq(count(m.attempts)))
+                .exec(self.txn)
+                .await?;
+            if res.rows_affected != chunk.len() as u64 {
+                return Err(self.file_conflict(&ids, m).await);
+            }
+            if errors_in(chunk) {
+                for (id, p) in ids.iter().zip(chunk) {
+                    self.record(
+                        "file",
+                        *id,
+                        m.from,
+                        m.to,
+                        m.event,
+                        p.error.map(str::to_owned),
+                    );
+                }
+            } else {
+                self.file_history(&ids, m).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Names the first file of a failed guarded update that is not where it was expected.
+    async fn file_conflict(&self, ids: &[i64], m: &FileMove) -> DbError {
+        use file_status::Column as C;
+        let found = FileStatus::find()
+            .filter(C::DatasetId.eq(self.ds.id))
+            .filter(C::Id.is_in(ids.iter().copied()))
+            .filter(
+                C::State
+                    .ne(m.from.as_str())
+                    .or(C::Attempts.ne(count(m.attempts))),
+            )
+            .one(self.txn)
+            .await;
+        match found {
+            Ok(Some(row)) => conflict(
+                format!("raw file {} ({})", row.lfn, row.id),
+                format!("{} after {} attempts", m.from, m.attempts),
+                format!("{} after {} attempts", row.state, row.attempts),
+            ),
+            Ok(None) => conflict(
+                format!("{} raw files of {}", ids.len(), self.name),
+                m.from,
+                "some missing",
+            ),
+            Err(e) => DbError::Db(e),
+        }
+    }
+
+    async fn group_id(&mut self, no: GroupNo) -> Result<i64> {
+        if let Some(id) = self.groups.get(&no) {
+            return Ok(*id);
+        }
+        use merge_group::Column as C;
+        let rows: Vec<(i64, i32)> = MergeGroup::find()
+            .select_only()
+            .column(C::Id)
+            .column(C::GroupNo)
+            .filter(C::DatasetId.eq(self.ds.id))
+            .into_tuple()
+            .all(self.txn)
+            .await?;
+        for (id, n) in rows {
+            if let Ok(n) = u32::try_from(n) {
+                self.groups.insert(GroupNo(n), id);
+            }
+        }
+        self.groups.get(&no).copied().ok_or_else(|| {
+            conflict(
+                format!("merge group {no} of {}", self.name),
+                "present",
+                "absent",
+            )
+        })
+    }
+
+    async fn new_jobs(&mut self, keys: &[JobKey]) -> Result<()> {
+        let mut reco = Vec::new();
+        let mut merge = Vec::new();
+        for key in keys {
+            let name = key.name(&self.name);
+            match key.subject {
+                JobSubject::Reco(file) => reco.push(recojob_status::ActiveModel {
+                    dataset_id: Set(self.ds.id),
+                    file_id: Set(db_id(file)?),
+                    attempt: Set(count(key.attempt)),
+                    name: Set(name),
+                    state: Set(JobState::Reserved.as_str().into()),
+                    created_at: Set(self.now),
+                    updated_at: Set(self.now),
+                    ..Default::default()
+                }),
+                JobSubject::Merge(no) => {
+                    let group_id = self.group_id(no).await?;
+                    merge.push(mergejob_status::ActiveModel {
+                        dataset_id: Set(self.ds.id),
+                        group_id: Set(group_id),
+                        attempt: Set(count(key.attempt)),
+                        name: Set(name),
+                        state: Set(JobState::Reserved.as_str().into()),
+                        created_at: Set(self.now),
+                        updated_at: Set(self.now),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let dup = |e: DbErr| {
+            if is_unique_violation(&e) {
+                conflict(
+                    "job reservation",
+                    "no job under that name",
+                    "one reserved already",
+                )
+            } else {
+                DbError::Db(e)
+            }
+        };
+        let mut reco = reco.into_iter().peekable();
+        while reco.peek().is_some() {
+            let chunk: Vec<_> = reco.by_ref().take(INSERT_CHUNK).collect();
+            RecojobStatus::insert_many(chunk)
+                .exec_without_returning(self.txn)
+                .await
+                .map_err(dup)?;
+        }
+        let mut merge = merge.into_iter().peekable();
+        while merge.peek().is_some() {
+            let chunk: Vec<_> = merge.by_ref().take(INSERT_CHUNK).collect();
+            MergejobStatus::insert_many(chunk)
+                .exec_without_returning(self.txn)
+                .await
+                .map_err(dup)?;
+        }
+        // Job history rows name the job by its reservation; one query finds their ids.
+        self.job_history(keys).await
+    }
+
+    async fn job_history(&mut self, keys: &[JobKey]) -> Result<()> {
+        let names: Vec<String> = keys.iter().map(|k| k.name(&self.name)).collect();
+        for chunk in names.chunks(ID_CHUNK) {
+            let reco: Vec<(i64, String)> = RecojobStatus::find()
+                .select_only()
+                .column(recojob_status::Column::Id)
+                .column(recojob_status::Column::Name)
+                .filter(recojob_status::Column::Name.is_in(chunk.iter().cloned()))
+                .into_tuple()
+                .all(self.txn)
+                .await?;
+            let merge: Vec<(i64, String)> = MergejobStatus::find()
+                .select_only()
+                .column(mergejob_status::Column::Id)
+                .column(mergejob_status::Column::Name)
+                .filter(mergejob_status::Column::Name.is_in(chunk.iter().cloned()))
+                .into_tuple()
+                .all(self.txn)
+                .await?;
+            for (id, name) in reco {
+                self.record(
+                    "reco_job",
+                    id,
+                    "-",
+                    JobState::Reserved,
+                    "reserve",
+                    Some(name),
+                );
+            }
+            for (id, name) in merge {
+                self.record(
+                    "merge_job",
+                    id,
+                    "-",
+                    JobState::Reserved,
+                    "reserve",
+                    Some(name),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn one(&mut self, change: &Change) -> Result<()> {
+        match change {
+            Change::Dataset {
+                from,
+                via,
+                to,
+                reason,
+            } => {
+                use dataset_status::Column as C;
+                let (f, t) = (from.columns(), to.columns());
+                let res = DatasetStatus::update_many()
+                    .col_expr(C::LockState, Expr::value(t.lock.as_str()))
+                    .col_expr(C::PrestageState, Expr::value(t.prestage.as_str()))
+                    .col_expr(C::RecoState, Expr::value(t.reco.as_str()))
+                    .col_expr(C::MergeState, Expr::value(t.merge.as_str()))
+                    .col_expr(C::CleanupState, Expr::value(t.cleanup.as_str()))
+                    .col_expr(C::UpdatedAt, Expr::value(self.now))
+                    .filter(C::Id.eq(self.ds.id))
+                    .filter(C::LockState.eq(f.lock.as_str()))
+                    .filter(C::PrestageState.eq(f.prestage.as_str()))
+                    .filter(C::RecoState.eq(f.reco.as_str()))
+                    .filter(C::MergeState.eq(f.merge.as_str()))
+                    .filter(C::CleanupState.eq(f.cleanup.as_str()))
+                    .exec(self.txn)
+                    .await?;
+                if res.rows_affected != 1 {
+                    let now = DatasetStatus::find_by_id(self.ds.id).one(self.txn).await?;
+                    let found = match now.as_ref().map(convert::dataset) {
+                        Some(Ok((_, s))) => s.columns().to_string(),
+                        Some(Err(e)) => e.to_string(),
+                        None => "deleted".into(),
+                    };
+                    return Err(conflict(format!("dataset {}", self.name), f, found));
+                }
+                self.record("dataset", self.ds.id, f, t, via, reason.clone());
+            }
+            Change::NewGroup { no, files, bytes } => {
+                let inserted = MergeGroup::insert(merge_group::ActiveModel {
+                    dataset_id: Set(self.ds.id),
+                    group_no: Set(count(no.0)),
+                    state: Set(GroupState::Merging.as_str().into()),
+                    attempts: Set(0),
+                    attempt_base: Set(0),
+                    n_files: Set(count(files.len() as u32)),
+                    bytes: Set(i64::try_from(*bytes).unwrap_or(i64::MAX)),
+                    merged_file: Set(None),
+                    merged_size: Set(None),
+                    last_error: Set(None),
+                    updated_at: Set(self.now),
+                    ..Default::default()
+                })
+                .exec(self.txn)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        conflict(
+                            format!("merge group {no} of {}", self.name),
+                            "absent",
+                            "present",
+                        )
+                    } else {
+                        DbError::Db(e)
+                    }
+                })?;
+                self.groups.insert(*no, inserted.last_insert_id);
+                use file_status::Column as C;
+                let db_ids = files
+                    .iter()
+                    .map(|id| db_id(*id))
+                    .collect::<Result<Vec<i64>>>()?;
+                for chunk in db_ids.chunks(ID_CHUNK) {
+                    let res = FileStatus::update_many()
+                        .col_expr(C::MergeGroup, Expr::value(count(no.0)))
+                        .col_expr(C::UpdatedAt, Expr::value(self.now))
+                        .filter(C::DatasetId.eq(self.ds.id))
+                        .filter(C::Id.is_in(chunk.iter().copied()))
+                        .filter(C::State.eq(FileState::Reconstructed.as_str()))
+                        .filter(C::MergeGroup.is_null())
+                        .exec(self.txn)
+                        .await?;
+                    if res.rows_affected != chunk.len() as u64 {
+                        return Err(conflict(
+                            format!("files of merge group {no} of {}", self.name),
+                            "reconstructed, ungrouped",
+                            "some moved or grouped already",
+                        ));
+                    }
+                }
+                self.record(
+                    "group",
+                    inserted.last_insert_id,
+                    "-",
+                    GroupState::Merging,
+                    "form",
+                    Some(format!("{} files", files.len())),
+                );
+            }
+            Change::Group {
+                no,
+                from,
+                attempts,
+                event,
+                to,
+                error,
+                output,
+            } => {
+                use merge_group::Column as C;
+                let id = self.group_id(*no).await?;
+                let mut q = MergeGroup::update_many()
+                    .col_expr(C::State, Expr::value(to.as_str()))
+                    .col_expr(
+                        C::Attempts,
+                        Expr::value(count(event.attempts_after(*attempts))),
+                    )
+                    .col_expr(C::UpdatedAt, Expr::value(self.now));
+                if let Some(base) = event.new_base(*attempts) {
+                    q = q.col_expr(C::AttemptBase, Expr::value(count(base)));
+                }
+                if let Some(e) = error {
+                    q = q.col_expr(C::LastError, Expr::value(e.as_str()));
+                }
+                if let Some(MergedFile { name, size }) = output {
+                    q = q
+                        .col_expr(C::MergedFile, Expr::value(name.as_str()))
+                        .col_expr(
+                            C::MergedSize,
+                            Expr::value(i64::try_from(*size).unwrap_or(i64::MAX)),
+                        );
+                }
+                let res = q
+                    .filter(C::Id.eq(id))
+                    .filter(C::State.eq(from.as_str()))
+                    .filter(C::Attempts.eq(count(*attempts)))
+                    .exec(self.txn)
+                    .await?;
+                if res.rows_affected != 1 {
+                    let row = MergeGroup::find_by_id(id).one(self.txn).await?;
+                    let found = row.map_or("deleted".into(), |r| {
+                        format!("{} after {} attempts", r.state, r.attempts)
+                    });
+                    return Err(conflict(
+                        format!("merge group {no} of {}", self.name),
+                        format!("{from} after {attempts} attempts"),
+                        found,
+                    ));
+                }
+                self.record("group", id, from, to, event, error.clone());
+            }
+            // Batched by `apply`, which never hands them here.
+            Change::File { .. } | Change::NewJob { .. } | Change::Job { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn jobs(&mut self, m: &JobMove, run: &[&Change]) -> Result<()> {
+        for chunk in run.chunks(PAYLOAD_CHUNK) {
+            let mut names = Vec::with_capacity(chunk.len());
+            let mut batch_ids = Vec::new();
+            let mut exit_codes = Vec::new();
+            let mut errors = Vec::new();
+            for c in chunk {
+                if let Change::Job {
+                    key,
+                    batch_id,
+                    exit_code,
+                    error,
+                    ..
+                } = c
+                {
+                    let name = key.name(&self.name);
+                    if let Some(b) = batch_id {
+                        batch_ids.push((name.clone(), b.clone()));
+                    }
+                    if let Some(e) = exit_code {
+                        exit_codes.push((name.clone(), *e));
+                    }
+                    if let Some(e) = error {
+                        errors.push((name.clone(), e.clone()));
+                    }
+                    names.push(name);
+                }
+            }
+            // Both job tables have the same columns; this writes either.
+            macro_rules! update {
+                ($entity:ident, $module:ident, $label:literal) => {{
+                    use $module::Column as C;
+                    let mut q = $entity::update_many()
+                        .col_expr(C::State, Expr::value(m.to.as_str()))
+                        .col_expr(C::UpdatedAt, Expr::value(self.now));
+                    match m.event {
+                        JobEvent::Submit => q = q.col_expr(C::SubmittedAt, Expr::value(self.now)),
+                        JobEvent::Finish | JobEvent::Fail | JobEvent::Lose => {
+                            q = q.col_expr(C::FinishedAt, Expr::value(self.now))
+                        }
+                        JobEvent::Start => {}
+                    }
+                    if !batch_ids.is_empty() {
+                        q = q.col_expr(C::BatchId, per_row(C::Name, C::BatchId, batch_ids));
+                    }
+                    if !exit_codes.is_empty() {
+                        q = q.col_expr(C::ExitCode, per_row(C::Name, C::ExitCode, exit_codes));
+                    }
+                    if !errors.is_empty() {
+                        q = q.col_expr(C::Error, per_row(C::Name, C::Error, errors));
+                    }
+                    let res = q
+                        .filter(C::DatasetId.eq(self.ds.id))
+                        .filter(C::Name.is_in(names.iter().cloned()))
+                        .filter(C::State.eq(m.from.as_str()))
+                        .exec(self.txn)
+                        .await?;
+                    let rows: Vec<(i64, String, String)> = $entity::find()
+                        .select_only()
+                        .column(C::Id)
+                        .column(C::Name)
+                        .column(C::State)
+                        .filter(C::DatasetId.eq(self.ds.id))
+                        .filter(C::Name.is_in(names.iter().cloned()))
+                        .into_tuple()
+                        .all(self.txn)
+                        .await?;
+                    if res.rows_affected != names.len() as u64 {
+                        let found = rows.iter().find(|(_, _, st)| st != m.to.as_str());
+                        return Err(match found {
+                            Some((_, name, st)) => conflict(format!("job {name}"), m.from, st),
+                            None => conflict(
+                                format!("{} jobs of {}", names.len(), self.name),
+                                m.from,
+                                "some missing",
+                            ),
+                        });
+                    }
+                    for (id, name, _) in rows {
+                        let reason = chunk.iter().find_map(|c| match c {
+                            Change::Job {
+                                key,
+                                error,
+                                batch_id,
+                                ..
+                            } if key.name(&self.name) == name => {
+                                error.clone().or_else(|| batch_id.clone())
+                            }
+                            _ => None,
+                        });
+                        self.record($label, id, m.from, m.to, m.event, reason);
+                    }
+                }};
+            }
+            if m.reco {
+                update!(RecojobStatus, recojob_status, "reco_job");
+            } else {
+                update!(MergejobStatus, mergejob_status, "merge_job");
+            }
+        }
+        Ok(())
+    }
+}

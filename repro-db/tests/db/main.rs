@@ -1,0 +1,10 @@
+//! The database suite: every test runs on SQLite, and on MariaDB and PostgreSQL when
+//! `REPRO_TEST_MYSQL_URL` / `REPRO_TEST_POSTGRES_URL` are set.
+
+mod support;
+
+mod test_bulk;
+mod test_concurrency;
+mod test_corrupt_rows;
+mod test_lifecycle;
+mod test_migrations;

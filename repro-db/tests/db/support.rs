@@ -1,0 +1,175 @@
+//! One fresh database per test, on every backend the environment offers.
+//!
+//! SQLite always (a file in a temporary directory). MariaDB/MySQL when
+//! `REPRO_TEST_MYSQL_URL` is set and PostgreSQL when `REPRO_TEST_POSTGRES_URL` is set: each
+//! test creates a database of its own on that server and drops it afterwards, so tests run
+//! in parallel. Under `CI`, a missing URL fails the test instead of skipping it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use repro_db::Store;
+use sea_orm::{ConnectionTrait, Database};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Mysql,
+    Postgres,
+}
+
+impl Backend {
+    fn env(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Mysql => "REPRO_TEST_MYSQL_URL",
+            Backend::Postgres => "REPRO_TEST_POSTGRES_URL",
+        }
+    }
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    server: Option<(String, String)>, // (admin url, database name)
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn replace_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{db}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+impl TestDb {
+    /// A fresh database on `backend`, or `None` (with a visible message) where the
+    /// environment offers no such server outside CI.
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        if backend == Backend::Sqlite {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("repro.db").display()
+            );
+            return Some(TestDb {
+                url,
+                server: None,
+                _dir: Some(dir),
+            });
+        }
+        let Ok(admin) = std::env::var(backend.env()) else {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "{} must be set in CI: the database suite runs on every backend there",
+                    backend.env()
+                );
+            }
+            eprintln!("skipped on {backend:?}: {} is not set", backend.env());
+            return None;
+        };
+        let name = format!(
+            "repro_t_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let conn = Database::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach {backend:?} at {admin}: {e}"));
+        conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+            .await
+            .unwrap();
+        conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        Some(TestDb {
+            url: replace_db(&admin, &name),
+            server: Some((admin, name)),
+            _dir: None,
+        })
+    }
+
+    /// A store on this database, migrated.
+    pub async fn store(&self) -> Store {
+        let s = Store::open(&self.url).await.expect("open test database");
+        s.migrate().await.expect("migrate test database");
+        s
+    }
+
+    /// Drops a server database (SQLite's directory goes with the value).
+    pub async fn drop_db(self) {
+        if let Some((admin, name)) = &self.server
+            && let Ok(conn) = Database::connect(admin).await
+        {
+            let force = if admin.starts_with("postgres") {
+                " WITH (FORCE)"
+            } else {
+                ""
+            };
+            conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
+                .await
+                .ok();
+            conn.close().await.ok();
+        }
+    }
+}
+
+/// Declares `async fn NAME(db: &TestDb)` tests, each run on SQLite, MariaDB and PostgreSQL.
+macro_rules! on_every_backend {
+    ($(
+        $(#[$m:meta])*
+        async fn $name:ident($db:ident: &TestDb) $body:block
+    )*) => {$(
+        $(#[$m])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn body($db: &$crate::support::TestDb) $body
+
+            async fn run(backend: $crate::support::Backend) {
+                let Some(db) = $crate::support::TestDb::new(backend).await else { return };
+                body(&db).await;
+                db.drop_db().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { run($crate::support::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() { run($crate::support::Backend::Mysql).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { run($crate::support::Backend::Postgres).await }
+        }
+    )*};
+}
+pub(crate) use on_every_backend;
+
+#[test]
+fn server_urls_get_their_database_replaced() {
+    assert_eq!(
+        replace_db("mysql://root@127.0.0.1:3306/test", "x"),
+        "mysql://root@127.0.0.1:3306/x"
+    );
+    assert_eq!(
+        replace_db(
+            "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+            "x"
+        ),
+        "postgres://postgres@127.0.0.1:5432/x?sslmode=disable"
+    );
+    assert_eq!(
+        replace_db("postgres://postgres@127.0.0.1:5432", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+}

@@ -1,0 +1,170 @@
+//! A whole lifecycle stored and reloaded at every step: what the database gives back is
+//! exactly what the core's in-memory model holds after the same changes.
+
+use repro_core::file::TmbFile;
+use repro_core::job::JobSubject;
+use repro_core::outcome::record;
+use repro_core::plan::{Poll, plan, polls};
+use repro_core::view::MergedFile;
+use repro_core::{Action, DatasetName, DatasetView, Outcome, Policy, operator};
+use repro_db::{NewFile, Register, Store};
+
+use crate::support::on_every_backend;
+
+/// What an always-successful outside world reports for an action.
+pub fn succeed(action: &Action) -> Option<Outcome> {
+    match action {
+        Action::Stage { .. } => None,
+        Action::SubmitReco { job, .. } | Action::SubmitMerge { job, .. } => {
+            Some(Outcome::Submitted {
+                job: *job,
+                batch_id: format!("b{}", job.attempt),
+            })
+        }
+        Action::Declare { group, .. } => Some(Outcome::Declared { group: *group }),
+        Action::Delete { file, .. } => Some(Outcome::Deleted { file: *file }),
+    }
+}
+
+/// What it reports for a poll.
+pub fn answer(view: &DatasetView, poll: &Poll) -> Option<Outcome> {
+    Some(match poll {
+        Poll::Stage { file, .. } => Outcome::Staged { file: *file },
+        Poll::Job { job, .. } => match job.subject {
+            JobSubject::Reco(f) => Outcome::RecoDone {
+                job: *job,
+                tmb: TmbFile {
+                    path: format!("/tmb/{f}.tmb"),
+                    size: 10 + f.0,
+                },
+            },
+            JobSubject::Merge(g) => Outcome::MergeDone {
+                job: *job,
+                output: MergedFile {
+                    name: MergedFile::name_for(&view.name, g),
+                    size: 1000,
+                },
+            },
+        },
+        Poll::Declaration { group, .. } => Outcome::Declared { group: *group },
+        Poll::Deletion { file, .. } => Outcome::Deleted { file: *file },
+    })
+}
+
+/// Writes `changes` to both the store and the model, then checks the reload equals the model.
+async fn step(store: &Store, model: &mut DatasetView, changes: &[repro_core::Change], what: &str) {
+    store
+        .apply(&model.name, changes, "test")
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    model
+        .apply(changes)
+        .unwrap_or_else(|e| panic!("{what} in memory: {e}"));
+    let loaded = store.load(&model.name).await.unwrap();
+    assert_eq!(
+        &loaded, model,
+        "reloaded view differs from the model after {what}"
+    );
+}
+
+/// Drives one dataset to CLEANED through the store, checking the reload at every step.
+pub async fn drive_to_cleaned(store: &Store, name: &DatasetName, policy: &Policy) -> DatasetView {
+    let mut model = store.load(name).await.unwrap();
+    for round in 0..50 {
+        let p = plan(&model, policy);
+        step(store, &mut model, &p.changes, &format!("plan {round}")).await;
+        for a in &p.actions {
+            if let Some(o) = succeed(a) {
+                let c = record(&model, &o).unwrap();
+                step(store, &mut model, &c, &format!("{o:?}")).await;
+            }
+        }
+        for poll in polls(&model) {
+            if let Some(o) = answer(&model, &poll) {
+                let c = record(&model, &o).unwrap();
+                step(store, &mut model, &c, &format!("{o:?}")).await;
+            }
+        }
+        if repro_core::plan::at_rest(model.status.state) {
+            break;
+        }
+    }
+    model
+}
+
+fn files(n: usize) -> Vec<NewFile> {
+    (1..=n)
+        .map(|i| NewFile {
+            lfn: format!("raw_{i:05}.dat"),
+            size: 1000 + i as u64,
+        })
+        .collect()
+}
+
+on_every_backend! {
+    async fn a_whole_lifecycle_survives_a_reload_at_every_step(db: &TestDb) {
+        let store = db.store().await;
+        let name = DatasetName::new("life.cycle").unwrap();
+        store.register(&name, &files(7), &Register::default(), "alice").await.unwrap();
+        let mut model = store.load(&name).await.unwrap();
+        assert_eq!(model.status.columns().lock.to_string(), "LOCK");
+        // Locked: nothing is due.
+        assert!(plan(&model, &Policy::default()).is_empty());
+        let unlock = operator::unlock(&model, Some("go")).unwrap();
+        step(&store, &mut model, &unlock, "unlock").await;
+
+        let policy = Policy { merge_group_files: 3, ..Policy::default() };
+        let end = drive_to_cleaned(&store, &name, &policy).await;
+        let c = end.status.columns();
+        assert_eq!(c.to_string(), "lock=UNLOCK prestage=PRESTAGE reco=COMPLETED merge=MERGED_DBUP cleanup=CLEANED");
+        assert_eq!(end.groups.len(), 3);
+
+        let summary = store.summary(&name).await.unwrap();
+        assert_eq!(summary.files.total, 7);
+        assert_eq!(summary.files.get(repro_core::FileState::Cleaned), 7);
+
+        // The history tells the story: who, from, to, why.
+        let h = store.history(&name, Some("dataset")).await.unwrap();
+        let vias: Vec<&str> = h.iter().map(|e| e.via.as_str()).collect();
+        assert_eq!(vias, ["register", "unlock", "start_prestage", "finish_prestage", "start_reco", "complete_reco", "start_merge", "finish_merge", "declare_merged", "clean"]);
+        assert_eq!(h[0].actor, "alice");
+        assert_eq!(h[1].reason.as_deref(), Some("go"));
+        assert!(h[2].from.contains("prestage=NOT DONE") && h[2].to.contains("prestage=RUNNING"));
+        let file_moves = store.history(&name, Some("file")).await.unwrap();
+        // registered -> staging -> staged -> reco_submitted -> reconstructed -> merged -> deleting -> cleaned
+        assert_eq!(file_moves.len(), 7 * 7, "every file moved seven times");
+    }
+
+    async fn operator_retry_and_reset_are_logged_with_their_reason(db: &TestDb) {
+        let store = db.store().await;
+        let name = DatasetName::new("ops").unwrap();
+        store.register(&name, &files(2), &Register { unlock: true, site: Some("prague".into()) }, "alice").await.unwrap();
+        let policy = Policy { max_attempts: 1, ..Policy::default() };
+        let mut model = store.load(&name).await.unwrap();
+        // Both stage requests fail for good: prestage FAILED.
+        for _ in 0..4 {
+            let p = plan(&model, &policy);
+            step(&store, &mut model, &p.changes, "plan").await;
+            for poll in polls(&model) {
+                if let Poll::Stage { file, .. } = poll {
+                    let c = record(&model, &Outcome::StageFailed { file, reason: "tape robot down".into() }).unwrap();
+                    step(&store, &mut model, &c, "stage failed").await;
+                }
+            }
+        }
+        assert_eq!(model.status.columns().prestage.to_string(), "FAILED");
+        let f = model.files.values().next().unwrap();
+        assert_eq!(f.last_error.as_deref(), Some("tape robot down"));
+        assert!(f.state.failed_for_good());
+
+        let retry = operator::retry(&model, None, Some("robot fixed")).unwrap();
+        step(&store, &mut model, &retry, "retry").await;
+        assert_eq!(model.status.columns().prestage.to_string(), "NOT DONE");
+        let end = drive_to_cleaned(&store, &name, &policy).await;
+        assert_eq!(end.status.columns().cleanup.to_string(), "CLEANED");
+        let h = store.history(&name, Some("dataset")).await.unwrap();
+        let retry_row = h.iter().find(|e| e.via == "retry").unwrap();
+        assert_eq!(retry_row.reason.as_deref(), Some("robot fixed"));
+        assert!(retry_row.from.contains("prestage=FAILED"));
+    }
+}
