@@ -1,11 +1,563 @@
-//! The `repro` command. Skeleton: the commands land with the CLI issue.
+//! `repro`: the dataset reprocessing lifecycle from the command line and cron.
 
+mod backend;
+mod cli;
+mod config;
+mod demo;
+mod error;
+mod filelist;
+mod ops;
+mod output;
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser};
+use repro_core::{DatasetName, FileState, operator};
+use repro_db::{ListFilter, Register, Store};
+use tracing::info;
+
+use crate::backend::Backend;
+use crate::backend::sim::SimBackend;
+use crate::cli::{Cli, Command, DatasetCommand, LogFormat, Target};
+use crate::config::{BackendKind, Config};
+use crate::error::CliError;
+use crate::ops::{Driver, Op, Report};
 
 fn main() -> ExitCode {
-    eprintln!(
-        "repro {}: the command-line operations are not built yet; the lifecycle library is repro-core",
-        env!("CARGO_PKG_VERSION")
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("repro: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("repro: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REPRO_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("repro={level},repro_db={level},sea_orm=warn"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match cli.log_format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The configuration: `--config FILE`, else `./repro.toml` when present, else defaults.
+fn load_config(explicit: Option<&Path>) -> Result<Config, CliError> {
+    let (path, must_exist) = match explicit {
+        Some(p) => (p.to_owned(), true),
+        None => (PathBuf::from("repro.toml"), false),
+    };
+    if !must_exist && !path.exists() {
+        return Ok(Config::default());
+    }
+    let mut config = Config::load(&path)?;
+    let base = path.parent().map(Path::to_owned).unwrap_or_default();
+    config.resolve_paths(&base);
+    Ok(config)
+}
+
+/// Opens the database; every command but `init` needs the schema to be current.
+async fn open(url: &str, needs_schema: bool) -> Result<Store, CliError> {
+    let store = Store::open(url).await?;
+    if needs_schema {
+        store.check_schema().await?;
+    }
+    Ok(store)
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The backend the configuration chooses.
+pub fn make_backend(config: &Config) -> Result<Box<dyn Backend>, CliError> {
+    match config.backend.kind {
+        BackendKind::Sim => Ok(Box::new(SimBackend::new(
+            config.backend.sim.clone(),
+            now_secs(),
+        ))),
+        other => Err(CliError::Input(format!(
+            "backend kind `{}` is not available in this build yet; use `sim`",
+            format!("{other:?}").to_lowercase()
+        ))),
+    }
+}
+
+fn actor() -> String {
+    std::env::var("REPRO_ACTOR")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "repro".into())
+}
+
+fn owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+fn name(s: &str) -> Result<DatasetName, CliError> {
+    Ok(DatasetName::new(s)?)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "repro", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| CliError::Other(format!("cannot write the man page: {e}")))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Cron(args) => {
+            print!("{}", cron(&cli, args.bin.as_deref())?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Demo(args) => return demo::run(args, cli.json).await,
+        _ => {}
+    }
+    let config = load_config(cli.config.as_deref())?;
+    if let Command::Init = cli.command {
+        let store = open(&cli.db, false).await?;
+        store.migrate().await?;
+        println!("schema is current at {}", redact(&cli.db));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = open(&cli.db, true).await?;
+    let json = cli.json;
+    match cli.command {
+        Command::Dataset(cmd) => dataset(&store, cmd, json).await,
+        Command::Lock(args) => lock(&store, &args, true).await,
+        Command::Unlock(args) => lock(&store, &args, false).await,
+        Command::Prestage(t) => operation(&store, &config, Op::Prestage, &t, json).await,
+        Command::Reconstruct(t) => operation(&store, &config, Op::Reconstruct, &t, json).await,
+        Command::Merge(m) => {
+            operation(
+                &store,
+                &config,
+                Op::Merge { partial: m.partial },
+                &m.target,
+                json,
+            )
+            .await
+        }
+        Command::Dbup(t) => operation(&store, &config, Op::Dbup, &t, json).await,
+        Command::Cleanup(t) => operation(&store, &config, Op::Cleanup, &t, json).await,
+        Command::Check(t) => operation(&store, &config, Op::Check, &t, json).await,
+        Command::Tick(t) => {
+            let target = Target {
+                all: t.name.is_none(),
+                name: t.name,
+                site: t.site,
+            };
+            operation(&store, &config, Op::Tick, &target, json).await
+        }
+        Command::Plan(t) => {
+            let names = targets(&store, &t).await?;
+            let mut previews = Vec::new();
+            for n in names {
+                let view = store.load(&n).await?;
+                previews.push(ops::preview(&view, &config.policy()));
+            }
+            if json {
+                print!("{}", output::json(&previews));
+            } else {
+                for p in previews {
+                    if p.transitions.is_empty() && p.actions.is_empty() && p.polls == 0 {
+                        continue;
+                    }
+                    let moves: Vec<String> =
+                        p.transitions.iter().map(ToString::to_string).collect();
+                    println!(
+                        "{}: {}; would poll {}, move [{}], perform {} action(s)",
+                        p.name,
+                        p.state,
+                        p.polls,
+                        moves.join(", "),
+                        p.actions.len()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retry(args) => {
+            let n = name(&args.name)?;
+            let view = store.load(&n).await?;
+            let changes = operator::retry(&view, args.phase, args.reason.as_deref())?;
+            store.apply(&n, &changes, &actor()).await?;
+            let after = store.summary(&n).await?;
+            println!("{n}: retried; now {}", after.status.columns());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reset(args) => {
+            let n = name(&args.name)?;
+            let view = store.load(&n).await?;
+            let changes = operator::reset(&view, args.to, &args.reason)?;
+            store.apply(&n, &changes, &actor()).await?;
+            let after = store.summary(&n).await?;
+            println!("{n}: reset to {}; now {}", args.to, after.status.columns());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History(args) => {
+            let n = name(&args.name)?;
+            let entity = match args.entity.as_str() {
+                "all" => None,
+                e @ ("dataset" | "file" | "group" | "reco_job" | "merge_job") => Some(e),
+                other => {
+                    return Err(CliError::Input(format!(
+                        "unknown history entity {other:?}; expected dataset, file, group, reco_job, merge_job or all"
+                    )));
+                }
+            };
+            let h = store.history(&n, entity).await?;
+            if json {
+                print!("{}", output::json(&h));
+            } else {
+                print!("{}", output::history(&h));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Cron(_)
+        | Command::Demo(_) => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let user = url[s + 3..at].split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `repro lock` and `repro unlock`: idempotent, one dataset after the other.
+async fn lock(store: &Store, args: &cli::Names, locking: bool) -> Result<ExitCode, CliError> {
+    for n in &args.names {
+        let n = name(n)?;
+        let view = store.load(&n).await?;
+        let changes = if locking {
+            operator::lock(&view, args.reason.as_deref())
+        } else {
+            operator::unlock(&view, args.reason.as_deref())
+        };
+        match changes {
+            Ok(c) => {
+                store.apply(&n, &c, &actor()).await?;
+                println!("{n}: {}", if locking { "LOCK" } else { "UNLOCK" });
+            }
+            // Asking again for what is already so is not an error.
+            Err(repro_core::OperatorError::Refused(repro_core::Refused::AlreadyThere {
+                lock,
+                ..
+            })) => {
+                println!("{n}: already {lock}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitCode, CliError> {
+    match cmd {
+        DatasetCommand::Add(args) => {
+            let n = name(&args.name)?;
+            let (text, source) = if args.files.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).map_err(|e| {
+                    CliError::Input(format!("cannot read the file list from stdin: {e}"))
+                })?;
+                (s, "-".to_owned())
+            } else {
+                let p = &args.files;
+                let s = std::fs::read_to_string(p).map_err(|e| {
+                    CliError::Input(format!("cannot read file list {}: {e}", p.display()))
+                })?;
+                (s, p.display().to_string())
+            };
+            let files = filelist::parse(&text, &source).map_err(CliError::Input)?;
+            let opts = Register {
+                unlock: args.unlock,
+                site: args.site,
+            };
+            store.register(&n, &files, &opts, &actor()).await?;
+            let s = store.summary(&n).await?;
+            if json {
+                print!("{}", output::json(&output::DatasetJson::from(&s)));
+            } else {
+                println!(
+                    "registered {n}: {} raw files, {}",
+                    files.len(),
+                    s.status.columns().lock
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DatasetCommand::List(args) => {
+            if let Some(w) = &args.state {
+                check_word(w)?;
+            }
+            let list = store
+                .list(&ListFilter {
+                    state_word: args.state,
+                    site: args.site,
+                    ..ListFilter::default()
+                })
+                .await?;
+            if json {
+                let v: Vec<output::DatasetJson> = list.iter().map(Into::into).collect();
+                print!("{}", output::json(&v));
+            } else {
+                print!("{}", output::datasets(&list));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DatasetCommand::Show { name: n } => {
+            let s = store.summary(&name(&n)?).await?;
+            if json {
+                print!("{}", output::json(&output::DatasetJson::from(&s)));
+            } else {
+                print!("{}", output::dataset(&s));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DatasetCommand::Files(args) => {
+            let state = match &args.state {
+                None => None,
+                Some(s) => Some(
+                    s.parse::<FileState>()
+                        .map_err(|e| CliError::Input(e.to_string()))?,
+                ),
+            };
+            let view = store.load(&name(&args.name)?).await?;
+            if json {
+                let files: Vec<&repro_core::RawFile> = view
+                    .files
+                    .values()
+                    .filter(|f| state.is_none_or(|s| f.state == s))
+                    .collect();
+                print!("{}", output::json(&files));
+            } else {
+                print!("{}", output::files(&view, state));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A state word must be one of the seed's words.
+fn check_word(w: &str) -> Result<(), CliError> {
+    let ok = w.parse::<repro_core::LockWord>().is_ok()
+        || w.parse::<repro_core::PrestageWord>().is_ok()
+        || w.parse::<repro_core::RecoWord>().is_ok()
+        || w.parse::<repro_core::MergeWord>().is_ok()
+        || w.parse::<repro_core::CleanupWord>().is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::Input(format!(
+            "{w:?} is not a state word; expected one of LOCK, UNLOCK, NOT DONE, RUNNING, PRESTAGE, PARTIAL, COMPLETED, MERGED, MERGED_DBUP, CLEANED, FAILED"
+        )))
+    }
+}
+
+/// The datasets a command works on: the one named, or every active one.
+async fn targets(store: &Store, t: &Target) -> Result<Vec<DatasetName>, CliError> {
+    if let Some(n) = &t.name {
+        return Ok(vec![name(n)?]);
+    }
+    let list = store
+        .list(&ListFilter {
+            active_only: true,
+            site: t.site.clone(),
+            ..ListFilter::default()
+        })
+        .await?;
+    Ok(list.into_iter().map(|d| d.name).collect())
+}
+
+/// Runs one operation on its target datasets and reports.
+async fn operation(
+    store: &Store,
+    config: &Config,
+    op: Op,
+    t: &Target,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let names = targets(store, t).await?;
+    let mut backend = make_backend(config)?;
+    let (reports, worst) = drive(store, config, backend.as_mut(), op, &names, t.all).await;
+    if json {
+        print!("{}", output::json(&reports));
+    } else {
+        for r in &reports {
+            print_report(r, !t.all);
+        }
+    }
+    Ok(match worst {
+        Some(e) => e.exit_code(),
+        None => ExitCode::SUCCESS,
+    })
+}
+
+/// Drives `names` one after the other. With `tolerant` (--all, cron), a dataset another
+/// process holds is skipped quietly; other errors are reported and the rest go on.
+pub(crate) async fn drive(
+    store: &Store,
+    config: &Config,
+    backend: &mut dyn Backend,
+    op: Op,
+    names: &[DatasetName],
+    tolerant: bool,
+) -> (Vec<Report>, Option<CliError>) {
+    let mut driver = Driver {
+        store,
+        backend,
+        policy: config.policy(),
+        actor: actor(),
+        owner: owner(),
+        lease_ttl: Duration::from_secs(config.lease.ttl_s),
+    };
+    let mut reports = Vec::new();
+    let mut worst: Option<CliError> = None;
+    for n in names {
+        match driver.run(op, n).await {
+            Ok(r) => reports.push(r),
+            Err(CliError::Conflict(m)) if tolerant => {
+                info!(dataset = %n, "skipped: {m}");
+                reports.push(Report {
+                    name: n.to_string(),
+                    skipped: Some(m),
+                    ..Report::default()
+                });
+            }
+            Err(e) => {
+                eprintln!("repro: {n}: {e}");
+                if worst.as_ref().is_none_or(|w| e.rank() > w.rank()) {
+                    worst = Some(e);
+                }
+            }
+        }
+    }
+    (reports, worst)
+}
+
+fn print_report(r: &Report, always: bool) {
+    if let Some(why) = &r.skipped {
+        if always {
+            println!("{}: skipped: {why}", r.name);
+        }
+        return;
+    }
+    if r.transitions.is_empty() && r.actions == 0 && r.outcomes == 0 {
+        if always {
+            println!("{}: nothing to do", r.name);
+        }
+        return;
+    }
+    let moves: Vec<String> = r.transitions.iter().map(ToString::to_string).collect();
+    println!(
+        "{}: {} action(s), {} outcome(s) recorded{}",
+        r.name,
+        r.actions,
+        r.outcomes,
+        if moves.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", moves.join(" -> "))
+        }
     );
-    ExitCode::from(1)
+}
+
+fn cron(cli: &Cli, bin: Option<&Path>) -> Result<String, CliError> {
+    let bin = match bin {
+        Some(b) => b.to_owned(),
+        None => std::env::current_exe()
+            .map_err(|e| CliError::Other(format!("cannot find this binary: {e}")))?,
+    };
+    let mut base = format!("{} -q", bin.display());
+    if std::env::var_os("REPRO_DATABASE_URL").is_none() && cli.db != "sqlite://repro.db?mode=rwc" {
+        base.push_str(&format!(" --db '{}'", cli.db));
+    }
+    if let Some(c) = &cli.config {
+        base.push_str(&format!(" --config '{}'", c.display()));
+    }
+    let lines = [
+        (
+            "30 */12 * * *",
+            "prestage --all",
+            "prestage (seed: prestage)",
+        ),
+        (
+            "01 */4  * * *",
+            "reconstruct --all",
+            "reconstruct (seed: reconstruct_dataset_new)",
+        ),
+        ("01 23   * * *", "check --all", "check on dataset status"),
+        ("11 */6  * * *", "merge --all", "merge (new)"),
+        ("30 */4  * * *", "merge --partial --all", "merge (partial)"),
+        (
+            "1  0    * * *",
+            "check --all",
+            "check on merge running (seed: 1 */24)",
+        ),
+        (
+            "50 15   * * *",
+            "dbup --all",
+            "update merge: declare merged files (MERGED_DBUP)",
+        ),
+        (
+            "40 16   * * *",
+            "cleanup --all",
+            "cleanup (by hand in the seed)",
+        ),
+    ];
+    let mut out = String::from("# repro: the seed's schedule, one operation a line\n");
+    for (when, what, why) in lines {
+        out.push_str(&format!("{when}  {base} {what}  # {why}\n"));
+    }
+    out.push_str("\n# or, instead of all of the above, one line that does everything due:\n");
+    out.push_str(&format!("# */10 * * * *  {base} tick\n"));
+    Ok(out)
 }

@@ -35,7 +35,7 @@ pub use job::{JobEvent, JobKey, JobState, JobSubject};
 pub use name::{DatasetName, NameError};
 pub use operator::OperatorError;
 pub use outcome::{Outcome, StaleOutcome};
-pub use plan::{Action, Plan, plan};
+pub use plan::{Action, Plan, Poll, plan, plan_for, polls};
 pub use policy::{Policy, PolicyError};
 pub use rules::{IllegalMove, Rule};
 pub use state::{Columns, Contradiction, DatasetState, Phase, RecoOutcome, StageKind, Status};

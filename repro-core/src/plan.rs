@@ -151,6 +151,13 @@ impl Plan {
 /// Everything due for `view` now under `policy`: nothing for a locked dataset, otherwise the
 /// work of its current phase and, where that phase ends, the start of the next.
 pub fn plan(view: &DatasetView, policy: &Policy) -> Plan {
+    plan_for(view, policy, |_| true)
+}
+
+/// What is due while the dataset is at a stage `at` accepts: the work behind one of the
+/// seed's operations (`prestage` works at the prestage stages, `dbup` at `MergeDone`, ...).
+/// Planning stops where the dataset moves to a stage `at` refuses.
+pub fn plan_for(view: &DatasetView, policy: &Policy, at: impl Fn(StageKind) -> bool) -> Plan {
     let mut out = Plan::default();
     if view.status.lock == LockWord::Lock {
         return out;
@@ -158,6 +165,9 @@ pub fn plan(view: &DatasetView, policy: &Policy) -> Plan {
     let mut work = view.clone();
     // Automatic edges only go forward, so this ends within one pass over the stages.
     for _ in 0..StageKind::ALL.len() {
+        if !at(work.status.state.kind()) {
+            break;
+        }
         let (changes, actions) = phase_step(&work, policy);
         if changes.is_empty() {
             break;

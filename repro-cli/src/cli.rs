@@ -1,0 +1,267 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit codes, shown in `--help` and relied on by scripts.
+pub const EXIT_CODES: &str = "\
+Exit status:
+  0  ok (also: nothing to do)
+  1  other failure (database unreachable, backend failure, ...)
+  2  usage error or bad input (names, files, config, URLs)
+  3  refused: the lifecycle does not allow that transition now
+  4  conflict: another process changed the dataset first, or holds its lease";
+
+/// Runs the reprocessing lifecycle of physics datasets (prestage, reco, merge, catalog
+/// update, cleanup) from cron, with every file and job tracked in a database.
+#[derive(Debug, Parser)]
+#[command(name = "repro", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH?mode=rwc, mysql://USER@HOST:PORT/DB, postgres://USER@HOST:PORT/DB.
+    #[arg(
+        long,
+        global = true,
+        env = "REPRO_DATABASE_URL",
+        default_value = "sqlite://repro.db?mode=rwc"
+    )]
+    pub db: String,
+    /// Configuration file [default: ./repro.toml when present].
+    #[arg(long, global = true, env = "REPRO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Format of the log lines on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema (idempotent).
+    Init,
+    /// Register and inspect datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Hold datasets where they are: automation leaves them alone until unlocked.
+    Lock(Names),
+    /// Release datasets to automation.
+    Unlock(Names),
+    /// Stage raw files from tape (the seed's prestage_dataset.py).
+    Prestage(Target),
+    /// Submit reco jobs for staged raw files (the seed's reconstruct_dataset.py).
+    Reconstruct(Target),
+    /// Submit merge jobs over TMB files (the seed's merge_dataset.py).
+    Merge(MergeArgs),
+    /// Declare merged files to the catalog (the seed's update_merge_old).
+    Dbup(Target),
+    /// Delete intermediate files of declared datasets (the seed's cleanup_dataset.py).
+    Cleanup(Target),
+    /// Poll staging and running jobs, record results, retry failures (the seed's check_on_* jobs).
+    Check(Target),
+    /// Everything due, in the lifecycle's order, for every unlocked dataset: one cron line is enough.
+    Tick(TickArgs),
+    /// What a tick would do now, without doing it.
+    Plan(Target),
+    /// Operator: give a failed phase (or what failed for good in the running one) fresh attempts.
+    Retry(RetryArgs),
+    /// Operator: go back to the start of an earlier phase, keeping finished work.
+    Reset(ResetArgs),
+    /// A dataset's history: who moved it, when, from, to, why.
+    History(HistoryArgs),
+    /// Print a crontab equivalent to the seed's schedule, and the one-line alternative.
+    Cron(CronArgs),
+    /// Run a whole simulated campaign on a temporary database and print the result.
+    Demo(DemoArgs),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page.
+    Man,
+}
+
+/// `repro dataset ...`.
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Register a dataset from a list of logical file names (LOCKed unless --unlock).
+    Add(AddArgs),
+    /// List datasets with their state and file progress.
+    List(ListArgs),
+    /// One dataset's state and its files per state.
+    Show {
+        /// The dataset.
+        name: String,
+    },
+    /// A dataset's raw files.
+    Files(FilesArgs),
+}
+
+/// `repro dataset add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The dataset's name: letters, digits and `_ - . +`, at most 200 characters.
+    pub name: String,
+    /// File of logical file names, one a line, optionally followed by the size in bytes; `-` for stdin.
+    #[arg(long)]
+    pub files: PathBuf,
+    /// Release it to automation at once.
+    #[arg(long)]
+    pub unlock: bool,
+    /// The site that processes it.
+    #[arg(long)]
+    pub site: Option<String>,
+}
+
+/// `repro dataset list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only datasets with this word in a state column (FAILED, RUNNING, LOCK, MERGED_DBUP, ...).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only datasets of this site.
+    #[arg(long)]
+    pub site: Option<String>,
+}
+
+/// `repro dataset files`.
+#[derive(Debug, Args)]
+pub struct FilesArgs {
+    /// The dataset.
+    pub name: String,
+    /// Only files in this state (registered, staged, reco_failed_for_good, ...).
+    #[arg(long)]
+    pub state: Option<String>,
+}
+
+/// Dataset names.
+#[derive(Debug, Args)]
+pub struct Names {
+    /// The datasets.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Why, for the history.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// One dataset or every eligible one.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The dataset.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Every eligible dataset (what cron runs).
+    #[arg(long)]
+    pub all: bool,
+    /// With --all, only datasets of this site.
+    #[arg(long, requires = "all")]
+    pub site: Option<String>,
+}
+
+/// `repro merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Merge datasets whose reco ended PARTIAL (the seed's merge_partial); without it, only COMPLETED ones.
+    #[arg(long)]
+    pub partial: bool,
+}
+
+/// `repro tick`.
+#[derive(Debug, Args)]
+pub struct TickArgs {
+    /// Only datasets of this site.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Only this dataset.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `repro retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The dataset.
+    pub name: String,
+    /// The phase to retry (its current one by default).
+    #[arg(long, value_parser = parse_phase)]
+    pub phase: Option<repro_core::Phase>,
+    /// Why, for the history.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// `repro reset`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The dataset.
+    pub name: String,
+    /// The phase to go back to: prestage or reco.
+    #[arg(long, value_parser = parse_phase)]
+    pub to: repro_core::Phase,
+    /// Why, for the history.
+    #[arg(long)]
+    pub reason: String,
+}
+
+fn parse_phase(s: &str) -> Result<repro_core::Phase, String> {
+    s.parse()
+        .map_err(|e: repro_core::ParseWordError| e.to_string())
+}
+
+/// `repro history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The dataset.
+    pub name: String,
+    /// Which entries: dataset, file, group, reco_job, merge_job or all.
+    #[arg(long, default_value = "dataset")]
+    pub entity: String,
+}
+
+/// `repro cron`.
+#[derive(Debug, Args)]
+pub struct CronArgs {
+    /// The repro binary cron should run [default: this one].
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+}
+
+/// `repro demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of datasets.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub datasets: u32,
+    /// Raw files per dataset.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub files: u32,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Keep the database, world and journal in this directory instead of a temporary one.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}

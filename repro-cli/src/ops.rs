@@ -1,0 +1,248 @@
+//! The drivers: each of the seed's operations on one dataset, under a lease, as
+//! load -> decide (core) -> write (store) -> act (backend) -> record.
+
+use std::time::Duration;
+
+use repro_core::plan::{plan_for, polls};
+use repro_core::{
+    Change, DatasetName, DatasetView, Outcome, Plan, Policy, RecoOutcome, StageKind, Transition,
+};
+use repro_db::{DbError, Store};
+use serde::Serialize;
+use tracing::{debug, info, warn};
+
+use crate::backend::Backend;
+use crate::error::CliError;
+
+/// One of the seed's operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Stage raw files.
+    Prestage,
+    /// Submit reco jobs.
+    Reconstruct,
+    /// Submit merge jobs: for reco-COMPLETED datasets, or reco-PARTIAL ones with `partial`.
+    Merge {
+        /// The seed's merge_partial.
+        partial: bool,
+    },
+    /// Declare merged files.
+    Dbup,
+    /// Delete intermediate files.
+    Cleanup,
+    /// Poll and record, then retry and finish running phases.
+    Check,
+    /// Everything.
+    Tick,
+}
+
+impl Op {
+    /// The stages this operation works at.
+    fn works_at(self, kind: StageKind) -> bool {
+        use StageKind as K;
+        match self {
+            Op::Prestage => matches!(kind, K::PrestageNotDone | K::PrestageRunning),
+            Op::Reconstruct => matches!(kind, K::RecoNotDone | K::RecoRunning),
+            Op::Merge { .. } => matches!(kind, K::MergeNotDone | K::MergeRunning),
+            Op::Dbup => kind == K::MergeDone,
+            Op::Cleanup => kind == K::CleanupNotDone,
+            Op::Check => matches!(kind, K::PrestageRunning | K::RecoRunning | K::MergeRunning),
+            Op::Tick => true,
+        }
+    }
+
+    fn polls(self) -> bool {
+        matches!(self, Op::Check | Op::Tick)
+    }
+
+    /// The policy as this operation applies it.
+    fn policy(self, base: &Policy, view: &DatasetView) -> Option<Policy> {
+        let mut p = base.clone();
+        if let Op::Merge { partial } = self {
+            let outcome = view.status.state.reco_outcome();
+            if view.status.state.kind() == StageKind::MergeNotDone {
+                // `merge` takes COMPLETED datasets, `merge --partial` PARTIAL ones.
+                let wanted = if partial {
+                    RecoOutcome::Partial
+                } else {
+                    RecoOutcome::Completed
+                };
+                if outcome != Some(wanted) {
+                    return None;
+                }
+                p.merge_partial = true;
+            }
+        }
+        Some(p)
+    }
+}
+
+/// What an operation did to one dataset.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// The dataset.
+    pub name: String,
+    /// Dataset transitions taken.
+    pub transitions: Vec<Transition>,
+    /// External actions performed.
+    pub actions: usize,
+    /// Outcomes recorded (from actions and polls).
+    pub outcomes: usize,
+    /// Why nothing was done, when it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// Shared by the drivers of one process.
+pub struct Driver<'a> {
+    /// The database.
+    pub store: &'a Store,
+    /// The outside world.
+    pub backend: &'a mut dyn Backend,
+    /// Retry and grouping rules.
+    pub policy: Policy,
+    /// Who acts, for the history.
+    pub actor: String,
+    /// Who holds leases: host and process.
+    pub owner: String,
+    /// How long a lease lasts.
+    pub lease_ttl: Duration,
+}
+
+/// Sorts recorded changes so each kind is written set-based. Changes from different
+/// outcomes touch different rows, and the changes of one row keep their order.
+fn batch_order(changes: &mut [Change]) {
+    changes.sort_by_key(|c| match c {
+        Change::NewGroup { .. } => 0,
+        Change::Group { .. } => 1,
+        Change::NewJob { .. } => 2,
+        Change::Job { .. } => 3,
+        Change::File { .. } => 4,
+        Change::Dataset { .. } => 5,
+    });
+}
+
+impl Driver<'_> {
+    /// Runs `op` on one dataset under its lease. A lease held by another process is a
+    /// [`CliError::Conflict`].
+    pub async fn run(&mut self, op: Op, name: &DatasetName) -> Result<Report, CliError> {
+        let now = repro_db::now();
+        let lease = self
+            .store
+            .claim(name, &self.owner, self.lease_ttl, now)
+            .await?;
+        let result = self.work(op, name).await;
+        if let Err(e) = self.store.release(&lease).await {
+            warn!(dataset = %name, "cannot release lease: {e}");
+        }
+        result
+    }
+
+    async fn work(&mut self, op: Op, name: &DatasetName) -> Result<Report, CliError> {
+        let mut report = Report {
+            name: name.to_string(),
+            ..Report::default()
+        };
+        let mut view = self.store.load(name).await?;
+        if view.status.lock == repro_core::LockWord::Lock {
+            report.skipped = Some("LOCKed by an operator".into());
+            return Ok(report);
+        }
+        if op.polls() {
+            let due = polls(&view);
+            if !due.is_empty() {
+                debug!(dataset = %name, polls = due.len(), "polling");
+                let outcomes = tokio::task::block_in_place(|| self.backend.poll(&view, &due))?;
+                report.outcomes += self.record(&mut view, &outcomes).await?;
+            }
+        }
+        let mut conflicts = 0;
+        for _ in 0..64 {
+            let Some(policy) = op.policy(&self.policy, &view) else {
+                break;
+            };
+            let plan: Plan = plan_for(&view, &policy, |k| op.works_at(k));
+            if plan.is_empty() {
+                break;
+            }
+            match self.store.apply(name, &plan.changes, &self.actor).await {
+                Ok(()) => {}
+                Err(DbError::Conflict(c)) if conflicts < 3 => {
+                    // Someone (an operator, most likely) moved it: decide again from what is there.
+                    conflicts += 1;
+                    info!(dataset = %name, "conflict, re-reading: {c}");
+                    view = self.store.load(name).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            view.apply(&plan.changes)
+                .map_err(|e| CliError::Other(format!("{name}: {e}")))?;
+            for t in plan.transitions() {
+                info!(dataset = %name, transition = %t, state = %view.status.columns(), "moved");
+                report.transitions.push(t);
+            }
+            if !plan.actions.is_empty() {
+                debug!(dataset = %name, actions = plan.actions.len(), "acting");
+                report.actions += plan.actions.len();
+                let outcomes =
+                    tokio::task::block_in_place(|| self.backend.perform(&view, &plan.actions))?;
+                report.outcomes += self.record(&mut view, &outcomes).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Records what the world said, all in one transaction.
+    async fn record(
+        &mut self,
+        view: &mut DatasetView,
+        outcomes: &[Outcome],
+    ) -> Result<usize, CliError> {
+        let mut all = Vec::new();
+        let mut work = view.clone();
+        let mut n = 0;
+        for o in outcomes {
+            match repro_core::outcome::record(&work, o) {
+                Ok(changes) => {
+                    work.apply(&changes)
+                        .map_err(|e| CliError::Other(format!("{}: {e}", view.name)))?;
+                    all.extend(changes);
+                    n += 1;
+                }
+                Err(stale) => warn!(dataset = %view.name, "skipping {stale}"),
+            }
+        }
+        batch_order(&mut all);
+        self.store.apply(&view.name, &all, &self.actor).await?;
+        *view = work;
+        Ok(n)
+    }
+}
+
+/// What `plan` shows for one dataset.
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    /// The dataset.
+    pub name: String,
+    /// Its state now.
+    pub state: String,
+    /// Transitions a tick would take.
+    pub transitions: Vec<Transition>,
+    /// Actions a tick would perform, before any outcome is known.
+    pub actions: Vec<repro_core::Action>,
+    /// Things a tick would poll.
+    pub polls: usize,
+}
+
+/// What a tick would do now to `view`, without doing it.
+pub fn preview(view: &DatasetView, policy: &Policy) -> Preview {
+    let plan = repro_core::plan(view, policy);
+    Preview {
+        name: view.name.to_string(),
+        state: view.status.columns().to_string(),
+        transitions: plan.transitions().collect(),
+        actions: plan.actions,
+        polls: polls(view).len(),
+    }
+}
