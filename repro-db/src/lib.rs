@@ -215,7 +215,7 @@ impl Store {
             Status::NEW
         };
         let c = status.columns();
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         let inserted = DatasetStatus::insert(dataset_status::ActiveModel {
             name: Set(name.to_string()),
             lock_state: Set(c.lock.as_str().into()),
@@ -302,8 +302,38 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
+        // A deadlock or serialization failure rolls everything back; the changes are
+        // guarded, so trying them again is safe.
+        let mut attempt = 0;
+        loop {
+            match self.apply_once(name, changes, actor).await {
+                Err(DbError::Db(e)) if is_transient(&e) && attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(dataset = %name, attempt, "transient database error, trying again: {e}");
+                    // sqlx runs on tokio here, so its timer is there.
+                    tokio::time::sleep(Duration::from_millis(20 * (1 << attempt))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A transaction for writing. On MariaDB/MySQL it reads committed data, so that the
+    /// gap locks of REPEATABLE READ do not make writers of different datasets deadlock.
+    async fn write_txn(&self) -> Result<sea_orm::DatabaseTransaction> {
+        Ok(match self.backend() {
+            DbBackend::MySql => {
+                self.db
+                    .begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None)
+                    .await?
+            }
+            _ => self.db.begin().await?,
+        })
+    }
+
+    async fn apply_once(&self, name: &DatasetName, changes: &[Change], actor: &str) -> Result<()> {
         let now = now();
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         // Touching the dataset row first takes SQLite's write lock before anything is read,
         // so concurrent writers queue on the busy timeout instead of deadlocking.
         let touched = DatasetStatus::update_many()
@@ -421,6 +451,17 @@ impl Store {
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64> {
         Ok(self.db.execute_unprepared(sql).await?.rows_affected())
     }
+}
+
+/// Whether a database error is a lost race that a retry of the whole transaction fixes:
+/// a deadlock or a serialization failure.
+fn is_transient(e: &sea_orm::DbErr) -> bool {
+    let m = e.to_string();
+    m.contains("1213")
+        || m.contains("40001")
+        || m.contains("40P01")
+        || m.contains("Deadlock")
+        || m.contains("deadlock")
 }
 
 /// The current time as stored: UTC, without a zone.

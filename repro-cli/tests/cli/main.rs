@@ -1,0 +1,9 @@
+//! What a user of `repro` sees: stdout, stderr and exit status, command by command.
+
+mod support;
+
+mod test_cron_concurrency;
+mod test_dataset;
+mod test_misc;
+mod test_operations;
+mod test_operator;

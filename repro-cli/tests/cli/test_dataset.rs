@@ -1,0 +1,169 @@
+//! `repro init` and `repro dataset ...`.
+
+use crate::support::Env;
+
+#[test]
+fn commands_before_init_say_to_run_init() {
+    let env = Env::new();
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "list"])), @r#"
+    status: 1
+    --- stdout
+    --- stderr
+    repro: the database schema is missing; run `repro init` to create or upgrade it
+    "#);
+}
+
+#[test]
+fn init_is_idempotent() {
+    let env = Env::new();
+    let first = env.ok(&["init"]);
+    assert_eq!(env.ok(&["init"]), first);
+    assert!(
+        first.starts_with("schema is current at sqlite://"),
+        "{first}"
+    );
+}
+
+#[test]
+fn add_list_show_and_files() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.write("wz.list", "# the W->Z sample\n/store/wz/raw_001.dat 1000\n\n/store/wz/raw_002.dat 2000 # second\n/store/wz/raw_003.dat\n");
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "add", "p17.wz", "--files", "wz.list", "--site", "prague"])), @r#"
+    status: 0
+    --- stdout
+    registered p17.wz: 3 raw files, LOCK
+    --- stderr
+    "#);
+    env.add("p17.qcd", 2, &["--unlock"]);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "list"])), @r#"
+    status: 0
+    --- stdout
+    NAME     LOCK    PRESTAGE  RECO      MERGE     CLEANUP   FILES staged/reco/merged/cleaned  FAILED
+    p17.qcd  UNLOCK  NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 2                      0
+    p17.wz   LOCK    NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 3                      0
+    --- stderr
+    "#);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "list", "--state", "LOCK"])), @r#"
+    status: 0
+    --- stdout
+    NAME    LOCK  PRESTAGE  RECO      MERGE     CLEANUP   FILES staged/reco/merged/cleaned  FAILED
+    p17.wz  LOCK  NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 3                      0
+    --- stderr
+    "#);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "show", "p17.wz"])), @r#"
+    status: 0
+    --- stdout
+    name      p17.wz
+    lock      LOCK
+    prestage  NOT DONE
+    reco      NOT DONE
+    merge     NOT DONE
+    cleanup   NOT DONE
+    site      prague
+    updated   [TIME] UTC
+    files     3
+      registered            3
+    --- stderr
+    "#);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "files", "p17.wz"])), @r#"
+    status: 0
+    --- stdout
+    ID  LFN                    STATE       ATTEMPTS  TMB  LAST ERROR
+    1   /store/wz/raw_001.dat  registered  0         -    -
+    2   /store/wz/raw_002.dat  registered  0         -    -
+    3   /store/wz/raw_003.dat  registered  0         -    -
+    --- stderr
+    "#);
+}
+
+#[test]
+fn json_output_uses_the_seed_words_and_counts_every_file_state() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.add("p17.wz", 2, &[]);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "dataset", "list"])).unwrap();
+    let d = &v[0];
+    assert_eq!(d["name"], "p17.wz");
+    assert_eq!(d["lock"], "LOCK");
+    assert_eq!(d["prestage"], "NOT DONE");
+    assert_eq!(d["reco"], "NOT DONE");
+    assert_eq!(d["merge"], "NOT DONE");
+    assert_eq!(d["cleanup"], "NOT DONE");
+    assert_eq!(d["files"]["total"], 2);
+    assert_eq!(d["files"]["registered"], 2);
+    assert_eq!(d["files"]["reco_failed_for_good"], 0);
+    let one: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "dataset", "show", "p17.wz"])).unwrap();
+    assert_eq!(&one, d);
+}
+
+#[test]
+fn bad_input_is_named_and_registers_nothing() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.write("bad.list", "/a 1\n/b lots\n/c 3\n");
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "add", "x", "--files", "bad.list"])), @r#"
+    status: 2
+    --- stdout
+    --- stderr
+    repro: bad.list:2: size "lots" is not a number of bytes
+    "#);
+    env.write("dup.list", "/a\n/b\n/a\n");
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "add", "x", "--files", "dup.list"])), @r#"
+    status: 2
+    --- stdout
+    --- stderr
+    repro: dup.list:3: file "/a" is listed twice (first on line 1)
+    "#);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "add", "bad/name", "--files", "dup.list"])), @r#"
+    status: 2
+    --- stdout
+    --- stderr
+    repro: dataset name "bad/name" contains '/' at position 4; only letters, digits and `_ - . +` are allowed
+    "#);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "add", "x", "--files", "missing.list"])), @r#"
+    status: 2
+    --- stdout
+    --- stderr
+    repro: cannot read file list missing.list: No such file or directory (os error 2)
+    "#);
+    // Nothing was registered by any of these.
+    assert_eq!(env.ok(&["--json", "dataset", "list"]).trim(), "[]");
+    env.add("x", 1, &[]);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "add", "x", "--files", "x.list"])), @r#"
+    status: 2
+    --- stdout
+    --- stderr
+    repro: a dataset named "x" already exists
+    "#);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "show", "nope"])), @r#"
+    status: 2
+    --- stdout
+    --- stderr
+    repro: no dataset named "nope"
+    "#);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "list", "--state", "DONE"])), @r#"
+    status: 2
+    --- stdout
+    --- stderr
+    repro: "DONE" is not a state word; expected one of LOCK, UNLOCK, NOT DONE, RUNNING, PRESTAGE, PARTIAL, COMPLETED, MERGED, MERGED_DBUP, CLEANED, FAILED
+    "#);
+}
+
+#[test]
+fn a_file_list_can_come_from_stdin() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    let out = env
+        .cmd(&["dataset", "add", "piped", "--files", "-"])
+        .write_stdin("/x 1\n/y 2\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "registered piped: 2 raw files, LOCK\n"
+    );
+}

@@ -1,0 +1,119 @@
+//! cron, completions, man, config errors, the demo, exit codes in --help.
+
+use crate::support::Env;
+
+#[test]
+fn cron_prints_the_seed_schedule_and_the_one_line_alternative() {
+    let env = Env::new();
+    insta::assert_snapshot!(env.show(&env.run(&["cron", "--bin", "/opt/repro/bin/repro"])), @r#"
+    status: 0
+    --- stdout
+    # repro: the seed's schedule, one operation a line
+    30 */12 * * *  /opt/repro/bin/repro -q prestage --all  # prestage (seed: prestage)
+    01 */4  * * *  /opt/repro/bin/repro -q reconstruct --all  # reconstruct (seed: reconstruct_dataset_new)
+    01 23   * * *  /opt/repro/bin/repro -q check --all  # check on dataset status
+    11 */6  * * *  /opt/repro/bin/repro -q merge --all  # merge (new)
+    30 */4  * * *  /opt/repro/bin/repro -q merge --partial --all  # merge (partial)
+    1  0    * * *  /opt/repro/bin/repro -q check --all  # check on merge running (seed: 1 */24)
+    50 15   * * *  /opt/repro/bin/repro -q dbup --all  # update merge: declare merged files (MERGED_DBUP)
+    40 16   * * *  /opt/repro/bin/repro -q cleanup --all  # cleanup (by hand in the seed)
+
+    # or, instead of all of the above, one line that does everything due:
+    # */10 * * * *  /opt/repro/bin/repro -q tick
+    --- stderr
+    "#);
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let env = Env::new();
+    let help = env.ok(&["--help"]);
+    for line in [
+        "0  ok (also: nothing to do)",
+        "2  usage error or bad input",
+        "3  refused",
+        "4  conflict",
+    ] {
+        assert!(help.contains(line), "--help lacks {line:?}");
+    }
+}
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    let env = Env::new();
+    let bash = env.ok(&["completions", "bash"]);
+    assert!(bash.contains("_repro()") && bash.contains("reconstruct"));
+    let man = env.ok(&["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH repro"),
+        "{}",
+        &man[..man.len().min(200)]
+    );
+}
+
+#[test]
+fn a_bad_config_names_the_key_and_exits_2() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.write("repro.toml", "[backend.sim]\nreco_failure = 1.5\n");
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "list"])), @r#"
+    status: 2
+    --- stdout
+    --- stderr
+    repro: config repro.toml: key `backend.sim.reco_failure` = 1.5: a probability is between 0 and 1
+    "#);
+    env.write("repro.toml", "[backend.sim]\nseeed = 1\n");
+    let out = env.run(&["dataset", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `seeed`"));
+    let out = env.run(&["--config", "nowhere.toml", "dataset", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config nowhere.toml"));
+}
+
+#[test]
+fn a_bad_database_url_exits_2() {
+    let env = Env::new();
+    let out = env.run(&["--db", "oracle://x/y", "dataset", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scheme \"oracle\""));
+}
+
+#[test]
+fn the_demo_runs_a_campaign_to_rest() {
+    let env = Env::new();
+    let out = env.run(&[
+        "--json",
+        "demo",
+        "--datasets",
+        "3",
+        "--files",
+        "40",
+        "--keep",
+        "demo",
+    ]);
+    assert!(out.status.success(), "{}", crate::support::render(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["summary"];
+    assert_eq!(s["datasets"], 3);
+    assert_eq!(
+        s["cleaned"].as_u64().unwrap() + s["failed"].as_u64().unwrap(),
+        3
+    );
+    assert_eq!(s["files"], 120);
+    assert!(s["reco_jobs"].as_u64().unwrap() >= 120 - s["files_failed_for_good"].as_u64().unwrap());
+    for d in v["datasets"].as_array().unwrap() {
+        assert!(
+            d["cleanup"] == "CLEANED"
+                || [&d["prestage"], &d["reco"], &d["merge"], &d["cleanup"]]
+                    .contains(&&serde_json::json!("FAILED")),
+            "{d}"
+        );
+    }
+    // The kept journal shows nothing done twice.
+    let j = crate::support::journal(&env.path("demo/sim-journal.jsonl"));
+    let mut seen = std::collections::HashSet::new();
+    for e in &j {
+        assert!(seen.insert(e.clone()), "done twice: {e:?}");
+    }
+}

@@ -1,0 +1,148 @@
+//! Operator actions: lock, unlock, retry, reset, history.
+
+use crate::support::Env;
+
+fn failing_stager(env: &Env) {
+    env.write(
+        "repro.toml",
+        "[backend.sim]\nstage_failure = 1.0\njournal = \"journal.jsonl\"\n[policy]\nmax_attempts = 2\n",
+    );
+    env.ok(&["init"]);
+}
+
+#[test]
+fn lock_and_unlock_are_idempotent_and_logged() {
+    let env = Env::new();
+    env.init_reliable();
+    env.add("a", 1, &[]);
+    env.add("b", 1, &[]);
+    insta::assert_snapshot!(env.show(&env.run(&["unlock", "a", "b", "--reason", "approved by run coordinator"])), @r#"
+    status: 0
+    --- stdout
+    a: UNLOCK
+    b: UNLOCK
+    --- stderr
+    "#);
+    insta::assert_snapshot!(env.show(&env.run(&["unlock", "a"])), @r#"
+    status: 0
+    --- stdout
+    a: already UNLOCK
+    --- stderr
+    "#);
+    env.ok(&["lock", "a"]);
+    // Automation leaves a locked dataset exactly where it is.
+    env.ok(&["tick"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "dataset", "show", "a"])).unwrap();
+    assert_eq!(
+        (v["lock"].as_str(), v["prestage"].as_str()),
+        (Some("LOCK"), Some("NOT DONE"))
+    );
+    let h: serde_json::Value = serde_json::from_str(&env.ok(&["--json", "history", "a"])).unwrap();
+    let vias: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["via"].as_str().unwrap())
+        .collect();
+    assert_eq!(vias, ["register", "unlock", "lock"]);
+    assert_eq!(h[1]["reason"], "approved by run coordinator");
+    assert_eq!(h[1]["actor"], "tester");
+}
+
+#[test]
+fn a_phase_that_failed_for_good_waits_for_retry() {
+    let env = Env::new();
+    failing_stager(&env);
+    env.add("tape", 2, &["--unlock"]);
+    for _ in 0..6 {
+        env.ok(&["tick"]);
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "dataset", "show", "tape"])).unwrap();
+    assert_eq!(v["prestage"], "FAILED");
+    assert_eq!(v["files"]["stage_failed_for_good"], 2);
+    let files = env.ok(&[
+        "dataset",
+        "files",
+        "tape",
+        "--state",
+        "stage_failed_for_good",
+    ]);
+    assert!(files.contains("sim: tape read error"), "{files}");
+    // The tape robot is fixed; the operator retries.
+    env.write("repro.toml", "[backend.sim]\njournal = \"journal.jsonl\"\nreco_failure = 0.0\nmerge_failure = 0.0\nlost_job = 0.0\n");
+    insta::assert_snapshot!(env.show(&env.run(&["retry", "tape", "--reason", "robot fixed"])), @r#"
+    status: 0
+    --- stdout
+    tape: retried; now lock=UNLOCK prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE
+    --- stderr
+    "#);
+    for _ in 0..6 {
+        env.ok(&["tick"]);
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "dataset", "show", "tape"])).unwrap();
+    assert_eq!(v["cleanup"], "CLEANED");
+    // Attempt numbers went on from where they were: 1, 2, then 3 after the retry.
+    let j = crate::support::journal(&env.path("journal.jsonl"));
+    let attempts: Vec<u64> = j
+        .iter()
+        .filter(|e| e.0 == "stage" && e.2.ends_with("raw_001.dat"))
+        .map(|e| e.3)
+        .collect();
+    assert_eq!(attempts, [1, 2, 3]);
+}
+
+#[test]
+fn refused_operator_actions_exit_3_naming_the_state() {
+    let env = Env::new();
+    env.init_reliable();
+    env.add("fresh", 1, &["--unlock"]);
+    insta::assert_snapshot!(env.show(&env.run(&["retry", "fresh"])), @r#"
+    status: 3
+    --- stdout
+    --- stderr
+    repro: nothing to retry in fresh: it is at prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE and nothing in prestage failed for good
+    "#);
+    insta::assert_snapshot!(env.show(&env.run(&["reset", "fresh", "--to", "reco", "--reason", "new calibration"])), @r#"
+    status: 3
+    --- stdout
+    --- stderr
+    repro: cannot reset_to_reco a dataset at prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE: no such transition from PrestageNotDone
+    "#);
+    let out = env.run(&["reset", "fresh", "--to", "merge", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = env.run(&["reset", "fresh", "--to", "nonsense", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"nonsense\" is not a phase state"));
+}
+
+#[test]
+fn reset_goes_back_keeping_finished_work() {
+    let env = Env::new();
+    env.init_reliable();
+    env.add("ds", 2, &["--unlock"]);
+    // Prestage and reco done, merge not started; the operator holds it there.
+    for op in ["prestage", "check", "reconstruct", "check"] {
+        env.ok(&[op, "ds"]);
+    }
+    env.ok(&["lock", "ds"]);
+    let before: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "dataset", "show", "ds"])).unwrap();
+    assert_eq!(before["merge"], "NOT DONE", "{before}");
+    insta::assert_snapshot!(env.show(&env.run(&["reset", "ds", "--to", "reco", "--reason", "new calibration"])), @r#"
+    status: 0
+    --- stdout
+    ds: reset to reco; now lock=LOCK prestage=PRESTAGE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE
+    --- stderr
+    "#);
+    let after: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "dataset", "show", "ds"])).unwrap();
+    assert_eq!(after["files"], before["files"], "reset lost finished work");
+    let h = env.ok(&["history", "ds"]);
+    assert!(
+        h.contains("reset_to_reco") && h.contains("new calibration"),
+        "{h}"
+    );
+}
