@@ -32,6 +32,12 @@ pub struct BackendConfig {
     /// `[backend.sim]`.
     #[serde(default)]
     pub sim: SimConfig,
+    /// `[backend.command]`: site tools as argv templates.
+    #[serde(default)]
+    pub command: CommandConfig,
+    /// `[backend.slurm]`.
+    #[serde(default)]
+    pub slurm: SlurmConfig,
 }
 
 fn default_kind() -> BackendKind {
@@ -43,6 +49,8 @@ impl Default for BackendConfig {
         BackendConfig {
             kind: BackendKind::Sim,
             sim: SimConfig::default(),
+            command: CommandConfig::default(),
+            slurm: SlurmConfig::default(),
         }
     }
 }
@@ -53,9 +61,9 @@ impl Default for BackendConfig {
 pub enum BackendKind {
     /// The deterministic simulation.
     Sim,
-    /// Configured command lines (not built yet).
+    /// Configured command lines for every site tool.
     Command,
-    /// A Slurm cluster (not built yet).
+    /// A Slurm cluster for reco and merge jobs.
     Slurm,
 }
 
@@ -98,6 +106,103 @@ impl Default for SimConfig {
             delete_failure: 0.0,
             lost_job: 0.01,
             duration_s: 0.0,
+        }
+    }
+}
+
+/// `[backend.command]`: each external step as an argv template, run without a shell.
+///
+/// Placeholders: `{dataset}`, `{file}` (logical file name), `{files}` (path of a file
+/// listing a merge job's inputs), `{output}` (the output file to write), `{tmb}` (a raw
+/// file's TMB file), `{job}` (the job's deterministic name), `{attempt}`, `{batch_id}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommandConfig {
+    /// Seconds a tool may run before it is killed and its attempt fails.
+    pub timeout_s: u64,
+    /// Tools run at once.
+    pub parallel: usize,
+    /// Where list files, outputs, scripts and logs go (relative to the config file).
+    pub workdir: PathBuf,
+    /// Ask for a raw file to be staged; exit 0 means the request is accepted. Unset: raw
+    /// files are on disk already.
+    pub stage: Option<Vec<String>>,
+    /// Ask whether it is staged; stdout `STAGED`, `PENDING` or `FAILED [reason]`.
+    pub stage_status: Option<Vec<String>>,
+    /// Submit a reco job; stdout starts with the batch id.
+    pub reco_submit: Option<Vec<String>>,
+    /// Submit a merge job; stdout starts with the batch id.
+    pub merge_submit: Option<Vec<String>>,
+    /// A job's state; stdout `PENDING`, `RUNNING`, `DONE`, `FAILED [exit [reason]]` or `LOST`.
+    pub job_status: Option<Vec<String>>,
+    /// Look a job up by `{job}` name; stdout its batch id, or nothing if there is none.
+    pub job_lookup: Option<Vec<String>>,
+    /// Declare a merged file to the catalog. Unset: no catalog, declaring always succeeds.
+    pub declare: Option<Vec<String>>,
+    /// Delete a raw file's intermediates (`{file}` staged copy, `{tmb}`). Unset: nothing is deleted.
+    pub delete: Option<Vec<String>>,
+}
+
+impl Default for CommandConfig {
+    fn default() -> Self {
+        CommandConfig {
+            timeout_s: 120,
+            parallel: 4,
+            workdir: PathBuf::from("repro-work"),
+            stage: None,
+            stage_status: None,
+            reco_submit: None,
+            merge_submit: None,
+            job_status: None,
+            job_lookup: None,
+            declare: None,
+            delete: None,
+        }
+    }
+}
+
+/// `[backend.slurm]`: reco and merge jobs are Slurm jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmConfig {
+    /// The site's reco command inside the job script: `{input}` (the staged raw file),
+    /// `{output}` (the TMB file to write), `{dataset}`, `{file}`, `{attempt}`.
+    pub reco_command: Vec<String>,
+    /// The site's merge command: `{files}` (a file listing the TMB files), `{output}`.
+    pub merge_command: Vec<String>,
+    /// Where scripts, logs, TMB and merged files go (relative to the config file).
+    pub workdir: PathBuf,
+    /// `sbatch --partition`, if set.
+    pub partition: Option<String>,
+    /// `sbatch --time`, if set (e.g. `"2:00:00"`).
+    pub time_limit: Option<String>,
+    /// More `sbatch` arguments, as given.
+    pub sbatch_args: Vec<String>,
+    /// When raw files need no staging (`true`): staging checks that `{file}` exists,
+    /// declaring appends to `catalog`, deleting removes TMB files. Otherwise the
+    /// `[backend.command]` steps stage, declare and delete.
+    pub local_files: bool,
+    /// The local catalog of declared merged files, one name a line.
+    pub catalog: PathBuf,
+    /// Seconds a Slurm command may take.
+    pub timeout_s: u64,
+    /// Slurm commands run at once.
+    pub parallel: usize,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig {
+            reco_command: Vec::new(),
+            merge_command: Vec::new(),
+            workdir: PathBuf::from("repro-work"),
+            partition: None,
+            time_limit: None,
+            sbatch_args: Vec::new(),
+            local_files: true,
+            catalog: PathBuf::from("repro-work/catalog.txt"),
+            timeout_s: 60,
+            parallel: 4,
         }
     }
 }
@@ -222,6 +327,76 @@ impl Config {
                 "a duration is at least 0 seconds",
             ));
         }
+        match self.backend.kind {
+            BackendKind::Command => {
+                let c = &self.backend.command;
+                for (key, v) in [
+                    ("backend.command.reco_submit", &c.reco_submit),
+                    ("backend.command.merge_submit", &c.merge_submit),
+                    ("backend.command.job_status", &c.job_status),
+                ] {
+                    if v.as_ref().is_none_or(Vec::is_empty) {
+                        return Err(bad(
+                            key,
+                            "unset".into(),
+                            "the command backend needs this step",
+                        ));
+                    }
+                }
+                if c.stage.is_some() != c.stage_status.is_some() {
+                    return Err(bad(
+                        "backend.command.stage_status",
+                        "unset".into(),
+                        "stage and stage_status go together",
+                    ));
+                }
+            }
+            BackendKind::Slurm => {
+                let s = &self.backend.slurm;
+                if s.reco_command.is_empty() {
+                    return Err(bad(
+                        "backend.slurm.reco_command",
+                        "[]".into(),
+                        "the site's reco command is needed",
+                    ));
+                }
+                if s.merge_command.is_empty() {
+                    return Err(bad(
+                        "backend.slurm.merge_command",
+                        "[]".into(),
+                        "the site's merge command is needed",
+                    ));
+                }
+            }
+            BackendKind::Sim => {}
+        }
+        for (key, t, p) in [
+            (
+                "backend.command",
+                self.backend.command.timeout_s,
+                self.backend.command.parallel,
+            ),
+            (
+                "backend.slurm",
+                self.backend.slurm.timeout_s,
+                self.backend.slurm.parallel,
+            ),
+        ] {
+            if t == 0 {
+                return Err(bad(
+                    &format!("{key}.timeout_s"),
+                    "0".into(),
+                    "a tool needs at least a second",
+                ));
+            }
+            if p == 0 {
+                return Err(bad(
+                    &format!("{key}.parallel"),
+                    "0".into(),
+                    "at least one tool must run at a time",
+                ));
+            }
+        }
         if self.lease.ttl_s == 0 {
             return Err(bad(
                 "lease.ttl_s",
@@ -247,6 +422,15 @@ impl Config {
 
     /// Makes relative paths in the file relative to the directory it is in.
     pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            &mut self.backend.command.workdir,
+            &mut self.backend.slurm.workdir,
+            &mut self.backend.slurm.catalog,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
         let s = &mut self.backend.sim;
         if s.world.is_relative() {
             s.world = base.join(&s.world);

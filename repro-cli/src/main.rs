@@ -106,9 +106,12 @@ pub fn make_backend(config: &Config) -> Result<Box<dyn Backend>, CliError> {
             config.backend.sim.clone(),
             now_secs(),
         ))),
-        other => Err(CliError::Input(format!(
-            "backend kind `{}` is not available in this build yet; use `sim`",
-            format!("{other:?}").to_lowercase()
+        BackendKind::Command => Ok(Box::new(backend::command::CommandBackend::new(
+            config.backend.command.clone(),
+        ))),
+        BackendKind::Slurm => Ok(Box::new(backend::slurm::SlurmBackend::new(
+            config.backend.slurm.clone(),
+            config.backend.command.clone(),
         ))),
     }
 }

@@ -109,6 +109,17 @@ pub struct Driver<'a> {
     pub lease_ttl: Duration,
 }
 
+fn is_failure(o: &Outcome) -> bool {
+    matches!(
+        o,
+        Outcome::StageFailed { .. }
+            | Outcome::JobFailed { .. }
+            | Outcome::JobLost { .. }
+            | Outcome::DeclareFailed { .. }
+            | Outcome::DeleteFailed { .. }
+    )
+}
+
 /// Sorts recorded changes so each kind is written set-based. Changes from different
 /// outcomes touch different rows, and the changes of one row keep their order.
 fn batch_order(changes: &mut [Change]) {
@@ -182,12 +193,20 @@ impl Driver<'_> {
                 info!(dataset = %name, transition = %t, state = %view.status.columns(), "moved");
                 report.transitions.push(t);
             }
+            let mut failed = false;
             if !plan.actions.is_empty() {
                 debug!(dataset = %name, actions = plan.actions.len(), "acting");
                 report.actions += plan.actions.len();
                 let outcomes =
                     tokio::task::block_in_place(|| self.backend.perform(&view, &plan.actions))?;
+                failed = outcomes.iter().any(is_failure);
                 report.outcomes += self.record(&mut view, &outcomes).await?;
+            }
+            // Go on while work completes (a declaration done lets the phase end at once); a
+            // failure is retried by the next run, not at once, so a refusing tool is not
+            // hammered.
+            if failed {
+                break;
             }
         }
         Ok(report)

@@ -1,7 +1,10 @@
 //! How `repro` reaches the outside world: the [`Backend`] trait the drivers call with the
 //! core's decided actions, and its implementations.
 
+pub mod command;
+pub mod process;
 pub mod sim;
+pub mod slurm;
 
 use repro_core::{Action, DatasetView, Outcome, Poll};
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod test_command_backend;
 mod test_cron_concurrency;
 mod test_dataset;
 mod test_misc;

@@ -1,0 +1,573 @@
+//! The `command` backend: every external step is a configured argv template, so a site
+//! plugs in its own staging, batch and catalog tools (HTCondor, PBS, SAM, Rucio, dCache).
+//!
+//! A non-zero exit, a timeout or output that does not parse is that attempt's failure, with
+//! the tool's stderr as the reason; never a crash, never a silent success.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use repro_core::job::{JobKey, JobState, JobSubject};
+use repro_core::view::MergedFile;
+use repro_core::{Action, DatasetView, Outcome, Poll, TmbFile};
+
+use super::process::{self, Ran, RunError};
+use super::{Backend, BackendError};
+use crate::config::CommandConfig;
+
+/// Where a backend that runs real jobs keeps its files.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The work directory.
+    pub workdir: PathBuf,
+}
+
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Layout {
+    /// The TMB file a reco job writes: one per attempt, so a failed attempt's leftovers never
+    /// count for another.
+    pub fn tmb(&self, view: &DatasetView, job: &JobKey) -> PathBuf {
+        let base = match job.subject {
+            JobSubject::Reco(f) => view.files.get(&f).map_or_else(
+                || f.to_string(),
+                |r| safe(r.lfn.rsplit('/').next().unwrap_or(&r.lfn)),
+            ),
+            JobSubject::Merge(g) => g.to_string(),
+        };
+        self.workdir
+            .join("tmb")
+            .join(view.name.as_str())
+            .join(format!("{base}.a{}.tmb", job.attempt))
+    }
+
+    /// The merged file a merge job writes.
+    pub fn merged(&self, view: &DatasetView, name: &str) -> PathBuf {
+        self.workdir
+            .join("merged")
+            .join(view.name.as_str())
+            .join(name)
+    }
+
+    /// The file listing a merge job's inputs.
+    pub fn list(&self, job_name: &str) -> PathBuf {
+        self.workdir.join("lists").join(format!("{job_name}.list"))
+    }
+
+    /// A job's script.
+    pub fn script(&self, job_name: &str) -> PathBuf {
+        self.workdir.join("jobs").join(format!("{job_name}.sh"))
+    }
+
+    /// A job's log.
+    pub fn log(&self, job_name: &str) -> PathBuf {
+        self.workdir.join("logs").join(format!("{job_name}.log"))
+    }
+
+    /// Writes a merge job's input list, one TMB path a line.
+    pub fn write_list(&self, job_name: &str, inputs: &[TmbFile]) -> Result<PathBuf, String> {
+        let path = self.list(job_name);
+        let text: String = inputs.iter().map(|t| format!("{}\n", t.path)).collect();
+        mkdir_for(&path)?;
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
+    }
+
+    /// What a finished job produced, or why it counts as failed: its output must exist and
+    /// be non-empty.
+    pub fn finished(&self, view: &DatasetView, job: JobKey) -> Outcome {
+        let (path, merged_name) = match job.subject {
+            JobSubject::Reco(_) => (self.tmb(view, &job), None),
+            JobSubject::Merge(g) => {
+                let name = MergedFile::name_for(&view.name, g);
+                (self.merged(view, &name), Some(name))
+            }
+        };
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() > 0 => match merged_name {
+                None => Outcome::RecoDone {
+                    job,
+                    tmb: TmbFile {
+                        path: path.display().to_string(),
+                        size: m.len(),
+                    },
+                },
+                Some(name) => Outcome::MergeDone {
+                    job,
+                    output: MergedFile {
+                        name,
+                        size: m.len(),
+                    },
+                },
+            },
+            Ok(_) => Outcome::JobFailed {
+                job,
+                exit_code: Some(0),
+                reason: format!(
+                    "the job finished but its output {} is empty",
+                    path.display()
+                ),
+            },
+            Err(_) => Outcome::JobFailed {
+                job,
+                exit_code: Some(0),
+                reason: format!(
+                    "the job finished but its output {} does not exist",
+                    path.display()
+                ),
+            },
+        }
+    }
+}
+
+/// Creates the directory a file goes in.
+pub fn mkdir_for(path: &Path) -> Result<(), String> {
+    match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display())),
+        None => Ok(()),
+    }
+}
+
+/// A batch id as tools print it: the first word of the first non-empty line, up to a `;`
+/// (sbatch --parsable adds `;cluster`). It must hold a digit and nothing but letters,
+/// digits and `._-`; anything else is garbage, not an id.
+pub fn parse_batch_id(stdout: &str) -> Option<String> {
+    let line = stdout.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let word = line.split_whitespace().next()?.split(';').next()?;
+    let plausible = word.chars().any(|c| c.is_ascii_digit())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    plausible.then(|| word.to_owned())
+}
+
+/// A job's state as a `job_status` tool reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reported {
+    /// Queued.
+    Pending,
+    /// Running.
+    Running,
+    /// Finished; its output decides.
+    Done,
+    /// Failed, with exit code and reason if given.
+    Failed(Option<i32>, String),
+    /// The batch system does not know it.
+    Lost,
+}
+
+/// Parses `STATE [EXIT [REASON...]]` from the first non-empty line.
+pub fn parse_status(stdout: &str) -> Option<Reported> {
+    let line = stdout.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let mut words = line.split_whitespace();
+    let state = words.next()?.to_ascii_uppercase();
+    Some(match state.as_str() {
+        "PENDING" | "IDLE" | "QUEUED" => Reported::Pending,
+        "RUNNING" => Reported::Running,
+        "DONE" | "COMPLETED" => Reported::Done,
+        "LOST" => Reported::Lost,
+        "FAILED" => {
+            let rest: Vec<&str> = words.collect();
+            let (code, reason) = match rest.first().and_then(|w| w.parse::<i32>().ok()) {
+                Some(c) => (Some(c), rest[1..].join(" ")),
+                None => (None, rest.join(" ")),
+            };
+            Reported::Failed(code, reason)
+        }
+        _ => return None,
+    })
+}
+
+/// The `command` backend.
+#[derive(Debug)]
+pub struct CommandBackend {
+    cfg: CommandConfig,
+    layout: Layout,
+}
+
+fn garbage(argv0: &str, what: &str, ran: &Ran) -> String {
+    let out = ran.stdout.trim();
+    let shown: String = out.chars().take(120).collect();
+    format!(
+        "{argv0} printed no {what} (stdout: {shown:?}){}",
+        if ran.stderr.trim().is_empty() {
+            String::new()
+        } else {
+            format!("; stderr: {}", ran.stderr.trim())
+        }
+    )
+}
+
+impl CommandBackend {
+    /// A backend running the tools `cfg` names.
+    pub fn new(cfg: CommandConfig) -> Self {
+        let layout = Layout {
+            workdir: cfg.workdir.clone(),
+        };
+        CommandBackend { cfg, layout }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.cfg.timeout_s)
+    }
+
+    /// Runs a step; `Err` is the attempt's failure reason.
+    fn step(&self, template: &[String], vars: &[(&str, &str)]) -> Result<Ran, String> {
+        let argv = process::render(template, vars);
+        let argv0 = argv.first().cloned().unwrap_or_default();
+        match process::run(&argv, self.timeout()) {
+            Ok(r) if r.ok() => Ok(r),
+            Ok(r) => Err(r.failure(&argv0)),
+            Err(e @ (RunError::Spawn { .. } | RunError::Timeout { .. })) => Err(e.to_string()),
+        }
+    }
+
+    fn submit(&self, template: &[String], vars: &[(&str, &str)], job: JobKey) -> Outcome {
+        let argv0 = template.first().cloned().unwrap_or_default();
+        match self.step(template, vars) {
+            Ok(ran) => match parse_batch_id(&ran.stdout) {
+                Some(batch_id) => Outcome::Submitted { job, batch_id },
+                None => Outcome::JobFailed {
+                    job,
+                    exit_code: None,
+                    reason: garbage(&argv0, "job id", &ran),
+                },
+            },
+            Err(reason) => Outcome::JobFailed {
+                job,
+                exit_code: None,
+                reason,
+            },
+        }
+    }
+
+    fn perform_one(&self, view: &DatasetView, action: &Action) -> Option<Outcome> {
+        let ds = view.name.as_str();
+        match action {
+            Action::Stage { file, lfn, attempt } => {
+                let t = self.cfg.stage.as_ref()?;
+                let attempt = attempt.to_string();
+                match self.step(t, &[("dataset", ds), ("file", lfn), ("attempt", &attempt)]) {
+                    Ok(_) => None,
+                    Err(reason) => Some(Outcome::StageFailed {
+                        file: *file,
+                        reason,
+                    }),
+                }
+            }
+            Action::SubmitReco { job, name, lfn } => {
+                let t = self.cfg.reco_submit.as_deref().unwrap_or_default();
+                let out = self.layout.tmb(view, job);
+                if let Err(reason) = mkdir_for(&out) {
+                    return Some(Outcome::JobFailed {
+                        job: *job,
+                        exit_code: None,
+                        reason,
+                    });
+                }
+                let (out, attempt) = (out.display().to_string(), job.attempt.to_string());
+                Some(self.submit(
+                    t,
+                    &[
+                        ("dataset", ds),
+                        ("file", lfn),
+                        ("output", &out),
+                        ("job", name),
+                        ("attempt", &attempt),
+                    ],
+                    *job,
+                ))
+            }
+            Action::SubmitMerge {
+                job,
+                name,
+                inputs,
+                output,
+            } => {
+                let t = self.cfg.merge_submit.as_deref().unwrap_or_default();
+                let list = match self.layout.write_list(name, inputs) {
+                    Ok(l) => l,
+                    Err(reason) => {
+                        return Some(Outcome::JobFailed {
+                            job: *job,
+                            exit_code: None,
+                            reason,
+                        });
+                    }
+                };
+                let out = self.layout.merged(view, output);
+                if let Err(reason) = mkdir_for(&out) {
+                    return Some(Outcome::JobFailed {
+                        job: *job,
+                        exit_code: None,
+                        reason,
+                    });
+                }
+                let (list, out, attempt) = (
+                    list.display().to_string(),
+                    out.display().to_string(),
+                    job.attempt.to_string(),
+                );
+                Some(self.submit(
+                    t,
+                    &[
+                        ("dataset", ds),
+                        ("files", &list),
+                        ("output", &out),
+                        ("job", name),
+                        ("attempt", &attempt),
+                    ],
+                    *job,
+                ))
+            }
+            Action::Declare {
+                group,
+                merged,
+                attempt,
+            } => {
+                let Some(t) = &self.cfg.declare else {
+                    return Some(Outcome::Declared { group: *group });
+                };
+                let out = self.layout.merged(view, &merged.name).display().to_string();
+                let attempt = attempt.to_string();
+                Some(
+                    match self.step(
+                        t,
+                        &[
+                            ("dataset", ds),
+                            ("file", &merged.name),
+                            ("output", &out),
+                            ("attempt", &attempt),
+                        ],
+                    ) {
+                        Ok(_) => Outcome::Declared { group: *group },
+                        Err(reason) => Outcome::DeclareFailed {
+                            group: *group,
+                            reason,
+                        },
+                    },
+                )
+            }
+            Action::Delete {
+                file,
+                lfn,
+                tmb,
+                attempt,
+            } => {
+                let Some(t) = &self.cfg.delete else {
+                    return Some(Outcome::Deleted { file: *file });
+                };
+                let tmb = tmb.as_ref().map_or("", |t| t.path.as_str());
+                let attempt = attempt.to_string();
+                Some(
+                    match self.step(
+                        t,
+                        &[
+                            ("dataset", ds),
+                            ("file", lfn),
+                            ("tmb", tmb),
+                            ("attempt", &attempt),
+                        ],
+                    ) {
+                        Ok(_) => Outcome::Deleted { file: *file },
+                        Err(reason) => Outcome::DeleteFailed {
+                            file: *file,
+                            reason,
+                        },
+                    },
+                )
+            }
+        }
+    }
+
+    fn poll_one(&self, view: &DatasetView, poll: &Poll) -> Option<Outcome> {
+        let ds = view.name.as_str();
+        match poll {
+            Poll::Stage { file, lfn } => {
+                let Some(t) = &self.cfg.stage_status else {
+                    return Some(Outcome::Staged { file: *file });
+                };
+                let argv0 = t.first().cloned().unwrap_or_default();
+                match self.step(t, &[("dataset", ds), ("file", lfn)]) {
+                    Err(reason) => Some(Outcome::StageFailed {
+                        file: *file,
+                        reason,
+                    }),
+                    Ok(ran) => {
+                        let line = ran
+                            .stdout
+                            .lines()
+                            .map(str::trim)
+                            .find(|l| !l.is_empty())
+                            .unwrap_or("");
+                        let mut words = line.split_whitespace();
+                        match words.next().map(str::to_ascii_uppercase).as_deref() {
+                            Some("STAGED") => Some(Outcome::Staged { file: *file }),
+                            Some("PENDING") => None,
+                            Some("FAILED") => Some(Outcome::StageFailed {
+                                file: *file,
+                                reason: format!("{argv0}: {}", words.collect::<Vec<_>>().join(" ")),
+                            }),
+                            _ => Some(Outcome::StageFailed {
+                                file: *file,
+                                reason: garbage(&argv0, "stage state", &ran),
+                            }),
+                        }
+                    }
+                }
+            }
+            Poll::Job {
+                job,
+                name,
+                batch_id: None,
+            } => {
+                let Some(t) = &self.cfg.job_lookup else {
+                    return Some(Outcome::JobFailed {
+                        job: *job,
+                        exit_code: None,
+                        reason: "reserved but never recorded as submitted, and no job_lookup is configured to check".into(),
+                    });
+                };
+                Some(match self.step(t, &[("dataset", ds), ("job", name)]) {
+                    Ok(ran) => match parse_batch_id(&ran.stdout) {
+                        Some(batch_id) => Outcome::Submitted {
+                            job: *job,
+                            batch_id,
+                        },
+                        None => Outcome::JobFailed {
+                            job: *job,
+                            exit_code: None,
+                            reason: "reserved but never submitted".into(),
+                        },
+                    },
+                    Err(reason) => Outcome::JobFailed {
+                        job: *job,
+                        exit_code: None,
+                        reason,
+                    },
+                })
+            }
+            Poll::Job {
+                job,
+                name,
+                batch_id: Some(batch_id),
+            } => {
+                let t = self.cfg.job_status.as_deref().unwrap_or_default();
+                let argv0 = t.first().cloned().unwrap_or_default();
+                let ran =
+                    match self.step(t, &[("dataset", ds), ("job", name), ("batch_id", batch_id)]) {
+                        Ok(r) => r,
+                        Err(reason) => {
+                            return Some(Outcome::JobFailed {
+                                job: *job,
+                                exit_code: None,
+                                reason,
+                            });
+                        }
+                    };
+                match parse_status(&ran.stdout) {
+                    Some(Reported::Pending) => None,
+                    Some(Reported::Running) => (view.jobs.get(job).map(|j| j.state)
+                        == Some(JobState::Submitted))
+                    .then_some(Outcome::Started { job: *job }),
+                    Some(Reported::Done) => Some(self.layout.finished(view, *job)),
+                    Some(Reported::Failed(exit_code, reason)) => Some(Outcome::JobFailed {
+                        job: *job,
+                        exit_code,
+                        reason: if reason.is_empty() {
+                            format!("{argv0} reports the job failed")
+                        } else {
+                            reason
+                        },
+                    }),
+                    Some(Reported::Lost) => Some(Outcome::JobLost { job: *job }),
+                    None => Some(Outcome::JobFailed {
+                        job: *job,
+                        exit_code: None,
+                        reason: garbage(&argv0, "job state", &ran),
+                    }),
+                }
+            }
+            // The outcome of an interrupted declaration or deletion is unknown here: the step
+            // is tried again as a new attempt (catalogs and deletions are idempotent).
+            Poll::Declaration { group, .. } => Some(Outcome::DeclareFailed {
+                group: *group,
+                reason: "interrupted before its outcome was recorded".into(),
+            }),
+            Poll::Deletion { file, .. } => Some(Outcome::DeleteFailed {
+                file: *file,
+                reason: "interrupted before its outcome was recorded".into(),
+            }),
+        }
+    }
+}
+
+impl Backend for CommandBackend {
+    fn perform(
+        &mut self,
+        view: &DatasetView,
+        actions: &[Action],
+    ) -> Result<Vec<Outcome>, BackendError> {
+        let this = &*self;
+        Ok(
+            process::bounded(actions, self.cfg.parallel, |a| this.perform_one(view, a))
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
+    }
+
+    fn poll(&mut self, view: &DatasetView, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+        let this = &*self;
+        Ok(
+            process::bounded(polls, self.cfg.parallel, |p| this.poll_one(view, p))
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_ids_from_real_tools_and_garbage() {
+        assert_eq!(parse_batch_id("4242\n").as_deref(), Some("4242"));
+        assert_eq!(parse_batch_id("4242;ci\n").as_deref(), Some("4242"));
+        assert_eq!(
+            parse_batch_id("\n123.0 - 123.0\n").as_deref(),
+            Some("123.0")
+        );
+        assert_eq!(parse_batch_id(""), None);
+        assert_eq!(parse_batch_id("Submitted batch job 42\n"), None);
+        assert_eq!(parse_batch_id("<html>\n"), None);
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(parse_status("RUNNING\n"), Some(Reported::Running));
+        assert_eq!(parse_status("done"), Some(Reported::Done));
+        assert_eq!(
+            parse_status("FAILED 137 out of memory"),
+            Some(Reported::Failed(Some(137), "out of memory".into()))
+        );
+        assert_eq!(
+            parse_status("FAILED"),
+            Some(Reported::Failed(None, String::new()))
+        );
+        assert_eq!(parse_status("¯\\_(ツ)_/¯"), None);
+    }
+}

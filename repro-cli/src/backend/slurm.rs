@@ -1,0 +1,603 @@
+//! The `slurm` backend: reco and merge jobs are Slurm jobs.
+//!
+//! Each attempt is an `sbatch --parsable` of a script rendered from the site's reco or merge
+//! command, under the job's deterministic name. Jobs are followed with `squeue`, then
+//! `sacct -X -P` once they leave the queue (`scontrol show job` where accounting is off). A
+//! job that was reserved but whose submission was never recorded is looked up by its name
+//! before anything is submitted again. A reco job is done only when its TMB file exists and
+//! is non-empty.
+//!
+//! Staging, declaring and deleting go through the `[backend.command]` steps, or the local
+//! filesystem with `local_files = true`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use repro_core::job::{JobKey, JobState};
+use repro_core::{Action, DatasetView, Outcome, Poll};
+
+use super::command::{CommandBackend, Layout, mkdir_for, parse_batch_id};
+use super::process::{self, shell_quote};
+use super::{Backend, BackendError};
+use crate::config::{CommandConfig, SlurmConfig};
+
+/// A job as Slurm reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlurmJob {
+    /// Slurm's state word (`COMPLETED`, `TIMEOUT`, `CANCELLED by 0`...).
+    pub state: String,
+    /// The exit code, from `N:S`.
+    pub exit_code: Option<i32>,
+    /// The signal, from `N:S`.
+    pub signal: Option<i32>,
+    /// Slurm's reason, if any.
+    pub reason: String,
+}
+
+/// What a Slurm state means for the lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Meaning {
+    /// Queued or starting.
+    Waiting,
+    /// Running.
+    Running,
+    /// Completed: the output decides.
+    Completed,
+    /// Ended without success, with the reason to keep.
+    Failed(String),
+}
+
+/// Maps a Slurm job state to the lifecycle.
+pub fn meaning(job: &SlurmJob) -> Meaning {
+    let word = job.state.split_whitespace().next().unwrap_or("");
+    match word {
+        "PENDING" | "CONFIGURING" | "REQUEUED" | "RESIZING" | "SUSPENDED" | "REQUEUE_HOLD"
+        | "REQUEUE_FED" => Meaning::Waiting,
+        "RUNNING" | "COMPLETING" | "STAGE_OUT" | "SIGNALING" => Meaning::Running,
+        "COMPLETED" => Meaning::Completed,
+        _ => {
+            let mut why = format!("slurm: {}", job.state);
+            if let Some(c) = job.exit_code {
+                why.push_str(&format!(", exit code {c}"));
+            }
+            if let Some(s) = job.signal.filter(|s| *s != 0) {
+                why.push_str(&format!(", signal {s}"));
+            }
+            if !job.reason.is_empty() && job.reason != "None" {
+                why.push_str(&format!(" ({})", job.reason));
+            }
+            Meaning::Failed(why)
+        }
+    }
+}
+
+/// Parses `sacct -X -P -n --format=JobID,JobName,State,ExitCode,Reason` output by job id.
+pub fn parse_sacct(stdout: &str) -> BTreeMap<String, (String, SlurmJob)> {
+    let mut out = BTreeMap::new();
+    for line in stdout.lines() {
+        let cols: Vec<&str> = line.split('|').collect();
+        if cols.len() < 4 || cols[0].is_empty() {
+            continue;
+        }
+        let (code, signal) = match cols[3].split_once(':') {
+            Some((c, s)) => (c.parse().ok(), s.parse().ok()),
+            None => (cols[3].parse().ok(), None),
+        };
+        out.insert(
+            cols[0].to_owned(),
+            (
+                cols[1].to_owned(),
+                SlurmJob {
+                    state: cols[2].to_owned(),
+                    exit_code: code,
+                    signal,
+                    reason: cols.get(4).copied().unwrap_or("").to_owned(),
+                },
+            ),
+        );
+    }
+    out
+}
+
+/// Parses one `scontrol show job -o` line.
+pub fn parse_scontrol(stdout: &str) -> Option<SlurmJob> {
+    let mut fields = BTreeMap::new();
+    for word in stdout.split_whitespace() {
+        if let Some((k, v)) = word.split_once('=') {
+            fields.insert(k, v);
+        }
+    }
+    let state = (*fields.get("JobState")?).to_owned();
+    let (code, signal) = match fields.get("ExitCode").and_then(|e| e.split_once(':')) {
+        Some((c, s)) => (c.parse().ok(), s.parse().ok()),
+        None => (None, None),
+    };
+    Some(SlurmJob {
+        state,
+        exit_code: code,
+        signal,
+        reason: fields.get("Reason").copied().unwrap_or("").to_owned(),
+    })
+}
+
+/// The `slurm` backend.
+#[derive(Debug)]
+pub struct SlurmBackend {
+    cfg: SlurmConfig,
+    layout: Layout,
+    /// Staging, declaring and deleting through site tools, when not local.
+    steps: Option<CommandBackend>,
+}
+
+impl SlurmBackend {
+    /// A backend submitting to the Slurm cluster this machine's `sbatch` reaches.
+    pub fn new(cfg: SlurmConfig, steps: CommandConfig) -> Self {
+        let layout = Layout {
+            workdir: cfg.workdir.clone(),
+        };
+        let steps = (!cfg.local_files).then(|| CommandBackend::new(steps));
+        SlurmBackend { cfg, layout, steps }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.cfg.timeout_s)
+    }
+
+    fn slurm(&self, argv: &[String]) -> Result<String, String> {
+        let argv0 = argv.first().cloned().unwrap_or_default();
+        match process::run(argv, self.timeout()) {
+            Ok(r) if r.ok() => Ok(r.stdout),
+            Ok(r) => Err(r.failure(&argv0)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Writes the job script: the site's command with its placeholders filled, quoted for sh.
+    fn script(
+        &self,
+        name: &str,
+        command: &[String],
+        vars: &[(&str, &str)],
+        output: &Path,
+    ) -> Result<std::path::PathBuf, String> {
+        let path = self.layout.script(name);
+        mkdir_for(&path)?;
+        mkdir_for(output)?;
+        mkdir_for(&self.layout.log(name))?;
+        let argv = process::render(command, vars);
+        let line: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+        let text = format!(
+            "#!/bin/sh\n# repro job {name}\nset -e\nexec {}\n",
+            line.join(" ")
+        );
+        let mut f = std::fs::File::create(&path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
+    }
+
+    fn sbatch(&self, job: JobKey, name: &str, script: &Path) -> Outcome {
+        let mut argv = vec![
+            "sbatch".to_owned(),
+            "--parsable".to_owned(),
+            format!("--job-name={name}"),
+            format!("--output={}", self.layout.log(name).display()),
+        ];
+        if let Some(p) = &self.cfg.partition {
+            argv.push(format!("--partition={p}"));
+        }
+        if let Some(t) = &self.cfg.time_limit {
+            argv.push(format!("--time={t}"));
+        }
+        argv.extend(self.cfg.sbatch_args.iter().cloned());
+        argv.push(script.display().to_string());
+        match self.slurm(&argv) {
+            Ok(stdout) => match parse_batch_id(&stdout) {
+                Some(batch_id) => Outcome::Submitted { job, batch_id },
+                None => Outcome::JobFailed {
+                    job,
+                    exit_code: None,
+                    reason: format!("sbatch printed no job id: {:?}", stdout.trim()),
+                },
+            },
+            Err(reason) => Outcome::JobFailed {
+                job,
+                exit_code: None,
+                reason,
+            },
+        }
+    }
+
+    fn submit(&self, view: &DatasetView, action: &Action) -> Option<Outcome> {
+        let ds = view.name.as_str();
+        match action {
+            Action::SubmitReco { job, name, lfn } => {
+                let out = self.layout.tmb(view, job);
+                let (o, a) = (out.display().to_string(), job.attempt.to_string());
+                let vars = [
+                    ("input", lfn.as_str()),
+                    ("output", o.as_str()),
+                    ("dataset", ds),
+                    ("file", lfn.as_str()),
+                    ("attempt", a.as_str()),
+                ];
+                Some(
+                    match self.script(name, &self.cfg.reco_command, &vars, &out) {
+                        Ok(script) => self.sbatch(*job, name, &script),
+                        Err(reason) => Outcome::JobFailed {
+                            job: *job,
+                            exit_code: None,
+                            reason,
+                        },
+                    },
+                )
+            }
+            Action::SubmitMerge {
+                job,
+                name,
+                inputs,
+                output,
+            } => {
+                let out = self.layout.merged(view, output);
+                let list = match self.layout.write_list(name, inputs) {
+                    Ok(l) => l,
+                    Err(reason) => {
+                        return Some(Outcome::JobFailed {
+                            job: *job,
+                            exit_code: None,
+                            reason,
+                        });
+                    }
+                };
+                let (o, l, a) = (
+                    out.display().to_string(),
+                    list.display().to_string(),
+                    job.attempt.to_string(),
+                );
+                let vars = [
+                    ("files", l.as_str()),
+                    ("output", o.as_str()),
+                    ("dataset", ds),
+                    ("attempt", a.as_str()),
+                ];
+                Some(
+                    match self.script(name, &self.cfg.merge_command, &vars, &out) {
+                        Ok(script) => self.sbatch(*job, name, &script),
+                        Err(reason) => Outcome::JobFailed {
+                            job: *job,
+                            exit_code: None,
+                            reason,
+                        },
+                    },
+                )
+            }
+            _ => None,
+        }
+    }
+
+    /// Files without staging: the raw file is where its name says.
+    fn local(&self, view: &DatasetView, action: &Action) -> Option<Outcome> {
+        match action {
+            Action::Stage { .. } => None, // answered by the poll, which looks at the file
+            Action::Declare { group, merged, .. } => {
+                Some(match self.declare_locally(&merged.name) {
+                    Ok(()) => Outcome::Declared { group: *group },
+                    Err(reason) => Outcome::DeclareFailed {
+                        group: *group,
+                        reason,
+                    },
+                })
+            }
+            Action::Delete { file, tmb, .. } => {
+                // The raw file is the input itself here: only the TMB file is intermediate.
+                let r = match tmb {
+                    Some(t) => match std::fs::remove_file(&t.path) {
+                        Ok(()) => Ok(()),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                        Err(e) => Err(format!("cannot delete {}: {e}", t.path)),
+                    },
+                    None => Ok(()),
+                };
+                let _ = view;
+                Some(match r {
+                    Ok(()) => Outcome::Deleted { file: *file },
+                    Err(reason) => Outcome::DeleteFailed {
+                        file: *file,
+                        reason,
+                    },
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn declare_locally(&self, name: &str) -> Result<(), String> {
+        let path = &self.cfg.catalog;
+        mkdir_for(path)?;
+        let existing = std::fs::read_to_string(path).unwrap_or_default();
+        if existing.lines().any(|l| l == name) {
+            return Ok(());
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open catalog {}: {e}", path.display()))?;
+        writeln!(f, "{name}").map_err(|e| format!("cannot write catalog {}: {e}", path.display()))
+    }
+
+    /// Looks a job up by name: its batch id, if Slurm knows it.
+    fn lookup(&self, name: &str) -> Result<Option<String>, String> {
+        let q = self.slurm(&[
+            "squeue".into(),
+            "-h".into(),
+            "-n".into(),
+            name.into(),
+            "-o".into(),
+            "%i".into(),
+        ])?;
+        if let Some(id) = parse_batch_id(&q) {
+            return Ok(Some(id));
+        }
+        let a = self.slurm(&[
+            "sacct".into(),
+            "-X".into(),
+            "-P".into(),
+            "-n".into(),
+            "-S".into(),
+            "2000-01-01".into(),
+            format!("--name={name}"),
+            "--format=JobID,JobName,State,ExitCode,Reason".into(),
+        ]);
+        match a {
+            Ok(out) => Ok(parse_sacct(&out)
+                .into_iter()
+                .find(|(_, (n, _))| n == name)
+                .map(|(id, _)| id)),
+            // Without accounting, squeue was the only place to look.
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Where Slurm has a job: `None` when it knows nothing of it.
+    fn status(&self, batch_id: &str) -> Result<Option<SlurmJob>, String> {
+        let q = self.slurm(&[
+            "squeue".into(),
+            "-h".into(),
+            "-j".into(),
+            batch_id.into(),
+            "-o".into(),
+            "%T|%r".into(),
+        ]);
+        if let Ok(out) = &q
+            && let Some(line) = out.lines().map(str::trim).find(|l| !l.is_empty())
+        {
+            let (state, reason) = line.split_once('|').unwrap_or((line, ""));
+            return Ok(Some(SlurmJob {
+                state: state.to_owned(),
+                exit_code: None,
+                signal: None,
+                reason: reason.to_owned(),
+            }));
+        }
+        let a = self.slurm(&[
+            "sacct".into(),
+            "-X".into(),
+            "-P".into(),
+            "-n".into(),
+            "-j".into(),
+            batch_id.into(),
+            "--format=JobID,JobName,State,ExitCode,Reason".into(),
+        ]);
+        match a {
+            Ok(out) => {
+                if let Some((_, (_, job))) =
+                    parse_sacct(&out).into_iter().find(|(id, _)| id == batch_id)
+                {
+                    return Ok(Some(job));
+                }
+            }
+            Err(e) => tracing::debug!("sacct failed ({e}); trying scontrol"),
+        }
+        match self.slurm(&[
+            "scontrol".into(),
+            "show".into(),
+            "job".into(),
+            "-o".into(),
+            batch_id.into(),
+        ]) {
+            Ok(out) => Ok(parse_scontrol(&out)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn poll_job(
+        &self,
+        view: &DatasetView,
+        job: JobKey,
+        name: &str,
+        batch_id: Option<&str>,
+    ) -> Option<Outcome> {
+        let Some(batch_id) = batch_id else {
+            return Some(match self.lookup(name) {
+                Ok(Some(batch_id)) => Outcome::Submitted { job, batch_id },
+                Ok(None) => Outcome::JobFailed {
+                    job,
+                    exit_code: None,
+                    reason: "reserved but never submitted (Slurm knows no job of that name)".into(),
+                },
+                Err(e) => {
+                    tracing::warn!(job = name, "cannot look the job up: {e}");
+                    return None;
+                }
+            });
+        };
+        match self.status(batch_id) {
+            Err(e) => {
+                tracing::warn!(job = name, "cannot ask Slurm about job {batch_id}: {e}");
+                None
+            }
+            Ok(None) => Some(Outcome::JobLost { job }),
+            Ok(Some(sj)) => match meaning(&sj) {
+                Meaning::Waiting => None,
+                Meaning::Running => (view.jobs.get(&job).map(|j| j.state)
+                    == Some(JobState::Submitted))
+                .then_some(Outcome::Started { job }),
+                Meaning::Completed => Some(self.layout.finished(view, job)),
+                Meaning::Failed(reason) => Some(Outcome::JobFailed {
+                    job,
+                    exit_code: sj.exit_code,
+                    reason,
+                }),
+            },
+        }
+    }
+}
+
+impl Backend for SlurmBackend {
+    fn perform(
+        &mut self,
+        view: &DatasetView,
+        actions: &[Action],
+    ) -> Result<Vec<Outcome>, BackendError> {
+        let (jobs, files): (Vec<&Action>, Vec<&Action>) = actions
+            .iter()
+            .partition(|a| matches!(a, Action::SubmitReco { .. } | Action::SubmitMerge { .. }));
+        let mut out = Vec::new();
+        let files: Vec<Action> = files.into_iter().cloned().collect();
+        match &mut self.steps {
+            Some(steps) => out.extend(steps.perform(view, &files)?),
+            None => out.extend(files.iter().filter_map(|a| self.local(view, a))),
+        }
+        let this = &*self;
+        out.extend(
+            process::bounded(&jobs, self.cfg.parallel, |a| this.submit(view, a))
+                .into_iter()
+                .flatten(),
+        );
+        Ok(out)
+    }
+
+    fn poll(&mut self, view: &DatasetView, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+        let (jobs, files): (Vec<&Poll>, Vec<&Poll>) =
+            polls.iter().partition(|p| matches!(p, Poll::Job { .. }));
+        let mut out = Vec::new();
+        let files: Vec<Poll> = files.into_iter().cloned().collect();
+        match &mut self.steps {
+            Some(steps) => out.extend(steps.poll(view, &files)?),
+            None => {
+                for p in &files {
+                    out.push(match p {
+                        Poll::Stage { file, lfn } => {
+                            if Path::new(lfn).is_file() {
+                                Outcome::Staged { file: *file }
+                            } else {
+                                Outcome::StageFailed {
+                                    file: *file,
+                                    reason: format!("raw file {lfn} does not exist"),
+                                }
+                            }
+                        }
+                        Poll::Declaration { group, merged } => {
+                            match self.declare_locally(&merged.name) {
+                                Ok(()) => Outcome::Declared { group: *group },
+                                Err(reason) => Outcome::DeclareFailed {
+                                    group: *group,
+                                    reason,
+                                },
+                            }
+                        }
+                        Poll::Deletion { file, tmb, .. } => {
+                            if tmb.as_ref().is_none_or(|t| !Path::new(&t.path).exists()) {
+                                Outcome::Deleted { file: *file }
+                            } else {
+                                Outcome::DeleteFailed {
+                                    file: *file,
+                                    reason: "interrupted; the TMB file is still there".into(),
+                                }
+                            }
+                        }
+                        Poll::Job { .. } => continue,
+                    });
+                }
+            }
+        }
+        let this = &*self;
+        out.extend(
+            process::bounded(&jobs, self.cfg.parallel, |p| match p {
+                Poll::Job {
+                    job,
+                    name,
+                    batch_id,
+                } => this.poll_job(view, *job, name, batch_id.as_deref()),
+                _ => None,
+            })
+            .into_iter()
+            .flatten(),
+        );
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(state: &str, code: Option<i32>) -> SlurmJob {
+        SlurmJob {
+            state: state.into(),
+            exit_code: code,
+            signal: Some(0),
+            reason: "None".into(),
+        }
+    }
+
+    #[test]
+    fn slurm_states_map_to_the_lifecycle_keeping_the_reason() {
+        assert_eq!(meaning(&job("PENDING", None)), Meaning::Waiting);
+        assert_eq!(meaning(&job("RUNNING", None)), Meaning::Running);
+        assert_eq!(meaning(&job("COMPLETED", Some(0))), Meaning::Completed);
+        for s in [
+            "FAILED",
+            "TIMEOUT",
+            "NODE_FAIL",
+            "OUT_OF_MEMORY",
+            "PREEMPTED",
+            "CANCELLED by 0",
+        ] {
+            match meaning(&job(s, Some(1))) {
+                Meaning::Failed(why) => assert!(
+                    why.starts_with(&format!("slurm: {s}, exit code 1")),
+                    "{why}"
+                ),
+                other => panic!("{s} -> {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn sacct_and_scontrol_output_parse() {
+        let out =
+            "12|ds.reco.f1.a1|COMPLETED|0:0|None\n13|ds.reco.f2.a1|TIMEOUT|0:15|TimeLimit\n\n";
+        let m = parse_sacct(out);
+        assert_eq!(m["12"].0, "ds.reco.f1.a1");
+        assert_eq!(
+            m["13"].1,
+            SlurmJob {
+                state: "TIMEOUT".into(),
+                exit_code: Some(0),
+                signal: Some(15),
+                reason: "TimeLimit".into()
+            }
+        );
+        let s = parse_scontrol("JobId=7 JobName=x UserId=root(0) JobState=FAILED Reason=NonZeroExitCode Dependency=(null) ExitCode=3:0\n").unwrap();
+        assert_eq!(
+            (s.state.as_str(), s.exit_code, s.reason.as_str()),
+            ("FAILED", Some(3), "NonZeroExitCode")
+        );
+        assert!(parse_scontrol("slurm_load_jobs error: Invalid job id specified").is_none());
+    }
+}

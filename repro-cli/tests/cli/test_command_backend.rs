@@ -1,0 +1,235 @@
+//! The `command` backend against small scripts playing the site's tools, including ones
+//! that fail, hang past the timeout, print garbage, and lose a job after printing its id.
+
+use crate::support::{Env, render};
+
+/// A fake batch system, stager and catalog in one script. Its behaviour is switched by
+/// files in `state/`: `garbage` (submit prints HTML), `hang` (submit hangs), `refuse`
+/// (submit exits 1), `lose` (every job vanishes), `crash` (every job fails).
+const TOOL: &str = r#"#!/bin/sh
+state="$(dirname "$0")/state"
+mkdir -p "$state/jobs"
+cmd="$1"; shift
+case "$cmd" in
+  submit)            # submit JOB OUTPUT [INPUTS]
+    [ -e "$state/hang" ] && sleep 30
+    [ -e "$state/garbage" ] && { echo "<html><body>Service Unavailable</body></html>"; exit 0; }
+    [ -e "$state/refuse" ] && { echo "condor_submit: ERROR: queue full" >&2; exit 1; }
+    n=$(( $(cat "$state/counter" 2>/dev/null || echo 100) + 1 )); echo $n > "$state/counter"
+    echo "$1" > "$state/jobs/$n"
+    if [ -e "$state/crash" ]; then echo crash >> "$state/jobs/$n"
+    elif [ -e "$state/lose" ]; then echo lose >> "$state/jobs/$n"
+    elif [ -n "$3" ]; then cat $(cat "$3") > "$2"
+    else echo "reconstructed $1" > "$2"; fi
+    echo "$n.0 - $n.0" ;;
+  status)            # status BATCH_ID
+    id="${1%.0}"
+    [ -f "$state/jobs/$id" ] || { echo "unknown job $1" >&2; exit 2; }
+    if grep -q lose "$state/jobs/$id"; then echo LOST
+    elif grep -q crash "$state/jobs/$id"; then echo "FAILED 139 segmentation violation"
+    else echo DONE; fi ;;
+  lookup)            # lookup JOB
+    grep -lx "$1" "$state"/jobs/* 2>/dev/null | head -1 | xargs -r basename ;;
+  declare)  echo "$1" >> "$state/catalog" ;;
+  delete)   rm -f "$1" ;;
+  *) echo "unknown command $cmd" >&2; exit 64 ;;
+esac
+"#;
+
+fn setup(env: &Env, timeout_s: u64) {
+    let tool = env.write("tool.sh", TOOL);
+    let mut perm = std::fs::metadata(&tool).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&tool, perm).unwrap();
+    let t = tool.display();
+    env.write(
+        "repro.toml",
+        &format!(
+            r#"[backend]
+kind = "command"
+[backend.command]
+timeout_s = {timeout_s}
+parallel = 3
+workdir = "work"
+reco_submit = ["{t}", "submit", "{{job}}", "{{output}}"]
+merge_submit = ["{t}", "submit", "{{job}}", "{{output}}", "{{files}}"]
+job_status = ["{t}", "status", "{{batch_id}}"]
+job_lookup = ["{t}", "lookup", "{{job}}"]
+declare = ["{t}", "declare", "{{file}}"]
+delete = ["{t}", "delete", "{{tmb}}"]
+[policy]
+max_attempts = 3
+merge_group_files = 2
+"#
+        ),
+    );
+    env.ok(&["init"]);
+}
+
+fn state(env: &Env, name: &str) -> serde_json::Value {
+    serde_json::from_str(&env.ok(&["--json", "dataset", "show", name])).unwrap()
+}
+
+fn switch(env: &Env, mode: &str, on: bool) {
+    let p = env.path("state").join(mode);
+    std::fs::create_dir_all(env.path("state")).unwrap();
+    if on {
+        std::fs::write(p, "").unwrap();
+    } else {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn tick_until_rest(env: &Env, name: &str) -> serde_json::Value {
+    for _ in 0..12 {
+        let out = env.run(&["tick"]);
+        assert!(out.status.success(), "{}", render(&out));
+        let v = state(env, name);
+        if v["cleanup"] == "CLEANED"
+            || [&v["prestage"], &v["reco"], &v["merge"], &v["cleanup"]]
+                .iter()
+                .any(|w| **w == "FAILED")
+        {
+            return v;
+        }
+    }
+    state(env, name)
+}
+
+#[test]
+fn site_tools_take_a_dataset_to_cleaned() {
+    let env = Env::new();
+    setup(&env, 10);
+    env.add("cmd", 5, &["--unlock"]);
+    let v = tick_until_rest(&env, "cmd");
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+    assert_eq!(v["merge"], "MERGED_DBUP");
+    let catalog = std::fs::read_to_string(env.path("state/catalog")).unwrap();
+    let mut declared: Vec<&str> = catalog.lines().collect();
+    declared.sort_unstable();
+    assert_eq!(
+        declared,
+        ["cmd.merged.0001", "cmd.merged.0002", "cmd.merged.0003"]
+    );
+    // The merged files hold the TMB files' contents; the TMB files are gone.
+    let merged = std::fs::read_to_string(env.path("work/merged/cmd/cmd.merged.0001")).unwrap();
+    assert_eq!(
+        merged,
+        "reconstructed cmd.reco.f1.a1\nreconstructed cmd.reco.f2.a1\n"
+    );
+    assert!(!env.path("work/tmb/cmd/raw_001.dat.a1.tmb").exists());
+}
+
+#[test]
+fn garbage_from_a_tool_fails_the_attempt_with_what_it_printed() {
+    let env = Env::new();
+    setup(&env, 10);
+    env.add("g", 2, &["--unlock"]);
+    switch(&env, "garbage", true);
+    env.ok(&["tick"]); // prestage
+    env.ok(&["tick"]); // staged, reco submitted: garbage
+    let files = env.ok(&["dataset", "files", "g"]);
+    assert!(files.contains("printed no job id"), "{files}");
+    assert!(files.contains("Service Unavailable"), "{files}");
+    switch(&env, "garbage", false);
+    let v = tick_until_rest(&env, "g");
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+}
+
+#[test]
+fn a_refusing_tool_fails_the_attempt_with_its_stderr_and_attempts_run_out() {
+    let env = Env::new();
+    setup(&env, 10);
+    env.add("r", 1, &["--unlock"]);
+    switch(&env, "refuse", true);
+    let v = tick_until_rest(&env, "r");
+    assert_eq!(v["reco"], "FAILED", "{v}");
+    let files = env.ok(&["dataset", "files", "r"]);
+    assert!(files.contains("reco_failed_for_good"), "{files}");
+    assert!(
+        files.contains("attempt 3:")
+            && files.contains("exited 1: condor_submit: ERROR: queue full"),
+        "{files}"
+    );
+}
+
+#[test]
+fn a_hanging_tool_is_killed_at_the_timeout_and_the_attempt_fails() {
+    let env = Env::new();
+    setup(&env, 1);
+    env.add("h", 1, &["--unlock"]);
+    switch(&env, "hang", true);
+    env.ok(&["tick"]);
+    let t = std::time::Instant::now();
+    env.ok(&["tick"]);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "the tick waited for the hanging tool"
+    );
+    let files = env.ok(&["dataset", "files", "h"]);
+    assert!(files.contains("timed out after 1 s"), "{files}");
+}
+
+#[test]
+fn a_job_that_vanishes_after_its_id_was_printed_is_lost_and_retried() {
+    let env = Env::new();
+    setup(&env, 10);
+    env.add("l", 1, &["--unlock"]);
+    switch(&env, "lose", true);
+    env.ok(&["tick"]);
+    env.ok(&["tick"]); // submitted, id recorded
+    switch(&env, "lose", false);
+    let v = tick_until_rest(&env, "l");
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+    let h: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "history", "l", "--entity", "reco_job"])).unwrap();
+    let lost = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["to"] == "lost")
+        .count();
+    assert_eq!(lost, 1, "{h}");
+    let jobs = std::fs::read_dir(env.path("state/jobs")).unwrap().count();
+    assert!(
+        jobs >= 2,
+        "the lost job was not resubmitted as a new attempt"
+    );
+}
+
+#[test]
+fn a_crashing_job_keeps_its_exit_code_and_reason() {
+    let env = Env::new();
+    setup(&env, 10);
+    env.add("c", 1, &["--unlock"]);
+    switch(&env, "crash", true);
+    env.ok(&["tick"]);
+    env.ok(&["tick"]);
+    env.ok(&["tick"]);
+    let h: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "history", "c", "--entity", "reco_job"])).unwrap();
+    let failed = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["to"] == "failed")
+        .expect("a failed job");
+    assert_eq!(failed["reason"], "segmentation violation", "{h}");
+}
+
+#[test]
+fn a_command_config_without_its_steps_names_the_missing_key() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.write(
+        "repro.toml",
+        "[backend]\nkind = \"command\"\n[backend.command]\nreco_submit = [\"x\"]\n",
+    );
+    let out = env.run(&["dataset", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("key `backend.command.merge_submit` = unset"),
+        "{}",
+        render(&out)
+    );
+}
