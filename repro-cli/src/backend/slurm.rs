@@ -10,7 +10,7 @@
 //! Staging, declaring and deleting go through the `[backend.command]` steps, or the local
 //! filesystem with `local_files = true`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -314,6 +314,40 @@ impl SlurmBackend {
         }
     }
 
+    /// Polls answered by the local filesystem.
+    fn local_poll(&self, poll: &Poll) -> Option<Outcome> {
+        Some(match poll {
+            Poll::Stage { file, lfn } => {
+                if Path::new(lfn).is_file() {
+                    Outcome::Staged { file: *file }
+                } else {
+                    Outcome::StageFailed {
+                        file: *file,
+                        reason: format!("raw file {lfn} does not exist"),
+                    }
+                }
+            }
+            Poll::Declaration { group, merged } => match self.declare_locally(&merged.name) {
+                Ok(()) => Outcome::Declared { group: *group },
+                Err(reason) => Outcome::DeclareFailed {
+                    group: *group,
+                    reason,
+                },
+            },
+            Poll::Deletion { file, tmb, .. } => {
+                if tmb.as_ref().is_none_or(|t| !Path::new(&t.path).exists()) {
+                    Outcome::Deleted { file: *file }
+                } else {
+                    Outcome::DeleteFailed {
+                        file: *file,
+                        reason: "interrupted; the TMB file is still there".into(),
+                    }
+                }
+            }
+            Poll::Job { .. } => return None,
+        })
+    }
+
     fn declare_locally(&self, name: &str) -> Result<(), String> {
         let path = &self.cfg.catalog;
         mkdir_for(path)?;
@@ -362,56 +396,82 @@ impl SlurmBackend {
         }
     }
 
-    /// Where Slurm has a job: `None` when it knows nothing of it.
-    fn status(&self, batch_id: &str) -> Result<Option<SlurmJob>, String> {
-        let q = self.slurm(&[
-            "squeue".into(),
-            "-h".into(),
-            "-j".into(),
-            batch_id.into(),
-            "-o".into(),
-            "%T|%r".into(),
-        ]);
-        if let Ok(out) = &q
-            && let Some(line) = out.lines().map(str::trim).find(|l| !l.is_empty())
-        {
-            let (state, reason) = line.split_once('|').unwrap_or((line, ""));
-            return Ok(Some(SlurmJob {
-                state: state.to_owned(),
-                exit_code: None,
-                signal: None,
-                reason: reason.to_owned(),
-            }));
-        }
-        let a = self.slurm(&[
-            "sacct".into(),
-            "-X".into(),
-            "-P".into(),
-            "-n".into(),
-            "-j".into(),
-            batch_id.into(),
-            "--format=JobID,JobName,State,ExitCode,Reason".into(),
-        ]);
-        match a {
-            Ok(out) => {
-                if let Some((_, (_, job))) =
-                    parse_sacct(&out).into_iter().find(|(id, _)| id == batch_id)
-                {
-                    return Ok(Some(job));
+    /// Where Slurm has each job, in three statements for any number of jobs: `squeue` for
+    /// jobs it still holds, `sacct` for the exit codes of the finished ones, and
+    /// `scontrol show job` only for jobs neither knows (accounting off). Absent from the
+    /// map: Slurm knows nothing of it.
+    fn statuses(&self, ids: &[&str]) -> Result<HashMap<String, SlurmJob>, String> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let list = chunk.join(",");
+            let q = self.slurm(&[
+                "squeue".into(),
+                "-h".into(),
+                "-t".into(),
+                "all".into(),
+                "-j".into(),
+                list.clone(),
+                "-o".into(),
+                "%i|%T|%r".into(),
+            ]);
+            // squeue refuses the whole list when every id in it is unknown.
+            for line in q.unwrap_or_default().lines() {
+                let mut cols = line.trim().splitn(3, '|');
+                if let (Some(id), Some(state)) = (cols.next(), cols.next()) {
+                    let job = SlurmJob {
+                        state: state.to_owned(),
+                        exit_code: None,
+                        signal: None,
+                        reason: cols.next().unwrap_or("").to_owned(),
+                    };
+                    out.insert(id.to_owned(), job);
                 }
             }
-            Err(e) => tracing::debug!("sacct failed ({e}); trying scontrol"),
+            let settled: Vec<&str> = chunk
+                .iter()
+                .copied()
+                .filter(|id| {
+                    out.get(*id).is_none_or(|j| {
+                        matches!(meaning(j), Meaning::Completed | Meaning::Failed(_))
+                    })
+                })
+                .collect();
+            if settled.is_empty() {
+                continue;
+            }
+            let a = self.slurm(&[
+                "sacct".into(),
+                "-X".into(),
+                "-P".into(),
+                "-n".into(),
+                "-j".into(),
+                settled.join(","),
+                "--format=JobID,JobName,State,ExitCode,Reason".into(),
+            ]);
+            match a {
+                Ok(text) => {
+                    for (id, (_, job)) in parse_sacct(&text) {
+                        out.insert(id, job);
+                    }
+                }
+                Err(e) => tracing::debug!("sacct failed ({e}); asking scontrol"),
+            }
+            for id in settled {
+                if out.get(id).is_none_or(|j| j.exit_code.is_none()) {
+                    if let Ok(text) = self.slurm(&[
+                        "scontrol".into(),
+                        "show".into(),
+                        "job".into(),
+                        "-o".into(),
+                        id.into(),
+                    ]) && let Some(job) = parse_scontrol(&text)
+                    {
+                        out.insert(id.to_owned(), job);
+                    }
+                }
+            }
         }
-        match self.slurm(&[
-            "scontrol".into(),
-            "show".into(),
-            "job".into(),
-            "-o".into(),
-            batch_id.into(),
-        ]) {
-            Ok(out) => Ok(parse_scontrol(&out)),
-            Err(_) => Ok(None),
-        }
+        Ok(out)
     }
 
     fn poll_job(
@@ -419,40 +479,41 @@ impl SlurmBackend {
         view: &DatasetView,
         job: JobKey,
         name: &str,
-        batch_id: Option<&str>,
+        known: Option<&SlurmJob>,
     ) -> Option<Outcome> {
-        let Some(batch_id) = batch_id else {
-            return Some(match self.lookup(name) {
-                Ok(Some(batch_id)) => Outcome::Submitted { job, batch_id },
-                Ok(None) => Outcome::JobFailed {
-                    job,
-                    exit_code: None,
-                    reason: "reserved but never submitted (Slurm knows no job of that name)".into(),
-                },
-                Err(e) => {
-                    tracing::warn!(job = name, "cannot look the job up: {e}");
-                    return None;
-                }
-            });
-        };
-        match self.status(batch_id) {
-            Err(e) => {
-                tracing::warn!(job = name, "cannot ask Slurm about job {batch_id}: {e}");
-                None
-            }
-            Ok(None) => Some(Outcome::JobLost { job }),
-            Ok(Some(sj)) => match meaning(&sj) {
+        match known {
+            None => Some(Outcome::JobLost { job }),
+            Some(sj) => match meaning(sj) {
                 Meaning::Waiting => None,
                 Meaning::Running => (view.jobs.get(&job).map(|j| j.state)
                     == Some(JobState::Submitted))
                 .then_some(Outcome::Started { job }),
                 Meaning::Completed => Some(self.layout.finished(view, job)),
-                Meaning::Failed(reason) => Some(Outcome::JobFailed {
-                    job,
-                    exit_code: sj.exit_code,
-                    reason,
-                }),
+                Meaning::Failed(reason) => {
+                    tracing::debug!(job = name, "{reason}");
+                    Some(Outcome::JobFailed {
+                        job,
+                        exit_code: sj.exit_code,
+                        reason,
+                    })
+                }
             },
+        }
+    }
+
+    /// A job reserved but never recorded as submitted: look it up by name first.
+    fn adopt(&self, job: JobKey, name: &str) -> Option<Outcome> {
+        match self.lookup(name) {
+            Ok(Some(batch_id)) => Some(Outcome::Submitted { job, batch_id }),
+            Ok(None) => Some(Outcome::JobFailed {
+                job,
+                exit_code: None,
+                reason: "reserved but never submitted (Slurm knows no job of that name)".into(),
+            }),
+            Err(e) => {
+                tracing::warn!(job = name, "cannot look the job up: {e}");
+                None
+            }
         }
     }
 }
@@ -488,51 +549,38 @@ impl Backend for SlurmBackend {
         let files: Vec<Poll> = files.into_iter().cloned().collect();
         match &mut self.steps {
             Some(steps) => out.extend(steps.poll(view, &files)?),
-            None => {
-                for p in &files {
-                    out.push(match p {
-                        Poll::Stage { file, lfn } => {
-                            if Path::new(lfn).is_file() {
-                                Outcome::Staged { file: *file }
-                            } else {
-                                Outcome::StageFailed {
-                                    file: *file,
-                                    reason: format!("raw file {lfn} does not exist"),
-                                }
-                            }
-                        }
-                        Poll::Declaration { group, merged } => {
-                            match self.declare_locally(&merged.name) {
-                                Ok(()) => Outcome::Declared { group: *group },
-                                Err(reason) => Outcome::DeclareFailed {
-                                    group: *group,
-                                    reason,
-                                },
-                            }
-                        }
-                        Poll::Deletion { file, tmb, .. } => {
-                            if tmb.as_ref().is_none_or(|t| !Path::new(&t.path).exists()) {
-                                Outcome::Deleted { file: *file }
-                            } else {
-                                Outcome::DeleteFailed {
-                                    file: *file,
-                                    reason: "interrupted; the TMB file is still there".into(),
-                                }
-                            }
-                        }
-                        Poll::Job { .. } => continue,
-                    });
-                }
-            }
+            None => out.extend(files.iter().filter_map(|p| self.local_poll(p))),
         }
+        let ids: Vec<&str> = jobs
+            .iter()
+            .filter_map(|p| match p {
+                Poll::Job {
+                    batch_id: Some(b), ..
+                } => Some(b.as_str()),
+                _ => None,
+            })
+            .collect();
+        let known = match self.statuses(&ids) {
+            Ok(k) => k,
+            Err(e) => {
+                // Slurm not answering is no job's failure: ask again next time.
+                tracing::warn!("cannot ask Slurm about {} jobs: {e}", ids.len());
+                return Ok(out);
+            }
+        };
         let this = &*self;
         out.extend(
             process::bounded(&jobs, self.cfg.parallel, |p| match p {
                 Poll::Job {
                     job,
                     name,
-                    batch_id,
-                } => this.poll_job(view, *job, name, batch_id.as_deref()),
+                    batch_id: Some(b),
+                } => this.poll_job(view, *job, name, known.get(b.as_str())),
+                Poll::Job {
+                    job,
+                    name,
+                    batch_id: None,
+                } => this.adopt(*job, name),
                 _ => None,
             })
             .into_iter()

@@ -1,0 +1,212 @@
+//! The `slurm` backend against a real Slurm cluster (`.ci/slurm-up.sh` starts a one-node
+//! cluster on this machine). Skipped with a message where no Slurm answers; under `CI` a
+//! missing cluster fails instead.
+
+#[path = "../cli/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{Env, render};
+
+fn slurm_is_up() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("idle")
+                || String::from_utf8_lossy(&o.stdout).contains("mix")
+                || String::from_utf8_lossy(&o.stdout).contains("alloc")
+        });
+    if !up {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no Slurm cluster answers, and CI must run the Slurm tests (.ci/slurm-up.sh starts one)"
+        );
+        eprintln!("skipped: no Slurm cluster answers here (run .ci/slurm-up.sh to start one)");
+    }
+    up
+}
+
+/// A config whose reco copies the raw file and appends a line, and whose merge concatenates.
+/// The reco command misbehaves on purpose for raw files that say so.
+fn setup(env: &Env, time_limit: &str, max_attempts: u32) {
+    env.write(
+        "repro.toml",
+        &format!(
+            r#"[backend]
+kind = "slurm"
+[backend.slurm]
+workdir = "work"
+catalog = "work/catalog.txt"
+local_files = true
+time_limit = "{time_limit}"
+parallel = 8
+reco_command = ["/bin/sh", "-c", "case $(cat \"$1\") in fail) exit 3;; hang) sleep 600;; esac; cat \"$1\" > \"$2\"; echo reconstructed >> \"$2\"", "reco", "{{input}}", "{{output}}"]
+merge_command = ["/bin/sh", "-c", "xargs cat < \"$1\" > \"$2\"", "merge", "{{files}}", "{{output}}"]
+[policy]
+max_attempts = {max_attempts}
+merge_group_files = 40
+[lease]
+ttl_s = 300
+"#
+        ),
+    );
+    env.ok(&["init"]);
+}
+
+/// Raw files on disk with the given contents, registered as `name`.
+fn raw_files(env: &Env, name: &str, contents: &[&str]) {
+    let dir = env.path("raw");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut list = String::new();
+    for (i, c) in contents.iter().enumerate() {
+        let p = dir.join(format!("{name}_{i:04}.raw"));
+        std::fs::write(&p, format!("{c}\n")).unwrap();
+        list.push_str(&format!("{} {}\n", p.display(), c.len() + 1));
+    }
+    let l = env.write(&format!("{name}.list"), &list);
+    env.ok(&["dataset", "add", name, "--files", l.to_str().unwrap()]);
+}
+
+fn show(env: &Env, name: &str) -> serde_json::Value {
+    serde_json::from_str(&env.ok(&["--json", "dataset", "show", name])).unwrap()
+}
+
+fn at_rest(v: &serde_json::Value) -> bool {
+    v["cleanup"] == "CLEANED"
+        || ["prestage", "reco", "merge", "cleanup"]
+            .iter()
+            .any(|c| v[*c] == "FAILED")
+}
+
+/// Job names in Slurm's own accounting that start with `prefix`, with how often each ran.
+fn accounted(prefix: &str) -> HashMap<String, usize> {
+    let out = Command::new("sacct")
+        .args(["-X", "-P", "-n", "-S", "2000-01-01", "--format=JobName%200"])
+        .output()
+        .expect("sacct runs");
+    let mut m = HashMap::new();
+    for name in String::from_utf8_lossy(&out.stdout).lines() {
+        if name.starts_with(prefix) {
+            *m.entry(name.to_owned()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+#[test]
+fn two_processes_ticking_drive_200_files_to_cleaned_on_slurm() {
+    if !slurm_is_up() {
+        return;
+    }
+    let env = Env::new();
+    setup(&env, "10", 3);
+    let name = format!("slurm{}", std::process::id());
+    let contents: Vec<String> = (0..200).map(|i| format!("event data {i}")).collect();
+    raw_files(
+        &env,
+        &name,
+        &contents.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    env.ok(&["unlock", &name]);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while t0.elapsed() < Duration::from_secs(600) {
+                    let out = env.run(&["-q", "tick"]);
+                    assert!(out.status.success(), "{}", render(&out));
+                    if at_rest(&show(&env, &name)) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            });
+        }
+    });
+    let v = show(&env, &name);
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+    assert_eq!(v["reco"], "COMPLETED", "{v}");
+    eprintln!(
+        "200 files LOCK -> CLEANED on Slurm in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    // Slurm's own accounting (written a moment after a job ends): no job name ran twice.
+    let mut jobs = accounted(&format!("{name}."));
+    let waited = Instant::now();
+    while jobs.keys().filter(|n| n.contains(".merge.")).count() < 5
+        && waited.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_secs(1));
+        jobs = accounted(&format!("{name}."));
+    }
+    let twice: Vec<_> = jobs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "submitted twice: {twice:?}");
+    let reco = jobs.keys().filter(|n| n.contains(".reco.")).count();
+    let merge = jobs.keys().filter(|n| n.contains(".merge.")).count();
+    eprintln!("Slurm ran {reco} reco jobs and {merge} merge jobs");
+    assert!(reco >= 200 && merge >= 5, "{reco} reco, {merge} merge jobs");
+    // Every merged file is there, declared, and together they hold every event once.
+    let catalog = std::fs::read_to_string(env.path("work/catalog.txt")).unwrap();
+    let declared: Vec<&str> = catalog.lines().collect();
+    assert_eq!(declared.len(), 5, "{catalog}");
+    let mut events = 0;
+    for m in &declared {
+        let text = std::fs::read_to_string(env.path(&format!("work/merged/{name}/{m}"))).unwrap();
+        events += text.lines().filter(|l| l.starts_with("event data")).count();
+    }
+    assert_eq!(events, 200);
+    // Cleanup removed the TMB files and never the raw inputs or merged files.
+    let tmb_left =
+        std::fs::read_dir(env.path(&format!("work/tmb/{name}"))).map_or(0, |d| d.count());
+    assert_eq!(tmb_left, 0);
+    assert_eq!(std::fs::read_dir(env.path("raw")).unwrap().count(), 200);
+}
+
+#[test]
+fn failed_cancelled_and_timed_out_jobs_keep_slurms_reason() {
+    if !slurm_is_up() {
+        return;
+    }
+    let env = Env::new();
+    // A one-minute limit, one attempt each: every failure is for good and shows its reason.
+    setup(&env, "1", 1);
+    let name = format!("bad{}", std::process::id());
+    raw_files(&env, &name, &["fail", "hang", "hang", "good"]);
+    env.ok(&["unlock", &name]);
+    env.ok(&["tick"]); // prestage
+    env.ok(&["tick"]); // staged; reco jobs submitted
+    // The operator cancels one of the hanging jobs; the other runs into its time limit.
+    let cancel = Command::new("scancel")
+        .arg(format!("--name={name}.reco.f2.a1"))
+        .status()
+        .unwrap();
+    assert!(cancel.success());
+    let t0 = Instant::now();
+    while !at_rest(&show(&env, &name)) && t0.elapsed() < Duration::from_secs(300) {
+        env.ok(&["-q", "tick"]);
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let v = show(&env, &name);
+    assert_eq!(v["reco"], "PARTIAL", "{v}");
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+    let files: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "dataset", "files", &name])).unwrap();
+    let errors: Vec<String> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["last_error"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        errors[0].contains("slurm: FAILED, exit code 3"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("slurm: CANCELLED"), "{errors:?}");
+    assert!(errors[2].contains("slurm: TIMEOUT"), "{errors:?}");
+    assert_eq!(errors[3], "", "{errors:?}");
+}
