@@ -457,17 +457,17 @@ impl SlurmBackend {
                 Err(e) => tracing::debug!("sacct failed ({e}); asking scontrol"),
             }
             for id in settled {
-                if out.get(id).is_none_or(|j| j.exit_code.is_none()) {
-                    if let Ok(text) = self.slurm(&[
+                if out.get(id).is_none_or(|j| j.exit_code.is_none())
+                    && let Ok(text) = self.slurm(&[
                         "scontrol".into(),
                         "show".into(),
                         "job".into(),
                         "-o".into(),
                         id.into(),
-                    ]) && let Some(job) = parse_scontrol(&text)
-                    {
-                        out.insert(id.to_owned(), job);
-                    }
+                    ])
+                    && let Some(job) = parse_scontrol(&text)
+                {
+                    out.insert(id.to_owned(), job);
                 }
             }
         }
