@@ -92,6 +92,8 @@ pub enum Command {
     Cron(CronArgs),
     /// Run a whole simulated campaign on a temporary database and print the result.
     Demo(DemoArgs),
+    /// Serve the status page, a JSON API and Prometheus metrics, reading the database only.
+    Serve(ServeArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -264,4 +266,12 @@ pub struct DemoArgs {
     /// Keep the database, world and journal in this directory instead of a temporary one.
     #[arg(long)]
     pub keep: Option<PathBuf>,
+}
+
+/// `repro serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; loopback unless you mean to publish the campaign.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
 }

@@ -8,6 +8,7 @@ mod error;
 mod filelist;
 mod ops;
 mod output;
+mod web;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -254,6 +255,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve(args) => serve(store, args.bind).await,
         Command::Init
         | Command::Completions { .. }
         | Command::Man
@@ -262,6 +264,28 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             unreachable!("handled above")
         }
     }
+}
+
+async fn serve(store: Store, bind: std::net::SocketAddr) -> Result<ExitCode, CliError> {
+    if !bind.ip().is_loopback() {
+        eprintln!(
+            "repro: serving on {bind}, beyond this machine: anyone who reaches it can read the whole campaign"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| CliError::Input(format!("cannot listen on {bind}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    eprintln!("repro: serving http://{addr}/ (read-only)");
+    axum::serve(listener, web::router(store))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| CliError::Other(format!("the web server stopped: {e}")))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn redact(url: &str) -> String {
@@ -390,7 +414,7 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
 }
 
 /// A state word must be one of the seed's words.
-fn check_word(w: &str) -> Result<(), CliError> {
+pub(crate) fn check_word(w: &str) -> Result<(), CliError> {
     let ok = w.parse::<repro_core::LockWord>().is_ok()
         || w.parse::<repro_core::PrestageWord>().is_ok()
         || w.parse::<repro_core::RecoWord>().is_ok()

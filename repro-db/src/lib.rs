@@ -48,7 +48,7 @@ use sea_orm::{
 };
 
 pub use error::{DbError, Result};
-pub use query::{DatasetSummary, FileCounts, HistoryEntry, ListFilter};
+pub use query::{DatasetSummary, FileCounts, HistoryEntry, ListFilter, Totals};
 
 use entity::{dataset_status, file_status, prelude::*};
 
@@ -362,6 +362,28 @@ impl Store {
     /// Datasets matching `filter`, with their file counts, in two statements.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DatasetSummary>> {
         query::list(&self.db, filter).await
+    }
+
+    /// Campaign-wide counts of datasets per column word, files per state and jobs per state.
+    pub async fn totals(&self) -> Result<Totals> {
+        query::totals(&self.db).await
+    }
+
+    /// History rows of `entity` moved by `via` per hour since `since`, for one dataset or
+    /// every one (e.g. files reconstructed per hour: `"file"`, `"reco_done"`).
+    pub async fn per_hour(
+        &self,
+        dataset: Option<&DatasetName>,
+        entity: &str,
+        via: &str,
+        since: NaiveDateTime,
+    ) -> Result<Vec<(String, u64)>> {
+        query::per_hour(&self.db, dataset, entity, via, since).await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.db.ping().await?)
     }
 
     /// How many datasets match `filter` (offset and limit aside).

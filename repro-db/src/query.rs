@@ -166,7 +166,9 @@ pub struct ListFilter {
     pub site: Option<String>,
     /// Only unlocked datasets that are not `CLEANED` (what automation works on).
     pub active_only: bool,
-    /// Skip this many (by name).
+    /// Most recently changed first, instead of by name.
+    pub recent_first: bool,
+    /// Skip this many.
     pub offset: u64,
     /// At most this many.
     pub limit: Option<u64>,
@@ -252,7 +254,12 @@ pub(crate) async fn list(
     db: &DatabaseConnection,
     filter: &ListFilter,
 ) -> Result<Vec<DatasetSummary>> {
-    let q = filtered(filter)
+    let q = if filter.recent_first {
+        filtered(filter).order_by(dataset_status::Column::UpdatedAt, Order::Desc)
+    } else {
+        filtered(filter)
+    };
+    let q = q
         .order_by(dataset_status::Column::Name, Order::Asc)
         .offset(filter.offset)
         // SQLite accepts OFFSET only after a LIMIT.
@@ -313,5 +320,146 @@ pub(crate) async fn history(
             actor: r.actor,
             reason: r.reason,
         })
+        .collect())
+}
+
+/// Campaign-wide counts, for a status page and metrics: a handful of `GROUP BY`s.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    /// Datasets.
+    pub datasets: u64,
+    /// Datasets per (column, word), e.g. `("reco", "RUNNING")`.
+    pub columns: BTreeMap<(String, String), u64>,
+    /// Files per state, over every dataset.
+    pub files: FileCounts,
+    /// Reco jobs per state.
+    pub reco_jobs: BTreeMap<String, u64>,
+    /// Merge jobs per state.
+    pub merge_jobs: BTreeMap<String, u64>,
+}
+
+pub(crate) async fn totals(db: &DatabaseConnection) -> Result<Totals> {
+    use dataset_status::Column as C;
+    let mut t = Totals::default();
+    let rows: Vec<(String, String, String, String, String, i64)> = DatasetStatus::find()
+        .select_only()
+        .column(C::LockState)
+        .column(C::PrestageState)
+        .column(C::RecoState)
+        .column(C::MergeState)
+        .column(C::CleanupState)
+        .column_as(Expr::col(C::Id).count(), "n")
+        .group_by(C::LockState)
+        .group_by(C::PrestageState)
+        .group_by(C::RecoState)
+        .group_by(C::MergeState)
+        .group_by(C::CleanupState)
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (lock, prestage, reco, merge, cleanup, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
+        t.datasets += n;
+        for (col, word) in [
+            ("lock", lock),
+            ("prestage", prestage),
+            ("reco", reco),
+            ("merge", merge),
+            ("cleanup", cleanup),
+        ] {
+            *t.columns.entry((col.to_owned(), word)).or_default() += n;
+        }
+    }
+    let rows: Vec<(String, i64)> = FileStatus::find()
+        .select_only()
+        .column(file_status::Column::State)
+        .column_as(Expr::col(file_status::Column::Id).count(), "n")
+        .group_by(file_status::Column::State)
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (state, n) in rows {
+        let state: FileState = state.parse().map_err(|e| DbError::CorruptRow {
+            table: "file_status",
+            id: 0,
+            why: format!("{e}"),
+        })?;
+        let n = u64::try_from(n).unwrap_or(0);
+        t.files.total += n;
+        *t.files.by_state.entry(state).or_default() += n;
+    }
+    let rows: Vec<(String, i64)> = RecojobStatus::find()
+        .select_only()
+        .column(recojob_status::Column::State)
+        .column_as(Expr::col(recojob_status::Column::Id).count(), "n")
+        .group_by(recojob_status::Column::State)
+        .into_tuple()
+        .all(db)
+        .await?;
+    t.reco_jobs = rows
+        .into_iter()
+        .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
+        .collect();
+    let rows: Vec<(String, i64)> = MergejobStatus::find()
+        .select_only()
+        .column(mergejob_status::Column::State)
+        .column_as(Expr::col(mergejob_status::Column::Id).count(), "n")
+        .group_by(mergejob_status::Column::State)
+        .into_tuple()
+        .all(db)
+        .await?;
+    t.merge_jobs = rows
+        .into_iter()
+        .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
+        .collect();
+    Ok(t)
+}
+
+/// How many history rows of `entity` moved by `via` fall in each hour since `since`
+/// (`YYYY-MM-DD HH:00`, UTC), for one dataset or all: one `GROUP BY` in the database.
+pub(crate) async fn per_hour(
+    db: &DatabaseConnection,
+    dataset: Option<&DatasetName>,
+    entity: &str,
+    via: &str,
+    since: NaiveDateTime,
+) -> Result<Vec<(String, u64)>> {
+    use sea_orm::{FromQueryResult, Statement, Value};
+    let backend = db.get_database_backend();
+    let hour = match backend {
+        DbBackend::Sqlite => "strftime('%Y-%m-%d %H:00', t.at)",
+        DbBackend::MySql => "DATE_FORMAT(t.at, '%Y-%m-%d %H:00')",
+        _ => "to_char(date_trunc('hour', t.at), 'YYYY-MM-DD HH24:00')",
+    };
+    let p = |i: usize| match backend {
+        DbBackend::Postgres => format!("${i}"),
+        _ => "?".to_owned(),
+    };
+    let mut sql = format!(
+        "SELECT {hour} AS hour, COUNT(*) AS n FROM transitions t WHERE t.entity = {} AND t.via = {} AND t.at >= {}",
+        p(1),
+        p(2),
+        p(3)
+    );
+    let mut values: Vec<Value> = vec![entity.into(), via.into(), since.into()];
+    if let Some(name) = dataset {
+        sql.push_str(&format!(
+            " AND t.dataset_id = (SELECT id FROM dataset_status WHERE name = {})",
+            p(4)
+        ));
+        values.push(name.as_str().into());
+    }
+    sql.push_str(" GROUP BY hour ORDER BY hour");
+    #[derive(FromQueryResult)]
+    struct Row {
+        hour: String,
+        n: i64,
+    }
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.hour, u64::try_from(r.n).unwrap_or(0)))
         .collect())
 }

@@ -409,7 +409,10 @@ impl Backend for SimBackend {
                                     Outcome::RecoDone {
                                         job: *job,
                                         tmb: TmbFile {
-                                            path: format!("/sim/tmb/{ds}/{lfn}.tmb"),
+                                            path: format!(
+                                                "/sim/tmb/{ds}/{}.tmb",
+                                                lfn.trim_start_matches('/')
+                                            ),
                                             size: 1 + hash(self.config.seed, name) % 1_000_000,
                                         },
                                     }

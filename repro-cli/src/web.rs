@@ -1,0 +1,785 @@
+//! `repro serve`: the seed's look_at_datasets page, grown up. Server-side HTML (maud, which
+//! escapes everything it prints), a JSON API with the CLI's field names, Prometheus
+//! metrics and a health check. It only reads the database, and every page costs a fixed
+//! number of SQL statements, however many datasets or files there are.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use repro_core::job::JobSubject;
+use repro_core::{DatasetName, FileState, GroupState};
+use repro_db::{DatasetSummary, DbError, ListFilter, Store};
+use serde::Deserialize;
+
+use crate::output::DatasetJson;
+
+/// Datasets per page unless asked otherwise.
+const PER_PAGE: u64 = 50;
+/// Files or jobs per page on a dataset's page.
+const ROWS_PER_PAGE: usize = 200;
+
+/// The web application: its routes over one store.
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/datasets/{name}", get(dataset_page))
+        .route("/api/datasets", get(api_list))
+        .route("/api/datasets/{name}", get(api_one))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(store)
+}
+
+/// A failed request: a page (or JSON) with the right status; the reason is logged.
+enum WebError {
+    NotFound(String),
+    BadRequest(String),
+    Internal(String),
+}
+
+impl From<DbError> for WebError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound(n) => WebError::NotFound(format!("no dataset named {n:?}")),
+            other => WebError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            WebError::Internal(m) => {
+                tracing::error!("serving a page failed: {m}");
+                (StatusCode::INTERNAL_SERVER_ERROR, m)
+            }
+        };
+        let title = status.canonical_reason().unwrap_or("error").to_owned();
+        (
+            status,
+            Html(
+                page(
+                    &title,
+                    html! { p.error { (message) } p { a href="/" { "back to all datasets" } } },
+                )
+                .into_string(),
+            ),
+        )
+            .into_response()
+    }
+}
+
+async fn not_found() -> WebError {
+    WebError::NotFound("no such page".into())
+}
+
+const STYLE: &str = r#"
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em;margin:0 0 .3em} h2{font-size:1.1em;margin:1.4em 0 .4em}
+table{border-collapse:collapse} th,td{padding:3px 8px;text-align:left;border-bottom:1px solid #e4e4e4;vertical-align:top}
+th{background:#f4f4f4;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.w{display:inline-block;padding:1px 6px;border-radius:3px;font-size:12px;font-weight:600;white-space:nowrap}
+.w-NOT_DONE{background:#eee;color:#666}.w-RUNNING{background:#dbeafe;color:#1e40af}
+.w-PRESTAGE,.w-COMPLETED,.w-MERGED,.w-MERGED_DBUP,.w-CLEANED{background:#dcfce7;color:#166534}
+.w-PARTIAL{background:#fef3c7;color:#92400e}.w-FAILED{background:#fee2e2;color:#991b1b}
+.w-LOCK{background:#ede9fe;color:#5b21b6}.w-UNLOCK{background:#f5f5f5;color:#555}
+.bar{display:flex;width:220px;height:12px;background:#eee;border-radius:2px;overflow:hidden}
+.bar span{display:block;height:100%}.s-st{background:#93c5fd}.s-re{background:#60a5fa}.s-me{background:#34d399}.s-cl{background:#15803d}.s-fa{background:#ef4444}
+.totals{display:flex;gap:2em;flex-wrap:wrap;margin:.5em 0 1em}.totals div b{display:block;font-size:1.3em}
+form.filters{margin:.5em 0} .error{color:#991b1b} .muted{color:#777} nav.pages a,nav.pages b{margin-right:.6em}
+"#;
+
+fn page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content="120";
+                title { (title) " — repro" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// A seed word as a coloured badge.
+fn word(w: &str) -> Markup {
+    html! { span class=(format!("w w-{}", w.replace(' ', "_"))) { (w) } }
+}
+
+fn pct(n: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / total as f64
+    }
+}
+
+/// Files by how far they got: staged only, reconstructed, merged, cleaned, failed for good.
+fn stages(f: &repro_db::FileCounts) -> [u64; 5] {
+    let cleaned = f.get(FileState::Cleaned);
+    let merged = f.get(FileState::Merged) + f.get(FileState::Deleting);
+    let reco = f.get(FileState::Reconstructed);
+    let staged = f.get(FileState::Staged)
+        + f.get(FileState::RecoSubmitted)
+        + f.get(FileState::RecoFailed)
+        + f.get(FileState::RecoFailedForGood);
+    let failed = f.get(FileState::StageFailedForGood) + f.get(FileState::RecoFailedForGood);
+    [
+        staged - f.get(FileState::RecoFailedForGood),
+        reco,
+        merged,
+        cleaned,
+        failed,
+    ]
+}
+
+fn progress(f: &repro_db::FileCounts) -> Markup {
+    let [staged, reco, merged, cleaned, failed] = stages(f);
+    let t = f.total;
+    let title = format!(
+        "{cleaned} cleaned, {merged} merged, {reco} reconstructed, {staged} staged, {failed} failed for good, of {t}"
+    );
+    html! {
+        div.bar title=(title) {
+            span.s-cl style=(format!("width:{:.2}%", pct(cleaned, t))) {}
+            span.s-me style=(format!("width:{:.2}%", pct(merged, t))) {}
+            span.s-re style=(format!("width:{:.2}%", pct(reco, t))) {}
+            span.s-st style=(format!("width:{:.2}%", pct(staged, t))) {}
+            span.s-fa style=(format!("width:{:.2}%", pct(failed, t))) {}
+        }
+    }
+}
+
+/// Escapes text for hand-written SVG.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Bars of counts per hour, drawn server-side.
+fn chart(title: &str, points: &[(String, u64)]) -> Markup {
+    let (w, h, bar) = (720.0, 90.0, 14.0);
+    let max = points.iter().map(|p| p.1).max().unwrap_or(0).max(1) as f64;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" role="img" aria-label="{}">"#,
+        h + 18.0,
+        esc(title)
+    );
+    let shown = &points[points.len().saturating_sub((w / bar) as usize)..];
+    for (i, (hour, n)) in shown.iter().enumerate() {
+        let bh = (*n as f64 / max) * h;
+        let x = i as f64 * bar;
+        let _ = write!(
+            svg,
+            r##"<rect x="{x}" y="{:.1}" width="{}" height="{bh:.1}" fill="#2563eb"><title>{} UTC: {n}</title></rect>"##,
+            h - bh,
+            bar - 2.0,
+            esc(hour)
+        );
+    }
+    if let (Some(first), Some(last)) = (shown.first(), shown.last()) {
+        let _ = write!(
+            svg,
+            r##"<text x="0" y="{}" font-size="11" fill="#666">{}</text><text x="{w}" y="{}" font-size="11" fill="#666" text-anchor="end">{} (max {max})</text>"##,
+            h + 14.0,
+            esc(&first.0),
+            h + 14.0,
+            esc(&last.0)
+        );
+    } else {
+        let _ = write!(
+            svg,
+            r##"<text x="0" y="40" font-size="12" fill="#777">nothing finished in the last 48 hours</text>"##
+        );
+    }
+    svg.push_str("</svg>");
+    html! { figure { figcaption.muted { (title) } (PreEscaped(svg)) } }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct IndexQuery {
+    state: Option<String>,
+    site: Option<String>,
+    page: Option<u64>,
+    per: Option<u64>,
+    sort: Option<String>,
+}
+
+impl IndexQuery {
+    fn filter(&self) -> Result<(ListFilter, u64, u64), WebError> {
+        let state = self.state.clone().filter(|s| !s.is_empty());
+        if let Some(w) = &state {
+            crate::check_word(w).map_err(|e| WebError::BadRequest(e.to_string()))?;
+        }
+        let per = self.per.unwrap_or(PER_PAGE).clamp(1, 500);
+        let page = self.page.unwrap_or(1).max(1);
+        Ok((
+            ListFilter {
+                state_word: state,
+                site: self.site.clone().filter(|s| !s.is_empty()),
+                recent_first: self.sort.as_deref() == Some("updated"),
+                offset: (page - 1) * per,
+                limit: Some(per),
+                active_only: false,
+            },
+            page,
+            per,
+        ))
+    }
+}
+
+fn since_48h() -> chrono::NaiveDateTime {
+    repro_db::now() - chrono::Duration::hours(48)
+}
+
+async fn index(
+    State(store): State<Store>,
+    Query(q): Query<IndexQuery>,
+) -> Result<Html<String>, WebError> {
+    let (filter, page_no, per) = q.filter()?;
+    let list = store.list(&filter).await?;
+    let matching = store.count(&filter).await?;
+    let totals = store.totals().await?;
+    let hourly = store
+        .per_hour(None, "file", "reco_done", since_48h())
+        .await?;
+    let pages = matching.div_ceil(per).max(1);
+    let link = |p: u64| {
+        let mut s = format!("/?page={p}&per={per}");
+        if let Some(w) = &filter.state_word {
+            s.push_str(&format!("&state={}", urlencode(w)));
+        }
+        if let Some(site) = &filter.site {
+            s.push_str(&format!("&site={}", urlencode(site)));
+        }
+        if filter.recent_first {
+            s.push_str("&sort=updated");
+        }
+        s
+    };
+    let f = &totals.files;
+    let failed = f.get(FileState::StageFailedForGood) + f.get(FileState::RecoFailedForGood);
+    let col = |c: &str, w: &str| {
+        totals
+            .columns
+            .get(&(c.to_owned(), w.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    };
+    let body = html! {
+        h1 { "Reprocessing campaign" }
+        div.totals {
+            div { b { (totals.datasets) } "datasets" }
+            div { b { (col("cleanup", "CLEANED")) } "CLEANED" }
+            div { b { (["prestage", "reco", "merge", "cleanup"].iter().map(|c| col(c, "FAILED")).sum::<u64>()) } "FAILED" }
+            div { b { (col("lock", "LOCK")) } "LOCKed" }
+            div { b { (f.total) } "raw files" }
+            div { b { (f.get(FileState::Cleaned)) } "files done" }
+            div { b { (failed) } "failed for good" }
+        }
+        (progress(f))
+        (chart("raw files reconstructed per hour, last 48 hours (UTC)", &hourly))
+        form.filters method="get" action="/" {
+            label { "state " input type="text" name="state" value=(filter.state_word.clone().unwrap_or_default()) placeholder="FAILED, RUNNING, LOCK…" size="14"; }
+            " "
+            label { "site " input type="text" name="site" value=(filter.site.clone().unwrap_or_default()) size="10"; }
+            " "
+            label { "sort " select name="sort" {
+                option value="name" selected[!filter.recent_first] { "by name" }
+                option value="updated" selected[filter.recent_first] { "latest change first" }
+            } }
+            " " button type="submit" { "filter" }
+            " " a href="/" { "clear" }
+        }
+        p.muted { (matching) " matching datasets; page " (page_no) " of " (pages) }
+        table id="datasets" {
+            thead { tr { th { "NAME" } th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "PROGRESS" } th { "FILES" } th { "FAILED" } th { "SITE" } th { "LAST CHANGE (UTC)" } } }
+            tbody {
+                @for d in &list {
+                    @let c = d.status.columns();
+                    @let st = stages(&d.files);
+                    tr {
+                        td { a href=(format!("/datasets/{}", d.name)) { (d.name) } }
+                        td { (word(c.lock.as_str())) }
+                        td { (word(c.prestage.as_str())) }
+                        td { (word(c.reco.as_str())) }
+                        td { (word(c.merge.as_str())) }
+                        td { (word(c.cleanup.as_str())) }
+                        td { (progress(&d.files)) }
+                        td.num { (st[3]) " / " (d.files.total) }
+                        td.num { (st[4]) }
+                        td { (d.site.clone().unwrap_or_default()) }
+                        td { (d.updated_at.format("%Y-%m-%d %H:%M")) }
+                    }
+                }
+            }
+        }
+        nav.pages {
+            @if page_no > 1 { a href=(link(page_no - 1)) { "« previous" } }
+            @if page_no < pages { a href=(link(page_no + 1)) { "next »" } }
+        }
+        p.muted { "JSON: " a href="/api/datasets" { "/api/datasets" } " · metrics: " a href="/metrics" { "/metrics" } }
+    };
+    Ok(Html(page("datasets", body).into_string()))
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DatasetQuery {
+    fstate: Option<String>,
+    fpage: Option<usize>,
+    jpage: Option<usize>,
+}
+
+fn parse_name(name: &str) -> Result<DatasetName, WebError> {
+    DatasetName::new(name).map_err(|e| WebError::NotFound(e.to_string()))
+}
+
+async fn dataset_page(
+    State(store): State<Store>,
+    Path(name): Path<String>,
+    Query(q): Query<DatasetQuery>,
+) -> Result<Html<String>, WebError> {
+    let name = parse_name(&name)?;
+    let summary = store.summary(&name).await?;
+    let view = store.load(&name).await?;
+    let history = store.history(&name, Some("dataset")).await?;
+    let hourly = store
+        .per_hour(Some(&name), "file", "reco_done", since_48h())
+        .await?;
+    let fstate = match q.fstate.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(
+            s.parse::<FileState>()
+                .map_err(|e| WebError::BadRequest(e.to_string()))?,
+        ),
+    };
+    let files: Vec<&repro_core::RawFile> = view
+        .files
+        .values()
+        .filter(|f| fstate.is_none_or(|s| f.state == s))
+        .collect();
+    let fpages = files.len().div_ceil(ROWS_PER_PAGE).max(1);
+    let fpage = q.fpage.unwrap_or(1).clamp(1, fpages);
+    let jobs: Vec<&repro_core::Job> = view.jobs.values().collect();
+    let jpages = jobs.len().div_ceil(ROWS_PER_PAGE).max(1);
+    let jpage = q.jpage.unwrap_or(1).clamp(1, jpages);
+    let c = summary.status.columns();
+    let base = format!("/datasets/{name}");
+    let flink = |p: usize| match fstate {
+        Some(s) => format!("{base}?fstate={s}&fpage={p}"),
+        None => format!("{base}?fpage={p}"),
+    };
+    let body = html! {
+        p { a href="/" { "← all datasets" } }
+        h1 { (name) }
+        table {
+            tr { th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "SITE" } th { "LAST CHANGE (UTC)" } }
+            tr {
+                td { (word(c.lock.as_str())) } td { (word(c.prestage.as_str())) } td { (word(c.reco.as_str())) }
+                td { (word(c.merge.as_str())) } td { (word(c.cleanup.as_str())) }
+                td { (summary.site.clone().unwrap_or_default()) } td { (summary.updated_at.format("%Y-%m-%d %H:%M:%S")) }
+            }
+        }
+        @if let Some((owner, until)) = &summary.lease { p.muted { "being worked on by " (owner) " until " (until.format("%H:%M:%S")) " UTC" } }
+        h2 { "Files" }
+        (progress(&summary.files))
+        table id="file-counts" {
+            tr { @for s in FileState::ALL { @if summary.files.get(*s) > 0 { th { a href=(format!("{base}?fstate={s}")) { (s) } } } } th { "total" } }
+            tr { @for s in FileState::ALL { @if summary.files.get(*s) > 0 { td.num { (summary.files.get(*s)) } } } td.num { (summary.files.total) } }
+        }
+        (chart("files reconstructed per hour, last 48 hours (UTC)", &hourly))
+        p.muted { (files.len()) " files" @if let Some(s) = fstate { " in state " (s) " (" a href=(base.clone()) { "all" } ")" } "; page " (fpage) " of " (fpages) }
+        table id="files" {
+            thead { tr { th { "ID" } th { "LOGICAL FILE NAME" } th { "STATE" } th { "ATTEMPTS" } th { "TMB FILE" } th { "MERGE GROUP" } th { "LAST ERROR" } } }
+            tbody {
+                @for f in files.iter().skip((fpage - 1) * ROWS_PER_PAGE).take(ROWS_PER_PAGE) {
+                    tr {
+                        td.num { (f.id.0) } td { (f.lfn) } td { (f.state) } td.num { (f.attempts) }
+                        td { (f.tmb.as_ref().map_or("", |t| t.path.as_str())) }
+                        td { (f.group.map(|g| g.to_string()).unwrap_or_default()) }
+                        td.error { (f.last_error.clone().unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+        nav.pages { @if fpage > 1 { a href=(flink(fpage - 1)) { "« previous files" } } @if fpage < fpages { a href=(flink(fpage + 1)) { "next files »" } } }
+        h2 { "Merged files" }
+        table id="merge-groups" {
+            thead { tr { th { "GROUP" } th { "FILES" } th { "STATE" } th { "MERGED FILE" } th { "DECLARED" } th { "ATTEMPTS" } th { "LAST ERROR" } } }
+            tbody {
+                @for g in view.groups.values() {
+                    tr {
+                        td { (g.no) } td.num { (g.files.len()) } td { (g.state) }
+                        td { (g.output.as_ref().map_or("", |o| o.name.as_str())) }
+                        td { @if g.state == GroupState::Declared { "yes" } @else { "no" } }
+                        td.num { (g.attempts) } td.error { (g.last_error.clone().unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+        h2 { "Jobs" }
+        p.muted { (jobs.len()) " jobs; page " (jpage) " of " (jpages) }
+        table id="jobs" {
+            thead { tr { th { "JOB" } th { "KIND" } th { "ATTEMPT" } th { "BATCH ID" } th { "STATE" } th { "EXIT" } th { "ERROR" } } }
+            tbody {
+                @for j in jobs.iter().skip((jpage - 1) * ROWS_PER_PAGE).take(ROWS_PER_PAGE) {
+                    tr {
+                        td { (j.key.name(&view.name)) }
+                        td { @match j.key.subject { JobSubject::Reco(_) => "reco", JobSubject::Merge(_) => "merge" } }
+                        td.num { (j.key.attempt) } td { (j.batch_id.clone().unwrap_or_default()) } td { (j.state) }
+                        td.num { (j.exit_code.map(|c| c.to_string()).unwrap_or_default()) } td.error { (j.error.clone().unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+        nav.pages { @if jpage > 1 { a href=(format!("{base}?jpage={}", jpage - 1)) { "« previous jobs" } } @if jpage < jpages { a href=(format!("{base}?jpage={}", jpage + 1)) { "next jobs »" } } }
+        h2 { "History" }
+        table id="history" {
+            thead { tr { th { "WHEN (UTC)" } th { "WHO" } th { "WHAT" } th { "FROM" } th { "TO" } th { "WHY" } } }
+            tbody {
+                @for e in history.iter().rev() {
+                    tr { td { (e.at.format("%Y-%m-%d %H:%M:%S")) } td { (e.actor) } td { (e.via) } td { (e.from) } td { (e.to) } td { (e.reason.clone().unwrap_or_default()) } }
+                }
+            }
+        }
+    };
+    Ok(Html(page(name.as_str(), body).into_string()))
+}
+
+async fn api_list(
+    State(store): State<Store>,
+    Query(q): Query<IndexQuery>,
+) -> Result<Response, WebError> {
+    let (filter, _, _) = q.filter()?;
+    let list = store.list(&filter).await?;
+    let total = store.count(&filter).await?;
+    let v: Vec<DatasetJson> = list.iter().map(DatasetJson::from).collect();
+    Ok(([("x-total-count", total.to_string())], Json(v)).into_response())
+}
+
+async fn api_one(
+    State(store): State<Store>,
+    Path(name): Path<String>,
+) -> Result<Json<DatasetJson>, WebError> {
+    let name = parse_name(&name)?;
+    let s: DatasetSummary = store.summary(&name).await?;
+    Ok(Json(DatasetJson::from(&s)))
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+async fn metrics(State(store): State<Store>) -> Result<Response, WebError> {
+    let t = store.totals().await?;
+    let mut out = String::new();
+    out.push_str("# HELP repro_datasets Datasets per phase column and state word.\n# TYPE repro_datasets gauge\n");
+    for ((col, w), n) in &t.columns {
+        let _ = writeln!(
+            out,
+            "repro_datasets{{column=\"{}\",state=\"{}\"}} {n}",
+            label(col),
+            label(w)
+        );
+    }
+    out.push_str("# HELP repro_files Raw files per state.\n# TYPE repro_files gauge\n");
+    for s in FileState::ALL {
+        let _ = writeln!(out, "repro_files{{state=\"{s}\"}} {}", t.files.get(*s));
+    }
+    out.push_str(
+        "# HELP repro_jobs Jobs (attempts) per kind and state.\n# TYPE repro_jobs gauge\n",
+    );
+    let mut jobs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for (s, n) in &t.reco_jobs {
+        jobs.insert(("reco", s), *n);
+    }
+    for (s, n) in &t.merge_jobs {
+        jobs.insert(("merge", s), *n);
+    }
+    for ((kind, s), n) in jobs {
+        let _ = writeln!(
+            out,
+            "repro_jobs{{kind=\"{kind}\",state=\"{}\"}} {n}",
+            label(s)
+        );
+    }
+    let failed =
+        t.files.get(FileState::StageFailedForGood) + t.files.get(FileState::RecoFailedForGood);
+    out.push_str("# HELP repro_files_failed_for_good Raw files whose attempts are used up.\n# TYPE repro_files_failed_for_good gauge\n");
+    let _ = writeln!(out, "repro_files_failed_for_good {failed}");
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+async fn healthz(State(store): State<Store>) -> Response {
+    match store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!("health check: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("database unreachable: {e}\n"),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use repro_db::{NewFile, Register};
+    use tower::ServiceExt;
+
+    /// A store with three datasets, one of them moved along by a reliable simulation.
+    async fn seeded() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let store = Store::open(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        for (name, site, unlock) in [
+            ("alpha", "prague", true),
+            ("beta", "<script>alert(1)</script>", false),
+            ("gamma", "fnal", false),
+        ] {
+            let files: Vec<NewFile> = (0..5)
+                .map(|i| NewFile {
+                    lfn: format!("/store/{name}/<b>{i}</b>.raw"),
+                    size: 10,
+                })
+                .collect();
+            let n = DatasetName::new(name).unwrap();
+            store
+                .register(
+                    &n,
+                    &files,
+                    &Register {
+                        unlock,
+                        site: Some(site.into()),
+                    },
+                    "alice",
+                )
+                .await
+                .unwrap();
+        }
+        let mut config = crate::config::Config::default();
+        config.backend.sim.world = dir.path().join("world.json");
+        config.backend.sim.reco_failure = 0.0;
+        config.backend.sim.merge_failure = 0.0;
+        config.backend.sim.lost_job = 0.0;
+        let mut backend = crate::backend::sim::SimBackend::new(config.backend.sim.clone(), 0.0);
+        let alpha = [DatasetName::new("alpha").unwrap()];
+        for _ in 0..3 {
+            let (_, err) = crate::drive(
+                &store,
+                &config,
+                &mut backend,
+                crate::ops::Op::Tick,
+                &alpha,
+                false,
+            )
+            .await;
+            assert!(err.is_none());
+        }
+        (dir, store)
+    }
+
+    async fn get(store: &Store, uri: &str) -> (StatusCode, String) {
+        let resp = router(store.clone())
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_index_lists_datasets_in_the_seeds_words_with_totals() {
+        let (_d, store) = seeded().await;
+        let (status, body) = get(&store, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        for s in [
+            "alpha",
+            "beta",
+            "gamma",
+            "w-LOCK",
+            "w-UNLOCK",
+            ">NOT DONE<",
+            "<b>3</b>datasets",
+            "<b>15</b>raw files",
+            "<svg",
+        ] {
+            assert!(body.contains(s), "index lacks {s:?}");
+        }
+        assert!(body.contains(r#"href="/datasets/alpha""#));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_index_filters_and_paginates() {
+        let (_d, store) = seeded().await;
+        let (_, page2) = get(&store, "/?per=2&page=2").await;
+        assert!(
+            page2.contains(">gamma<") && !page2.contains(">alpha<"),
+            "{page2}"
+        );
+        assert!(page2.contains("page 2 of 2") && page2.contains("« previous"));
+        let (_, locked) = get(&store, "/?state=LOCK").await;
+        assert!(
+            locked.contains(">beta<") && locked.contains(">gamma<") && !locked.contains(">alpha<")
+        );
+        let (_, site) = get(&store, "/?site=fnal").await;
+        assert!(site.contains(">gamma<") && !site.contains(">beta<"));
+        let (status, body) = get(&store, "/?state=DONE").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("is not a state word"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn everything_from_the_database_is_escaped() {
+        let (_d, store) = seeded().await;
+        let (_, index) = get(&store, "/").await;
+        assert!(
+            index.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "the site is not shown as text"
+        );
+        assert!(!index.contains("<script>alert"));
+        let (_, page) = get(&store, "/datasets/beta").await;
+        assert!(page.contains("/store/beta/&lt;b&gt;0&lt;/b&gt;.raw"));
+        assert!(!page.contains("<b>0</b>"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dataset_page_shows_files_jobs_merged_files_and_history() {
+        let (_d, store) = seeded().await;
+        let (status, body) = get(&store, "/datasets/alpha").await;
+        assert_eq!(status, StatusCode::OK);
+        for s in [
+            "id=\"files\"",
+            "id=\"jobs\"",
+            "id=\"merge-groups\"",
+            "id=\"history\"",
+            "alpha.reco.f1.a1",
+            "start_prestage",
+            "alice",
+            "reconstructed",
+        ] {
+            assert!(body.contains(s), "dataset page lacks {s:?}");
+        }
+        let (_, filtered) = get(&store, "/datasets/beta?fstate=registered").await;
+        assert!(filtered.contains("5 files in state registered"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn missing_datasets_and_pages_are_404_pages() {
+        let (_d, store) = seeded().await;
+        let (status, body) = get(&store, "/datasets/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("no dataset named &quot;nope&quot;") && body.contains("<html"));
+        assert_eq!(
+            get(&store, "/datasets/bad%20name").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(get(&store, "/nowhere").await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_corrupt_row_is_a_500_page_naming_it() {
+        let (_d, store) = seeded().await;
+        store
+            .execute_unprepared(
+                "UPDATE dataset_status SET reco_state = 'BOGUS' WHERE name = 'gamma'",
+            )
+            .await
+            .unwrap();
+        let (status, body) = get(&store, "/").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            body.contains("corrupt row in dataset_status") && body.contains("BOGUS"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_api_has_the_clis_field_names() {
+        let (_d, store) = seeded().await;
+        let (status, body) = get(&store, "/api/datasets").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 3);
+        let (_, one) = get(&store, "/api/datasets/gamma").await;
+        let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+        for k in [
+            "name", "lock", "prestage", "reco", "merge", "cleanup", "files",
+        ] {
+            assert!(one.get(k).is_some(), "no {k}");
+        }
+        assert_eq!(one["lock"], "LOCK");
+        assert_eq!(one["files"]["total"], 5);
+        assert_eq!(one, v[2]);
+        assert_eq!(
+            get(&store, "/api/datasets/nope").await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metrics_and_health() {
+        let (_d, store) = seeded().await;
+        let (status, m) = get(&store, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(m.contains("repro_files{state=\"registered\"} 10"), "{m}");
+        assert!(
+            m.contains("repro_datasets{column=\"lock\",state=\"LOCK\"} 2"),
+            "{m}"
+        );
+        assert!(
+            m.contains("repro_jobs{kind=\"reco\",state=\"done\"} 5"),
+            "{m}"
+        );
+        assert!(m.contains("repro_files_failed_for_good 0"));
+        assert_eq!(
+            get(&store, "/healthz").await,
+            (StatusCode::OK, "ok\n".to_owned())
+        );
+    }
+}
