@@ -75,7 +75,7 @@ pub struct SimConfig {
     pub seed: u64,
     /// Where every external action is appended as one JSON line, if set.
     pub journal: Option<PathBuf>,
-    /// Where the simulated world is kept between runs.
+    /// The directory where the simulated world is kept between runs (a file per dataset).
     pub world: PathBuf,
     /// Probability that one staging attempt fails.
     pub stage_failure: f64,
@@ -98,7 +98,7 @@ impl Default for SimConfig {
         SimConfig {
             seed: 42,
             journal: None,
-            world: PathBuf::from("repro-sim-world.json"),
+            world: PathBuf::from("repro-sim-world"),
             stage_failure: 0.0,
             reco_failure: 0.05,
             merge_failure: 0.02,

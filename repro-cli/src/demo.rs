@@ -50,7 +50,7 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<ExitCode, CliError> {
     };
     let mut config = Config::default();
     config.backend.sim.seed = args.seed;
-    config.backend.sim.world = dir.join("sim-world.json");
+    config.backend.sim.world = dir.join("sim-world");
     config.backend.sim.journal = Some(dir.join("sim-journal.jsonl"));
     let url = format!("sqlite://{}?mode=rwc", dir.join("repro.db").display());
     let store = Store::open(&url).await?;

@@ -158,7 +158,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     if let Command::Init = cli.command {
         let store = open(&cli.db, false).await?;
         store.migrate().await?;
-        println!("schema is current at {}", redact(&cli.db));
+        println!("schema is current at {}", repro_db::redact(&cli.db));
         return Ok(ExitCode::SUCCESS);
     }
     let store = open(&cli.db, true).await?;
@@ -286,16 +286,6 @@ async fn serve(store: Store, bind: std::net::SocketAddr) -> Result<ExitCode, Cli
         .await
         .map_err(|e| CliError::Other(format!("the web server stopped: {e}")))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let user = url[s + 3..at].split(':').next().unwrap_or("");
-            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// `repro lock` and `repro unlock`: idempotent, one dataset after the other.

@@ -602,7 +602,7 @@ mod tests {
                 .unwrap();
         }
         let mut config = crate::config::Config::default();
-        config.backend.sim.world = dir.path().join("world.json");
+        config.backend.sim.world = dir.path().join("world");
         config.backend.sim.reco_failure = 0.0;
         config.backend.sim.merge_failure = 0.0;
         config.backend.sim.lost_job = 0.0;

@@ -148,17 +148,14 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
                 Change::job(j, JobEvent::Finish)
                     .ok_or_else(|| stale(format!("job {job}"), j.state))?,
             ];
-            let mut fc = file_change(
+            let fc = file_change(
                 view,
                 file,
                 FileState::RecoSubmitted,
                 FileEvent::RecoDone,
                 None,
             )?;
-            if let Some(Change::File { tmb: t, .. }) = fc.first_mut() {
-                *t = Some(tmb.clone());
-            }
-            out.extend(fc);
+            out.extend(fc.into_iter().map(|c| c.with_tmb(tmb.clone())));
             Ok(out)
         }
         Outcome::MergeDone { job, output } => {

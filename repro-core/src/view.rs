@@ -320,6 +320,14 @@ pub enum Change {
     },
 }
 
+/// What one change overwrote, to put back if a later change of the batch fails.
+enum Undo {
+    Status(Status),
+    File(FileId, Option<RawFile>),
+    Group(GroupNo, Option<MergeGroup>),
+    Job(JobKey, Option<Job>),
+}
+
 /// A change that found something other than what it expected: someone else moved it first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what}: expected {expected}, found {found}")]
@@ -401,6 +409,14 @@ impl Change {
         })
     }
 
+    /// The same file change, recording the TMB file a reco job produced.
+    pub fn with_tmb(mut self, t: TmbFile) -> Change {
+        if let Change::File { tmb, .. } = &mut self {
+            *tmb = Some(t);
+        }
+        self
+    }
+
     /// The same change, recording `error`.
     pub fn with_error(mut self, e: impl Into<String>) -> Change {
         match &mut self {
@@ -430,9 +446,19 @@ impl DatasetView {
 
     /// The job currently live (reserved, submitted or running) for a subject, if any.
     pub fn live_job(&self, subject: crate::job::JobSubject) -> Option<&Job> {
+        // Keys order by subject first, so a subject's attempts are one range.
+        let first = JobKey {
+            subject,
+            attempt: 0,
+        };
+        let last = JobKey {
+            subject,
+            attempt: u32::MAX,
+        };
         self.jobs
-            .values()
-            .find(|j| j.key.subject == subject && j.state.is_live())
+            .range(first..=last)
+            .map(|(_, j)| j)
+            .find(|j| j.state.is_live())
     }
 
     /// Number of files in each state, in [`FileState::ALL`] order.
@@ -446,12 +472,55 @@ impl DatasetView {
 
     /// Applies `changes` in order, all or nothing.
     pub fn apply(&mut self, changes: &[Change]) -> Result<(), ApplyError> {
-        let mut next = self.clone();
+        // An undo log of what each change touches, rather than a copy of the whole view:
+        // recording thousands of outcomes one by one stays linear.
+        let mut undo = Vec::new();
         for c in changes {
-            next.apply_one(c)?;
+            self.remember(c, &mut undo);
+            if let Err(e) = self.apply_one(c) {
+                self.roll_back(undo);
+                return Err(e);
+            }
         }
-        *self = next;
         Ok(())
+    }
+
+    fn remember(&self, change: &Change, undo: &mut Vec<Undo>) {
+        match change {
+            Change::Dataset { .. } => undo.push(Undo::Status(self.status)),
+            Change::File { id, .. } => undo.push(Undo::File(*id, self.files.get(id).cloned())),
+            Change::NewGroup { no, files, .. } => {
+                undo.push(Undo::Group(*no, self.groups.get(no).cloned()));
+                for id in files {
+                    undo.push(Undo::File(*id, self.files.get(id).cloned()));
+                }
+            }
+            Change::Group { no, .. } => undo.push(Undo::Group(*no, self.groups.get(no).cloned())),
+            Change::NewJob { key } | Change::Job { key, .. } => {
+                undo.push(Undo::Job(*key, self.jobs.get(key).cloned()));
+            }
+        }
+    }
+
+    fn roll_back(&mut self, undo: Vec<Undo>) {
+        fn restore<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, old: Option<V>) {
+            match old {
+                Some(v) => {
+                    map.insert(key, v);
+                }
+                None => {
+                    map.remove(&key);
+                }
+            }
+        }
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Status(s) => self.status = s,
+                Undo::File(id, old) => restore(&mut self.files, id, old),
+                Undo::Group(no, old) => restore(&mut self.groups, no, old),
+                Undo::Job(key, old) => restore(&mut self.jobs, key, old),
+            }
+        }
     }
 
     fn apply_one(&mut self, change: &Change) -> Result<(), ApplyError> {

@@ -102,29 +102,10 @@ async fn run(
                 .filter_map(|f| {
                     let c = Change::file(f, *event)?;
                     Some(if *event == FileEvent::RecoDone {
-                        match c {
-                            Change::File {
-                                id,
-                                from,
-                                attempts,
-                                event,
-                                to,
-                                error,
-                                ..
-                            } => Change::File {
-                                id,
-                                from,
-                                attempts,
-                                event,
-                                to,
-                                error,
-                                tmb: Some(TmbFile {
-                                    path: format!("/tmb/{}.tmb", f.id),
-                                    size: 1_000_000,
-                                }),
-                            },
-                            other => other,
-                        }
+                        c.with_tmb(TmbFile {
+                            path: format!("/tmb/{}.tmb", f.id),
+                            size: 1_000_000,
+                        })
                     } else {
                         c
                     })

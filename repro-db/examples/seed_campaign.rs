@@ -12,7 +12,10 @@ use repro_db::{NewFile, Register, Store};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let url = args.get(1).cloned().unwrap_or_else(|| "sqlite://big.db?mode=rwc".into());
+    let url = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "sqlite://big.db?mode=rwc".into());
     let datasets: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let files: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(100);
     let store = Store::open(&url).await?;
@@ -20,9 +23,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = std::time::Instant::now();
     for d in 0..datasets {
         let name = DatasetName::new(format!("p17.sample{d:05}"))?;
-        let list: Vec<NewFile> = (0..files).map(|f| NewFile { lfn: format!("/store/{name}/raw_{f:04}.raw"), size: 1 << 30 }).collect();
+        let list: Vec<NewFile> = (0..files)
+            .map(|f| NewFile {
+                lfn: format!("/store/{name}/raw_{f:04}.raw"),
+                size: 1 << 30,
+            })
+            .collect();
         let site = ["prague", "fnal", "lyon"][d % 3];
-        store.register(&name, &list, &Register { unlock: d % 10 != 0, site: Some(site.into()) }, "seed").await?;
+        store
+            .register(
+                &name,
+                &list,
+                &Register {
+                    unlock: d % 10 != 0,
+                    site: Some(site.into()),
+                },
+                "seed",
+            )
+            .await?;
         // Every other dataset is moved into its prestage and reco phases, so the page has
         // every kind of row to show.
         if d % 2 == 0 && d % 10 != 0 {
@@ -30,7 +48,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let p = plan(&view, &Policy::default());
             store.apply(&name, &p.changes, "seed").await?;
             let view = store.load(&name).await?;
-            let staged: Vec<Change> = view.files.values().filter_map(|f| Change::file(f, FileEvent::StageDone)).collect();
+            let staged: Vec<Change> = view
+                .files
+                .values()
+                .filter_map(|f| Change::file(f, FileEvent::StageDone))
+                .collect();
             store.apply(&name, &staged, "seed").await?;
             let view = store.load(&name).await?;
             let p = plan(&view, &Policy::default());
@@ -40,17 +62,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .files
                 .values()
                 .take(files / 2)
-                .filter_map(|f| match Change::file(f, FileEvent::RecoDone)? {
-                    Change::File { id, from, attempts, event, to, error, .. } => Some(Change::File {
-                        id,
-                        from,
-                        attempts,
-                        event,
-                        to,
-                        error,
-                        tmb: Some(TmbFile { path: format!("/tmb/{}.tmb", f.id), size: 1 << 20 }),
-                    }),
-                    _ => None,
+                .filter_map(|f| {
+                    let tmb = TmbFile {
+                        path: format!("/tmb/{}.tmb", f.id),
+                        size: 1 << 20,
+                    };
+                    Some(Change::file(f, FileEvent::RecoDone)?.with_tmb(tmb))
                 })
                 .collect();
             store.apply(&name, &done, "seed").await?;
@@ -59,6 +76,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("{} datasets in {:.0} s", d + 1, t.elapsed().as_secs_f64());
         }
     }
-    println!("{datasets} datasets x {files} files in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "{datasets} datasets x {files} files in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -92,7 +92,8 @@ pub struct Store {
     db: DatabaseConnection,
 }
 
-fn redact(url: &str) -> String {
+/// A database URL fit for messages: the password, if any, left out.
+pub fn redact(url: &str) -> String {
     // Keep the scheme, host and path; drop a password if one is given.
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {

@@ -189,6 +189,26 @@ pub fn parse_status(stdout: &str) -> Option<Reported> {
     })
 }
 
+/// What a submitting tool said, as the attempt's outcome: the batch id it printed, or why the
+/// attempt failed (its exit, its timeout, or output with no job id in it).
+pub fn submission(job: JobKey, argv0: &str, said: Result<Ran, String>) -> Outcome {
+    match said {
+        Ok(ran) => match parse_batch_id(&ran.stdout) {
+            Some(batch_id) => Outcome::Submitted { job, batch_id },
+            None => Outcome::JobFailed {
+                job,
+                exit_code: None,
+                reason: garbage(argv0, "job id", &ran),
+            },
+        },
+        Err(reason) => Outcome::JobFailed {
+            job,
+            exit_code: None,
+            reason,
+        },
+    }
+}
+
 /// The `command` backend.
 #[derive(Debug)]
 pub struct CommandBackend {
@@ -235,21 +255,7 @@ impl CommandBackend {
 
     fn submit(&self, template: &[String], vars: &[(&str, &str)], job: JobKey) -> Outcome {
         let argv0 = template.first().cloned().unwrap_or_default();
-        match self.step(template, vars) {
-            Ok(ran) => match parse_batch_id(&ran.stdout) {
-                Some(batch_id) => Outcome::Submitted { job, batch_id },
-                None => Outcome::JobFailed {
-                    job,
-                    exit_code: None,
-                    reason: garbage(&argv0, "job id", &ran),
-                },
-            },
-            Err(reason) => Outcome::JobFailed {
-                job,
-                exit_code: None,
-                reason,
-            },
-        }
+        submission(job, &argv0, self.step(template, vars))
     }
 
     fn perform_one(&self, view: &DatasetView, action: &Action) -> Option<Outcome> {

@@ -1,10 +1,11 @@
 //! The `sim` backend: a deterministic, seeded simulation of the storage system, the batch
 //! system and the catalog.
 //!
-//! Its world is a JSON file that outlives the process, as a real batch system does, so that
-//! separate cron runs (and concurrent ones: the file is locked while it is used) see one
-//! world. Every random choice is a hash of the seed and the action's identity (dataset,
-//! file, attempt), so the same campaign fails the same way however runs interleave. Every
+//! Its world is a directory of JSON files, one per dataset, that outlives the process, as a
+//! real batch system does, so that separate cron runs (and concurrent ones: a file is locked
+//! while it is used) see one world. Every random choice is a hash of the seed and the
+//! action's identity (dataset, file, attempt), so the same campaign fails the same way
+//! however runs interleave. Every
 //! external action can be appended to a journal, one JSON object a line.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,7 +40,6 @@ struct SimJob {
     batch_id: String,
     ready_at: f64,
     fate: Fate,
-    finished: bool,
 }
 
 /// Everything the simulated world holds.
@@ -114,13 +114,58 @@ impl SimBackend {
         }
     }
 
-    /// Runs `f` on the world with the world file locked, writing it back afterwards.
+    /// Submits one job to the simulated batch system: journal it, give it a batch id and a
+    /// fate drawn from its name.
+    #[allow(clippy::too_many_arguments)]
+    fn submit(
+        &self,
+        w: &mut World,
+        journal: &mut Journal,
+        (dataset, file): (&str, &str),
+        action: &'static str,
+        job: repro_core::JobKey,
+        name: &str,
+        failure: f64,
+        ready_at: f64,
+    ) -> Outcome {
+        journal.log(&JournalEntry {
+            action,
+            dataset,
+            file,
+            attempt: job.attempt,
+            job: Some(name),
+        });
+        w.next_batch_id += 1;
+        let batch_id = w.next_batch_id.to_string();
+        let fate = self.fate(failure, name);
+        w.jobs.insert(
+            name.to_owned(),
+            SimJob {
+                batch_id: batch_id.clone(),
+                ready_at,
+                fate,
+            },
+        );
+        Outcome::Submitted { job, batch_id }
+    }
+
+    /// Runs `f` on one dataset's part of the world with its file locked, writing it back
+    /// afterwards. Each dataset has a file of its own (datasets share nothing outside), so a
+    /// call costs what that dataset holds, not the whole campaign.
     fn with_world<T>(
         &self,
+        dataset: &str,
         f: impl FnOnce(&mut World, &mut Journal) -> T,
     ) -> Result<T, BackendError> {
-        let path = &self.config.world;
-        let lock_path = path.with_extension("lock");
+        let dir = &self.config.world;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            err(format!(
+                "cannot create the world directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = &dir.join(format!("{dataset}.json"));
+        let lock_path = dir.join(format!("{dataset}.lock"));
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -200,7 +245,7 @@ impl Backend for SimBackend {
     ) -> Result<Vec<Outcome>, BackendError> {
         let ds = view.name.as_str();
         let ready_at = self.now + self.config.duration_s;
-        self.with_world(|w, journal| {
+        self.with_world(ds, |w, journal| {
             let mut out = Vec::new();
             for a in actions {
                 match a {
@@ -223,56 +268,23 @@ impl Backend for SimBackend {
                             .insert(format!("{ds}/{lfn}"), StageRequest { ready_at, fate });
                     }
                     Action::SubmitReco { job, name, lfn } => {
-                        journal.log(&JournalEntry {
-                            action: "reco_submit",
-                            dataset: ds,
-                            file: lfn,
-                            attempt: job.attempt,
-                            job: Some(name),
-                        });
-                        w.next_batch_id += 1;
-                        let batch_id = w.next_batch_id.to_string();
-                        let fate = self.fate(self.config.reco_failure, name);
-                        w.jobs.insert(
-                            name.clone(),
-                            SimJob {
-                                batch_id: batch_id.clone(),
-                                ready_at,
-                                fate,
-                                finished: false,
-                            },
-                        );
-                        out.push(Outcome::Submitted {
-                            job: *job,
-                            batch_id,
-                        });
+                        let (kind, p) = ("reco_submit", self.config.reco_failure);
+                        out.push(self.submit(w, journal, (ds, lfn), kind, *job, name, p, ready_at));
                     }
                     Action::SubmitMerge {
                         job, name, output, ..
                     } => {
-                        journal.log(&JournalEntry {
-                            action: "merge_submit",
-                            dataset: ds,
-                            file: output,
-                            attempt: job.attempt,
-                            job: Some(name),
-                        });
-                        w.next_batch_id += 1;
-                        let batch_id = w.next_batch_id.to_string();
-                        let fate = self.fate(self.config.merge_failure, name);
-                        w.jobs.insert(
-                            name.clone(),
-                            SimJob {
-                                batch_id: batch_id.clone(),
-                                ready_at,
-                                fate,
-                                finished: false,
-                            },
-                        );
-                        out.push(Outcome::Submitted {
-                            job: *job,
-                            batch_id,
-                        });
+                        let (kind, p) = ("merge_submit", self.config.merge_failure);
+                        out.push(self.submit(
+                            w,
+                            journal,
+                            (ds, output),
+                            kind,
+                            *job,
+                            name,
+                            p,
+                            ready_at,
+                        ));
                     }
                     Action::Declare {
                         group,
@@ -331,7 +343,7 @@ impl Backend for SimBackend {
     fn poll(&mut self, view: &DatasetView, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
         let ds = view.name.as_str();
         let now = self.now;
-        self.with_world(|w, _| {
+        self.with_world(ds, |w, _| {
             let mut out = Vec::new();
             for p in polls {
                 match p {
@@ -353,7 +365,6 @@ impl Backend for SimBackend {
                                         reason: "sim: tape read error".into(),
                                     },
                                 });
-                                w.stage.remove(&key);
                             }
                         }
                     }
@@ -383,16 +394,14 @@ impl Backend for SimBackend {
                             });
                             continue;
                         }
-                        if sj.finished {
-                            continue;
-                        }
                         if sj.ready_at > now {
                             if state == Some(JobState::Submitted) {
                                 out.push(Outcome::Started { job: *job });
                             }
                             continue;
                         }
-                        sj.finished = true;
+                        // A finished job answers the same each time it is asked, so an
+                        // answer whose recording failed is given again.
                         match sj.fate {
                             Fate::Lost => {
                                 w.jobs.remove(name);

@@ -18,7 +18,7 @@ use std::time::Duration;
 use repro_core::job::{JobKey, JobState};
 use repro_core::{Action, DatasetView, Outcome, Poll};
 
-use super::command::{CommandBackend, Layout, mkdir_for, parse_batch_id};
+use super::command::{CommandBackend, Layout, mkdir_for, parse_batch_id, submission};
 use super::process::{self, shell_quote};
 use super::{Backend, BackendError};
 use crate::config::{CommandConfig, SlurmConfig};
@@ -145,13 +145,19 @@ impl SlurmBackend {
         Duration::from_secs(self.cfg.timeout_s)
     }
 
-    fn slurm(&self, argv: &[String]) -> Result<String, String> {
+    /// Runs a Slurm command; `Err` says why it did not succeed.
+    fn run(&self, argv: &[String]) -> Result<process::Ran, String> {
         let argv0 = argv.first().cloned().unwrap_or_default();
         match process::run(argv, self.timeout()) {
-            Ok(r) if r.ok() => Ok(r.stdout),
+            Ok(r) if r.ok() => Ok(r),
             Ok(r) => Err(r.failure(&argv0)),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Runs a Slurm command for its stdout.
+    fn slurm(&self, argv: &[String]) -> Result<String, String> {
+        self.run(argv).map(|r| r.stdout)
     }
 
     /// Writes the job script: the site's command with its placeholders filled, quoted for sh.
@@ -194,21 +200,7 @@ impl SlurmBackend {
         }
         argv.extend(self.cfg.sbatch_args.iter().cloned());
         argv.push(script.display().to_string());
-        match self.slurm(&argv) {
-            Ok(stdout) => match parse_batch_id(&stdout) {
-                Some(batch_id) => Outcome::Submitted { job, batch_id },
-                None => Outcome::JobFailed {
-                    job,
-                    exit_code: None,
-                    reason: format!("sbatch printed no job id: {:?}", stdout.trim()),
-                },
-            },
-            Err(reason) => Outcome::JobFailed {
-                job,
-                exit_code: None,
-                reason,
-            },
-        }
+        submission(job, "sbatch", self.run(&argv))
     }
 
     fn submit(&self, view: &DatasetView, action: &Action) -> Option<Outcome> {
