@@ -13,6 +13,7 @@ mod m20261128_000002_create_file_status;
 mod m20261128_000003_create_merge_group;
 mod m20261128_000004_create_job_tables;
 mod m20261128_000005_create_transitions;
+mod m20261128_000006_index_for_status_page;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_create_merge_group::Migration),
             Box::new(m20261128_000004_create_job_tables::Migration),
             Box::new(m20261128_000005_create_transitions::Migration),
+            Box::new(m20261128_000006_index_for_status_page::Migration),
         ]
     }
 }
