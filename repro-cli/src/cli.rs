@@ -81,7 +81,7 @@ pub enum Command {
     /// Everything due, in the lifecycle's order, for every unlocked dataset: one cron line is enough.
     Tick(TickArgs),
     /// What a tick would do now, without doing it.
-    Plan(Target),
+    Plan(TickArgs),
     /// Operator: give a failed phase (or what failed for good in the running one) fresh attempts.
     Retry(RetryArgs),
     /// Operator: go back to the start of an earlier phase, keeping finished work.

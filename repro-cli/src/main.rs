@@ -191,7 +191,12 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             operation(&store, &config, Op::Tick, &target, json).await
         }
         Command::Plan(t) => {
-            let names = targets(&store, &t).await?;
+            let target = Target {
+                all: t.name.is_none(),
+                name: t.name,
+                site: t.site,
+            };
+            let names = targets(&store, &target).await?;
             let mut previews = Vec::new();
             for n in names {
                 let view = store.load(&n).await?;

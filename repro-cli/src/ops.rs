@@ -189,9 +189,11 @@ impl Driver<'_> {
             }
             view.apply(&plan.changes)
                 .map_err(|e| CliError::Other(format!("{name}: {e}")))?;
-            for t in plan.transitions() {
-                info!(dataset = %name, transition = %t, state = %view.status.columns(), "moved");
-                report.transitions.push(t);
+            let moves: Vec<Transition> = plan.transitions().collect();
+            if !moves.is_empty() {
+                let via: Vec<&str> = moves.iter().map(|t| t.as_str()).collect();
+                info!(dataset = %name, via = %via.join(" -> "), now = %view.status.columns(), "moved");
+                report.transitions.extend(moves);
             }
             let mut failed = false;
             if !plan.actions.is_empty() {

@@ -83,6 +83,20 @@ impl Layout {
         Ok(path)
     }
 
+    /// Makes a merge job's input list and output directory: the list's path and the output's.
+    pub fn prepare_merge(
+        &self,
+        view: &DatasetView,
+        job_name: &str,
+        inputs: &[TmbFile],
+        output: &str,
+    ) -> Result<(PathBuf, PathBuf), String> {
+        let list = self.write_list(job_name, inputs)?;
+        let out = self.merged(view, output);
+        mkdir_for(&out)?;
+        Ok((list, out))
+    }
+
     /// What a finished job produced, or why it counts as failed: its output must exist and
     /// be non-empty.
     pub fn finished(&self, view: &DatasetView, job: JobKey) -> Outcome {
@@ -189,6 +203,15 @@ pub fn parse_status(stdout: &str) -> Option<Reported> {
     })
 }
 
+/// An attempt that failed before its job could run (no script, no output directory).
+pub fn refused(job: JobKey, reason: String) -> Outcome {
+    Outcome::JobFailed {
+        job,
+        exit_code: None,
+        reason,
+    }
+}
+
 /// What a submitting tool said, as the attempt's outcome: the batch id it printed, or why the
 /// attempt failed (its exit, its timeout, or output with no job id in it).
 pub fn submission(job: JobKey, argv0: &str, said: Result<Ran, String>) -> Outcome {
@@ -276,11 +299,7 @@ impl CommandBackend {
                 let t = self.cfg.reco_submit.as_deref().unwrap_or_default();
                 let out = self.layout.tmb(view, job);
                 if let Err(reason) = mkdir_for(&out) {
-                    return Some(Outcome::JobFailed {
-                        job: *job,
-                        exit_code: None,
-                        reason,
-                    });
+                    return Some(refused(*job, reason));
                 }
                 let (out, attempt) = (out.display().to_string(), job.attempt.to_string());
                 Some(self.submit(
@@ -302,24 +321,10 @@ impl CommandBackend {
                 output,
             } => {
                 let t = self.cfg.merge_submit.as_deref().unwrap_or_default();
-                let list = match self.layout.write_list(name, inputs) {
-                    Ok(l) => l,
-                    Err(reason) => {
-                        return Some(Outcome::JobFailed {
-                            job: *job,
-                            exit_code: None,
-                            reason,
-                        });
-                    }
+                let (list, out) = match self.layout.prepare_merge(view, name, inputs, output) {
+                    Ok(paths) => paths,
+                    Err(reason) => return Some(refused(*job, reason)),
                 };
-                let out = self.layout.merged(view, output);
-                if let Err(reason) = mkdir_for(&out) {
-                    return Some(Outcome::JobFailed {
-                        job: *job,
-                        exit_code: None,
-                        reason,
-                    });
-                }
                 let (list, out, attempt) = (
                     list.display().to_string(),
                     out.display().to_string(),
@@ -457,11 +462,7 @@ impl CommandBackend {
                             reason: "reserved but never submitted".into(),
                         },
                     },
-                    Err(reason) => Outcome::JobFailed {
-                        job: *job,
-                        exit_code: None,
-                        reason,
-                    },
+                    Err(reason) => refused(*job, reason),
                 })
             }
             Poll::Job {
@@ -475,11 +476,7 @@ impl CommandBackend {
                     match self.step(t, &[("dataset", ds), ("job", name), ("batch_id", batch_id)]) {
                         Ok(r) => r,
                         Err(reason) => {
-                            return Some(Outcome::JobFailed {
-                                job: *job,
-                                exit_code: None,
-                                reason,
-                            });
+                            return Some(refused(*job, reason));
                         }
                     };
                 match parse_status(&ran.stdout) {

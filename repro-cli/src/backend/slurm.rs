@@ -18,7 +18,7 @@ use std::time::Duration;
 use repro_core::job::{JobKey, JobState};
 use repro_core::{Action, DatasetView, Outcome, Poll};
 
-use super::command::{CommandBackend, Layout, mkdir_for, parse_batch_id, submission};
+use super::command::{CommandBackend, Layout, mkdir_for, parse_batch_id, refused, submission};
 use super::process::{self, shell_quote};
 use super::{Backend, BackendError};
 use crate::config::{CommandConfig, SlurmConfig};
@@ -219,11 +219,7 @@ impl SlurmBackend {
                 Some(
                     match self.script(name, &self.cfg.reco_command, &vars, &out) {
                         Ok(script) => self.sbatch(*job, name, &script),
-                        Err(reason) => Outcome::JobFailed {
-                            job: *job,
-                            exit_code: None,
-                            reason,
-                        },
+                        Err(reason) => refused(*job, reason),
                     },
                 )
             }
@@ -233,16 +229,9 @@ impl SlurmBackend {
                 inputs,
                 output,
             } => {
-                let out = self.layout.merged(view, output);
-                let list = match self.layout.write_list(name, inputs) {
-                    Ok(l) => l,
-                    Err(reason) => {
-                        return Some(Outcome::JobFailed {
-                            job: *job,
-                            exit_code: None,
-                            reason,
-                        });
-                    }
+                let (list, out) = match self.layout.prepare_merge(view, name, inputs, output) {
+                    Ok(paths) => paths,
+                    Err(reason) => return Some(refused(*job, reason)),
                 };
                 let (o, l, a) = (
                     out.display().to_string(),
@@ -258,11 +247,7 @@ impl SlurmBackend {
                 Some(
                     match self.script(name, &self.cfg.merge_command, &vars, &out) {
                         Ok(script) => self.sbatch(*job, name, &script),
-                        Err(reason) => Outcome::JobFailed {
-                            job: *job,
-                            exit_code: None,
-                            reason,
-                        },
+                        Err(reason) => refused(*job, reason),
                     },
                 )
             }

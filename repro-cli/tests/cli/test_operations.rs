@@ -143,7 +143,7 @@ fn plan_shows_what_a_tick_would_do_without_doing_it() {
     let env = Env::new();
     env.init_reliable();
     env.add("ds", 3, &["--unlock"]);
-    insta::assert_snapshot!(env.show(&env.run(&["plan", "--all"])), @r#"
+    insta::assert_snapshot!(env.show(&env.run(&["plan"])), @r#"
     status: 0
     --- stdout
     ds: lock=UNLOCK prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE; would poll 0, move [start_prestage], perform 3 action(s)
@@ -153,7 +153,8 @@ fn plan_shows_what_a_tick_would_do_without_doing_it() {
         columns(&env, "ds"),
         "UNLOCK NOT DONE NOT DONE NOT DONE NOT DONE"
     );
-    let v: serde_json::Value = serde_json::from_str(&env.ok(&["--json", "plan", "ds"])).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "plan", "--name", "ds"])).unwrap();
     assert_eq!(v[0]["transitions"][0], "start_prestage");
     assert_eq!(v[0]["actions"][0]["action"], "stage");
     assert!(
