@@ -27,6 +27,25 @@ fn size(table: &'static str, id: i64, what: &str, v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| corrupt(table, id, format!("{what} is negative ({v})")))
 }
 
+/// A file named in two columns, its name and its size, which are set together or not at all.
+fn sized_file(
+    table: &'static str,
+    id: i64,
+    (name_col, size_col): (&str, &str),
+    name: &Option<String>,
+    bytes: Option<i64>,
+) -> Result<Option<(String, u64)>> {
+    match (name, bytes) {
+        (Some(n), Some(b)) => Ok(Some((n.clone(), size(table, id, size_col, b)?))),
+        (None, None) => Ok(None),
+        _ => Err(corrupt(
+            table,
+            id,
+            format!("{name_col} and {size_col} must be set together"),
+        )),
+    }
+}
+
 /// A stored id as a core id.
 pub(crate) fn file_id(table: &'static str, row: i64, id: i64) -> Result<FileId> {
     u64::try_from(id)
@@ -67,20 +86,14 @@ pub fn dataset(row: &dataset_status::Model) -> Result<(DatasetName, Status)> {
 pub fn file(row: &file_status::Model) -> Result<RawFile> {
     const T: &str = "file_status";
     let state: FileState = row.state.parse().map_err(|e| corrupt(T, row.id, e))?;
-    let tmb = match (&row.tmb_path, row.tmb_size) {
-        (Some(path), Some(s)) => Some(TmbFile {
-            path: path.clone(),
-            size: size(T, row.id, "tmb_size", s)?,
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(corrupt(
-                T,
-                row.id,
-                "tmb_path and tmb_size must be set together",
-            ));
-        }
-    };
+    let tmb = sized_file(
+        T,
+        row.id,
+        ("tmb_path", "tmb_size"),
+        &row.tmb_path,
+        row.tmb_size,
+    )?
+    .map(|(path, size)| TmbFile { path, size });
     if state.has_tmb() && tmb.is_none() {
         return Err(corrupt(
             T,
@@ -139,20 +152,14 @@ pub fn group(
             )
         })?;
     let state: GroupState = row.state.parse().map_err(|e| corrupt(T, row.id, e))?;
-    let output = match (&row.merged_file, row.merged_size) {
-        (Some(name), Some(s)) => Some(MergedFile {
-            name: name.clone(),
-            size: size(T, row.id, "merged_size", s)?,
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(corrupt(
-                T,
-                row.id,
-                "merged_file and merged_size must be set together",
-            ));
-        }
-    };
+    let output = sized_file(
+        T,
+        row.id,
+        ("merged_file", "merged_size"),
+        &row.merged_file,
+        row.merged_size,
+    )?
+    .map(|(name, size)| MergedFile { name, size });
     if matches!(
         state,
         GroupState::Merged | GroupState::Declaring | GroupState::Declared
