@@ -1,86 +1,64 @@
-//! The binary's error: a message with its exit code.
+//! The binary's error: the library's typed error, or a problem with the command line
+//! itself, with the exit code derived from it.
 
 use std::process::ExitCode;
 
-use repro_db::DbError;
+use repro_run::ErrorKind;
 
-/// What went wrong, sorted by the exit code it gets.
+/// What went wrong. The exit code follows from the source: 2 for bad input, 3 for a
+/// refusal of the lifecycle, 4 for a lost race, 1 for anything else.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// Bad input: a name, a file list, the config, a URL. Exit 2.
+    /// From the drivers, the store or the core.
+    #[error(transparent)]
+    Run(#[from] repro_run::Error),
+    /// Arguments that parse but do not make sense (an unknown history entity, a bad word).
     #[error("{0}")]
-    Input(String),
-    /// The lifecycle refuses the transition. Exit 3.
-    #[error("{0}")]
-    Refused(String),
-    /// Another process got there first or holds the lease. Exit 4.
-    #[error("{0}")]
-    Conflict(String),
-    /// Anything else. Exit 1.
-    #[error("{0}")]
-    Other(String),
+    Usage(String),
+    /// A file, the terminal or the network, outside the library.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
 }
 
 impl CliError {
     /// The process exit code.
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            CliError::Other(_) => 1,
-            CliError::Input(_) => 2,
-            CliError::Refused(_) => 3,
-            CliError::Conflict(_) => 4,
+            CliError::Run(e) => code(e.kind()),
+            CliError::Usage(_) => 2,
+            CliError::Io { .. } => 1,
         })
     }
+}
 
-    /// The worse of two errors, for commands over many datasets.
-    pub fn rank(&self) -> u8 {
-        match self {
-            CliError::Other(_) => 4,
-            CliError::Input(_) => 3,
-            CliError::Refused(_) => 2,
-            CliError::Conflict(_) => 1,
-        }
+/// The exit code of a kind of failure.
+pub fn code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Other => 1,
+        ErrorKind::Input => 2,
+        ErrorKind::Refused => 3,
+        ErrorKind::Conflict => 4,
     }
 }
 
-impl From<DbError> for CliError {
-    fn from(e: DbError) -> Self {
-        let msg = e.to_string();
-        match e {
-            DbError::BadUrl { .. }
-            | DbError::NotFound(_)
-            | DbError::Exists(_)
-            | DbError::DuplicateFile { .. }
-            | DbError::OutOfRange { .. } => CliError::Input(msg),
-            DbError::Conflict(_) | DbError::LeaseHeld { .. } => CliError::Conflict(msg),
-            DbError::Refused(_) => CliError::Refused(msg),
-            DbError::SchemaOutdated { .. } | DbError::CorruptRow { .. } | DbError::Db(_) => {
-                CliError::Other(msg)
+macro_rules! via_run {
+    ($($t:ty),+) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                CliError::Run(e.into())
             }
         }
-    }
+    )+};
 }
-
-impl From<crate::config::ConfigError> for CliError {
-    fn from(e: crate::config::ConfigError) -> Self {
-        CliError::Input(e.to_string())
-    }
-}
-
-impl From<repro_core::NameError> for CliError {
-    fn from(e: repro_core::NameError) -> Self {
-        CliError::Input(e.to_string())
-    }
-}
-
-impl From<repro_core::OperatorError> for CliError {
-    fn from(e: repro_core::OperatorError) -> Self {
-        CliError::Refused(e.to_string())
-    }
-}
-
-impl From<crate::backend::BackendError> for CliError {
-    fn from(e: crate::backend::BackendError) -> Self {
-        CliError::Other(e.to_string())
-    }
-}
+via_run!(
+    repro_db::DbError,
+    repro_run::ConfigError,
+    repro_run::filelist::FileListError,
+    repro_core::NameError,
+    repro_core::OperatorError
+);

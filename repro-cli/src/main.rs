@@ -1,14 +1,8 @@
 //! `repro`: the dataset reprocessing lifecycle from the command line and cron.
 
-mod backend;
 mod cli;
-mod config;
-mod demo;
 mod error;
-mod filelist;
-mod ops;
 mod output;
-mod web;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -18,14 +12,11 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 use repro_core::{DatasetName, FileState, operator};
 use repro_db::{ListFilter, Register, Store};
-use tracing::info;
+use repro_run::driver::default_actor as actor;
+use repro_run::{Config, Driver, Op, Report, filelist, web};
 
-use crate::backend::Backend;
-use crate::backend::sim::SimBackend;
-use crate::cli::{Cli, Command, DatasetCommand, LogFormat, Target};
-use crate::config::{BackendKind, Config};
+use crate::cli::{Cli, Command, DatasetCommand, DemoArgs, LogFormat, Target};
 use crate::error::CliError;
-use crate::ops::{Driver, Op, Report};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,7 +49,9 @@ fn init_logging(cli: &Cli) {
         (false, _) => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("REPRO_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("repro={level},repro_db={level},sea_orm=warn"))
+        tracing_subscriber::EnvFilter::new(format!(
+            "repro={level},repro_run={level},repro_db={level},sea_orm=warn"
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -79,7 +72,7 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, CliError> {
     if !must_exist && !path.exists() {
         return Ok(Config::default());
     }
-    let mut config = Config::load(&path)?;
+    let mut config = Config::load(&path).map_err(repro_run::Error::from)?;
     let base = path.parent().map(Path::to_owned).unwrap_or_default();
     config.resolve_paths(&base);
     Ok(config)
@@ -100,37 +93,6 @@ fn now_secs() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The backend the configuration chooses.
-pub fn make_backend(config: &Config) -> Result<Box<dyn Backend>, CliError> {
-    match config.backend.kind {
-        BackendKind::Sim => Ok(Box::new(SimBackend::new(
-            config.backend.sim.clone(),
-            now_secs(),
-        ))),
-        BackendKind::Command => Ok(Box::new(backend::command::CommandBackend::new(
-            config.backend.command.clone(),
-        ))),
-        BackendKind::Slurm => Ok(Box::new(backend::slurm::SlurmBackend::new(
-            config.backend.slurm.clone(),
-            config.backend.command.clone(),
-        ))),
-    }
-}
-
-fn actor() -> String {
-    std::env::var("REPRO_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "repro".into())
-}
-
-fn owner() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}", std::process::id())
-}
-
 fn name(s: &str) -> Result<DatasetName, CliError> {
     Ok(DatasetName::new(s)?)
 }
@@ -144,14 +106,17 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Man => {
             clap_mangen::Man::new(Cli::command())
                 .render(&mut std::io::stdout())
-                .map_err(|e| CliError::Other(format!("cannot write the man page: {e}")))?;
+                .map_err(|source| CliError::Io {
+                    what: "cannot write the man page".into(),
+                    source,
+                })?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Cron(args) => {
             print!("{}", cron(&cli, args.bin.as_deref())?);
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Demo(args) => return demo::run(args, cli.json).await,
+        Command::Demo(args) => return demo(args, cli.json).await,
         _ => {}
     }
     let config = load_config(cli.config.as_deref())?;
@@ -200,7 +165,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let mut previews = Vec::new();
             for n in names {
                 let view = store.load(&n).await?;
-                previews.push(ops::preview(&view, &config.policy()));
+                previews.push(repro_run::preview(&view, &config.policy()));
             }
             if json {
                 print!("{}", output::json(&previews));
@@ -247,7 +212,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 "all" => None,
                 e @ ("dataset" | "file" | "group" | "reco_job" | "merge_job") => Some(e),
                 other => {
-                    return Err(CliError::Input(format!(
+                    return Err(CliError::Usage(format!(
                         "unknown history entity {other:?}; expected dataset, file, group, reco_job, merge_job or all"
                     )));
                 }
@@ -277,19 +242,19 @@ async fn serve(store: Store, bind: std::net::SocketAddr) -> Result<ExitCode, Cli
             "repro: serving on {bind}, beyond this machine: anyone who reaches it can read the whole campaign"
         );
     }
+    let io = |what: String| move |source| CliError::Io { what, source };
     let listener = tokio::net::TcpListener::bind(bind)
         .await
-        .map_err(|e| CliError::Input(format!("cannot listen on {bind}: {e}")))?;
+        .map_err(io(format!("cannot listen on {bind}")))?;
     let addr = listener
         .local_addr()
-        .map_err(|e| CliError::Other(e.to_string()))?;
+        .map_err(io("cannot read the listening address".into()))?;
     eprintln!("repro: serving http://{addr}/ (read-only)");
-    axum::serve(listener, web::router(store))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| CliError::Other(format!("the web server stopped: {e}")))?;
+    web::serve(store, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(io("the web server stopped".into()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -327,18 +292,21 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
             let n = name(&args.name)?;
             let (text, source) = if args.files.as_os_str() == "-" {
                 let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).map_err(|e| {
-                    CliError::Input(format!("cannot read the file list from stdin: {e}"))
-                })?;
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|source| CliError::Io {
+                        what: "cannot read the file list from stdin".into(),
+                        source,
+                    })?;
                 (s, "-".to_owned())
             } else {
                 let p = &args.files;
                 let s = std::fs::read_to_string(p).map_err(|e| {
-                    CliError::Input(format!("cannot read file list {}: {e}", p.display()))
+                    CliError::Usage(format!("cannot read file list {}: {e}", p.display()))
                 })?;
                 (s, p.display().to_string())
             };
-            let files = filelist::parse(&text, &source).map_err(CliError::Input)?;
+            let files = filelist::parse(&text, &source)?;
             let opts = Register {
                 unlock: args.unlock,
                 site: args.site,
@@ -389,7 +357,7 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
                 None => None,
                 Some(s) => Some(
                     s.parse::<FileState>()
-                        .map_err(|e| CliError::Input(e.to_string()))?,
+                        .map_err(|e| CliError::Usage(e.to_string()))?,
                 ),
             };
             let view = store.load(&name(&args.name)?).await?;
@@ -409,17 +377,13 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
 }
 
 /// A state word must be one of the seed's words.
-pub(crate) fn check_word(w: &str) -> Result<(), CliError> {
-    let ok = w.parse::<repro_core::LockWord>().is_ok()
-        || w.parse::<repro_core::PrestageWord>().is_ok()
-        || w.parse::<repro_core::RecoWord>().is_ok()
-        || w.parse::<repro_core::MergeWord>().is_ok()
-        || w.parse::<repro_core::CleanupWord>().is_ok();
-    if ok {
+fn check_word(w: &str) -> Result<(), CliError> {
+    if repro_run::is_state_word(w) {
         Ok(())
     } else {
-        Err(CliError::Input(format!(
-            "{w:?} is not a state word; expected one of LOCK, UNLOCK, NOT DONE, RUNNING, PRESTAGE, PARTIAL, COMPLETED, MERGED, MERGED_DBUP, CLEANED, FAILED"
+        Err(CliError::Usage(format!(
+            "{w:?} is not a state word; expected one of {}",
+            repro_run::STATE_WORDS
         )))
     }
 }
@@ -429,14 +393,7 @@ async fn targets(store: &Store, t: &Target) -> Result<Vec<DatasetName>, CliError
     if let Some(n) = &t.name {
         return Ok(vec![name(n)?]);
     }
-    let list = store
-        .list(&ListFilter {
-            active_only: true,
-            site: t.site.clone(),
-            ..ListFilter::default()
-        })
-        .await?;
-    Ok(list.into_iter().map(|d| d.name).collect())
+    Ok(repro_run::targets(store, t.site.as_deref()).await?)
 }
 
 /// Runs one operation on its target datasets and reports.
@@ -448,61 +405,95 @@ async fn operation(
     json: bool,
 ) -> Result<ExitCode, CliError> {
     let names = targets(store, t).await?;
-    let mut backend = make_backend(config)?;
-    let (reports, worst) = drive(store, config, backend.as_mut(), op, &names, t.all).await;
+    let mut backend = repro_run::backend_from_config(config, now_secs());
+    let run = Driver::new(store, backend.as_mut())
+        .with_policy(config.policy())
+        .with_lease_ttl(Duration::from_secs(config.lease.ttl_s))
+        .run_many(op, &names, t.all)
+        .await;
+    for (n, e) in &run.errors {
+        eprintln!("repro: {n}: {e}");
+    }
     if json {
-        print!("{}", output::json(&reports));
+        print!("{}", output::json(&run.reports));
     } else {
-        for r in &reports {
+        for r in &run.reports {
             print_report(r, !t.all);
         }
     }
-    Ok(match worst {
-        Some(e) => e.exit_code(),
+    Ok(match run.worst() {
+        Some(e) => ExitCode::from(error::code(e.kind())),
         None => ExitCode::SUCCESS,
     })
 }
 
-/// Drives `names` one after the other. With `tolerant` (--all, cron), a dataset another
-/// process holds is skipped quietly; other errors are reported and the rest go on.
-pub(crate) async fn drive(
-    store: &Store,
-    config: &Config,
-    backend: &mut dyn Backend,
-    op: Op,
-    names: &[DatasetName],
-    tolerant: bool,
-) -> (Vec<Report>, Option<CliError>) {
-    let mut driver = Driver {
-        store,
-        backend,
-        policy: config.policy(),
-        actor: actor(),
-        owner: owner(),
-        lease_ttl: Duration::from_secs(config.lease.ttl_s),
+/// `repro demo`: the library's demo campaign, with a progress bar on a terminal.
+async fn demo(args: &DemoArgs, json: bool) -> Result<ExitCode, CliError> {
+    let tmp;
+    let dir = match &args.keep {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().map_err(|source| CliError::Io {
+                what: "cannot create a temporary directory".into(),
+                source,
+            })?;
+            tmp.path().to_owned()
+        }
     };
-    let mut reports = Vec::new();
-    let mut worst: Option<CliError> = None;
-    for n in names {
-        match driver.run(op, n).await {
-            Ok(r) => reports.push(r),
-            Err(CliError::Conflict(m)) if tolerant => {
-                info!(dataset = %n, "skipped: {m}");
-                reports.push(Report {
-                    name: n.to_string(),
-                    skipped: Some(m),
-                    ..Report::default()
-                });
-            }
-            Err(e) => {
-                eprintln!("repro: {n}: {e}");
-                if worst.as_ref().is_none_or(|w| e.rank() > w.rank()) {
-                    worst = Some(e);
-                }
-            }
+    let campaign = repro_run::demo::Campaign {
+        datasets: args.datasets,
+        files: args.files,
+        seed: args.seed,
+        dir,
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(u64::from(args.datasets));
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} datasets at rest {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let done = repro_run::demo::run(&campaign, |at_rest, ticks| {
+        if let Some(b) = &bar {
+            b.set_position(at_rest as u64);
+            b.set_message(format!("(tick {ticks})"));
+        }
+    })
+    .await?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let (s, list) = (&done.summary, &done.datasets);
+    if json {
+        print!(
+            "{}",
+            output::json(&serde_json::json!({
+                "datasets": list.iter().map(output::DatasetJson::from).collect::<Vec<_>>(),
+                "summary": s,
+            }))
+        );
+    } else {
+        print!("{}", output::datasets(list));
+        println!();
+        println!(
+            "{} datasets: {} CLEANED, {} FAILED; {} raw files: {} cleaned, {} failed for good",
+            s.datasets, s.cleaned, s.failed, s.files, s.files_cleaned, s.files_failed_for_good
+        );
+        println!(
+            "{} reco jobs and {} merge jobs, {} of them retries; {} ticks in {:.1} s",
+            s.reco_jobs, s.merge_jobs, s.retries, s.ticks, s.wall_time_s
+        );
+        if let Some(d) = &args.keep {
+            println!(
+                "database, simulated world and journal kept in {}",
+                d.display()
+            );
         }
     }
-    (reports, worst)
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_report(r: &Report, always: bool) {
@@ -535,8 +526,10 @@ fn print_report(r: &Report, always: bool) {
 fn cron(cli: &Cli, bin: Option<&Path>) -> Result<String, CliError> {
     let bin = match bin {
         Some(b) => b.to_owned(),
-        None => std::env::current_exe()
-            .map_err(|e| CliError::Other(format!("cannot find this binary: {e}")))?,
+        None => std::env::current_exe().map_err(|source| CliError::Io {
+            what: "cannot find this binary".into(),
+            source,
+        })?,
     };
     let mut base = format!("{} -q", bin.display());
     if std::env::var_os("REPRO_DATABASE_URL").is_none() && cli.db != "sqlite://repro.db?mode=rwc" {

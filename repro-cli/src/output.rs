@@ -1,56 +1,12 @@
 //! What users see: tables in the seed's column words, or JSON with the same fields.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use repro_core::{DatasetView, FileState};
 use repro_db::{DatasetSummary, HistoryEntry};
 use serde::Serialize;
 
-/// The JSON shape of a dataset, shared with the web API.
-#[derive(Debug, Serialize)]
-pub struct DatasetJson {
-    /// Name.
-    pub name: String,
-    /// `LOCK` or `UNLOCK`.
-    pub lock: String,
-    /// Prestage column.
-    pub prestage: String,
-    /// Reco column.
-    pub reco: String,
-    /// Merge column.
-    pub merge: String,
-    /// Cleanup column.
-    pub cleanup: String,
-    /// Site, if set.
-    pub site: Option<String>,
-    /// Last change, UTC.
-    pub updated_at: String,
-    /// `total` and one count per file state.
-    pub files: BTreeMap<String, u64>,
-}
-
-impl From<&DatasetSummary> for DatasetJson {
-    fn from(d: &DatasetSummary) -> Self {
-        let c = d.status.columns();
-        let mut files = BTreeMap::new();
-        files.insert("total".to_owned(), d.files.total);
-        for s in FileState::ALL {
-            files.insert(s.as_str().to_owned(), d.files.get(*s));
-        }
-        DatasetJson {
-            name: d.name.to_string(),
-            lock: c.lock.to_string(),
-            prestage: c.prestage.to_string(),
-            reco: c.reco.to_string(),
-            merge: c.merge.to_string(),
-            cleanup: c.cleanup.to_string(),
-            site: d.site.clone(),
-            updated_at: d.updated_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            files,
-        }
-    }
-}
+pub use repro_run::json::DatasetJson;
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: Serialize>(value: &T) -> String {

@@ -12,9 +12,9 @@
 use std::fmt;
 
 use crate::file::FileId;
+use crate::group::GroupNo;
 use crate::name::DatasetName;
 use crate::rules::{IllegalMove, Rule, lookup, snake_words};
-use crate::view::GroupNo;
 
 /// What a job works on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

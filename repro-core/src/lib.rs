@@ -17,6 +17,8 @@
 //!   [`operator`]: lock, unlock, retry and reset.
 
 pub mod file;
+pub mod group;
+pub mod guard;
 pub mod job;
 pub mod name;
 pub mod operator;
@@ -40,7 +42,9 @@ pub use policy::{Policy, PolicyError};
 pub use rules::{IllegalMove, Rule};
 pub use state::{Columns, Contradiction, DatasetState, Phase, RecoOutcome, StageKind, Status};
 pub use transition::{Edge, Refused, TRANSITIONS, Transition, step};
+pub use typed::{AnyDataset, DatasetMove};
 pub use view::{
-    Change, Conflict, DatasetView, GroupNo, GroupState, Job, MergeGroup, MergedFile, RawFile,
+    ApplyError, BrokenRule, Change, Conflict, DatasetView, GroupNo, GroupState, IllegalChange, Job,
+    MergeGroup, MergedFile, RawFile,
 };
 pub use words::{CleanupWord, LockWord, MergeWord, ParseWordError, PrestageWord, RecoWord};

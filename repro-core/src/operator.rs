@@ -6,7 +6,8 @@
 
 use crate::file::{FileEvent, FileState};
 use crate::state::{Phase, StageKind};
-use crate::transition::{Refused, Transition, step};
+use crate::transition::{Refused, Transition};
+use crate::typed::AnyDataset;
 use crate::view::{Change, DatasetView, GroupEvent, GroupState};
 use crate::words::LockWord;
 
@@ -31,18 +32,21 @@ pub enum OperatorError {
     NoReason,
 }
 
+/// The operator's move `via`, made by the typed method it names on the recovered dataset.
 fn dataset_change(
     view: &DatasetView,
     via: Transition,
     reason: Option<&str>,
 ) -> Result<Change, Refused> {
-    let to = step(view.status, via)?;
-    Ok(Change::Dataset {
-        from: view.status,
-        via,
-        to,
-        reason: reason.map(str::to_owned),
-    })
+    let mut any = AnyDataset::recover(view.name.clone(), view.status);
+    if let Some(r) = reason {
+        any = any.because(r);
+    }
+    let moved = any.take(via)?;
+    Ok(moved
+        .into_changes()
+        .pop()
+        .expect("a typed move records exactly one change"))
 }
 
 /// Hold the dataset where it is.

@@ -13,8 +13,9 @@
 use crate::file::{FileEvent, FileId, FileState, TmbFile};
 use crate::job::{JobKey, JobSubject};
 use crate::policy::Policy;
-use crate::state::{DatasetState, Phase, StageKind, Status};
-use crate::transition::{Transition, step};
+use crate::state::{DatasetState, Phase, StageKind};
+use crate::transition::Transition;
+use crate::typed::AnyDataset;
 use crate::view::{Change, DatasetView, GroupEvent, GroupNo, GroupState, MergedFile};
 use crate::words::LockWord;
 
@@ -142,7 +143,7 @@ impl Plan {
     /// The dataset transitions in this plan, in order.
     pub fn transitions(&self) -> impl Iterator<Item = Transition> + '_ {
         self.changes.iter().filter_map(|c| match c {
-            Change::Dataset { via, .. } => Some(*via),
+            Change::Dataset(m) => Some(m.via()),
             _ => None,
         })
     }
@@ -172,7 +173,7 @@ pub fn plan_for(view: &DatasetView, policy: &Policy, at: impl Fn(StageKind) -> b
         if changes.is_empty() {
             break;
         }
-        let moved = changes.iter().any(|c| matches!(c, Change::Dataset { .. }));
+        let moved = changes.iter().any(|c| matches!(c, Change::Dataset(_)));
         if work.apply(&changes).is_err() {
             // Only an inconsistent snapshot gets here; what was planned so far stands.
             break;
@@ -186,21 +187,19 @@ pub fn plan_for(view: &DatasetView, policy: &Policy, at: impl Fn(StageKind) -> b
     out
 }
 
-fn dataset_move(status: Status, via: Transition) -> Option<Change> {
-    let to = step(status, via).ok()?;
-    Some(Change::Dataset {
-        from: status,
-        via,
-        to,
-        reason: None,
-    })
+/// The dataset move `via`, made by the typed method it names on the recovered dataset.
+fn dataset_move(v: &DatasetView, via: Transition) -> Option<Change> {
+    let moved = AnyDataset::recover(v.name.clone(), v.status)
+        .take(via)
+        .ok()?;
+    moved.into_changes().pop()
 }
 
 fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
     let mut changes = Vec::new();
     let mut actions = Vec::new();
     let cap = policy.max_attempts;
-    let go = |via| dataset_move(v.status, via).into_iter().collect::<Vec<_>>();
+    let go = |via| dataset_move(v, via).into_iter().collect::<Vec<_>>();
     match v.status.state.kind() {
         StageKind::PrestageNotDone => return (go(Transition::StartPrestage), actions),
         StageKind::RecoNotDone => return (go(Transition::StartReco), actions),
@@ -239,7 +238,7 @@ fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
                 } else {
                     Transition::FailPrestage
                 };
-                changes.extend(dataset_move(v.status, via));
+                changes.extend(dataset_move(v, via));
             }
         }
         StageKind::RecoRunning => {
@@ -282,7 +281,7 @@ fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
                 } else {
                     Transition::FailReco
                 };
-                changes.extend(dataset_move(v.status, via));
+                changes.extend(dataset_move(v, via));
             }
         }
         StageKind::MergeRunning => {
@@ -349,7 +348,7 @@ fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
                 } else {
                     Transition::FinishMerge
                 };
-                changes.extend(dataset_move(v.status, via));
+                changes.extend(dataset_move(v, via));
             }
         }
         StageKind::MergeDone => {
@@ -379,7 +378,7 @@ fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
                 } else {
                     Transition::DeclareMerged
                 };
-                changes.extend(dataset_move(v.status, via));
+                changes.extend(dataset_move(v, via));
             }
         }
         StageKind::CleanupNotDone => {
@@ -408,7 +407,7 @@ fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
                 } else {
                     Transition::Clean
                 };
-                changes.extend(dataset_move(v.status, via));
+                changes.extend(dataset_move(v, via));
             }
         }
         StageKind::PrestageFailed

@@ -7,7 +7,29 @@
 //! method checks its move against the one table, [`crate::TRANSITIONS`], in debug builds.
 //!
 //! Code that loads a state at run time goes through [`AnyDataset`] and matches to get the
-//! typed value back.
+//! typed value back, or hands it a [`Transition`] ([`AnyDataset::take`]), which calls the
+//! typed method that transition names.
+//!
+//! A typed value remembers the moves made on it since it was registered or recovered:
+//! [`Dataset::into_changes`] turns them into the [`Change`]s a store writes, each guarded by
+//! the state before it. This is the only way to obtain a dataset [`Change`], so every
+//! dataset move that reaches storage was made by a typed method.
+//!
+//! ```
+//! use repro_core::typed::{AnyDataset, Dataset};
+//! use repro_core::{Change, DatasetName, Transition};
+//!
+//! let d = Dataset::register(DatasetName::new("p17.wz").unwrap()).unlock();
+//! let changes = d.start_prestage().into_changes();
+//! assert_eq!(changes.len(), 2); // unlock, then start_prestage
+//! let Change::Dataset(m) = &changes[1] else { unreachable!() };
+//! assert_eq!(m.via(), Transition::StartPrestage);
+//!
+//! // The same move, at run time:
+//! let loaded = AnyDataset::recover(DatasetName::new("p17.wz").unwrap(), m.from());
+//! let moved = loaded.take(Transition::StartPrestage).unwrap();
+//! assert_eq!(moved.into_changes()[0], changes[1]);
+//! ```
 //!
 //! ```
 //! use repro_core::typed::Dataset;
@@ -67,8 +89,58 @@ use crate::name::DatasetName;
 use crate::state::{
     CleanupProgress, DatasetState, MergeProgress, Progress, RecoOutcome, StageKind, Status,
 };
-use crate::transition::{Edge, TRANSITIONS, Transition};
+use crate::transition::{Edge, Refused, TRANSITIONS, Transition, step};
+use crate::view::Change;
 use crate::words::LockWord;
+
+/// One dataset move made by a typed method: the status before, the transition, the status
+/// after and, for operator actions, why. Only this module builds one, so a dataset
+/// [`Change`] always stands for a move the typed lifecycle has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetMove {
+    from: Status,
+    via: Transition,
+    to: Status,
+    reason: Option<String>,
+}
+
+impl DatasetMove {
+    /// The status the move expects to find (the write's guard).
+    pub fn from(&self) -> Status {
+        self.from
+    }
+
+    /// The transition, for the history.
+    pub fn via(&self) -> Transition {
+        self.via
+    }
+
+    /// The status written.
+    pub fn to(&self) -> Status {
+        self.to
+    }
+
+    /// Why, for operator actions.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    pub(crate) fn set_reason(&mut self, reason: String) {
+        self.reason = Some(reason);
+    }
+}
+
+impl std::fmt::Display for DatasetMove {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}) -> ({})",
+            self.via,
+            self.from.columns(),
+            self.to.columns()
+        )
+    }
+}
 
 mod sealed {
     pub trait Sealed {}
@@ -166,6 +238,10 @@ pub struct Dataset<S: Stage, L: LockMode = Unlocked> {
     name: DatasetName,
     stage: S,
     lock: PhantomData<L>,
+    /// Moves made since registration or recovery, oldest first.
+    moves: Vec<DatasetMove>,
+    /// The reason the next move records.
+    reason: Option<String>,
 }
 
 impl<S: Stage, L: LockMode> Dataset<S, L> {
@@ -187,14 +263,33 @@ impl<S: Stage, L: LockMode> Dataset<S, L> {
         }
     }
 
-    /// Leaves compile-time knowledge behind.
+    /// Leaves compile-time knowledge behind, keeping the moves made.
     pub fn into_any(self) -> AnyDataset {
         let status = self.status();
-        AnyDataset::recover(self.name, status)
+        let (moves, reason) = (self.moves, self.reason);
+        let mut any = AnyDataset::recover(self.name, status);
+        any.restore(moves, reason);
+        any
+    }
+
+    /// The next move records `reason` in the history (`d.because("tape fixed").retry()`).
+    pub fn because(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// The moves made on this value since it was registered or recovered.
+    pub fn moves(&self) -> &[DatasetMove] {
+        &self.moves
+    }
+
+    /// The moves made, as changes for a store to write in one transaction.
+    pub fn into_changes(self) -> Vec<Change> {
+        self.moves.into_iter().map(Change::Dataset).collect()
     }
 
     // The one place a typed move happens; checked against the table in debug builds.
-    fn go<T: Stage, M: LockMode>(self, via: Transition, to: T) -> Dataset<T, M> {
+    fn go<T: Stage, M: LockMode>(mut self, via: Transition, to: T) -> Dataset<T, M> {
         debug_assert!(
             matches!(via, Transition::Lock | Transition::Unlock)
                 || TRANSITIONS.contains(&Edge {
@@ -206,10 +301,23 @@ impl<S: Stage, L: LockMode> Dataset<S, L> {
             S::KIND,
             T::KIND,
         );
+        let from = self.status();
+        let after = Status {
+            lock: M::WORD,
+            state: to.state(),
+        };
+        self.moves.push(DatasetMove {
+            from,
+            via,
+            to: after,
+            reason: self.reason.take(),
+        });
         Dataset {
             name: self.name,
             stage: to,
             lock: PhantomData,
+            moves: self.moves,
+            reason: None,
         }
     }
 }
@@ -221,6 +329,8 @@ impl Dataset<PrestagePending, Locked> {
             name,
             stage: PrestagePending,
             lock: PhantomData,
+            moves: Vec::new(),
+            reason: None,
         }
     }
 }
@@ -340,6 +450,82 @@ impl<S: ResettableToReco, L: LockMode> Dataset<S, L> {
     }
 }
 
+/// Runs `$e` on the typed dataset inside an [`AnyDataset`] (or a reference to one),
+/// whatever its stage.
+macro_rules! each {
+    ($any:expr, $d:ident => $e:expr) => {
+        match $any {
+            AnyDataset::Locked(k) => each!(@known k, $d => $e),
+            AnyDataset::Unlocked(k) => each!(@known k, $d => $e),
+        }
+    };
+    (@known $k:expr, $d:ident => $e:expr) => {
+        match $k {
+            Known::PrestagePending($d) => $e,
+            Known::Prestaging($d) => $e,
+            Known::PrestageFailed($d) => $e,
+            Known::RecoPending($d) => $e,
+            Known::Reconstructing($d) => $e,
+            Known::RecoFailed($d) => $e,
+            Known::MergePending($d) => $e,
+            Known::Merging($d) => $e,
+            Known::Merged($d) => $e,
+            Known::MergeFailed($d) => $e,
+            Known::Declared($d) => $e,
+            Known::CleanupFailed($d) => $e,
+            Known::Cleaned($d) => $e,
+        }
+    };
+}
+
+/// Maps the typed dataset inside a [`Known`] to the same stage under another lock.
+macro_rules! rewrap {
+    ($k:expr, $d:ident => $e:expr) => {
+        match $k {
+            Known::PrestagePending($d) => Known::PrestagePending($e),
+            Known::Prestaging($d) => Known::Prestaging($e),
+            Known::PrestageFailed($d) => Known::PrestageFailed($e),
+            Known::RecoPending($d) => Known::RecoPending($e),
+            Known::Reconstructing($d) => Known::Reconstructing($e),
+            Known::RecoFailed($d) => Known::RecoFailed($e),
+            Known::MergePending($d) => Known::MergePending($e),
+            Known::Merging($d) => Known::Merging($e),
+            Known::Merged($d) => Known::Merged($e),
+            Known::MergeFailed($d) => Known::MergeFailed($e),
+            Known::Declared($d) => Known::Declared($e),
+            Known::CleanupFailed($d) => Known::CleanupFailed($e),
+            Known::Cleaned($d) => Known::Cleaned($e),
+        }
+    };
+}
+
+/// A typed dataset whose moves a store can save: a [`Dataset`] or an [`AnyDataset`].
+pub trait Typed: sealed::Sealed {
+    /// The dataset's name.
+    fn name(&self) -> &DatasetName;
+    /// The moves made since it was registered or loaded, as changes.
+    fn into_changes(self) -> Vec<Change>;
+}
+
+impl<S: Stage, L: LockMode> sealed::Sealed for Dataset<S, L> {}
+impl<S: Stage, L: LockMode> Typed for Dataset<S, L> {
+    fn name(&self) -> &DatasetName {
+        Dataset::name(self)
+    }
+    fn into_changes(self) -> Vec<Change> {
+        Dataset::into_changes(self)
+    }
+}
+impl sealed::Sealed for AnyDataset {}
+impl Typed for AnyDataset {
+    fn name(&self) -> &DatasetName {
+        AnyDataset::name(self)
+    }
+    fn into_changes(self) -> Vec<Change> {
+        AnyDataset::into_changes(self)
+    }
+}
+
 /// A dataset at one of the stages, under lock mode `L`: match to recover the typed value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // one variant per stage, named after it
@@ -374,6 +560,8 @@ fn known<L: LockMode>(name: DatasetName, state: DatasetState) -> Known<L> {
             name,
             stage,
             lock: PhantomData,
+            moves: Vec::new(),
+            reason: None,
         }
     }
     use DatasetState as D;
@@ -410,30 +598,117 @@ impl AnyDataset {
 
     /// The runtime status.
     pub fn status(&self) -> Status {
-        macro_rules! each {
-            ($k:expr) => {
-                match $k {
-                    Known::PrestagePending(d) => d.status(),
-                    Known::Prestaging(d) => d.status(),
-                    Known::PrestageFailed(d) => d.status(),
-                    Known::RecoPending(d) => d.status(),
-                    Known::Reconstructing(d) => d.status(),
-                    Known::RecoFailed(d) => d.status(),
-                    Known::MergePending(d) => d.status(),
-                    Known::Merging(d) => d.status(),
-                    Known::Merged(d) => d.status(),
-                    Known::MergeFailed(d) => d.status(),
-                    Known::Declared(d) => d.status(),
-                    Known::CleanupFailed(d) => d.status(),
-                    Known::Cleaned(d) => d.status(),
-                }
-            };
-        }
-        match self {
-            AnyDataset::Locked(k) => each!(k),
-            AnyDataset::Unlocked(k) => each!(k),
+        each!(self, d => d.status())
+    }
+
+    /// The dataset's name.
+    pub fn name(&self) -> &DatasetName {
+        each!(self, d => d.name())
+    }
+
+    /// The moves made since recovery, as changes for a store to write.
+    pub fn into_changes(self) -> Vec<Change> {
+        each!(self, d => d.into_changes())
+    }
+
+    /// The moves made since recovery.
+    pub fn moves(&self) -> &[DatasetMove] {
+        each!(self, d => d.moves())
+    }
+
+    /// The next move records `reason` in the history.
+    pub fn because(mut self, reason: impl Into<String>) -> Self {
+        let r = Some(reason.into());
+        each!(&mut self, d => d.reason = r);
+        self
+    }
+
+    fn restore(&mut self, moves: Vec<DatasetMove>, reason: Option<String>) {
+        each!(self, d => {
+            d.moves = moves;
+            d.reason = reason;
+        })
+    }
+
+    /// Takes `via` by calling the typed method it names, or says why the lifecycle refuses
+    /// it (the same refusal as the runtime [`step`]; a test holds the two to one graph).
+    pub fn take(self, via: Transition) -> Result<AnyDataset, Refused> {
+        let status = self.status();
+        let refused = || match step(status, via) {
+            Err(e) => e,
+            // The typed layer and the table disagree: the graph tests make this unreachable.
+            Ok(_) => Refused::NoSuchTransition {
+                found: status.state,
+                kind: status.state.kind(),
+                tried: via,
+            },
+        };
+        match (self, via) {
+            (AnyDataset::Unlocked(k), Transition::Lock) => {
+                Ok(AnyDataset::Locked(rewrap!(k, d => d.lock())))
+            }
+            (AnyDataset::Locked(k), Transition::Unlock) => {
+                Ok(AnyDataset::Unlocked(rewrap!(k, d => d.unlock())))
+            }
+            (AnyDataset::Unlocked(k), via)
+                if via.actor() == crate::transition::Actor::Automation =>
+            {
+                automatic(k, via)
+                    .map(AnyDataset::Unlocked)
+                    .map_err(|_| refused())
+            }
+            (AnyDataset::Unlocked(k), via) => operator(k, via)
+                .map(AnyDataset::Unlocked)
+                .map_err(|_| refused()),
+            (AnyDataset::Locked(k), via) => operator(k, via)
+                .map(AnyDataset::Locked)
+                .map_err(|_| refused()),
         }
     }
+}
+
+/// The automatic transitions, each by its typed method; `Err` gives the value back.
+fn automatic(k: Known<Unlocked>, via: Transition) -> Result<Known<Unlocked>, Known<Unlocked>> {
+    use Known as K;
+    use Transition as T;
+    Ok(match (k, via) {
+        (K::PrestagePending(d), T::StartPrestage) => K::Prestaging(d.start_prestage()),
+        (K::Prestaging(d), T::FinishPrestage) => K::RecoPending(d.finish_prestage()),
+        (K::Prestaging(d), T::FailPrestage) => K::PrestageFailed(d.fail_prestage()),
+        (K::RecoPending(d), T::StartReco) => K::Reconstructing(d.start_reco()),
+        (K::Reconstructing(d), T::CompleteReco) => K::MergePending(d.complete_reco()),
+        (K::Reconstructing(d), T::PartialReco) => K::MergePending(d.partial_reco()),
+        (K::Reconstructing(d), T::FailReco) => K::RecoFailed(d.fail_reco()),
+        (K::MergePending(d), T::StartMerge) => K::Merging(d.start_merge()),
+        (K::Merging(d), T::FinishMerge) => K::Merged(d.finish_merge()),
+        (K::Merging(d), T::FailMerge) => K::MergeFailed(d.fail_merge()),
+        (K::Merged(d), T::DeclareMerged) => K::Declared(d.declare_merged()),
+        (K::Merged(d), T::FailMerge) => K::MergeFailed(d.fail_merge()),
+        (K::Declared(d), T::Clean) => K::Cleaned(d.clean()),
+        (K::Declared(d), T::FailCleanup) => K::CleanupFailed(d.fail_cleanup()),
+        (k, _) => return Err(k),
+    })
+}
+
+/// The operator's retry and resets, each by its typed method, under either lock.
+fn operator<L: LockMode>(k: Known<L>, via: Transition) -> Result<Known<L>, Known<L>> {
+    use Known as K;
+    use Transition as T;
+    Ok(match (k, via) {
+        (K::PrestageFailed(d), T::Retry) => K::PrestagePending(d.retry()),
+        (K::RecoFailed(d), T::Retry) => K::RecoPending(d.retry()),
+        (K::MergeFailed(d), T::Retry) => K::MergePending(d.retry()),
+        (K::CleanupFailed(d), T::Retry) => K::Declared(d.retry()),
+        (K::RecoPending(d), T::ResetToPrestage) => K::PrestagePending(d.reset_to_prestage()),
+        (K::RecoFailed(d), T::ResetToPrestage) => K::PrestagePending(d.reset_to_prestage()),
+        (K::MergePending(d), T::ResetToPrestage) => K::PrestagePending(d.reset_to_prestage()),
+        (K::MergeFailed(d), T::ResetToPrestage) => K::PrestagePending(d.reset_to_prestage()),
+        (K::Merged(d), T::ResetToPrestage) => K::PrestagePending(d.reset_to_prestage()),
+        (K::MergePending(d), T::ResetToReco) => K::RecoPending(d.reset_to_reco()),
+        (K::MergeFailed(d), T::ResetToReco) => K::RecoPending(d.reset_to_reco()),
+        (K::Merged(d), T::ResetToReco) => K::RecoPending(d.reset_to_reco()),
+        (k, _) => return Err(k),
+    })
 }
 
 #[cfg(test)]
@@ -513,6 +788,78 @@ mod tests {
             only_table.is_empty(),
             "table edges with no typed method: {only_table:?}"
         );
+    }
+
+    #[test]
+    fn taking_a_transition_at_run_time_is_the_runtime_step_for_every_state() {
+        use crate::words::LockWord;
+        let mut states = Vec::new();
+        for k in StageKind::ALL {
+            for o in [
+                None,
+                Some(RecoOutcome::Completed),
+                Some(RecoOutcome::Partial),
+            ] {
+                if let Some(s) = DatasetState::at(*k, o)
+                    && !states.contains(&s)
+                {
+                    states.push(s);
+                }
+            }
+        }
+        let mut taken = 0;
+        for state in states {
+            for lock in [LockWord::Lock, LockWord::Unlock] {
+                let status = Status { lock, state };
+                for &via in Transition::ALL {
+                    let any = AnyDataset::recover(name(), status).because("test");
+                    match (any.take(via), step(status, via)) {
+                        (Ok(moved), Ok(expected)) => {
+                            assert_eq!(moved.status(), expected);
+                            let changes = moved.into_changes();
+                            assert_eq!(changes.len(), 1);
+                            let Change::Dataset(m) = &changes[0] else {
+                                panic!("not a dataset change: {changes:?}")
+                            };
+                            assert_eq!((m.from(), m.via(), m.to()), (status, via, expected));
+                            assert_eq!(m.reason(), Some("test"));
+                            taken += 1;
+                        }
+                        (Err(got), Err(expected)) => assert_eq!(got, expected),
+                        (got, expected) => {
+                            panic!("{status:?} {via}: typed {got:?}, runtime {expected:?}")
+                        }
+                    }
+                }
+            }
+        }
+        assert!(taken > TRANSITIONS.len(), "only {taken} moves taken");
+    }
+
+    #[test]
+    fn a_typed_value_remembers_its_moves_in_order_with_their_reasons() {
+        let d = Dataset::register(name())
+            .because("ready")
+            .unlock()
+            .start_prestage()
+            .finish_prestage();
+        let vias: Vec<Transition> = d.moves().iter().map(|m| m.via()).collect();
+        assert_eq!(
+            vias,
+            [
+                Transition::Unlock,
+                Transition::StartPrestage,
+                Transition::FinishPrestage
+            ]
+        );
+        assert_eq!(d.moves()[0].reason(), Some("ready"));
+        assert_eq!(d.moves()[1].reason(), None);
+        // Each move starts where the one before ended.
+        for w in d.moves().windows(2) {
+            assert_eq!(w[0].to(), w[1].from());
+        }
+        let any = d.into_any();
+        assert_eq!(any.moves().len(), 3);
     }
 
     #[test]

@@ -11,38 +11,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::file::{FileEvent, FileId, FileState, TmbFile, file_step};
+use crate::group::group_step;
+pub use crate::group::{GroupEvent, GroupNo, GroupState, MergeGroup, MergedFile};
+use crate::guard::{Tally, Unmet, admits, needs_tally};
 use crate::job::{JobEvent, JobKey, JobState, job_step};
 use crate::name::DatasetName;
-use crate::rules::{IllegalMove, Rule, lookup, snake_words};
+use crate::rules::IllegalMove;
 use crate::state::Status;
-use crate::transition::{Refused, Transition, step};
-
-/// A merge group's number within its dataset, from 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct GroupNo(pub u32);
-
-impl fmt::Display for GroupNo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "g{}", self.0)
-    }
-}
-
-/// A merge job's output.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
-pub struct MergedFile {
-    /// Its name (also how the catalog knows it).
-    pub name: String,
-    /// Its size in bytes.
-    pub size: u64,
-}
-
-impl MergedFile {
-    /// The deterministic name of a group's merged file: `DATASET.merged.0003`.
-    pub fn name_for(dataset: &DatasetName, group: GroupNo) -> String {
-        format!("{dataset}.merged.{:04}", group.0)
-    }
-}
+use crate::transition::{Refused, step};
+pub use crate::typed::DatasetMove;
 
 /// One raw file of a dataset.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -104,125 +81,6 @@ pub struct Job {
     pub error: Option<String>,
 }
 
-snake_words! {
-    /// Where a merge group is.
-    GroupState, "merge group", [
-        /// Merge jobs are being run for it.
-        Merging = "merging",
-        /// Its merged file exists, not yet declared.
-        Merged = "merged",
-        /// A declaration of its merged file is reserved or under way.
-        Declaring = "declaring",
-        /// Its merged file is declared to the catalog.
-        Declared = "declared",
-        /// Merge attempts used up.
-        FailedForGood = "failed_for_good",
-    ]
-}
-
-snake_words! {
-    /// Something that moves a merge group.
-    GroupEvent, "merge group event", [
-        /// Reserve a merge job for it (an attempt).
-        SubmitMerge = "submit_merge",
-        /// Its merge job failed or was lost.
-        JobFail = "job_fail",
-        /// Its merge job produced the merged file.
-        Finish = "finish",
-        /// Attempts used up.
-        GiveUp = "give_up",
-        /// Reserve a declaration (an attempt).
-        ReserveDeclare = "reserve_declare",
-        /// The declaration failed.
-        DeclareFail = "declare_fail",
-        /// The catalog has it.
-        Declare = "declare",
-        /// Operator: fresh attempts.
-        Rearm = "rearm",
-    ]
-}
-
-impl GroupEvent {
-    /// The attempt base after this event (see [`FileEvent::base_after`]).
-    pub const fn base_after(self, attempts_before: u32, base_before: u32) -> u32 {
-        match self.new_base(attempts_before) {
-            Some(b) => b,
-            None => base_before,
-        }
-    }
-
-    /// The attempt base this event writes, if it writes one.
-    pub const fn new_base(self, attempts_before: u32) -> Option<u32> {
-        match self {
-            GroupEvent::Rearm => Some(attempts_before),
-            GroupEvent::Finish => Some(0),
-            _ => None,
-        }
-    }
-
-    /// The attempt count after this event, given the count before.
-    pub const fn attempts_after(self, before: u32) -> u32 {
-        match self {
-            GroupEvent::SubmitMerge | GroupEvent::ReserveDeclare => before + 1,
-            GroupEvent::Finish => 0,
-            GroupEvent::Rearm
-            | GroupEvent::JobFail
-            | GroupEvent::GiveUp
-            | GroupEvent::DeclareFail
-            | GroupEvent::Declare => before,
-        }
-    }
-}
-
-const fn g(from: GroupState, event: GroupEvent, to: GroupState) -> Rule<GroupState, GroupEvent> {
-    Rule { from, event, to }
-}
-
-/// Every legal move of a merge group.
-pub const GROUP_RULES: &[Rule<GroupState, GroupEvent>] = {
-    use GroupEvent as E;
-    use GroupState as S;
-    &[
-        g(S::Merging, E::SubmitMerge, S::Merging),
-        g(S::Merging, E::JobFail, S::Merging),
-        g(S::Merging, E::Finish, S::Merged),
-        g(S::Merging, E::GiveUp, S::FailedForGood),
-        g(S::Merged, E::ReserveDeclare, S::Declaring),
-        g(S::Declaring, E::DeclareFail, S::Merged),
-        g(S::Declaring, E::Declare, S::Declared),
-        g(S::FailedForGood, E::Rearm, S::Merging),
-        g(S::Merged, E::Rearm, S::Merged),
-    ]
-};
-
-/// A group of TMB files of one dataset, merged by one job into one merged file.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct MergeGroup {
-    /// Number within the dataset.
-    pub no: GroupNo,
-    /// The raw files whose TMB files it merges.
-    pub files: Vec<FileId>,
-    /// Total size of those TMB files.
-    pub bytes: u64,
-    /// Where it is.
-    pub state: GroupState,
-    /// Attempts of its current step (merging, then declaring).
-    pub attempts: u32,
-    /// Attempts of its current step made before an operator's last re-arm.
-    pub attempt_base: u32,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// The merged file, once it exists.
-    pub output: Option<MergedFile>,
-}
-
-impl MergeGroup {
-    /// Whether the policy's cap leaves this group another attempt at its current step.
-    pub fn may_try(&self, cap: u32) -> bool {
-        self.attempts.saturating_sub(self.attempt_base) < cap
-    }
-}
-
 /// A dataset with its files, jobs and merge groups.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DatasetView {
@@ -242,17 +100,9 @@ pub struct DatasetView {
 /// One guarded write. Each variant names what it expects to find.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// The dataset moves along the lifecycle (or its lock column flips).
-    Dataset {
-        /// Status expected.
-        from: Status,
-        /// The transition, for the history.
-        via: Transition,
-        /// Status written.
-        to: Status,
-        /// Why, for operator transitions.
-        reason: Option<String>,
-    },
+    /// The dataset moves along the lifecycle (or its lock column flips). Made only by the
+    /// typed layer ([`crate::typed`]), so it stands for a move the lifecycle has.
+    Dataset(DatasetMove),
     /// A raw file moves.
     File {
         /// Which file.
@@ -346,12 +196,170 @@ pub enum ApplyError {
     /// Another writer got there first; re-read and decide again.
     #[error(transparent)]
     Conflict(#[from] Conflict),
-    /// The change itself breaks an entity lifecycle.
+    /// The change itself breaks a lifecycle rule.
     #[error(transparent)]
-    Illegal(#[from] IllegalMove),
-    /// The change itself breaks the dataset lifecycle.
+    Illegal(#[from] IllegalChange),
+}
+
+/// A change that a lifecycle rule refuses, whatever the rows hold: a bug in whoever made it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("change #{index} ({change}) is refused: {rule}")]
+pub struct IllegalChange {
+    /// Its position in the batch, from 0.
+    pub index: usize,
+    /// The change, in words.
+    pub change: String,
+    /// The rule it breaks.
+    pub rule: BrokenRule,
+}
+
+/// The rule an [`IllegalChange`] breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokenRule {
+    /// The dataset lifecycle has no such move.
     #[error(transparent)]
-    Refused(#[from] Refused),
+    Dataset(#[from] Refused),
+    /// The file, job or merge-group table has no such move.
+    #[error(transparent)]
+    Entity(#[from] IllegalMove),
+    /// The move's table says it ends elsewhere than the change writes.
+    #[error("the table takes it to {table}, the change writes {written}")]
+    WrongEnd {
+        /// Where the table goes.
+        table: String,
+        /// What the change would write.
+        written: String,
+    },
+    /// A closing transition the files and groups do not found.
+    #[error(transparent)]
+    Unmet(#[from] Unmet),
+    /// A new job or group that cannot exist (attempt 0, a group of no files, a file twice).
+    #[error("{0}")]
+    Malformed(&'static str),
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Dataset(m) => write!(f, "dataset {m}"),
+            Change::File {
+                id,
+                from,
+                event,
+                to,
+                ..
+            } => write!(f, "raw file {id} {from} --{event}--> {to}"),
+            Change::NewGroup { no, files, .. } => {
+                write!(f, "new merge group {no} of {} files", files.len())
+            }
+            Change::Group {
+                no,
+                from,
+                event,
+                to,
+                ..
+            } => write!(f, "merge group {no} {from} --{event}--> {to}"),
+            Change::NewJob { key } => write!(f, "new job {key}"),
+            Change::Job {
+                key,
+                from,
+                event,
+                to,
+                ..
+            } => write!(f, "job {key} {from} --{event}--> {to}"),
+        }
+    }
+}
+
+fn wrong_end(table: impl fmt::Display, written: impl fmt::Display) -> BrokenRule {
+    BrokenRule::WrongEnd {
+        table: table.to_string(),
+        written: written.to_string(),
+    }
+}
+
+impl Change {
+    /// Checks the change against its lifecycle table alone: the move exists from the state
+    /// it expects and ends where it writes. Storage runs this on every change of a batch
+    /// before it writes any; what the rows hold is checked as it writes.
+    pub fn check(&self) -> Result<(), BrokenRule> {
+        match self {
+            Change::Dataset(m) => {
+                let stepped = step(m.from(), m.via())?;
+                if stepped != m.to() {
+                    return Err(wrong_end(stepped.columns(), m.to().columns()));
+                }
+            }
+            Change::File {
+                id,
+                from,
+                event,
+                to,
+                ..
+            } => {
+                let stepped = file_step(*id, *from, *event)?;
+                if stepped != *to {
+                    return Err(wrong_end(stepped, to));
+                }
+            }
+            Change::NewGroup { no, files, .. } => {
+                if no.0 == 0 {
+                    return Err(BrokenRule::Malformed("merge groups are numbered from 1"));
+                }
+                if files.is_empty() {
+                    return Err(BrokenRule::Malformed(
+                        "a merge group needs at least one file",
+                    ));
+                }
+                let distinct: std::collections::BTreeSet<_> = files.iter().collect();
+                if distinct.len() != files.len() {
+                    return Err(BrokenRule::Malformed("a merge group lists a file twice"));
+                }
+            }
+            Change::Group {
+                no,
+                from,
+                event,
+                to,
+                ..
+            } => {
+                let stepped = group_step(*no, *from, *event)?;
+                if stepped != *to {
+                    return Err(wrong_end(stepped, to));
+                }
+            }
+            Change::NewJob { key } => {
+                if key.attempt == 0 {
+                    return Err(BrokenRule::Malformed("job attempts are numbered from 1"));
+                }
+            }
+            Change::Job {
+                key,
+                from,
+                event,
+                to,
+                ..
+            } => {
+                let stepped = job_step(*key, *from, *event)?;
+                if stepped != *to {
+                    return Err(wrong_end(stepped, to));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every change of a batch with [`Change::check`], naming the first that fails.
+    pub fn check_all(changes: &[Change]) -> Result<(), IllegalChange> {
+        for (index, c) in changes.iter().enumerate() {
+            c.check().map_err(|rule| IllegalChange {
+                index,
+                change: c.to_string(),
+                rule,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 fn conflict(
@@ -383,7 +391,7 @@ impl Change {
 
     /// A group move computed from its table; `None` if the table has no such move.
     pub fn group(grp: &MergeGroup, event: GroupEvent) -> Option<Change> {
-        let to = lookup(GROUP_RULES, grp.state, event)?;
+        let to = group_step(grp.no, grp.state, event).ok()?;
         Some(Change::Group {
             no: grp.no,
             from: grp.state,
@@ -425,7 +433,7 @@ impl Change {
             | Change::Job { error, .. } => {
                 *error = Some(e.into());
             }
-            Change::Dataset { reason, .. } => *reason = Some(e.into()),
+            Change::Dataset(m) => m.set_reason(e.into()),
             Change::NewGroup { .. } | Change::NewJob { .. } => {}
         }
         self
@@ -470,14 +478,33 @@ impl DatasetView {
         m
     }
 
-    /// Applies `changes` in order, all or nothing.
+    /// How many files and groups are in each state, for [`crate::guard::admits`].
+    pub fn tally(&self) -> Tally {
+        let mut t = Tally::default();
+        for f in self.files.values() {
+            *t.files.entry(f.state).or_insert(0) += 1;
+            if f.state == FileState::Reconstructed && f.group.is_none() {
+                t.ungrouped += 1;
+            }
+        }
+        for g in self.groups.values() {
+            *t.groups.entry(g.state).or_insert(0) += 1;
+        }
+        t
+    }
+
+    /// Applies `changes` in order, all or nothing, with the rules storage enforces: each
+    /// change is legal by its table ([`Change::check`]), finds what it expects (else a
+    /// [`Conflict`]), and a closing dataset transition is founded on the files and groups
+    /// as the earlier changes left them ([`crate::guard`]).
     pub fn apply(&mut self, changes: &[Change]) -> Result<(), ApplyError> {
+        Change::check_all(changes)?;
         // An undo log of what each change touches, rather than a copy of the whole view:
         // recording thousands of outcomes one by one stays linear.
         let mut undo = Vec::new();
-        for c in changes {
+        for (index, c) in changes.iter().enumerate() {
             self.remember(c, &mut undo);
-            if let Err(e) = self.apply_one(c) {
+            if let Err(e) = self.apply_one(index, c) {
                 self.roll_back(undo);
                 return Err(e);
             }
@@ -487,7 +514,7 @@ impl DatasetView {
 
     fn remember(&self, change: &Change, undo: &mut Vec<Undo>) {
         match change {
-            Change::Dataset { .. } => undo.push(Undo::Status(self.status)),
+            Change::Dataset(_) => undo.push(Undo::Status(self.status)),
             Change::File { id, .. } => undo.push(Undo::File(*id, self.files.get(id).cloned())),
             Change::NewGroup { no, files, .. } => {
                 undo.push(Undo::Group(*no, self.groups.get(no).cloned()));
@@ -523,22 +550,24 @@ impl DatasetView {
         }
     }
 
-    fn apply_one(&mut self, change: &Change) -> Result<(), ApplyError> {
+    fn apply_one(&mut self, index: usize, change: &Change) -> Result<(), ApplyError> {
         match change {
-            Change::Dataset { from, via, to, .. } => {
-                if self.status != *from {
-                    return Err(conflict(&self.name, from.columns(), self.status.columns()).into());
+            Change::Dataset(m) => {
+                if self.status != m.from() {
+                    return Err(
+                        conflict(&self.name, m.from().columns(), self.status.columns()).into(),
+                    );
                 }
-                let stepped = step(*from, *via)?;
-                if stepped != *to {
-                    return Err(conflict(
-                        format!("{} {via}", self.name),
-                        stepped.columns(),
-                        to.columns(),
-                    )
-                    .into());
+                if needs_tally(m.via()) {
+                    admits(m.from().state.kind(), m.via(), &self.tally()).map_err(|u| {
+                        IllegalChange {
+                            index,
+                            change: change.to_string(),
+                            rule: u.into(),
+                        }
+                    })?;
                 }
-                self.status = *to;
+                self.status = m.to();
             }
             Change::File {
                 id,
@@ -560,10 +589,6 @@ impl DatasetView {
                         format!("{} after {} attempts", f.state, f.attempts),
                     )
                     .into());
-                }
-                let stepped = file_step(*id, *from, *event)?;
-                if stepped != *to {
-                    return Err(conflict(format!("raw file {id} {event}"), stepped, to).into());
                 }
                 f.state = *to;
                 f.attempt_base = event.base_after(*attempts, f.attempt_base);
@@ -632,15 +657,6 @@ impl DatasetView {
                     )
                     .into());
                 }
-                let stepped = lookup(GROUP_RULES, *from, *event).ok_or_else(|| IllegalMove {
-                    entity: "merge group",
-                    id: no.to_string(),
-                    found: from.to_string(),
-                    event: event.to_string(),
-                })?;
-                if stepped != *to {
-                    return Err(conflict(format!("merge group {no} {event}"), stepped, to).into());
-                }
                 grp.state = *to;
                 grp.attempt_base = event.base_after(*attempts, grp.attempt_base);
                 grp.attempts = event.attempts_after(*attempts);
@@ -669,11 +685,11 @@ impl DatasetView {
             Change::Job {
                 key,
                 from,
-                event,
                 to,
                 batch_id,
                 exit_code,
                 error,
+                ..
             } => {
                 let j = self
                     .jobs
@@ -681,10 +697,6 @@ impl DatasetView {
                     .ok_or_else(|| conflict(format!("job {key}"), from, "no such job"))?;
                 if j.state != *from {
                     return Err(conflict(format!("job {key}"), from, j.state).into());
-                }
-                let stepped = job_step(*key, *from, *event)?;
-                if stepped != *to {
-                    return Err(conflict(format!("job {key} {event}"), stepped, to).into());
                 }
                 j.state = *to;
                 if let Some(b) = batch_id {

@@ -11,7 +11,7 @@ use repro_core::{Columns, DatasetName, Status};
 use crate::entity::{dataset_status, file_status, merge_group, mergejob_status, recojob_status};
 use crate::error::{DbError, Result};
 
-fn corrupt(table: &'static str, id: i64, why: impl ToString) -> DbError {
+pub(crate) fn corrupt(table: &'static str, id: i64, why: impl ToString) -> DbError {
     DbError::CorruptRow {
         table,
         id,

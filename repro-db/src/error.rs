@@ -1,6 +1,6 @@
 //! The errors of the storage layer.
 
-use repro_core::view::{ApplyError, Conflict};
+use repro_core::view::{ApplyError, Conflict, IllegalChange};
 
 /// Why a storage operation failed. Nothing was written unless it says so.
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +55,11 @@ pub enum DbError {
     /// Another process changed the row first; re-read and decide again.
     #[error("conflict: {0}")]
     Conflict(#[from] Conflict),
-    /// The changes themselves break a lifecycle rule (a bug in the caller).
-    #[error("refused: {0}")]
-    Refused(String),
+    /// A change breaks a lifecycle rule: its table has no such move, or the stored files
+    /// and groups do not found it. Checked before anything of the batch is written; nothing
+    /// was.
+    #[error("refused before writing: {0}")]
+    Illegal(#[from] IllegalChange),
     /// Another process holds the dataset's lease.
     #[error("dataset {dataset:?} is being worked on by {owner} (lease until {until} UTC)")]
     LeaseHeld {
@@ -77,7 +79,7 @@ impl From<ApplyError> for DbError {
     fn from(e: ApplyError) -> Self {
         match e {
             ApplyError::Conflict(c) => DbError::Conflict(c),
-            other => DbError::Refused(other.to_string()),
+            ApplyError::Illegal(i) => DbError::Illegal(i),
         }
     }
 }

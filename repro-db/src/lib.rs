@@ -39,6 +39,7 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, Utc};
 use migration::{Migrator, MigratorTrait};
 use repro_core::file::FileState;
+use repro_core::typed::{AnyDataset, Typed};
 use repro_core::view::DatasetView;
 use repro_core::{Change, DatasetName, Status};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -287,6 +288,78 @@ impl Store {
         Ok(id)
     }
 
+    /// Loads a dataset's status as its typed value, to move with the typed methods and
+    /// [`Store::save`]:
+    ///
+    /// ```no_run
+    /// # async fn f(store: repro_db::Store) -> Result<(), repro_db::DbError> {
+    /// use repro_core::typed::{AnyDataset, Known};
+    /// use repro_core::DatasetName;
+    ///
+    /// let name = DatasetName::new("p17.wz").unwrap();
+    /// match store.load_dataset(&name).await? {
+    ///     AnyDataset::Locked(k) => {
+    ///         let any = AnyDataset::Locked(k).because("calibration is in");
+    ///         store.save(any.take(repro_core::Transition::Unlock).unwrap(), "alice").await?;
+    ///     }
+    ///     AnyDataset::Unlocked(Known::MergeFailed(d)) => {
+    ///         store.save(d.because("merge node fixed").retry(), "alice").await?;
+    ///     }
+    ///     AnyDataset::Unlocked(_) => {}
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A move the typed value does not have does not compile: `clean` exists only on a
+    /// dataset whose merge is `MERGED_DBUP`.
+    ///
+    /// ```compile_fail,E0599
+    /// # async fn f(store: repro_db::Store, name: repro_core::DatasetName) -> Result<(), repro_db::DbError> {
+    /// use repro_core::typed::{AnyDataset, Known};
+    /// if let AnyDataset::Unlocked(Known::Merging(d)) = store.load_dataset(&name).await? {
+    ///     store.save(d.clean(), "alice").await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Automation does not move a locked dataset: a `Locked` value has no automatic methods.
+    ///
+    /// ```compile_fail,E0599
+    /// # async fn f(store: repro_db::Store, name: repro_core::DatasetName) -> Result<(), repro_db::DbError> {
+    /// use repro_core::typed::{AnyDataset, Known};
+    /// if let AnyDataset::Locked(Known::Prestaging(d)) = store.load_dataset(&name).await? {
+    ///     store.save(d.finish_prestage(), "cron").await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Nor can a dataset move be written by hand: its fields are private to `repro-core`.
+    ///
+    /// ```compile_fail,E0451
+    /// # async fn f(store: repro_db::Store, name: repro_core::DatasetName, s: repro_core::Status) -> Result<(), repro_db::DbError> {
+    /// use repro_core::{Change, DatasetMove, Transition};
+    /// let forged = DatasetMove { from: s, via: Transition::Clean, to: s, reason: None };
+    /// store.apply(&name, &[Change::Dataset(forged)], "mallory").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn load_dataset(&self, name: &DatasetName) -> Result<AnyDataset> {
+        let row = DatasetStatus::find()
+            .filter(dataset_status::Column::Name.eq(name.as_str()))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| DbError::NotFound(name.to_string()))?;
+        let (name, status) = convert::dataset(&row)?;
+        Ok(AnyDataset::recover(name, status))
+    }
+
+    /// Writes the moves made on a typed dataset since it was loaded, in one transaction
+    /// guarded by the state it was loaded in: if another process moved it since, this is a
+    /// [`DbError::Conflict`] and nothing is written.
+    pub async fn save(&self, dataset: impl Typed, actor: &str) -> Result<()> {
+        let name = dataset.name().clone();
+        self.apply(&name, &dataset.into_changes(), actor).await
+    }
+
     /// Loads a dataset with its files, merge groups and jobs, from one consistent snapshot.
     pub async fn load(&self, name: &DatasetName) -> Result<DatasetView> {
         let txn = query::snapshot(&self.db).await?;
@@ -298,7 +371,9 @@ impl Store {
     /// Writes `changes` (computed by the core from a view of `name`) in one transaction,
     /// each guarded by the state it expects, with a history row each. A
     /// [`DbError::Conflict`] means another process moved something first and nothing was
-    /// written.
+    /// written. A [`DbError::Illegal`] means a change breaks a lifecycle rule (its table has
+    /// no such move, or the stored files do not found a closing transition), and nothing
+    /// was written either.
     pub async fn apply(&self, name: &DatasetName, changes: &[Change], actor: &str) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
@@ -333,6 +408,9 @@ impl Store {
     }
 
     async fn apply_once(&self, name: &DatasetName, changes: &[Change], actor: &str) -> Result<()> {
+        // Every change legal by its table before anything is written; what the rows hold is
+        // checked as each is written (guards, and the files behind a closing transition).
+        Change::check_all(changes)?;
         let now = now();
         let txn = self.write_txn().await?;
         // Touching the dataset row first takes SQLite's write lock before anything is read,

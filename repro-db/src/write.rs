@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
 use repro_core::file::{FileEvent, FileId, FileState, TmbFile};
+use repro_core::guard::{Tally, admits, needs_tally};
 use repro_core::job::{JobEvent, JobKey, JobState, JobSubject};
-use repro_core::view::{Conflict, GroupNo, GroupState, MergedFile};
+use repro_core::view::{Conflict, GroupNo, GroupState, IllegalChange, MergedFile};
 use repro_core::{Change, DatasetName};
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, SqlErr,
+    PaginatorTrait, QueryFilter, QuerySelect, SqlErr,
 };
 
 use crate::convert::{self, db_id};
@@ -171,7 +172,7 @@ pub(crate) async fn apply(
                 w.new_jobs(&keys).await?;
             }
             c => {
-                w.one(c).await?;
+                w.one(i, c).await?;
                 i += 1;
             }
         }
@@ -553,14 +554,52 @@ impl Writer<'_> {
         Ok(())
     }
 
-    async fn one(&mut self, change: &Change) -> Result<()> {
+    /// Files and groups per state as the transaction sees them now.
+    async fn tally(&self) -> Result<Tally> {
+        let mut t = Tally::default();
+        let files: Vec<(String, i64)> = FileStatus::find()
+            .select_only()
+            .column(file_status::Column::State)
+            .column_as(file_status::Column::Id.count(), "n")
+            .filter(file_status::Column::DatasetId.eq(self.ds.id))
+            .group_by(file_status::Column::State)
+            .into_tuple()
+            .all(self.txn)
+            .await?;
+        for (word, n) in files {
+            let state = word
+                .parse::<FileState>()
+                .map_err(|e| convert::corrupt("file_status", self.ds.id, e))?;
+            t.files.insert(state, u64::try_from(n).unwrap_or(0));
+        }
+        let groups: Vec<(String, i64)> = MergeGroup::find()
+            .select_only()
+            .column(merge_group::Column::State)
+            .column_as(merge_group::Column::Id.count(), "n")
+            .filter(merge_group::Column::DatasetId.eq(self.ds.id))
+            .group_by(merge_group::Column::State)
+            .into_tuple()
+            .all(self.txn)
+            .await?;
+        for (word, n) in groups {
+            let state = word
+                .parse::<GroupState>()
+                .map_err(|e| convert::corrupt("merge_group", self.ds.id, e))?;
+            t.groups.insert(state, u64::try_from(n).unwrap_or(0));
+        }
+        t.ungrouped = FileStatus::find()
+            .filter(file_status::Column::DatasetId.eq(self.ds.id))
+            .filter(file_status::Column::State.eq(FileState::Reconstructed.as_str()))
+            .filter(file_status::Column::MergeGroup.is_null())
+            .count(self.txn)
+            .await?;
+        Ok(t)
+    }
+
+    async fn one(&mut self, index: usize, change: &Change) -> Result<()> {
         match change {
-            Change::Dataset {
-                from,
-                via,
-                to,
-                reason,
-            } => {
+            Change::Dataset(m) => {
+                let (from, via, to) = (m.from(), m.via(), m.to());
                 use dataset_status::Column as C;
                 let (f, t) = (from.columns(), to.columns());
                 let res = DatasetStatus::update_many()
@@ -587,7 +626,25 @@ impl Writer<'_> {
                     };
                     return Err(conflict(format!("dataset {}", self.name), f, found));
                 }
-                self.record("dataset", self.ds.id, f, t, via, reason.clone());
+                // The row was where the change expected; now the files and groups behind a
+                // closing transition, as the earlier changes of this batch left them.
+                if needs_tally(via) {
+                    admits(from.state.kind(), via, &self.tally().await?).map_err(|u| {
+                        DbError::Illegal(IllegalChange {
+                            index,
+                            change: change.to_string(),
+                            rule: u.into(),
+                        })
+                    })?;
+                }
+                self.record(
+                    "dataset",
+                    self.ds.id,
+                    f,
+                    t,
+                    via,
+                    m.reason().map(str::to_owned),
+                );
             }
             Change::NewGroup { no, files, bytes } => {
                 let inserted = MergeGroup::insert(merge_group::ActiveModel {

@@ -7,12 +7,12 @@ use repro_core::plan::{plan_for, polls};
 use repro_core::{
     Change, DatasetName, DatasetView, Outcome, Plan, Policy, RecoOutcome, StageKind, Transition,
 };
-use repro_db::{DbError, Store};
+use repro_db::{DbError, ListFilter, Store};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::backend::Backend;
-use crate::error::CliError;
+use crate::error::{Error, ErrorKind, Result};
 
 /// One of the seed's operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub enum Op {
 
 impl Op {
     /// The stages this operation works at.
-    fn works_at(self, kind: StageKind) -> bool {
+    pub fn works_at(self, kind: StageKind) -> bool {
         use StageKind as K;
         match self {
             Op::Prestage => matches!(kind, K::PrestageNotDone | K::PrestageRunning),
@@ -51,12 +51,13 @@ impl Op {
         }
     }
 
-    fn polls(self) -> bool {
+    /// Whether this operation polls the outside world first.
+    pub fn polls(self) -> bool {
         matches!(self, Op::Check | Op::Tick)
     }
 
     /// The policy as this operation applies it.
-    fn policy(self, base: &Policy, view: &DatasetView) -> Option<Policy> {
+    pub fn policy(self, base: &Policy, view: &DatasetView) -> Option<Policy> {
         let mut p = base.clone();
         if let Op::Merge { partial } = self {
             let outcome = view.status.state.reco_outcome();
@@ -93,7 +94,18 @@ pub struct Report {
     pub skipped: Option<String>,
 }
 
-/// Shared by the drivers of one process.
+/// Runs operations on datasets of one store through one backend.
+///
+/// ```no_run
+/// # async fn f(store: repro_db::Store, backend: &mut dyn repro_run::Backend) -> repro_run::Result<()> {
+/// use repro_run::{Driver, Op};
+/// let names = repro_run::targets(&store, None).await?;
+/// let run = Driver::new(&store, backend).run_many(Op::Tick, &names, true).await;
+/// for (name, e) in &run.errors {
+///     eprintln!("{name}: {e}");
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Driver<'a> {
     /// The database.
     pub store: &'a Store,
@@ -107,6 +119,59 @@ pub struct Driver<'a> {
     pub owner: String,
     /// How long a lease lasts.
     pub lease_ttl: Duration,
+}
+
+/// What [`Driver::run_many`] did: a report per dataset it worked on, an error per dataset
+/// it could not.
+#[derive(Debug, Default)]
+pub struct Run {
+    /// Datasets worked on (or skipped, with the reason).
+    pub reports: Vec<Report>,
+    /// Datasets that failed, with why.
+    pub errors: Vec<(DatasetName, Error)>,
+}
+
+impl Run {
+    /// The error that matters most for an exit status: anything else before bad input,
+    /// before a refusal, before a lost race.
+    pub fn worst(&self) -> Option<&Error> {
+        let rank = |e: &Error| match e.kind() {
+            ErrorKind::Other => 4,
+            ErrorKind::Input => 3,
+            ErrorKind::Refused => 2,
+            ErrorKind::Conflict => 1,
+        };
+        self.errors.iter().map(|(_, e)| e).max_by_key(|e| rank(e))
+    }
+}
+
+/// The actor recorded in the history: `REPRO_ACTOR`, else the login name, else `repro`.
+pub fn default_actor() -> String {
+    ["REPRO_ACTOR", "USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "repro".into())
+}
+
+/// The lease owner of this process: `HOST:PID`.
+pub fn default_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// The datasets an `--all` operation works on: every one not at rest, of `site` if given.
+pub async fn targets(store: &Store, site: Option<&str>) -> Result<Vec<DatasetName>> {
+    let list = store
+        .list(&ListFilter {
+            active_only: true,
+            site: site.map(str::to_owned),
+            ..ListFilter::default()
+        })
+        .await?;
+    Ok(list.into_iter().map(|d| d.name).collect())
 }
 
 fn is_failure(o: &Outcome) -> bool {
@@ -129,14 +194,67 @@ fn batch_order(changes: &mut [Change]) {
         Change::NewJob { .. } => 2,
         Change::Job { .. } => 3,
         Change::File { .. } => 4,
-        Change::Dataset { .. } => 5,
+        Change::Dataset(_) => 5,
     });
 }
 
-impl Driver<'_> {
-    /// Runs `op` on one dataset under its lease. A lease held by another process is a
-    /// [`CliError::Conflict`].
-    pub async fn run(&mut self, op: Op, name: &DatasetName) -> Result<Report, CliError> {
+impl<'a> Driver<'a> {
+    /// A driver with the default policy, actor ([`default_actor`]), lease owner
+    /// ([`default_owner`]) and a lease of ten minutes.
+    pub fn new(store: &'a Store, backend: &'a mut dyn Backend) -> Self {
+        Driver {
+            store,
+            backend,
+            policy: Policy::default(),
+            actor: default_actor(),
+            owner: default_owner(),
+            lease_ttl: Duration::from_secs(600),
+        }
+    }
+
+    /// The same driver under `policy`.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The same driver with leases of `ttl`.
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// The same driver, recording `actor` in the history.
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+
+    /// Runs `op` on `names` one after the other. With `tolerant` (`--all`, cron), a dataset
+    /// another process holds is skipped with a report saying so; other errors are collected
+    /// and the rest go on.
+    pub async fn run_many(&mut self, op: Op, names: &[DatasetName], tolerant: bool) -> Run {
+        let mut run = Run::default();
+        for n in names {
+            match self.run(op, n).await {
+                Ok(r) => run.reports.push(r),
+                Err(e) if tolerant && e.kind() == ErrorKind::Conflict => {
+                    info!(dataset = %n, "skipped: {e}");
+                    run.reports.push(Report {
+                        name: n.to_string(),
+                        skipped: Some(e.to_string()),
+                        ..Report::default()
+                    });
+                }
+                Err(e) => run.errors.push((n.clone(), e)),
+            }
+        }
+        run
+    }
+
+    /// Runs `op` on one dataset under its lease. A lease held by another process is an
+    /// error of kind [`ErrorKind::Conflict`].
+    pub async fn run(&mut self, op: Op, name: &DatasetName) -> Result<Report> {
         let now = repro_db::now();
         let lease = self
             .store
@@ -149,7 +267,7 @@ impl Driver<'_> {
         result
     }
 
-    async fn work(&mut self, op: Op, name: &DatasetName) -> Result<Report, CliError> {
+    async fn work(&mut self, op: Op, name: &DatasetName) -> Result<Report> {
         let mut report = Report {
             name: name.to_string(),
             ..Report::default()
@@ -188,7 +306,10 @@ impl Driver<'_> {
                 Err(e) => return Err(e.into()),
             }
             view.apply(&plan.changes)
-                .map_err(|e| CliError::Other(format!("{name}: {e}")))?;
+                .map_err(|source| Error::Diverged {
+                    dataset: name.to_string(),
+                    source: Box::new(source),
+                })?;
             let moves: Vec<Transition> = plan.transitions().collect();
             if !moves.is_empty() {
                 let via: Vec<&str> = moves.iter().map(|t| t.as_str()).collect();
@@ -215,19 +336,17 @@ impl Driver<'_> {
     }
 
     /// Records what the world said, all in one transaction.
-    async fn record(
-        &mut self,
-        view: &mut DatasetView,
-        outcomes: &[Outcome],
-    ) -> Result<usize, CliError> {
+    async fn record(&mut self, view: &mut DatasetView, outcomes: &[Outcome]) -> Result<usize> {
         let mut all = Vec::new();
         let mut work = view.clone();
         let mut n = 0;
         for o in outcomes {
             match repro_core::outcome::record(&work, o) {
                 Ok(changes) => {
-                    work.apply(&changes)
-                        .map_err(|e| CliError::Other(format!("{}: {e}", view.name)))?;
+                    work.apply(&changes).map_err(|source| Error::Diverged {
+                        dataset: view.name.to_string(),
+                        source: Box::new(source),
+                    })?;
                     all.extend(changes);
                     n += 1;
                 }

@@ -7,10 +7,19 @@ use repro_db::NewFile;
 /// The longest logical file name the database stores.
 pub const MAX_LFN: usize = 512;
 
+/// A malformed file list: where, and what is wrong. Nothing of the list is registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FileListError(pub String);
+
 /// Parses a file list. Blank lines and `#` comments are skipped; any other line is
 /// `LFN [SIZE]`. The first malformed line is an error naming its number, and nothing is
 /// returned.
-pub fn parse(text: &str, source: &str) -> Result<Vec<NewFile>, String> {
+pub fn parse(text: &str, source: &str) -> Result<Vec<NewFile>, FileListError> {
+    parse_lines(text, source).map_err(FileListError)
+}
+
+fn parse_lines(text: &str, source: &str) -> Result<Vec<NewFile>, String> {
     let mut out = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
@@ -80,19 +89,19 @@ mod tests {
     #[test]
     fn a_malformed_line_is_named_by_number() {
         assert_eq!(
-            parse("a 1\nb lots\n", "list").unwrap_err(),
+            parse("a 1\nb lots\n", "list").unwrap_err().0,
             "list:2: size \"lots\" is not a number of bytes"
         );
         assert_eq!(
-            parse("a 1 2\n", "list").unwrap_err(),
+            parse("a 1 2\n", "list").unwrap_err().0,
             "list:1: expected `LFN [SIZE]`, found a third column \"2\""
         );
         assert_eq!(
-            parse("a\n\na\n", "list").unwrap_err(),
+            parse("a\n\na\n", "list").unwrap_err().0,
             "list:3: file \"a\" is listed twice (first on line 1)"
         );
         assert_eq!(
-            parse("# nothing\n", "-").unwrap_err(),
+            parse("# nothing\n", "-").unwrap_err().0,
             "-: no file names in the list"
         );
         assert!(parse("a -5\n", "l").is_err());

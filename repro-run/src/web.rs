@@ -1,4 +1,6 @@
-//! `repro serve`: the seed's look_at_datasets page, grown up. Server-side HTML (maud, which
+//! The status page (`repro serve`): the seed's look_at_datasets page, grown up. [`router`]
+//! returns an axum [`Router`] that a service can mount under a prefix of its own
+//! (`Router::new().nest("/repro", repro_run::web::router(store))`). Server-side HTML (maud, which
 //! escapes everything it prints), a JSON API with the CLI's field names, Prometheus
 //! metrics and a health check. It only reads the database, and every page costs a fixed
 //! number of SQL statements, however many datasets or files there are.
@@ -18,12 +20,23 @@ use repro_core::{DatasetName, FileState, GroupState};
 use repro_db::{DatasetSummary, DbError, ListFilter, Store};
 use serde::Deserialize;
 
-use crate::output::DatasetJson;
+use crate::json::DatasetJson;
 
 /// Datasets per page unless asked otherwise.
 const PER_PAGE: u64 = 50;
 /// Files or jobs per page on a dataset's page.
 const ROWS_PER_PAGE: usize = 200;
+
+/// Serves [`router`] on `listener` until `shutdown` completes.
+pub async fn serve(
+    store: Store,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(store))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
 
 /// The web application: its routes over one store.
 pub fn router(store: Store) -> Router {
@@ -225,8 +238,13 @@ struct IndexQuery {
 impl IndexQuery {
     fn filter(&self) -> Result<(ListFilter, u64, u64), WebError> {
         let state = self.state.clone().filter(|s| !s.is_empty());
-        if let Some(w) = &state {
-            crate::check_word(w).map_err(|e| WebError::BadRequest(e.to_string()))?;
+        if let Some(w) = &state
+            && !crate::is_state_word(w)
+        {
+            return Err(WebError::BadRequest(format!(
+                "{w:?} is not a state word; expected one of {}",
+                crate::STATE_WORDS
+            )));
         }
         let per = self.per.unwrap_or(PER_PAGE).clamp(1, 500);
         let page = self.page.unwrap_or(1).max(1);
@@ -609,16 +627,11 @@ mod tests {
         let mut backend = crate::backend::sim::SimBackend::new(config.backend.sim.clone(), 0.0);
         let alpha = [DatasetName::new("alpha").unwrap()];
         for _ in 0..3 {
-            let (_, err) = crate::drive(
-                &store,
-                &config,
-                &mut backend,
-                crate::ops::Op::Tick,
-                &alpha,
-                false,
-            )
-            .await;
-            assert!(err.is_none());
+            let run = crate::Driver::new(&store, &mut backend)
+                .with_policy(config.policy())
+                .run_many(crate::Op::Tick, &alpha, false)
+                .await;
+            assert!(run.errors.is_empty(), "{:?}", run.errors);
         }
         (dir, store)
     }

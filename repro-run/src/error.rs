@@ -1,0 +1,92 @@
+//! The drivers' error: every source kept typed, sorted by what the caller should do.
+
+use repro_core::view::ApplyError;
+use repro_core::{NameError, OperatorError};
+use repro_db::DbError;
+
+use crate::backend::BackendError;
+use crate::config::ConfigError;
+use crate::filelist::FileListError;
+
+/// Why a driver, a backend or the configuration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database refused, lost a race or could not be reached.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The outside world could not be reached or read.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The configuration file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file list is malformed.
+    #[error(transparent)]
+    FileList(#[from] FileListError),
+    /// A dataset name breaks the naming rule.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// An operator action the lifecycle refuses.
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    /// The store wrote changes that the in-memory view then refused: a bug, never expected.
+    #[error("{dataset}: the database took changes the lifecycle refuses in memory: {source}")]
+    Diverged {
+        /// The dataset.
+        dataset: String,
+        /// What the view said.
+        source: Box<ApplyError>,
+    },
+    /// A file or directory the driver needs.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A simulated campaign that did not come to rest.
+    #[error("{0}")]
+    Stalled(String),
+}
+
+/// What an error asks of whoever called: the four kinds the command line maps to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The input is wrong (a name, a file list, the configuration, a URL): fix it and retry.
+    Input,
+    /// The lifecycle refuses the move: a person must decide.
+    Refused,
+    /// Another process got there first or holds the dataset: try again later.
+    Conflict,
+    /// Anything else: the database, the outside world, a bug.
+    Other,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Db(e) => match e {
+                DbError::BadUrl { .. }
+                | DbError::NotFound(_)
+                | DbError::Exists(_)
+                | DbError::DuplicateFile { .. }
+                | DbError::OutOfRange { .. } => ErrorKind::Input,
+                DbError::Conflict(_) | DbError::LeaseHeld { .. } => ErrorKind::Conflict,
+                DbError::Illegal(_) => ErrorKind::Refused,
+                DbError::SchemaOutdated { .. } | DbError::CorruptRow { .. } | DbError::Db(_) => {
+                    ErrorKind::Other
+                }
+            },
+            Error::Config(_) | Error::FileList(_) | Error::Name(_) => ErrorKind::Input,
+            Error::Operator(_) => ErrorKind::Refused,
+            Error::Backend(_) | Error::Diverged { .. } | Error::Io { .. } | Error::Stalled(_) => {
+                ErrorKind::Other
+            }
+        }
+    }
+}
+
+/// Result of a driver operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

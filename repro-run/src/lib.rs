@@ -1,0 +1,77 @@
+//! # repro-run
+//!
+//! The drivers of the `repro` lifecycle, as a library: the [`Backend`] trait through which
+//! the outside world is reached, three backends (a seeded [`sim`](backend::sim), site
+//! [`command`](backend::command)s, [`slurm`](backend::slurm)), the [`Driver`] that runs one of
+//! the seed's operations on a dataset (poll, record, plan, write, act, under a lease), the
+//! [`Config`] file, the file-list parser, the status page as an axum [`Router`](web::router)
+//! and the [`demo`] campaign. The `repro` binary is one user of this crate; a tool of its
+//! own can drive the lifecycle with a built-in backend or its own in a few lines:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), repro_run::Error> {
+//! use repro_core::DatasetName;
+//! use repro_db::{NewFile, Register, Store};
+//! use repro_run::backend::sim::SimBackend;
+//! use repro_run::{Config, Driver, Op};
+//!
+//! let store = Store::open("sqlite://campaign.db?mode=rwc").await?;
+//! store.migrate().await?;
+//! let name = DatasetName::new("p17.wz")?;
+//! let files = vec![NewFile { lfn: "raw_0001.dat".into(), size: 1 << 30 }];
+//! store.register(&name, &files, &Register { unlock: true, ..Register::default() }, "me").await?;
+//!
+//! let config = Config::default();
+//! let mut backend = SimBackend::new(config.backend.sim.clone(), 0.0);
+//! let mut driver = Driver::new(&store, &mut backend).with_policy(config.policy());
+//! let report = driver.run(Op::Tick, &name).await?;
+//! println!("{}: {} action(s)", report.name, report.actions);
+//! # Ok(()) }
+//! ```
+//!
+//! Everything here goes through `repro-core`'s decisions and `repro-db`'s guarded writes:
+//! nothing in this crate decides a lifecycle move or writes a row by itself.
+
+pub mod backend;
+pub mod config;
+pub mod demo;
+pub mod driver;
+mod error;
+pub mod filelist;
+pub mod json;
+pub mod web;
+
+pub use backend::{Backend, BackendError};
+pub use config::{BackendKind, Config, ConfigError};
+pub use driver::{Driver, Op, Preview, Report, Run, preview, targets};
+pub use error::{Error, ErrorKind, Result};
+
+/// Whether `w` is one of the seed's state words (`LOCK`, `NOT DONE`, `MERGED_DBUP`, ...).
+pub fn is_state_word(w: &str) -> bool {
+    w.parse::<repro_core::LockWord>().is_ok()
+        || w.parse::<repro_core::PrestageWord>().is_ok()
+        || w.parse::<repro_core::RecoWord>().is_ok()
+        || w.parse::<repro_core::MergeWord>().is_ok()
+        || w.parse::<repro_core::CleanupWord>().is_ok()
+}
+
+/// The seed's state words, for messages.
+pub const STATE_WORDS: &str = "LOCK, UNLOCK, NOT DONE, RUNNING, PRESTAGE, PARTIAL, COMPLETED, MERGED, MERGED_DBUP, CLEANED, FAILED";
+
+/// The backend a configuration chooses, started at `now_s` (seconds since the epoch; the
+/// sim backend's clock).
+pub fn backend_from_config(config: &Config, now_s: f64) -> Box<dyn Backend> {
+    match config.backend.kind {
+        BackendKind::Sim => Box::new(backend::sim::SimBackend::new(
+            config.backend.sim.clone(),
+            now_s,
+        )),
+        BackendKind::Command => Box::new(backend::command::CommandBackend::new(
+            config.backend.command.clone(),
+        )),
+        BackendKind::Slurm => Box::new(backend::slurm::SlurmBackend::new(
+            config.backend.slurm.clone(),
+            config.backend.command.clone(),
+        )),
+    }
+}
