@@ -4,8 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use repro_core::{
-    CleanupWord, DatasetName, FileState, JobState, LockWord, MergeWord, Phase, PrestageWord,
-    RecoWord, GroupState,
+    CleanupWord, DatasetName, FileState, GroupState, JobState, LockWord, MergeWord, Phase,
+    PrestageWord, RecoWord,
 };
 
 fn round_trip<T: std::str::FromStr + std::fmt::Display>(s: &str) {
@@ -15,7 +15,9 @@ fn round_trip<T: std::str::FromStr + std::fmt::Display>(s: &str) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     round_trip::<LockWord>(s);
     round_trip::<PrestageWord>(s);
     round_trip::<RecoWord>(s);
@@ -32,7 +34,13 @@ fuzz_target!(|data: &[u8]| {
         && let (Ok(lock), Ok(prestage), Ok(reco), Ok(merge), Ok(cleanup)) =
             (l.parse(), p.parse(), r.parse(), m.parse(), c.parse())
     {
-        let columns = repro_core::Columns { lock, prestage, reco, merge, cleanup };
+        let columns = repro_core::Columns {
+            lock,
+            prestage,
+            reco,
+            merge,
+            cleanup,
+        };
         if let Ok(status) = repro_core::Status::from_columns(columns) {
             assert_eq!(status.columns(), columns);
         }

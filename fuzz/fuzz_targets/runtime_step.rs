@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
         match step(status, via) {
             Ok(next) => {
                 if !matches!(via, Transition::Lock | Transition::Unlock) {
-                    let e = Edge { from: status.state.kind(), via, to: next.state.kind() };
+                    let e = Edge {
+                        from: status.state.kind(),
+                        via,
+                        to: next.state.kind(),
+                    };
                     assert!(TRANSITIONS.contains(&e), "{e:?}");
                     assert_eq!(next.lock, status.lock);
                 }

@@ -14,6 +14,9 @@ mod m20261128_000003_create_merge_group;
 mod m20261128_000004_create_job_tables;
 mod m20261128_000005_create_transitions;
 mod m20261128_000006_index_for_status_page;
+mod m20261201_000007_check_state_words;
+
+pub use m20261201_000007_check_state_words::{CHECKED, Checked};
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -28,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_create_job_tables::Migration),
             Box::new(m20261128_000005_create_transitions::Migration),
             Box::new(m20261128_000006_index_for_status_page::Migration),
+            Box::new(m20261201_000007_check_state_words::Migration),
         ]
     }
 }

@@ -42,6 +42,15 @@ impl JobKey {
     }
 }
 
+impl fmt::Display for JobSubject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobSubject::Reco(file) => write!(f, "raw file {file}"),
+            JobSubject::Merge(group) => write!(f, "merge group {group}"),
+        }
+    }
+}
+
 impl fmt::Display for JobKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.subject {

@@ -14,7 +14,7 @@ use crate::file::{FileEvent, FileId, FileState, TmbFile, file_step};
 use crate::group::group_step;
 pub use crate::group::{GroupEvent, GroupNo, GroupState, MergeGroup, MergedFile};
 use crate::guard::{Tally, Unmet, admits, needs_tally};
-use crate::job::{JobEvent, JobKey, JobState, job_step};
+use crate::job::{JobEvent, JobKey, JobState, JobSubject, job_step};
 use crate::name::DatasetName;
 use crate::rules::IllegalMove;
 use crate::state::Status;
@@ -668,6 +668,18 @@ impl DatasetView {
                 }
             }
             Change::NewJob { key } => {
+                let subject_here = match key.subject {
+                    JobSubject::Reco(f) => self.files.contains_key(&f),
+                    JobSubject::Merge(g) => self.groups.contains_key(&g),
+                };
+                if !subject_here {
+                    return Err(conflict(
+                        format!("job {key}"),
+                        format!("{} of {}", key.subject, self.name),
+                        "no such subject in this dataset",
+                    )
+                    .into());
+                }
                 if let Some(j) = self.jobs.get(key) {
                     return Err(conflict(format!("job {key}"), "absent", j.state).into());
                 }

@@ -449,7 +449,36 @@ impl Writer<'_> {
         })
     }
 
+    /// Fails unless every raw file of `ids` belongs to this dataset.
+    async fn files_here(&self, ids: &[i64]) -> Result<()> {
+        let distinct: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
+        let distinct: Vec<i64> = distinct.into_iter().collect();
+        for chunk in distinct.chunks(ID_CHUNK) {
+            let here = FileStatus::find()
+                .filter(file_status::Column::DatasetId.eq(self.ds.id))
+                .filter(file_status::Column::Id.is_in(chunk.iter().copied()))
+                .count(self.txn)
+                .await?;
+            if here != chunk.len() as u64 {
+                return Err(conflict(
+                    format!("jobs of {}", self.name),
+                    "raw files of this dataset",
+                    "a raw file of another dataset, or none",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn new_jobs(&mut self, keys: &[JobKey]) -> Result<()> {
+        let reco_files = keys
+            .iter()
+            .filter_map(|k| match k.subject {
+                JobSubject::Reco(f) => Some(db_id(f)),
+                JobSubject::Merge(_) => None,
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        self.files_here(&reco_files).await?;
         let mut reco = Vec::new();
         let mut merge = Vec::new();
         for key in keys {

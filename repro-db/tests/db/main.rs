@@ -3,8 +3,10 @@
 
 mod support;
 
+mod test_api_properties;
 mod test_bulk;
 mod test_concurrency;
 mod test_corrupt_rows;
 mod test_lifecycle;
 mod test_migrations;
+mod test_refusals;
