@@ -37,6 +37,16 @@ pub struct TmbFile {
     pub size: u64,
 }
 
+impl TmbFile {
+    /// A TMB file at `path` of `size` bytes.
+    pub fn new(path: impl Into<String>, size: u64) -> Self {
+        TmbFile {
+            path: path.into(),
+            size,
+        }
+    }
+}
+
 snake_words! {
     /// Where a raw file is in its lifecycle.
     FileState, "file", [

@@ -28,6 +28,14 @@ pub struct MergedFile {
 }
 
 impl MergedFile {
+    /// The merged file of `group` of `dataset`, under its deterministic name.
+    pub fn of(dataset: &DatasetName, group: GroupNo, size: u64) -> Self {
+        MergedFile {
+            name: Self::name_for(dataset, group),
+            size,
+        }
+    }
+
     /// The deterministic name of a group's merged file: `DATASET.merged.0003`.
     pub fn name_for(dataset: &DatasetName, group: GroupNo) -> String {
         format!("{dataset}.merged.{:04}", group.0)
@@ -73,7 +81,7 @@ snake_words! {
 }
 
 impl GroupEvent {
-    /// The attempt base after this event (see [`FileEvent::base_after`]).
+    /// The attempt base after this event (see [`crate::file::FileEvent::base_after`]).
     pub const fn base_after(self, attempts_before: u32, base_before: u32) -> u32 {
         match self.new_base(attempts_before) {
             Some(b) => b,

@@ -67,6 +67,16 @@ pub struct NewFile {
     pub size: u64,
 }
 
+impl NewFile {
+    /// A raw file of `size` bytes.
+    pub fn new(lfn: impl Into<String>, size: u64) -> Self {
+        NewFile {
+            lfn: lfn.into(),
+            size,
+        }
+    }
+}
+
 /// Options for registering a dataset.
 #[derive(Debug, Clone, Default)]
 pub struct Register {
@@ -74,6 +84,16 @@ pub struct Register {
     pub unlock: bool,
     /// The site that processes it.
     pub site: Option<String>,
+}
+
+impl Register {
+    /// Registered and released to automation at once, at no particular site.
+    pub fn unlocked() -> Self {
+        Register {
+            unlock: true,
+            site: None,
+        }
+    }
 }
 
 /// A claim on a dataset, held until [`Store::release`] or until it expires.
