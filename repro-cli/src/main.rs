@@ -258,29 +258,35 @@ async fn serve(store: Store, bind: std::net::SocketAddr) -> Result<ExitCode, Cli
     Ok(ExitCode::SUCCESS)
 }
 
-/// `repro lock` and `repro unlock`: idempotent, one dataset after the other.
+/// `repro lock` and `repro unlock`: idempotent, and all or none: every name is checked
+/// before any dataset changes.
 async fn lock(store: &Store, args: &cli::Names, locking: bool) -> Result<ExitCode, CliError> {
+    let (via, word) = if locking {
+        (repro_core::Transition::Lock, repro_core::LockWord::Lock)
+    } else {
+        (repro_core::Transition::Unlock, repro_core::LockWord::Unlock)
+    };
+    let mut due = Vec::new();
     for n in &args.names {
         let n = name(n)?;
-        let view = store.load(&n).await?;
-        let changes = if locking {
-            operator::lock(&view, args.reason.as_deref())
-        } else {
-            operator::unlock(&view, args.reason.as_deref())
-        };
-        match changes {
-            Ok(c) => {
-                store.apply(&n, &c, &actor()).await?;
-                println!("{n}: {}", if locking { "LOCK" } else { "UNLOCK" });
-            }
+        let mut loaded = store.load_dataset(&n).await?;
+        if let Some(r) = &args.reason {
+            loaded = loaded.because(r.as_str());
+        }
+        match loaded.take(via) {
+            Ok(moved) => due.push((n, Some(moved))),
             // Asking again for what is already so is not an error.
-            Err(repro_core::OperatorError::Refused(repro_core::Refused::AlreadyThere {
-                lock,
-                ..
-            })) => {
-                println!("{n}: already {lock}");
+            Err(repro_core::Refused::AlreadyThere { .. }) => due.push((n, None)),
+            Err(e) => return Err(repro_core::OperatorError::from(e).into()),
+        }
+    }
+    for (n, moved) in due {
+        match moved {
+            Some(m) => {
+                store.save(m, &actor()).await?;
+                println!("{n}: {word}");
             }
-            Err(e) => return Err(e.into()),
+            None => println!("{n}: already {word}"),
         }
     }
     Ok(ExitCode::SUCCESS)

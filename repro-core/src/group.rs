@@ -155,6 +155,20 @@ pub struct MergeGroup {
 }
 
 impl MergeGroup {
+    /// A group just formed from `files`: merging, no attempt made yet.
+    pub fn new(no: GroupNo, files: Vec<FileId>, bytes: u64) -> Self {
+        MergeGroup {
+            no,
+            files,
+            bytes,
+            state: GroupState::Merging,
+            attempts: 0,
+            attempt_base: 0,
+            last_error: None,
+            output: None,
+        }
+    }
+
     /// Whether the policy's cap leaves this group another attempt at its current step.
     pub fn may_try(&self, cap: u32) -> bool {
         self.attempts.saturating_sub(self.attempt_base) < cap

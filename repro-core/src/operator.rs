@@ -30,6 +30,9 @@ pub enum OperatorError {
     /// A reset needs a reason, for the history.
     #[error("a reset needs a reason (for the history)")]
     NoReason,
+    /// There is no reset back to this phase.
+    #[error("there is no reset to {0}: a reset goes back to prestage or reco")]
+    NoResetTo(Phase),
 }
 
 /// The operator's move `via`, made by the typed method it names on the recovered dataset.
@@ -145,11 +148,7 @@ pub fn reset(view: &DatasetView, to: Phase, reason: &str) -> Result<Vec<Change>,
     if reason.trim().is_empty() {
         return Err(OperatorError::NoReason);
     }
-    let via = Transition::reset_to(to).ok_or(Refused::NoSuchTransition {
-        found: view.status.state,
-        kind: view.status.state.kind(),
-        tried: Transition::ResetToReco,
-    })?;
+    let via = Transition::reset_to(to).ok_or(OperatorError::NoResetTo(to))?;
     let mut out = vec![dataset_change(view, via, Some(reason))?];
     for p in Phase::ALL.iter().copied().filter(|p| *p >= to) {
         out.extend(rearm(view, p));

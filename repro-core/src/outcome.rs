@@ -126,11 +126,8 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
             if j.state != JobState::Reserved {
                 return Err(stale(format!("job {job}"), j.state));
             }
-            let mut c = Change::job(j, JobEvent::Submit).ok_or_else(|| stale(job, j.state))?;
-            if let Change::Job { batch_id: b, .. } = &mut c {
-                *b = Some(batch_id.clone());
-            }
-            Ok(vec![c])
+            let c = Change::job(j, JobEvent::Submit).ok_or_else(|| stale(job, j.state))?;
+            Ok(vec![c.with_batch_id(batch_id.clone())])
         }
         Outcome::Started { job } => {
             let j = live(view, *job)?;
@@ -168,12 +165,8 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
                 Change::job(j, JobEvent::Finish)
                     .ok_or_else(|| stale(format!("job {job}"), j.state))?,
             ];
-            let mut gc =
-                Change::group(grp, GroupEvent::Finish).ok_or_else(|| stale(no, grp.state))?;
-            if let Change::Group { output: o, .. } = &mut gc {
-                *o = Some(output.clone());
-            }
-            out.push(gc);
+            let gc = Change::group(grp, GroupEvent::Finish).ok_or_else(|| stale(no, grp.state))?;
+            out.push(gc.with_output(output.clone()));
             for id in &grp.files {
                 out.extend(file_change(
                     view,
@@ -189,15 +182,9 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
             job,
             exit_code,
             reason,
-        } => {
-            let mut out = job_failure(view, *job, JobEvent::Fail, reason)?;
-            if let Some(Change::Job { exit_code: e, .. }) = out.first_mut() {
-                *e = *exit_code;
-            }
-            Ok(out)
-        }
+        } => job_failure(view, *job, JobEvent::Fail, reason, *exit_code),
         Outcome::JobLost { job } => {
-            job_failure(view, *job, JobEvent::Lose, "lost by the batch system")
+            job_failure(view, *job, JobEvent::Lose, "lost by the batch system", None)
         }
         Outcome::Declared { group } => {
             let grp = group_in(view, *group, GroupState::Declaring)?;
@@ -276,12 +263,14 @@ fn job_failure(
     key: JobKey,
     event: JobEvent,
     reason: &str,
+    exit_code: Option<i32>,
 ) -> Result<Vec<Change>, StaleOutcome> {
     let j = live(view, key)?;
     let mut out = vec![
         Change::job(j, event)
             .ok_or_else(|| stale(format!("job {key}"), j.state))?
-            .with_error(reason),
+            .with_error(reason)
+            .with_exit_code(exit_code),
     ];
     let why = format!("attempt {}: {reason}", key.attempt);
     match key.subject {

@@ -16,7 +16,7 @@ use crate::policy::Policy;
 use crate::state::{DatasetState, Phase, StageKind};
 use crate::transition::Transition;
 use crate::typed::AnyDataset;
-use crate::view::{Change, DatasetView, GroupEvent, GroupNo, GroupState, MergedFile};
+use crate::view::{Change, DatasetView, GroupEvent, GroupNo, GroupState, MergeGroup, MergedFile};
 use crate::words::LockWord;
 
 /// An external action a driver performs through a backend.
@@ -169,22 +169,42 @@ pub fn plan_for(view: &DatasetView, policy: &Policy, at: impl Fn(StageKind) -> b
         if !at(work.status.state.kind()) {
             break;
         }
-        let (changes, actions) = phase_step(&work, policy);
-        if changes.is_empty() {
+        let step = stage_step(&work, policy);
+        if step.changes.is_empty() {
             break;
         }
-        let moved = changes.iter().any(|c| matches!(c, Change::Dataset(_)));
-        if work.apply(&changes).is_err() {
+        let moved = step.transitions().next().is_some();
+        if work.apply(&step.changes).is_err() {
             // Only an inconsistent snapshot gets here; what was planned so far stands.
             break;
         }
-        out.changes.extend(changes);
-        out.actions.extend(actions);
+        out.changes.extend(step.changes);
+        out.actions.extend(step.actions);
         if !moved {
             break;
         }
     }
     out
+}
+
+/// The work of the stage the dataset is at, and the transition that leaves it when the
+/// stage's work is done. One function per stage.
+fn stage_step(v: &DatasetView, policy: &Policy) -> Plan {
+    match v.status.state.kind() {
+        StageKind::PrestageNotDone => start(v, Transition::StartPrestage),
+        StageKind::RecoNotDone => start(v, Transition::StartReco),
+        StageKind::MergeNotDone => start_merge(v, policy),
+        StageKind::PrestageRunning => prestaging(v, policy),
+        StageKind::RecoRunning => reconstructing(v, policy),
+        StageKind::MergeRunning => merging(v, policy),
+        StageKind::MergeDone => declaring(v, policy),
+        StageKind::CleanupNotDone => cleaning(v, policy),
+        StageKind::PrestageFailed
+        | StageKind::RecoFailed
+        | StageKind::MergeFailed
+        | StageKind::CleanupFailed
+        | StageKind::Cleaned => Plan::default(),
+    }
 }
 
 /// The dataset move `via`, made by the typed method it names on the recovered dataset.
@@ -195,228 +215,258 @@ fn dataset_move(v: &DatasetView, via: Transition) -> Option<Change> {
     moved.into_changes().pop()
 }
 
-fn phase_step(v: &DatasetView, policy: &Policy) -> (Vec<Change>, Vec<Action>) {
-    let mut changes = Vec::new();
-    let mut actions = Vec::new();
-    let cap = policy.max_attempts;
-    let go = |via| dataset_move(v, via).into_iter().collect::<Vec<_>>();
-    match v.status.state.kind() {
-        StageKind::PrestageNotDone => return (go(Transition::StartPrestage), actions),
-        StageKind::RecoNotDone => return (go(Transition::StartReco), actions),
-        StageKind::MergeNotDone => {
-            let partial = v.status.state.reco_outcome() == Some(crate::RecoOutcome::Partial);
-            if partial && !policy.merge_partial {
-                return (changes, actions);
-            }
-            return (go(Transition::StartMerge), actions);
+impl Plan {
+    /// Reserves an action: the change that reserves it, then the action itself. A change
+    /// the tables refuse reserves nothing, and then nothing is done.
+    fn reserve(&mut self, change: Option<Change>, action: Action) {
+        if let Some(c) = change {
+            self.changes.push(c);
+            self.actions.push(action);
         }
-        StageKind::PrestageRunning => {
-            let mut open = false;
-            for f in v.files.values() {
-                match f.state {
-                    FileState::Registered | FileState::StageFailed if f.may_try(cap) => {
-                        changes.extend(Change::file(f, FileEvent::RequestStage));
-                        actions.push(Action::Stage {
-                            file: f.id,
-                            lfn: f.lfn.clone(),
-                            attempt: f.attempts + 1,
-                        });
-                        open = true;
-                    }
-                    FileState::StageFailed => {
-                        changes.extend(Change::file(f, FileEvent::GiveUp));
-                        open = true;
-                    }
-                    FileState::Staging => open = true,
-                    _ => {}
-                }
-            }
-            if !open {
-                let any_staged = v.files.values().any(|f| !f.state.failed_for_good());
-                let via = if any_staged {
-                    Transition::FinishPrestage
-                } else {
-                    Transition::FailPrestage
+    }
+
+    /// Moves the dataset along `via`.
+    fn close(&mut self, v: &DatasetView, via: Transition) {
+        self.changes.extend(dataset_move(v, via));
+    }
+}
+
+/// A phase that starts with no work of its own.
+fn start(v: &DatasetView, via: Transition) -> Plan {
+    let mut p = Plan::default();
+    p.close(v, via);
+    p
+}
+
+/// Merge `NOT DONE`: a reco-`PARTIAL` dataset waits unless the policy merges partial ones.
+fn start_merge(v: &DatasetView, policy: &Policy) -> Plan {
+    let partial = v.status.state.reco_outcome() == Some(crate::RecoOutcome::Partial);
+    if partial && !policy.merge_partial {
+        return Plan::default();
+    }
+    start(v, Transition::StartMerge)
+}
+
+/// Prestage `RUNNING`: stage what has attempts left, give up on what has none; when no file
+/// is left to stage, finish (some staged) or fail (none).
+fn prestaging(v: &DatasetView, policy: &Policy) -> Plan {
+    let mut p = Plan::default();
+    let mut open = false;
+    for f in v.files.values() {
+        match f.state {
+            FileState::Registered | FileState::StageFailed if f.may_try(policy.max_attempts) => {
+                let action = Action::Stage {
+                    file: f.id,
+                    lfn: f.lfn.clone(),
+                    attempt: f.attempts + 1,
                 };
-                changes.extend(dataset_move(v, via));
-            }
-        }
-        StageKind::RecoRunning => {
-            let mut open = false;
-            for f in v.files.values() {
-                let subject = JobSubject::Reco(f.id);
-                match f.state {
-                    FileState::Staged | FileState::RecoFailed
-                        if f.may_try(cap) && v.live_job(subject).is_none() =>
-                    {
-                        let key = JobKey {
-                            subject,
-                            attempt: f.attempts + 1,
-                        };
-                        changes.extend(Change::file(f, FileEvent::SubmitReco));
-                        changes.push(Change::NewJob { key });
-                        actions.push(Action::SubmitReco {
-                            job: key,
-                            name: key.name(&v.name),
-                            lfn: f.lfn.clone(),
-                        });
-                        open = true;
-                    }
-                    FileState::RecoFailed if v.live_job(subject).is_none() => {
-                        changes.extend(Change::file(f, FileEvent::GiveUp));
-                        open = true;
-                    }
-                    FileState::Staged | FileState::RecoSubmitted | FileState::RecoFailed => {
-                        open = true;
-                    }
-                    _ => {}
-                }
-            }
-            if !open {
-                let with_tmb = v.files.values().filter(|f| f.state.has_tmb()).count();
-                let via = if with_tmb == v.files.len() {
-                    Transition::CompleteReco
-                } else if with_tmb > 0 {
-                    Transition::PartialReco
-                } else {
-                    Transition::FailReco
-                };
-                changes.extend(dataset_move(v, via));
-            }
-        }
-        StageKind::MergeRunning => {
-            let mut open = false;
-            for grp in v.groups.values() {
-                match grp.state {
-                    GroupState::Merging => {
-                        open = true;
-                        if v.live_job(JobSubject::Merge(grp.no)).is_some() {
-                            continue;
-                        }
-                        if grp.may_try(cap) {
-                            submit_merge(v, grp.no, grp.attempts, &mut actions);
-                            changes.extend(Change::group(grp, GroupEvent::SubmitMerge));
-                            changes.push(Change::NewJob {
-                                key: JobKey {
-                                    subject: JobSubject::Merge(grp.no),
-                                    attempt: grp.attempts + 1,
-                                },
-                            });
-                        } else {
-                            changes.extend(Change::group(grp, GroupEvent::GiveUp));
-                        }
-                    }
-                    GroupState::FailedForGood => {}
-                    GroupState::Merged | GroupState::Declaring | GroupState::Declared => {}
-                }
-            }
-            let next = v.groups.keys().next_back().map_or(1, |g| g.0 + 1);
-            for (i, files) in new_groups(v, policy).into_iter().enumerate() {
+                p.reserve(Change::file(f, FileEvent::RequestStage), action);
                 open = true;
-                let no = GroupNo(next + i as u32);
-                let bytes = files.iter().map(|f| tmb_size(v, *f)).sum();
-                let inputs = tmb_files(v, &files);
-                changes.push(Change::NewGroup { no, files, bytes });
-                changes.push(Change::Group {
-                    no,
-                    from: GroupState::Merging,
-                    attempts: 0,
-                    event: GroupEvent::SubmitMerge,
-                    to: GroupState::Merging,
-                    error: None,
-                    output: None,
-                });
+            }
+            FileState::StageFailed => {
+                p.changes.extend(Change::file(f, FileEvent::GiveUp));
+                open = true;
+            }
+            FileState::Staging => open = true,
+            _ => {}
+        }
+    }
+    if !open {
+        let any_staged = v.files.values().any(|f| !f.state.failed_for_good());
+        p.close(
+            v,
+            if any_staged {
+                Transition::FinishPrestage
+            } else {
+                Transition::FailPrestage
+            },
+        );
+    }
+    p
+}
+
+/// Reco `RUNNING`: submit a job for each staged file (or failed one with attempts left)
+/// that has none live, give up on the rest; when every file is settled, end complete,
+/// partial or failed by how many have a TMB file.
+fn reconstructing(v: &DatasetView, policy: &Policy) -> Plan {
+    let mut p = Plan::default();
+    let mut open = false;
+    for f in v.files.values() {
+        let subject = JobSubject::Reco(f.id);
+        let idle = v.live_job(subject).is_none();
+        match f.state {
+            FileState::Staged | FileState::RecoFailed if idle && f.may_try(policy.max_attempts) => {
                 let key = JobKey {
-                    subject: JobSubject::Merge(no),
-                    attempt: 1,
+                    subject,
+                    attempt: f.attempts + 1,
                 };
-                changes.push(Change::NewJob { key });
-                actions.push(Action::SubmitMerge {
+                let action = Action::SubmitReco {
                     job: key,
                     name: key.name(&v.name),
-                    inputs,
-                    output: MergedFile::name_for(&v.name, no),
-                });
-            }
-            if !open {
-                let failed = v
-                    .groups
-                    .values()
-                    .any(|g| g.state == GroupState::FailedForGood);
-                let via = if failed {
-                    Transition::FailMerge
-                } else {
-                    Transition::FinishMerge
+                    lfn: f.lfn.clone(),
                 };
-                changes.extend(dataset_move(v, via));
-            }
-        }
-        StageKind::MergeDone => {
-            let mut open = false;
-            let mut exhausted = false;
-            for grp in v.groups.values() {
-                match grp.state {
-                    GroupState::Merged if grp.may_try(cap) => {
-                        if let Some(merged) = &grp.output {
-                            changes.extend(Change::group(grp, GroupEvent::ReserveDeclare));
-                            actions.push(Action::Declare {
-                                group: grp.no,
-                                merged: merged.clone(),
-                                attempt: grp.attempts + 1,
-                            });
-                        }
-                        open = true;
-                    }
-                    GroupState::Merged => exhausted = true,
-                    GroupState::Declaring => open = true,
-                    _ => {}
+                if let Some(c) = Change::file(f, FileEvent::SubmitReco) {
+                    p.changes.push(c);
+                    p.reserve(Some(Change::NewJob { key }), action);
                 }
+                open = true;
             }
-            if !open {
-                let via = if exhausted {
-                    Transition::FailMerge
-                } else {
-                    Transition::DeclareMerged
-                };
-                changes.extend(dataset_move(v, via));
+            FileState::RecoFailed if idle => {
+                p.changes.extend(Change::file(f, FileEvent::GiveUp));
+                open = true;
             }
+            FileState::Staged | FileState::RecoSubmitted | FileState::RecoFailed => open = true,
+            _ => {}
         }
-        StageKind::CleanupNotDone => {
-            let mut open = false;
-            let mut exhausted = false;
-            for f in v.files.values() {
-                match f.state {
-                    FileState::Merged if f.may_try(cap) => {
-                        changes.extend(Change::file(f, FileEvent::ReserveDelete));
-                        actions.push(Action::Delete {
-                            file: f.id,
-                            lfn: f.lfn.clone(),
-                            tmb: f.tmb.clone(),
-                            attempt: f.attempts + 1,
-                        });
-                        open = true;
-                    }
-                    FileState::Merged => exhausted = true,
-                    FileState::Deleting => open = true,
-                    _ => {}
-                }
-            }
-            if !open {
-                let via = if exhausted {
-                    Transition::FailCleanup
-                } else {
-                    Transition::Clean
-                };
-                changes.extend(dataset_move(v, via));
-            }
-        }
-        StageKind::PrestageFailed
-        | StageKind::RecoFailed
-        | StageKind::MergeFailed
-        | StageKind::CleanupFailed
-        | StageKind::Cleaned => {}
     }
-    (changes, actions)
+    if !open {
+        let with_tmb = v.files.values().filter(|f| f.state.has_tmb()).count();
+        let via = if with_tmb == v.files.len() {
+            Transition::CompleteReco
+        } else if with_tmb > 0 {
+            Transition::PartialReco
+        } else {
+            Transition::FailReco
+        };
+        p.close(v, via);
+    }
+    p
+}
+
+/// Merge `RUNNING`: resubmit merging groups with no live job (or give them up), form new
+/// groups from reconstructed, ungrouped files and submit them; when nothing merges any
+/// more, finish, or fail if a group failed for good.
+fn merging(v: &DatasetView, policy: &Policy) -> Plan {
+    let mut p = Plan::default();
+    let mut open = false;
+    for grp in v.groups.values() {
+        if grp.state != GroupState::Merging {
+            continue;
+        }
+        open = true;
+        if v.live_job(JobSubject::Merge(grp.no)).is_some() {
+            continue;
+        }
+        if grp.may_try(policy.max_attempts) {
+            submit_merge(v, grp, &mut p);
+        } else {
+            p.changes.extend(Change::group(grp, GroupEvent::GiveUp));
+        }
+    }
+    let next = v.groups.keys().next_back().map_or(1, |g| g.0 + 1);
+    for (i, files) in new_groups(v, policy).into_iter().enumerate() {
+        open = true;
+        let bytes = files.iter().map(|f| tmb_size(v, *f)).sum();
+        let grp = MergeGroup::new(GroupNo(next + i as u32), files, bytes);
+        p.changes.push(Change::new_group(&grp));
+        submit_merge(v, &grp, &mut p);
+    }
+    if !open {
+        let failed = v
+            .groups
+            .values()
+            .any(|g| g.state == GroupState::FailedForGood);
+        p.close(
+            v,
+            if failed {
+                Transition::FailMerge
+            } else {
+                Transition::FinishMerge
+            },
+        );
+    }
+    p
+}
+
+/// Reserves the next merge job of `grp` and its submission.
+fn submit_merge(v: &DatasetView, grp: &MergeGroup, p: &mut Plan) {
+    let key = JobKey {
+        subject: JobSubject::Merge(grp.no),
+        attempt: grp.attempts + 1,
+    };
+    let action = Action::SubmitMerge {
+        job: key,
+        name: key.name(&v.name),
+        inputs: tmb_files(v, &grp.files),
+        output: MergedFile::name_for(&v.name, grp.no),
+    };
+    if let Some(c) = Change::group(grp, GroupEvent::SubmitMerge) {
+        p.changes.push(c);
+        p.reserve(Some(Change::NewJob { key }), action);
+    }
+}
+
+/// Merge `MERGED`/`PARTIAL`: declare each merged file with attempts left; when none is
+/// left to declare, declare the dataset (`MERGED_DBUP`), or fail if attempts ran out.
+fn declaring(v: &DatasetView, policy: &Policy) -> Plan {
+    let mut p = Plan::default();
+    let mut open = false;
+    let mut exhausted = false;
+    for grp in v.groups.values() {
+        match grp.state {
+            GroupState::Merged if grp.may_try(policy.max_attempts) => {
+                if let Some(merged) = &grp.output {
+                    let action = Action::Declare {
+                        group: grp.no,
+                        merged: merged.clone(),
+                        attempt: grp.attempts + 1,
+                    };
+                    p.reserve(Change::group(grp, GroupEvent::ReserveDeclare), action);
+                }
+                open = true;
+            }
+            GroupState::Merged => exhausted = true,
+            GroupState::Declaring => open = true,
+            _ => {}
+        }
+    }
+    if !open {
+        p.close(
+            v,
+            if exhausted {
+                Transition::FailMerge
+            } else {
+                Transition::DeclareMerged
+            },
+        );
+    }
+    p
+}
+
+/// Cleanup `NOT DONE`: delete each merged file's intermediates with attempts left; when
+/// none is left, clean, or fail if attempts ran out.
+fn cleaning(v: &DatasetView, policy: &Policy) -> Plan {
+    let mut p = Plan::default();
+    let mut open = false;
+    let mut exhausted = false;
+    for f in v.files.values() {
+        match f.state {
+            FileState::Merged if f.may_try(policy.max_attempts) => {
+                let action = Action::Delete {
+                    file: f.id,
+                    lfn: f.lfn.clone(),
+                    tmb: f.tmb.clone(),
+                    attempt: f.attempts + 1,
+                };
+                p.reserve(Change::file(f, FileEvent::ReserveDelete), action);
+                open = true;
+            }
+            FileState::Merged => exhausted = true,
+            FileState::Deleting => open = true,
+            _ => {}
+        }
+    }
+    if !open {
+        p.close(
+            v,
+            if exhausted {
+                Transition::FailCleanup
+            } else {
+                Transition::Clean
+            },
+        );
+    }
+    p
 }
 
 fn tmb_size(v: &DatasetView, id: FileId) -> u64 {
@@ -458,20 +508,6 @@ fn new_groups(v: &DatasetView, policy: &Policy) -> Vec<Vec<FileId>> {
         groups.push(cur);
     }
     groups
-}
-
-fn submit_merge(v: &DatasetView, no: GroupNo, attempts: u32, actions: &mut Vec<Action>) {
-    let Some(grp) = v.groups.get(&no) else { return };
-    let key = JobKey {
-        subject: JobSubject::Merge(no),
-        attempt: attempts + 1,
-    };
-    actions.push(Action::SubmitMerge {
-        job: key,
-        name: key.name(&v.name),
-        inputs: tmb_files(v, &grp.files),
-        output: MergedFile::name_for(&v.name, no),
-    });
 }
 
 /// What a check should ask the outside world about: staging files, live jobs, and
@@ -523,4 +559,264 @@ pub fn at_rest(state: DatasetState) -> bool {
             | StageKind::MergeFailed
             | StageKind::CleanupFailed
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::{FileId, TmbFile};
+    use crate::name::DatasetName;
+    use crate::state::{CleanupProgress, MergeProgress, Progress, Status};
+    use crate::view::RawFile;
+    use crate::{RecoOutcome, words::LockWord};
+
+    fn policy() -> Policy {
+        Policy {
+            max_attempts: 2,
+            merge_group_files: 2,
+            merge_group_bytes: None,
+            merge_partial: false,
+        }
+    }
+
+    /// An unlocked dataset at `state` whose files are in `files`, in that order.
+    fn at(state: DatasetState, files: &[FileState]) -> DatasetView {
+        let raw = files.iter().enumerate().map(|(i, s)| {
+            let mut f = RawFile::new(FileId(i as u64 + 1), format!("raw{i}"), 10);
+            f.state = *s;
+            if s.has_tmb() {
+                f.tmb = Some(TmbFile::new(format!("tmb{i}"), 5));
+            }
+            f
+        });
+        let mut v = DatasetView::new(DatasetName::new("unit").unwrap(), raw);
+        v.status = Status {
+            lock: LockWord::Unlock,
+            state,
+        };
+        v
+    }
+
+    fn vias(p: &Plan) -> Vec<Transition> {
+        p.transitions().collect()
+    }
+
+    const PRESTAGING: DatasetState = DatasetState::Prestage(Progress::Running);
+    const RECONSTRUCTING: DatasetState = DatasetState::Reco(Progress::Running);
+
+    #[test]
+    fn a_locked_dataset_plans_nothing() {
+        let mut v = at(DatasetState::START, &[FileState::Registered]);
+        v.status.lock = LockWord::Lock;
+        assert!(plan(&v, &policy()).is_empty());
+    }
+
+    #[test]
+    fn a_new_dataset_starts_prestage_and_stages_every_file_in_one_plan() {
+        let v = at(DatasetState::START, &[FileState::Registered; 3]);
+        let p = plan(&v, &policy());
+        assert_eq!(vias(&p), [Transition::StartPrestage]);
+        assert_eq!(p.actions.len(), 3);
+        assert!(
+            p.actions
+                .iter()
+                .all(|a| matches!(a, Action::Stage { attempt: 1, .. }))
+        );
+    }
+
+    #[test]
+    fn prestaging_gives_up_on_a_file_out_of_attempts_and_retries_the_others() {
+        let mut v = at(
+            PRESTAGING,
+            &[FileState::StageFailed, FileState::StageFailed],
+        );
+        v.files.get_mut(&FileId(1)).unwrap().attempts = 2;
+        v.files.get_mut(&FileId(2)).unwrap().attempts = 1;
+        let p = prestaging(&v, &policy());
+        assert_eq!(
+            p.actions,
+            [Action::Stage {
+                file: FileId(2),
+                lfn: "raw1".into(),
+                attempt: 2
+            }]
+        );
+        assert!(p.changes.iter().any(|c| matches!(
+            c,
+            Change::File {
+                id: FileId(1),
+                event: FileEvent::GiveUp,
+                ..
+            }
+        )));
+        assert!(vias(&p).is_empty(), "a file is still being staged");
+    }
+
+    #[test]
+    fn prestaging_finishes_when_some_file_is_staged_and_fails_when_none_is() {
+        let some = at(
+            PRESTAGING,
+            &[FileState::Staged, FileState::StageFailedForGood],
+        );
+        assert_eq!(
+            vias(&prestaging(&some, &policy())),
+            [Transition::FinishPrestage]
+        );
+        let none = at(PRESTAGING, &[FileState::StageFailedForGood]);
+        assert_eq!(
+            vias(&prestaging(&none, &policy())),
+            [Transition::FailPrestage]
+        );
+        let busy = at(PRESTAGING, &[FileState::Staged, FileState::Staging]);
+        assert!(prestaging(&busy, &policy()).is_empty());
+    }
+
+    #[test]
+    fn reconstructing_reserves_one_job_per_staged_file() {
+        let v = at(RECONSTRUCTING, &[FileState::Staged, FileState::Staged]);
+        let p = reconstructing(&v, &policy());
+        let jobs: Vec<_> = p
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::NewJob { key } => Some(key.name(&v.name)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(jobs, ["unit.reco.f1.a1", "unit.reco.f2.a1"]);
+        assert_eq!(p.actions.len(), 2);
+        // Written, the same plan reserves nothing again.
+        let mut after = v.clone();
+        after.apply(&p.changes).unwrap();
+        assert!(reconstructing(&after, &policy()).is_empty());
+    }
+
+    #[test]
+    fn reco_ends_complete_partial_or_failed() {
+        use FileState as F;
+        let all = at(RECONSTRUCTING, &[F::Reconstructed, F::Reconstructed]);
+        assert_eq!(
+            vias(&reconstructing(&all, &policy())),
+            [Transition::CompleteReco]
+        );
+        let some = at(RECONSTRUCTING, &[F::Reconstructed, F::RecoFailedForGood]);
+        assert_eq!(
+            vias(&reconstructing(&some, &policy())),
+            [Transition::PartialReco]
+        );
+        let none = at(
+            RECONSTRUCTING,
+            &[F::RecoFailedForGood, F::StageFailedForGood],
+        );
+        assert_eq!(
+            vias(&reconstructing(&none, &policy())),
+            [Transition::FailReco]
+        );
+    }
+
+    #[test]
+    fn a_partial_dataset_waits_for_merge_unless_the_policy_merges_partial_ones() {
+        let waiting = DatasetState::Merge(RecoOutcome::Partial, MergeProgress::NotDone);
+        let v = at(
+            waiting,
+            &[FileState::Reconstructed, FileState::RecoFailedForGood],
+        );
+        assert!(start_merge(&v, &policy()).is_empty());
+        let merge_partial = Policy {
+            merge_partial: true,
+            ..policy()
+        };
+        assert_eq!(
+            vias(&start_merge(&v, &merge_partial)),
+            [Transition::StartMerge]
+        );
+    }
+
+    #[test]
+    fn merging_forms_groups_as_full_as_the_policy_allows_and_submits_each() {
+        let running = DatasetState::Merge(RecoOutcome::Completed, MergeProgress::Running);
+        let v = at(running, &[FileState::Reconstructed; 5]);
+        let p = merging(&v, &policy());
+        let groups: Vec<usize> = p
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::NewGroup { files, .. } => Some(files.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(groups, [2, 2, 1]);
+        let outputs: Vec<&str> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::SubmitMerge { output, .. } => Some(output.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            outputs,
+            ["unit.merged.0001", "unit.merged.0002", "unit.merged.0003"]
+        );
+        assert!(vias(&p).is_empty());
+    }
+
+    #[test]
+    fn declaring_reserves_each_merged_file_then_declares_the_dataset() {
+        let done = DatasetState::Merge(RecoOutcome::Completed, MergeProgress::Merged);
+        let mut v = at(done, &[FileState::Merged]);
+        let mut g = MergeGroup::new(GroupNo(1), vec![FileId(1)], 5);
+        g.state = GroupState::Merged;
+        g.output = Some(MergedFile::of(&v.name, g.no, 5));
+        v.groups.insert(g.no, g);
+        let p = declaring(&v, &policy());
+        assert!(matches!(
+            p.actions[..],
+            [Action::Declare {
+                group: GroupNo(1),
+                attempt: 1,
+                ..
+            }]
+        ));
+        v.groups.get_mut(&GroupNo(1)).unwrap().state = GroupState::Declared;
+        assert_eq!(vias(&declaring(&v, &policy())), [Transition::DeclareMerged]);
+    }
+
+    #[test]
+    fn cleaning_deletes_intermediates_and_fails_when_attempts_run_out() {
+        let cleanup = DatasetState::Cleanup(RecoOutcome::Completed, CleanupProgress::NotDone);
+        let mut v = at(cleanup, &[FileState::Merged, FileState::Cleaned]);
+        let p = cleaning(&v, &policy());
+        assert!(matches!(
+            p.actions[..],
+            [Action::Delete {
+                file: FileId(1),
+                attempt: 1,
+                ..
+            }]
+        ));
+        v.files.get_mut(&FileId(1)).unwrap().attempts = 2;
+        assert_eq!(vias(&cleaning(&v, &policy())), [Transition::FailCleanup]);
+        v.files.get_mut(&FileId(1)).unwrap().state = FileState::Cleaned;
+        assert_eq!(vias(&cleaning(&v, &policy())), [Transition::Clean]);
+    }
+
+    #[test]
+    fn a_plan_runs_on_through_stages_that_end_at_once() {
+        // Reco NOT DONE with every file already reconstructed (after a reset): the plan
+        // starts reco and ends it in one go.
+        let v = at(
+            DatasetState::Reco(Progress::NotDone),
+            &[FileState::Reconstructed],
+        );
+        let p = plan(&v, &policy());
+        assert_eq!(
+            vias(&p)[..3],
+            [
+                Transition::StartReco,
+                Transition::CompleteReco,
+                Transition::StartMerge
+            ]
+        );
+    }
 }

@@ -417,6 +417,39 @@ impl Change {
         })
     }
 
+    /// Forms `grp` (as [`MergeGroup::new`] makes it) from its files.
+    pub fn new_group(grp: &MergeGroup) -> Change {
+        Change::NewGroup {
+            no: grp.no,
+            files: grp.files.clone(),
+            bytes: grp.bytes,
+        }
+    }
+
+    /// The same job change, recording the batch system's id.
+    pub fn with_batch_id(mut self, id: impl Into<String>) -> Change {
+        if let Change::Job { batch_id, .. } = &mut self {
+            *batch_id = Some(id.into());
+        }
+        self
+    }
+
+    /// The same job change, recording the exit code.
+    pub fn with_exit_code(mut self, code: Option<i32>) -> Change {
+        if let Change::Job { exit_code, .. } = &mut self {
+            *exit_code = code;
+        }
+        self
+    }
+
+    /// The same group change, recording the merged file its job produced.
+    pub fn with_output(mut self, merged: MergedFile) -> Change {
+        if let Change::Group { output, .. } = &mut self {
+            *output = Some(merged);
+        }
+        self
+    }
+
     /// The same file change, recording the TMB file a reco job produced.
     pub fn with_tmb(mut self, t: TmbFile) -> Change {
         if let Change::File { tmb, .. } = &mut self {
@@ -622,19 +655,8 @@ impl DatasetView {
                     }
                     f.group = Some(*no);
                 }
-                self.groups.insert(
-                    *no,
-                    MergeGroup {
-                        no: *no,
-                        files: files.clone(),
-                        bytes: *bytes,
-                        state: GroupState::Merging,
-                        attempts: 0,
-                        attempt_base: 0,
-                        last_error: None,
-                        output: None,
-                    },
-                );
+                self.groups
+                    .insert(*no, MergeGroup::new(*no, files.clone(), *bytes));
             }
             Change::Group {
                 no,

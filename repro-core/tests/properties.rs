@@ -1,6 +1,6 @@
 //! Property tests of the lifecycle: random sequences of driver rounds, outside-world
 //! outcomes (successes, failures, lost jobs, crashes between writing and acting) and
-//! operator actions, checked against the world model in `world.rs` at every step.
+//! operator actions, checked against the world model in `tests/support/mod.rs` at every step.
 //!
 //! Case count: `PROPTEST_CASES` (default 1000); sequence length: `REPRO_PROPTEST_STEPS`
 //! (default 100).
@@ -81,11 +81,23 @@ fn policy_strategy() -> impl Strategy<Value = Policy> {
         )
 }
 
+/// Where proptest reads and writes this file's failure seeds, relative to the package (the
+/// directory `cargo test` runs it in). Committed, so every run replays them first.
+const REGRESSIONS: &str = "proptest-regressions/properties.txt";
+
+#[test]
+fn the_committed_regression_seeds_are_where_proptest_replays_them() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(REGRESSIONS);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let seeds = text.lines().filter(|l| l.starts_with("cc ")).count();
+    assert!(seeds >= 1, "no seeds in {}", path.display());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: cases(),
         failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::Direct("proptest-regressions/properties.txt"),
+            proptest::test_runner::FileFailurePersistence::Direct(REGRESSIONS),
         )),
         ..ProptestConfig::default()
     })]

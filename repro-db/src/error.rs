@@ -13,6 +13,14 @@ pub enum DbError {
         /// What is wrong with it.
         why: String,
     },
+    /// The database server could not be reached (or did not answer in time).
+    #[error("cannot reach the database at {url}: {why}")]
+    Unreachable {
+        /// The URL as given (without its password).
+        url: String,
+        /// What the driver said.
+        why: String,
+    },
     /// The schema is missing or older than this version of the tool.
     #[error("the database schema is {what}; run `repro init` to create or upgrade it")]
     SchemaOutdated {

@@ -128,9 +128,19 @@ pub fn redact(url: &str) -> String {
 
 impl Store {
     /// Connects to `url`: `sqlite://PATH?mode=rwc`, `mysql://USER@HOST:PORT/DB` or
-    /// `postgres://USER@HOST:PORT/DB`. SQLite runs in WAL mode with a busy timeout, so that
+    /// `postgres://USER@HOST:PORT/DB`, giving up on a server that does not answer within
+    /// [`Store::CONNECT_TIMEOUT`]. SQLite runs in WAL mode with a busy timeout, so that
     /// concurrent processes wait for each other instead of failing.
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with_timeout(url, Store::CONNECT_TIMEOUT).await
+    }
+
+    /// How long [`Store::open`] waits for a database server.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// [`Store::open`], waiting at most `timeout` for the server to answer. An unreachable
+    /// server is [`DbError::Unreachable`]; a URL that cannot be used is [`DbError::BadUrl`].
+    pub async fn open_with_timeout(url: &str, timeout: Duration) -> Result<Store> {
         let bad = |why: &str| DbError::BadUrl {
             url: redact(url),
             why: why.to_owned(),
@@ -141,8 +151,8 @@ impl Store {
         }
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10));
+            .acquire_timeout(timeout.max(Duration::from_secs(30)))
+            .connect_timeout(timeout);
         match scheme {
             "sqlite" => {
                 opts.max_connections(4).map_sqlx_sqlite_opts(|o| {
@@ -162,10 +172,23 @@ impl Store {
                 )));
             }
         }
-        let db = Database::connect(opts).await.map_err(|e| DbError::BadUrl {
-            url: redact(url),
-            why: format!("cannot connect: {e}"),
-        })?;
+        let connect = tokio::time::timeout(timeout, Database::connect(opts));
+        let db = match connect.await {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) if is_configuration(&e) => return Err(bad(&e.to_string())),
+            Ok(Err(e)) => {
+                return Err(DbError::Unreachable {
+                    url: redact(url),
+                    why: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(DbError::Unreachable {
+                    url: redact(url),
+                    why: format!("no answer within {} s", timeout.as_secs_f64()),
+                });
+            }
+        };
         Ok(Store { db })
     }
 
@@ -571,6 +594,17 @@ impl Store {
     /// Runs a raw statement; for tests and tools that need to reach under the API.
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64> {
         Ok(self.db.execute_unprepared(sql).await?.rows_affected())
+    }
+}
+
+/// Whether a connection error is about the URL itself rather than the server.
+fn is_configuration(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error};
+    match e {
+        sea_orm::DbErr::Conn(RuntimeErr::SqlxError(inner)) => {
+            matches!(inner.as_ref(), Error::Configuration(_) | Error::Database(_))
+        }
+        _ => false,
     }
 }
 

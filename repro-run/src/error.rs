@@ -75,9 +75,10 @@ impl Error {
                 | DbError::OutOfRange { .. } => ErrorKind::Input,
                 DbError::Conflict(_) | DbError::LeaseHeld { .. } => ErrorKind::Conflict,
                 DbError::Illegal(_) => ErrorKind::Refused,
-                DbError::SchemaOutdated { .. } | DbError::CorruptRow { .. } | DbError::Db(_) => {
-                    ErrorKind::Other
-                }
+                DbError::Unreachable { .. }
+                | DbError::SchemaOutdated { .. }
+                | DbError::CorruptRow { .. }
+                | DbError::Db(_) => ErrorKind::Other,
             },
             Error::Config(_) | Error::FileList(_) | Error::Name(_) => ErrorKind::Input,
             Error::Operator(_) => ErrorKind::Refused,

@@ -80,6 +80,29 @@ fn a_bad_database_url_exits_2() {
 }
 
 #[test]
+fn an_unreachable_database_exits_1_naming_it() {
+    let env = Env::new();
+    let out = env.run(&[
+        "--db",
+        "mysql://root:secret@127.0.0.1:1/x",
+        "dataset",
+        "list",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        crate::support::render(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("repro: cannot reach the database at mysql://root@127.0.0.1:1/x: "),
+        "{err}"
+    );
+    assert!(!err.contains("secret"));
+}
+
+#[test]
 fn the_demo_runs_a_campaign_to_rest() {
     let env = Env::new();
     let out = env.run(&[

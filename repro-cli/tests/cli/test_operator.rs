@@ -146,3 +146,29 @@ fn reset_goes_back_keeping_finished_work() {
         "{h}"
     );
 }
+
+#[test]
+fn locking_several_datasets_is_all_or_none() {
+    let env = Env::new();
+    env.init_reliable();
+    env.add("first", 1, &["--unlock"]);
+    env.add("second", 1, &["--unlock"]);
+    let out = env.run(&["lock", "first", "nosuch", "second"]);
+    assert_eq!(out.status.code(), Some(2), "{}", env.show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no dataset named \"nosuch\""));
+    // Neither existing dataset was locked.
+    let list = env.run(&["--json", "dataset", "list"]);
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let locks: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["lock"].as_str().unwrap())
+        .collect();
+    assert_eq!(locks, ["UNLOCK", "UNLOCK"]);
+    let out = env.run(&["lock", "first", "second", "--reason", "tape drive down"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "first: LOCK\nsecond: LOCK\n"
+    );
+}

@@ -33,16 +33,27 @@ on_every_backend! {
 }
 
 #[tokio::test]
-async fn a_bad_url_is_an_error_naming_it_without_the_password() {
-    let err = Store::open("mysql://root:hunter2@127.0.0.1:1/none")
-        .await
-        .unwrap_err();
+async fn an_unreachable_server_is_named_without_the_password_and_given_up_on_soon() {
+    let started = std::time::Instant::now();
+    let err = Store::open_with_timeout(
+        "mysql://root:hunter2@127.0.0.1:1/none",
+        std::time::Duration::from_secs(2),
+    )
+    .await
+    .unwrap_err();
     let msg = err.to_string();
+    assert!(matches!(err, DbError::Unreachable { .. }), "{msg}");
     assert!(
-        msg.starts_with("bad database URL \"mysql://root@127.0.0.1:1/none\": cannot connect"),
+        msg.starts_with("cannot reach the database at mysql://root@127.0.0.1:1/none: "),
         "{msg}"
     );
     assert!(!msg.contains("hunter2"));
+    // Not a timing assertion on speed, only that the timeout is honoured at all.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn a_bad_url_is_an_error_naming_it() {
     let err = Store::open("oracle://x").await.unwrap_err();
     assert!(
         err.to_string().contains("unknown scheme \"oracle\""),

@@ -22,9 +22,81 @@ pub struct BackendError {
 
 /// The storage system, batch system and catalog, as the drivers see them.
 ///
-/// An attempt that fails (a job that crashes, a refused submission, a tool that prints
-/// garbage) is an [`Outcome`] of that attempt, never an `Err`; `Err` is for the world
-/// itself being unreachable.
+/// A backend is two calls, made by the [`Driver`](crate::Driver) with what the core
+/// decided. Everything a backend needs to know about an action is in the action (file
+/// names, job names, inputs, outputs); the view is there for names and sizes only, and a
+/// backend must not decide lifecycle questions from it.
+///
+/// # The contract
+///
+/// - **`perform` is called only after the actions are reserved.** Every action comes from
+///   a plan whose changes (file `staging`, a job row `reserved` under its deterministic
+///   name, group `declaring`, file `deleting`) were committed first. A backend may block
+///   for as long as its tools take (the driver runs it on a blocking thread); it should
+///   bound that with timeouts of its own (the command backend's `timeout_s`).
+/// - **It reports what the world said at once**: a batch id for a submission
+///   ([`Outcome::Submitted`]), an immediate refusal ([`Outcome::JobFailed`]), a
+///   declaration or deletion done. What it cannot know yet it leaves to `poll`.
+/// - **An attempt that fails is an `Outcome`, never an `Err`**: a crashed job, a refused
+///   submission, a tool that prints garbage. The core counts the attempt and retries it
+///   on the next run, or gives up when the policy says so.
+/// - **`Err` means the world cannot be reached or read** (the batch system is down, a tool
+///   is missing). The driver stops working on that dataset for this run; what was reserved
+///   stays reserved, and the next run's polls find out what became of it.
+/// - **After a crash, look up by name.** A process can die between committing a
+///   reservation and performing it, or between performing it and recording the outcome.
+///   `poll` then sees a [`Poll::Job`] without a batch id: the backend looks the job up by
+///   its name (`squeue --name`, `condor_q -constraint`) and reports it as submitted (with
+///   its id), finished, or lost if the batch system never heard of it. The same holds for
+///   [`Poll::Declaration`] and [`Poll::Deletion`]: say whether it happened.
+/// - **Answering nothing is fine.** A poll with no news gets no outcome; an outcome about
+///   something that already moved on is skipped by the driver as stale.
+///
+/// # An example
+///
+/// A backend where everything succeeds at once and jobs finish by the next poll (the whole
+/// program is `examples/own_backend.rs`):
+///
+/// ```
+/// use repro_core::job::JobSubject;
+/// use repro_core::{Action, DatasetView, MergedFile, Outcome, Poll, TmbFile};
+/// use repro_run::{Backend, BackendError};
+///
+/// struct AtOnce;
+///
+/// impl Backend for AtOnce {
+///     fn perform(&mut self, _: &DatasetView, actions: &[Action]) -> Result<Vec<Outcome>, BackendError> {
+///         Ok(actions
+///             .iter()
+///             .map(|a| match a {
+///                 Action::Stage { file, .. } => Outcome::Staged { file: *file },
+///                 Action::SubmitReco { job, .. } | Action::SubmitMerge { job, .. } => {
+///                     Outcome::Submitted { job: *job, batch_id: format!("local.{job}") }
+///                 }
+///                 Action::Declare { group, .. } => Outcome::Declared { group: *group },
+///                 Action::Delete { file, .. } => Outcome::Deleted { file: *file },
+///             })
+///             .collect())
+///     }
+///
+///     fn poll(&mut self, view: &DatasetView, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+///         Ok(polls
+///             .iter()
+///             .filter_map(|p| match p {
+///                 Poll::Job { job, .. } => Some(match job.subject {
+///                     JobSubject::Reco(f) => {
+///                         Outcome::RecoDone { job: *job, tmb: TmbFile::new(format!("/tmb/{f}"), 1) }
+///                     }
+///                     JobSubject::Merge(g) => {
+///                         Outcome::MergeDone { job: *job, output: MergedFile::of(&view.name, g, 1) }
+///                     }
+///                 }),
+///                 _ => None,
+///             })
+///             .collect())
+///     }
+/// }
+/// ```
 pub trait Backend {
     /// Performs `actions` for `view`'s dataset, returning what the world said at once (a
     /// batch id, an immediate refusal, a declaration done).
