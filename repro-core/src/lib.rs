@@ -7,6 +7,28 @@
 //! comes in as a value. Storage (`repro-db`) and drivers (`repro-cli`) load state, ask this
 //! crate what is due, write the [`Change`]s it returns and perform the [`Action`]s.
 //!
+//! ```
+//! use repro_core::file::FileId;
+//! use repro_core::{Action, DatasetName, DatasetView, Outcome, Policy, RawFile, plan, outcome};
+//!
+//! // A dataset of two raw files, released to automation by an operator.
+//! let name = DatasetName::new("p17.wz").unwrap();
+//! let files = [RawFile::new(FileId(1), "raw_1", 10), RawFile::new(FileId(2), "raw_2", 10)];
+//! let mut view = DatasetView::new(name, files);
+//! view.apply(&repro_core::operator::unlock(&view, Some("calibration is in")).unwrap()).unwrap();
+//!
+//! // What is due: start prestage and stage both files. A driver writes the changes, then
+//! // performs the actions.
+//! let due = plan(&view, &Policy::default());
+//! assert!(matches!(due.actions[..], [Action::Stage { .. }, Action::Stage { .. }]));
+//! view.apply(&due.changes).unwrap();
+//! assert_eq!(view.status.columns().prestage.to_string(), "RUNNING");
+//!
+//! // The storage system says the first file is staged: that, too, is a change.
+//! let staged = outcome::record(&view, &Outcome::Staged { file: FileId(1) }).unwrap();
+//! view.apply(&staged).unwrap();
+//! ```
+//!
 //! - [`words`]: the seed's status words, the only thing stored per phase column.
 //! - [`state`]: the runtime view of a dataset's state, rebuilt from stored columns.
 //! - [`transition`]: the one table of legal transitions and the runtime step.

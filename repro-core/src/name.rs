@@ -73,7 +73,7 @@ impl DatasetName {
 
 impl fmt::Display for DatasetName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -92,6 +92,13 @@ impl AsRef<str> for DatasetName {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_name_honours_width_and_alignment_like_a_str() {
+        let n = super::DatasetName::new("p17.wz").unwrap();
+        assert_eq!(format!("[{n:<8}]"), "[p17.wz  ]");
+        assert_eq!(format!("[{n:>8}]"), "[  p17.wz]");
+    }
+
     use super::*;
 
     #[test]
