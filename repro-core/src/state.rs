@@ -118,6 +118,27 @@ impl StageKind {
         }
     }
 
+    /// The stage in the seed's words, for messages: `reco RUNNING`, `merge MERGED or
+    /// PARTIAL`.
+    pub const fn words(self) -> &'static str {
+        use StageKind::*;
+        match self {
+            PrestageNotDone => "prestage NOT DONE",
+            PrestageRunning => "prestage RUNNING",
+            PrestageFailed => "prestage FAILED",
+            RecoNotDone => "prestage PRESTAGE (reco NOT DONE)",
+            RecoRunning => "reco RUNNING",
+            RecoFailed => "reco FAILED",
+            MergeNotDone => "reco COMPLETED or PARTIAL (merge NOT DONE)",
+            MergeRunning => "merge RUNNING",
+            MergeDone => "merge MERGED or PARTIAL",
+            MergeFailed => "merge FAILED",
+            CleanupNotDone => "merge MERGED_DBUP (cleanup NOT DONE)",
+            CleanupFailed => "cleanup FAILED",
+            Cleaned => "cleanup CLEANED",
+        }
+    }
+
     /// An identifier usable as a node name in diagrams.
     pub const fn ident(self) -> &'static str {
         use StageKind::*;

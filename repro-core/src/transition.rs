@@ -111,6 +111,11 @@ impl Transition {
         }
     }
 
+    /// The transition in words, for messages: `reset to reco`, `finish prestage`.
+    pub fn words(self) -> String {
+        self.as_str().replace('_', " ")
+    }
+
     /// The reset transition that goes back to `phase`, if there is one.
     pub const fn reset_to(phase: Phase) -> Option<Transition> {
         match phase {
@@ -200,7 +205,11 @@ pub fn edge(from: StageKind, via: Transition) -> Option<Edge> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     /// No edge of the lifecycle leaves this state along this transition.
-    #[error("cannot {tried} a dataset at {found}: no such transition from {kind}")]
+    #[error(
+        "cannot {} a dataset at {found}: that is done only at {}",
+        tried.words(),
+        sources(*tried)
+    )]
     NoSuchTransition {
         /// The state found.
         found: DatasetState,
@@ -210,7 +219,7 @@ pub enum Refused {
         tried: Transition,
     },
     /// Automation tried to move a locked dataset.
-    #[error("cannot {tried} a dataset at {found}: it is LOCKed by an operator")]
+    #[error("cannot {} a dataset at {found}: it is LOCKed by an operator", tried.words())]
     Locked {
         /// The state found.
         found: DatasetState,
@@ -218,7 +227,7 @@ pub enum Refused {
         tried: Transition,
     },
     /// Lock on a locked dataset, unlock on an unlocked one.
-    #[error("cannot {tried} a dataset that is already {lock}")]
+    #[error("cannot {} a dataset that is already {lock}", tried.words())]
     AlreadyThere {
         /// The lock column found.
         lock: LockWord,
@@ -226,7 +235,7 @@ pub enum Refused {
         tried: Transition,
     },
     /// Reco can only be declared completed or partial with the matching outcome in hand.
-    #[error("cannot {tried} a dataset at {found}: {why}")]
+    #[error("cannot {} a dataset at {found}: {why}", tried.words())]
     Unfounded {
         /// The state found.
         found: DatasetState,
@@ -235,6 +244,21 @@ pub enum Refused {
         /// What is missing.
         why: &'static str,
     },
+}
+
+/// The stages `via` leaves from, in the seed's words (`merge MERGED or PARTIAL, merge FAILED`).
+fn sources(via: Transition) -> String {
+    let mut stages: Vec<StageKind> = TRANSITIONS
+        .iter()
+        .filter(|e| e.via == via)
+        .map(|e| e.from)
+        .collect();
+    stages.sort();
+    let from: Vec<&str> = stages.into_iter().map(StageKind::words).collect();
+    match from.len() {
+        0 => "no stage".into(),
+        _ => from.join(", "),
+    }
 }
 
 /// The runtime step: applies `via` to `status` or says why not.
@@ -420,7 +444,7 @@ mod tests {
         let err = step(unlocked(DatasetState::START), Transition::Clean).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "cannot clean a dataset at prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE: no such transition from PrestageNotDone"
+            "cannot clean a dataset at prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE: that is done only at merge MERGED_DBUP (cleanup NOT DONE)"
         );
     }
 }

@@ -51,6 +51,44 @@ impl Op {
         }
     }
 
+    /// The operation as the command line names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Prestage => "prestage",
+            Op::Reconstruct => "reconstruct",
+            Op::Merge { partial: false } => "merge",
+            Op::Merge { partial: true } => "merge --partial",
+            Op::Dbup => "dbup",
+            Op::Cleanup => "cleanup",
+            Op::Check => "check",
+            Op::Tick => "tick",
+        }
+    }
+
+    /// When this operation applies, in the seed's words.
+    pub fn when(self) -> &'static str {
+        match self {
+            Op::Prestage => "while prestage is NOT DONE or RUNNING",
+            Op::Reconstruct => "when prestage is PRESTAGE and reco is NOT DONE or RUNNING",
+            Op::Merge { partial: false } => {
+                "when reco is COMPLETED and merge is NOT DONE or RUNNING"
+            }
+            Op::Merge { partial: true } => "when reco is PARTIAL and merge is NOT DONE or RUNNING",
+            Op::Dbup => "when merge is MERGED or PARTIAL (merged files to declare)",
+            Op::Cleanup => "when merge is MERGED_DBUP and cleanup is NOT DONE",
+            Op::Check | Op::Tick => "on any unlocked dataset",
+        }
+    }
+
+    /// Whether the operation has anything to do with a dataset at this state. A check
+    /// polls whatever is out at any stage (declarations and deletions too), so it always
+    /// applies; so does a tick.
+    pub fn applies(self, view: &DatasetView) -> bool {
+        matches!(self, Op::Check | Op::Tick)
+            || (self.works_at(view.status.state.kind())
+                && self.policy(&Policy::default(), view).is_some())
+    }
+
     /// Whether this operation polls the outside world first.
     pub fn polls(self) -> bool {
         matches!(self, Op::Check | Op::Tick)
@@ -238,6 +276,16 @@ impl<'a> Driver<'a> {
         for n in names {
             match self.run(op, n).await {
                 Ok(r) => run.reports.push(r),
+                // Under --all and tick, a dataset held by another process, locked by an
+                // operator or at a stage the operation does not serve is not an error.
+                Err(e @ (Error::NotNow { .. } | Error::Locked { .. })) if tolerant => {
+                    debug!(dataset = %n, "skipped: {e}");
+                    run.reports.push(Report {
+                        name: n.to_string(),
+                        skipped: Some(e.to_string()),
+                        ..Report::default()
+                    });
+                }
                 Err(e) if tolerant && e.kind() == ErrorKind::Conflict => {
                     info!(dataset = %n, "skipped: {e}");
                     run.reports.push(Report {
@@ -274,8 +322,18 @@ impl<'a> Driver<'a> {
         };
         let mut view = self.store.load(name).await?;
         if view.status.lock == repro_core::LockWord::Lock {
-            report.skipped = Some("LOCKed by an operator".into());
-            return Ok(report);
+            return Err(Error::Locked {
+                dataset: name.to_string(),
+                by: self.locked_by(name).await,
+            });
+        }
+        if !op.applies(&view) {
+            return Err(Error::NotNow {
+                op: op.name(),
+                dataset: name.to_string(),
+                found: view.status.columns().to_string(),
+                when: op.when(),
+            });
         }
         if op.polls() {
             let due = polls(&view);
@@ -333,6 +391,36 @@ impl<'a> Driver<'a> {
             }
         }
         Ok(report)
+    }
+
+    /// Who locked `name`, when and why, from its history (` by alice at ... (why)`).
+    async fn locked_by(&self, name: &DatasetName) -> String {
+        let Ok(history) = self.store.history(name, Some("dataset")).await else {
+            return String::new();
+        };
+        let Some(h) = history
+            .iter()
+            .rev()
+            .find(|h| h.via == "lock" || h.via == "register")
+        else {
+            return String::new();
+        };
+        let since = if h.via == "register" {
+            " since it was registered"
+        } else {
+            ""
+        };
+        let why = h
+            .reason
+            .as_deref()
+            .filter(|r| h.via == "lock" && !r.is_empty())
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        format!(
+            "{since} by {} at {} UTC{why}",
+            h.actor,
+            h.at.format("%Y-%m-%d %H:%M:%S")
+        )
     }
 
     /// Records what the world said, all in one transaction.

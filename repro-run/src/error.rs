@@ -45,6 +45,26 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// A named dataset that the operation does not apply to at its stage.
+    #[error("not now: it is at {found}; {op} runs {when}")]
+    NotNow {
+        /// The operation, as typed (`cleanup`, `merge --partial`).
+        op: &'static str,
+        /// The dataset.
+        dataset: String,
+        /// Its state columns, in the seed's words.
+        found: String,
+        /// When the operation applies, in the seed's words.
+        when: &'static str,
+    },
+    /// A named dataset that an operator holds.
+    #[error("LOCKed{by}: automation leaves it where it is until `repro unlock {dataset}`")]
+    Locked {
+        /// The dataset.
+        dataset: String,
+        /// ` by alice at 2026-12-01 10:00:00 UTC (tape drive down)`, from the history.
+        by: String,
+    },
     /// A simulated campaign that did not come to rest.
     #[error("{0}")]
     Stalled(String),
@@ -81,7 +101,7 @@ impl Error {
                 | DbError::Db(_) => ErrorKind::Other,
             },
             Error::Config(_) | Error::FileList(_) | Error::Name(_) => ErrorKind::Input,
-            Error::Operator(_) => ErrorKind::Refused,
+            Error::Operator(_) | Error::NotNow { .. } | Error::Locked { .. } => ErrorKind::Refused,
             Error::Backend(_) | Error::Diverged { .. } | Error::Io { .. } | Error::Stalled(_) => {
                 ErrorKind::Other
             }

@@ -20,12 +20,12 @@ fn each_operation_does_its_phase_and_nothing_more() {
     let env = Env::new();
     env.init_reliable();
     env.add("ds", 4, &["--unlock"]);
-    // Nothing is due for reco before prestage is done: exit 0, "nothing to do".
+    // Reco before prestage is done is refused (exit 3), saying why in the seed's words.
     insta::assert_snapshot!(env.show(&env.run(&["reconstruct", "ds"])), @r#"
-    status: 0
+    status: 3
     --- stdout
-    ds: nothing to do
     --- stderr
+    repro: ds: not now: it is at lock=UNLOCK prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE; reconstruct runs when prestage is PRESTAGE and reco is NOT DONE or RUNNING
     "#);
     insta::assert_snapshot!(env.show(&env.run(&["prestage", "ds"])), @r#"
     status: 0
@@ -58,7 +58,9 @@ fn each_operation_does_its_phase_and_nothing_more() {
         "ds: 0 action(s), 4 outcome(s) recorded; complete_reco\n"
     );
     // `merge --partial` leaves a COMPLETED dataset to `merge`.
-    assert_eq!(env.ok(&["merge", "--partial", "ds"]), "ds: nothing to do\n");
+    let out = env.run(&["merge", "--partial", "ds"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("merge --partial runs when reco is PARTIAL"));
     assert_eq!(
         env.ok(&["merge", "ds"]),
         "ds: 1 action(s), 1 outcome(s) recorded; start_merge\n"
@@ -71,7 +73,12 @@ fn each_operation_does_its_phase_and_nothing_more() {
         columns(&env, "ds"),
         "UNLOCK PRESTAGE COMPLETED MERGED NOT DONE"
     );
-    assert_eq!(env.ok(&["cleanup", "ds"]), "ds: nothing to do\n");
+    insta::assert_snapshot!(env.show(&env.run(&["cleanup", "ds"])), @r#"
+    status: 3
+    --- stdout
+    --- stderr
+    repro: ds: not now: it is at lock=UNLOCK prestage=PRESTAGE reco=COMPLETED merge=MERGED cleanup=NOT DONE; cleanup runs when merge is MERGED_DBUP and cleanup is NOT DONE
+    "#);
     assert_eq!(
         env.ok(&["dbup", "ds"]),
         "ds: 1 action(s), 1 outcome(s) recorded; declare_merged\n"

@@ -109,7 +109,7 @@ fn refused_operator_actions_exit_3_naming_the_state() {
     status: 3
     --- stdout
     --- stderr
-    repro: cannot reset_to_reco a dataset at prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE: no such transition from PrestageNotDone
+    repro: cannot reset to reco a dataset at prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE: that is done only at reco COMPLETED or PARTIAL (merge NOT DONE), merge MERGED or PARTIAL, merge FAILED
     "#);
     let out = env.run(&["reset", "fresh", "--to", "merge", "--reason", "x"]);
     assert_eq!(out.status.code(), Some(3));
@@ -171,4 +171,29 @@ fn locking_several_datasets_is_all_or_none() {
         String::from_utf8_lossy(&out.stdout),
         "first: LOCK\nsecond: LOCK\n"
     );
+}
+
+#[test]
+fn a_named_locked_dataset_is_refused_saying_who_locked_it_when_and_why() {
+    let env = Env::new();
+    env.init_reliable();
+    env.add("held", 1, &["--unlock"]);
+    env.add("fresh", 1, &[]);
+    env.ok(&["lock", "held", "--reason", "tape drive down"]);
+    let out = env.run(&["prestage", "held"]);
+    assert_eq!(out.status.code(), Some(3), "{}", env.show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("repro: held: LOCKed by "), "{err}");
+    assert!(
+        err.trim_end().ends_with(
+            " UTC (tape drive down): automation leaves it where it is until `repro unlock held`"
+        ),
+        "{err}"
+    );
+    // A new dataset is locked since its registration.
+    let err = env.run(&["prestage", "fresh"]).stderr;
+    assert!(String::from_utf8_lossy(&err).contains("fresh: LOCKed since it was registered by "));
+    // `--all` and `tick` skip locked datasets without failing.
+    assert_eq!(env.run(&["prestage", "--all"]).status.code(), Some(0));
+    assert_eq!(env.run(&["tick"]).status.code(), Some(0));
 }
