@@ -127,13 +127,15 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     let store = open(&cli.db, true).await?;
-    let json = cli.json;
+    let (json, quiet) = (cli.json, cli.quiet);
     match cli.command {
         Command::Dataset(cmd) => dataset(&store, cmd, json).await,
         Command::Lock(args) => lock(&store, &args, true).await,
         Command::Unlock(args) => lock(&store, &args, false).await,
-        Command::Prestage(t) => operation(&store, &config, Op::Prestage, &t, json).await,
-        Command::Reconstruct(t) => operation(&store, &config, Op::Reconstruct, &t, json).await,
+        Command::Prestage(t) => operation(&store, &config, Op::Prestage, &t, json, quiet).await,
+        Command::Reconstruct(t) => {
+            operation(&store, &config, Op::Reconstruct, &t, json, quiet).await
+        }
         Command::Merge(m) => {
             operation(
                 &store,
@@ -141,19 +143,20 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 Op::Merge { partial: m.partial },
                 &m.target,
                 json,
+                quiet,
             )
             .await
         }
-        Command::Dbup(t) => operation(&store, &config, Op::Dbup, &t, json).await,
-        Command::Cleanup(t) => operation(&store, &config, Op::Cleanup, &t, json).await,
-        Command::Check(t) => operation(&store, &config, Op::Check, &t, json).await,
+        Command::Dbup(t) => operation(&store, &config, Op::Dbup, &t, json, quiet).await,
+        Command::Cleanup(t) => operation(&store, &config, Op::Cleanup, &t, json, quiet).await,
+        Command::Check(t) => operation(&store, &config, Op::Check, &t, json, quiet).await,
         Command::Tick(t) => {
             let target = Target {
                 all: t.name.is_none(),
                 name: t.name,
                 site: t.site,
             };
-            operation(&store, &config, Op::Tick, &target, json).await
+            operation(&store, &config, Op::Tick, &target, json, quiet).await
         }
         Command::Plan(t) => {
             let target = Target {
@@ -409,6 +412,7 @@ async fn operation(
     op: Op,
     t: &Target,
     json: bool,
+    quiet: bool,
 ) -> Result<ExitCode, CliError> {
     let names = targets(store, t).await?;
     let mut backend = repro_run::backend_from_config(config, now_secs());
@@ -418,10 +422,23 @@ async fn operation(
         .run_many(op, &names, t.all)
         .await;
     for (n, e) in &run.errors {
-        eprintln!("repro: {n}: {e}");
+        let hint = match e {
+            repro_run::Error::Backend(_) => {
+                "; nothing is lost: what was reserved is polled on the next run"
+            }
+            _ => "",
+        };
+        eprintln!("repro: {n}: {e}{hint}");
     }
     if json {
         print!("{}", output::json(&run.reports));
+    } else if quiet {
+        // From cron: nothing when all is well, one line per thing that needs a person.
+        for r in &run.reports {
+            for a in &r.alerts {
+                println!("{a}");
+            }
+        }
     } else {
         for r in &run.reports {
             print_report(r, !t.all);
@@ -527,6 +544,9 @@ fn print_report(r: &Report, always: bool) {
             format!("; {}", moves.join(" -> "))
         }
     );
+    for a in &r.alerts {
+        println!("  needs a person: {a}");
+    }
 }
 
 fn cron(cli: &Cli, bin: Option<&Path>) -> Result<String, CliError> {

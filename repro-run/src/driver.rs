@@ -130,6 +130,66 @@ pub struct Report {
     /// Why nothing was done, when it was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// What newly needs a person after this run, each with the command that fixes it: a
+    /// phase that went `FAILED`, files or merge groups that failed for good.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
+}
+
+/// What in `changes`, just written to `view`, newly needs a person.
+fn alerts(view: &DatasetView, changes: &[Change]) -> Vec<String> {
+    use repro_core::file::FileEvent;
+    use repro_core::view::GroupEvent;
+    let name = &view.name;
+    let mut out = Vec::new();
+    let mut files = Vec::new();
+    let mut groups = 0;
+    for c in changes {
+        match c {
+            Change::File {
+                id,
+                event: FileEvent::GiveUp,
+                ..
+            } => files.push(*id),
+            Change::Group {
+                event: GroupEvent::GiveUp,
+                ..
+            } => groups += 1,
+            Change::Dataset(m)
+                if matches!(
+                    m.via(),
+                    Transition::FailPrestage
+                        | Transition::FailReco
+                        | Transition::FailMerge
+                        | Transition::FailCleanup
+                ) =>
+            {
+                let phase = m.from().state.phase();
+                out.push(format!(
+                    "{name}: {phase} FAILED ({}); fix the cause, then `repro retry {name}`",
+                    m.to().columns()
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(last) = files.last() {
+        let why = view
+            .files
+            .get(last)
+            .and_then(|f| f.last_error.clone())
+            .unwrap_or_else(|| "no reason recorded".into());
+        out.push(format!(
+            "{name}: {} raw file(s) failed for good (last: {why}); `repro retry {name}` gives them fresh attempts",
+            files.len()
+        ));
+    }
+    if groups > 0 {
+        out.push(format!(
+            "{name}: {groups} merge group(s) failed for good; `repro retry {name}` gives them fresh attempts"
+        ));
+    }
+    out
 }
 
 /// Runs operations on datasets of one store through one backend.
@@ -368,6 +428,7 @@ impl<'a> Driver<'a> {
                     dataset: name.to_string(),
                     source: Box::new(source),
                 })?;
+            report.alerts.extend(alerts(&view, &plan.changes));
             let moves: Vec<Transition> = plan.transitions().collect();
             if !moves.is_empty() {
                 let via: Vec<&str> = moves.iter().map(|t| t.as_str()).collect();

@@ -60,7 +60,9 @@ fn each_operation_does_its_phase_and_nothing_more() {
     // `merge --partial` leaves a COMPLETED dataset to `merge`.
     let out = env.run(&["merge", "--partial", "ds"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("merge --partial runs when reco is PARTIAL"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("merge --partial runs when reco is PARTIAL")
+    );
     assert_eq!(
         env.ok(&["merge", "ds"]),
         "ds: 1 action(s), 1 outcome(s) recorded; start_merge\n"

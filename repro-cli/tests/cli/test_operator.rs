@@ -55,9 +55,18 @@ fn a_phase_that_failed_for_good_waits_for_retry() {
     let env = Env::new();
     failing_stager(&env);
     env.add("tape", 2, &["--unlock"]);
+    // From cron (`-q`), a tick prints nothing while all is well, and one line for each
+    // thing that newly needs a person, with the command that fixes it.
+    let mut mail = String::new();
     for _ in 0..6 {
-        env.ok(&["tick"]);
+        mail.push_str(&env.ok(&["-q", "tick"]));
     }
+    insta::assert_snapshot!(mail, @r"
+    tape: 2 raw file(s) failed for good (last: sim: tape read error); `repro retry tape` gives them fresh attempts
+    tape: prestage FAILED (lock=UNLOCK prestage=FAILED reco=NOT DONE merge=NOT DONE cleanup=NOT DONE); fix the cause, then `repro retry tape`
+    ");
+    // Once said, not said again.
+    assert_eq!(env.ok(&["-q", "tick"]), "");
     let v: serde_json::Value =
         serde_json::from_str(&env.ok(&["--json", "dataset", "show", "tape"])).unwrap();
     assert_eq!(v["prestage"], "FAILED");
