@@ -79,8 +79,27 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, CliError> {
 }
 
 /// Opens the database; every command but `init` needs the schema to be current.
+/// Only `init` creates a database: every other command opens a SQLite file read-write
+/// without creating it, and a missing one is "the schema is missing; run `repro init`".
 async fn open(url: &str, needs_schema: bool) -> Result<Store, CliError> {
-    let store = Store::open(url).await?;
+    let url = if needs_schema {
+        url.replace("mode=rwc", "mode=rw")
+    } else {
+        url.to_owned()
+    };
+    if needs_schema
+        && let Some(rest) = url.strip_prefix("sqlite://")
+        && let path = rest.split('?').next().unwrap_or_default()
+        && !path.is_empty()
+        && !path.starts_with(':')
+        && !Path::new(path).exists()
+    {
+        return Err(repro_db::DbError::SchemaOutdated {
+            what: format!("missing ({path} does not exist)"),
+        }
+        .into());
+    }
+    let store = Store::open(&url).await?;
     if needs_schema {
         store.check_schema().await?;
     }
@@ -549,6 +568,24 @@ fn print_report(r: &Report, always: bool) {
     }
 }
 
+/// A SQLite URL with a relative path made absolute against `cwd`; other URLs as they are.
+fn absolute_db(url: &str, cwd: &Path) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return url.to_owned();
+    };
+    let (path, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(p, q)| (p, Some(q)));
+    if path.starts_with('/') || path.starts_with(':') || path.is_empty() {
+        return url.to_owned();
+    }
+    let abs = cwd.join(path);
+    match query {
+        Some(q) => format!("sqlite://{}?{q}", abs.display()),
+        None => format!("sqlite://{}", abs.display()),
+    }
+}
+
 fn cron(cli: &Cli, bin: Option<&Path>) -> Result<String, CliError> {
     let bin = match bin {
         Some(b) => b.to_owned(),
@@ -557,12 +594,19 @@ fn cron(cli: &Cli, bin: Option<&Path>) -> Result<String, CliError> {
             source,
         })?,
     };
-    let mut base = format!("{} -q", bin.display());
-    if std::env::var_os("REPRO_DATABASE_URL").is_none() && cli.db != "sqlite://repro.db?mode=rwc" {
-        base.push_str(&format!(" --db '{}'", cli.db));
-    }
-    if let Some(c) = &cli.config {
-        base.push_str(&format!(" --config '{}'", c.display()));
+    // Cron runs in $HOME with none of this shell's variables: name the database and the
+    // configuration this invocation resolved, by absolute paths.
+    let cwd = std::env::current_dir().map_err(|source| CliError::Io {
+        what: "cannot read the current directory".into(),
+        source,
+    })?;
+    let mut base = format!("{} -q --db '{}'", bin.display(), absolute_db(&cli.db, &cwd));
+    let config = match &cli.config {
+        Some(c) => Some(c.clone()),
+        None => Some(PathBuf::from("repro.toml")).filter(|p| p.exists()),
+    };
+    if let Some(c) = config {
+        base.push_str(&format!(" --config '{}'", cwd.join(c).display()));
     }
     let lines = [
         (

@@ -9,19 +9,43 @@ fn cron_prints_the_seed_schedule_and_the_one_line_alternative() {
     status: 0
     --- stdout
     # repro: the seed's schedule, one operation a line
-    30 */12 * * *  /opt/repro/bin/repro -q prestage --all  # prestage (seed: prestage)
-    01 */4  * * *  /opt/repro/bin/repro -q reconstruct --all  # reconstruct (seed: reconstruct_dataset_new)
-    01 23   * * *  /opt/repro/bin/repro -q check --all  # check on dataset status
-    11 */6  * * *  /opt/repro/bin/repro -q merge --all  # merge (new)
-    30 */4  * * *  /opt/repro/bin/repro -q merge --partial --all  # merge (partial)
-    1  0    * * *  /opt/repro/bin/repro -q check --all  # check on merge running (seed: 1 */24)
-    50 15   * * *  /opt/repro/bin/repro -q dbup --all  # update merge: declare merged files (MERGED_DBUP)
-    40 16   * * *  /opt/repro/bin/repro -q cleanup --all  # cleanup (by hand in the seed)
+    30 */12 * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' prestage --all  # prestage (seed: prestage)
+    01 */4  * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' reconstruct --all  # reconstruct (seed: reconstruct_dataset_new)
+    01 23   * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' check --all  # check on dataset status
+    11 */6  * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' merge --all  # merge (new)
+    30 */4  * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' merge --partial --all  # merge (partial)
+    1  0    * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' check --all  # check on merge running (seed: 1 */24)
+    50 15   * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' dbup --all  # update merge: declare merged files (MERGED_DBUP)
+    40 16   * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' cleanup --all  # cleanup (by hand in the seed)
 
     # or, instead of all of the above, one line that does everything due:
-    # */10 * * * *  /opt/repro/bin/repro -q tick
+    # */10 * * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' tick
     --- stderr
     "#);
+}
+
+#[test]
+fn cron_names_the_database_and_config_by_absolute_paths() {
+    let env = Env::new();
+    env.write("repro.toml", "[lease]\nttl_s = 300\n");
+    let out = env
+        .cmd(&[
+            "--db",
+            "sqlite://campaign.db?mode=rwc",
+            "cron",
+            "--bin",
+            "/r",
+        ])
+        .env_remove("REPRO_DATABASE_URL")
+        .output()
+        .unwrap();
+    let text = env.show(&out);
+    assert!(
+        text.contains(
+            "/r -q --db 'sqlite://[DIR]/campaign.db?mode=rwc' --config '[DIR]/repro.toml' tick"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
