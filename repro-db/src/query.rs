@@ -278,13 +278,15 @@ pub(crate) async fn count(db: &DatabaseConnection, filter: &ListFilter) -> Resul
 /// One history row.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryEntry {
-    /// When (UTC).
+    /// When (UTC; RFC 3339 with its zone in JSON).
+    #[serde(serialize_with = "utc")]
     pub at: NaiveDateTime,
     /// `dataset`, `file`, `group`, `reco_job` or `merge_job`.
     pub entity: String,
     /// The entity's row id.
     pub entity_id: i64,
-    /// State before.
+    /// State before (`-` for a row that was created; `null` in JSON).
+    #[serde(serialize_with = "dash_is_null")]
     pub from: String,
     /// State after.
     pub to: String,
@@ -294,6 +296,20 @@ pub struct HistoryEntry {
     pub actor: String,
     /// Why.
     pub reason: Option<String>,
+}
+
+fn utc<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(
+        &t.and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
+fn dash_is_null<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        "-" => s.serialize_none(),
+        v => s.serialize_str(v),
+    }
 }
 
 pub(crate) async fn history(

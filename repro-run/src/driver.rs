@@ -514,8 +514,9 @@ impl<'a> Driver<'a> {
 pub struct Preview {
     /// The dataset.
     pub name: String,
-    /// Its state now.
-    pub state: String,
+    /// Its state now: the five columns, as `dataset list --json` gives them.
+    #[serde(flatten)]
+    pub state: repro_core::Columns,
     /// Transitions a tick would take.
     pub transitions: Vec<Transition>,
     /// Actions a tick would perform, before any outcome is known.
@@ -529,7 +530,7 @@ pub fn preview(view: &DatasetView, policy: &Policy) -> Preview {
     let plan = repro_core::plan(view, policy);
     Preview {
         name: view.name.to_string(),
-        state: view.status.columns().to_string(),
+        state: view.status.columns(),
         transitions: plan.transitions().collect(),
         actions: plan.actions,
         polls: polls(view).len(),

@@ -23,7 +23,7 @@ pub struct DatasetJson {
     pub cleanup: String,
     /// Site, if set.
     pub site: Option<String>,
-    /// Last change, UTC.
+    /// Last change, RFC 3339 in UTC.
     pub updated_at: String,
     /// `total` and one count per file state.
     pub files: BTreeMap<String, u64>,
@@ -45,8 +45,14 @@ impl From<&DatasetSummary> for DatasetJson {
             merge: c.merge.to_string(),
             cleanup: c.cleanup.to_string(),
             site: d.site.clone(),
-            updated_at: d.updated_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            updated_at: rfc3339(d.updated_at),
             files,
         }
     }
+}
+
+/// A stored time (UTC, without a zone) as RFC 3339 with its zone: `2026-12-01T16:00:00Z`.
+pub fn rfc3339(t: chrono::NaiveDateTime) -> String {
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -99,6 +99,25 @@ fn json_output_uses_the_seed_words_and_counts_every_file_state() {
     let one: serde_json::Value =
         serde_json::from_str(&env.ok(&["--json", "dataset", "show", "p17.wz"])).unwrap();
     assert_eq!(&one, d);
+    // Times are RFC 3339 with their zone; what is absent is null.
+    let updated = d["updated_at"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(updated).is_ok(),
+        "{updated}"
+    );
+    assert!(updated.ends_with('Z'), "{updated}");
+    let h: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "history", "p17.wz"])).unwrap();
+    let registered = &h[0];
+    assert_eq!(registered["via"], "register");
+    assert!(registered["from"].is_null(), "{registered}");
+    assert!(chrono::DateTime::parse_from_rfc3339(registered["at"].as_str().unwrap()).is_ok());
+    // `plan --json` gives the state as the same five columns.
+    env.ok(&["unlock", "p17.wz"]);
+    let p: serde_json::Value = serde_json::from_str(&env.ok(&["--json", "plan"])).unwrap();
+    assert_eq!(p[0]["lock"], "UNLOCK");
+    assert_eq!(p[0]["prestage"], "NOT DONE");
+    assert_eq!(p[0]["transitions"][0], "start_prestage");
 }
 
 #[test]
