@@ -42,7 +42,7 @@ use repro_core::file::FileState;
 use repro_core::typed::{AnyDataset, Typed};
 use repro_core::view::DatasetView;
 use repro_core::{Change, DatasetName, Status};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DbBackend, EntityTrait, QueryFilter, TransactionTrait,
@@ -533,21 +533,80 @@ impl Store {
         ttl: Duration,
         now: NaiveDateTime,
     ) -> Result<Lease> {
-        let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        self.claim_or_take_over(name, owner, ttl, now, |_| false)
+            .await
+    }
+
+    /// [`Store::claim`], also taking over a live lease whose holder `gone` says is provably
+    /// gone (a process of this host that no longer exists). Taking over an expired or a
+    /// gone holder's lease is recorded in the history (`take_over_lease`, naming the
+    /// holder). Guarded by the holder read, so two processes racing to take over one lease
+    /// cannot both win.
+    pub async fn claim_or_take_over(
+        &self,
+        name: &DatasetName,
+        owner: &str,
+        ttl: Duration,
+        now: NaiveDateTime,
+        gone: impl Fn(&str) -> bool,
+    ) -> Result<Lease> {
         use dataset_status::Column as C;
-        let res = DatasetStatus::update_many()
-            .col_expr(C::LeaseOwner, Expr::value(owner))
-            .col_expr(C::LeaseUntil, Expr::value(until))
-            .filter(C::Name.eq(name.as_str()))
-            .filter(
-                C::LeaseOwner
-                    .is_null()
-                    .or(C::LeaseUntil.lt(now))
-                    .or(C::LeaseOwner.eq(owner)),
-            )
-            .exec(&self.db)
-            .await?;
-        if res.rows_affected == 1 {
+        let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        for _ in 0..5 {
+            let row = DatasetStatus::find()
+                .filter(C::Name.eq(name.as_str()))
+                .one(&self.db)
+                .await?
+                .ok_or_else(|| DbError::NotFound(name.to_string()))?;
+            let takeover = match (&row.lease_owner, row.lease_until) {
+                (None, _) => None,
+                (Some(h), _) if h == owner => None,
+                (Some(h), Some(u)) if u < now => {
+                    Some(format!("the lease of {h} expired at {u} UTC"))
+                }
+                (Some(h), _) if gone(h) => Some(format!("{h} is gone")),
+                (Some(h), u) => {
+                    return Err(DbError::LeaseHeld {
+                        dataset: name.to_string(),
+                        owner: h.clone(),
+                        until: u.unwrap_or(now),
+                    });
+                }
+            };
+            let txn = self.write_txn().await?;
+            let mut q = DatasetStatus::update_many()
+                .col_expr(C::LeaseOwner, Expr::value(owner))
+                .col_expr(C::LeaseUntil, Expr::value(until))
+                .filter(C::Id.eq(row.id));
+            q = match &row.lease_owner {
+                None => q.filter(C::LeaseOwner.is_null()),
+                Some(h) => q.filter(C::LeaseOwner.eq(h.as_str())),
+            };
+            if let Some(u) = row.lease_until {
+                q = q.filter(C::LeaseUntil.eq(u));
+            }
+            if q.exec(&txn).await?.rows_affected != 1 {
+                // Someone else claimed, renewed or released it since the read: look again.
+                continue;
+            }
+            if let (Some(why), Some(holder)) = (takeover, &row.lease_owner) {
+                write::history(
+                    &txn,
+                    vec![write::HistoryRow {
+                        dataset_id: row.id,
+                        entity: "dataset",
+                        entity_id: row.id,
+                        from: format!("lease {holder}"),
+                        to: format!("lease {owner}"),
+                        via: "take_over_lease".into(),
+                        reason: Some(why),
+                    }],
+                    owner,
+                    now,
+                )
+                .await?;
+            }
+            txn.commit().await?;
             return Ok(Lease {
                 dataset: name.to_string(),
                 owner: owner.to_owned(),

@@ -233,17 +233,25 @@ impl Default for PolicyConfig {
     }
 }
 
+/// Seconds a lease lasts unless renewed: well under any cron interval, since a live holder
+/// renews it every third of that while it works.
+pub const DEFAULT_LEASE_TTL_S: u64 = 120;
+
 /// `[lease]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LeaseConfig {
-    /// Seconds a claim on a dataset lasts; a crashed process's work is taken over after it.
+    /// Seconds a claim on a dataset lasts unless its holder renews it (every third of it,
+    /// while it works). A holder on this host that died is taken over at once; one on
+    /// another host, after this long.
     pub ttl_s: u64,
 }
 
 impl Default for LeaseConfig {
     fn default() -> Self {
-        LeaseConfig { ttl_s: 600 }
+        LeaseConfig {
+            ttl_s: DEFAULT_LEASE_TTL_S,
+        }
     }
 }
 

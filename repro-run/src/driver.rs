@@ -252,12 +252,46 @@ pub fn default_actor() -> String {
         .unwrap_or_else(|| "repro".into())
 }
 
-/// The lease owner of this process: `HOST:PID`.
-pub fn default_owner() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// When process `pid` started, in clock ticks since boot (`/proc/PID/stat`, field 22), or
+/// `None` if there is no such process.
+fn started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; the fields after its last `)`
+    // start at field 3.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The lease owner of this process: `HOST:PID:START`, where START tells this process from a
+/// later one that reuses its PID.
+pub fn default_owner() -> String {
+    let pid = std::process::id();
+    let start = started(pid).unwrap_or(0);
+    format!("{}:{pid}:{start}", hostname())
+}
+
+/// Whether the lease holder `holder` (as [`default_owner`] names it) is provably gone: a
+/// process of this host that no longer exists, or whose PID now belongs to a process that
+/// started later. A holder on another host, or named some other way, is never provably
+/// gone: its lease is waited out.
+pub fn holder_is_gone(holder: &str) -> bool {
+    let mut parts = holder.rsplitn(3, ':');
+    let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(start), Ok(pid)) = (start.parse::<u64>(), pid.parse::<u32>()) else {
+        return false;
+    };
+    if host != hostname() || pid == std::process::id() {
+        return false;
+    }
+    started(pid) != Some(start)
 }
 
 /// The datasets an `--all` operation works on: every one not at rest, of `site` if given.
@@ -298,7 +332,7 @@ fn batch_order(changes: &mut [Change]) {
 
 impl<'a> Driver<'a> {
     /// A driver with the default policy, actor ([`default_actor`]), lease owner
-    /// ([`default_owner`]) and a lease of ten minutes.
+    /// ([`default_owner`]) and a lease of two minutes (renewed while it works).
     pub fn new(store: &'a Store, backend: &'a mut dyn Backend) -> Self {
         Driver {
             store,
@@ -306,7 +340,7 @@ impl<'a> Driver<'a> {
             policy: Policy::default(),
             actor: default_actor(),
             owner: default_owner(),
-            lease_ttl: Duration::from_secs(600),
+            lease_ttl: Duration::from_secs(crate::config::DEFAULT_LEASE_TTL_S),
         }
     }
 
@@ -360,15 +394,38 @@ impl<'a> Driver<'a> {
         run
     }
 
-    /// Runs `op` on one dataset under its lease. A lease held by another process is an
-    /// error of kind [`ErrorKind::Conflict`].
+    /// Runs `op` on one dataset under its lease. A lease held by another live process is
+    /// an error of kind [`ErrorKind::Conflict`]; one whose holder is provably gone (a
+    /// process of this host that died) is taken over at once. The lease is renewed while
+    /// the work goes on, so it can be short and a holder that died elsewhere is taken over
+    /// soon after.
     pub async fn run(&mut self, op: Op, name: &DatasetName) -> Result<Report> {
         let now = repro_db::now();
         let lease = self
             .store
-            .claim(name, &self.owner, self.lease_ttl, now)
+            .claim_or_take_over(name, &self.owner, self.lease_ttl, now, holder_is_gone)
             .await?;
+        let renewal = {
+            let (store, name, owner, ttl) = (
+                self.store.clone(),
+                name.clone(),
+                self.owner.clone(),
+                self.lease_ttl,
+            );
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval((ttl / 3).max(Duration::from_millis(100)));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    if let Err(e) = store.claim(&name, &owner, ttl, repro_db::now()).await {
+                        warn!(dataset = %name, "cannot renew the lease: {e}");
+                        break;
+                    }
+                }
+            })
+        };
         let result = self.work(op, name).await;
+        renewal.abort();
         if let Err(e) = self.store.release(&lease).await {
             warn!(dataset = %name, "cannot release lease: {e}");
         }
@@ -534,5 +591,32 @@ pub fn preview(view: &DatasetView, policy: &Policy) -> Preview {
         transitions: plan.transitions().collect(),
         actions: plan.actions,
         polls: polls(view).len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_holder_is_gone_only_when_its_process_on_this_host_is_provably_gone() {
+        let me = default_owner();
+        assert!(!holder_is_gone(&me), "this process is alive");
+        // A live process (the test harness's parent) under its own start time is alive...
+        let parent = std::os::unix::process::parent_id();
+        let start = started(parent).expect("the parent process exists");
+        let host = hostname();
+        assert!(!holder_is_gone(&format!("{host}:{parent}:{start}")));
+        // ...and under another start time its PID was reused: the holder is gone.
+        assert!(holder_is_gone(&format!("{host}:{parent}:{}", start + 1)));
+        // A process that exited is gone.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(holder_is_gone(&format!("{host}:{pid}:1")));
+        // Another host's holders, and names not of this form, are never provably gone.
+        assert!(!holder_is_gone(&format!("elsewhere.{host}:{pid}:1")));
+        assert!(!holder_is_gone("other-host:99"));
+        assert!(!holder_is_gone("nonsense"));
     }
 }

@@ -3,6 +3,7 @@
 mod support;
 
 mod test_command_backend;
+mod test_crash_recovery;
 mod test_cron_concurrency;
 mod test_dataset;
 mod test_misc;

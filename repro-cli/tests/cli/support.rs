@@ -19,6 +19,18 @@ impl Env {
         Env { dir, db }
     }
 
+    /// `repro ARGS` as a plain process, to spawn and signal.
+    pub fn spawnable(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_repro"));
+        c.current_dir(self.dir.path())
+            .env("REPRO_DATABASE_URL", &self.db)
+            .env_remove("REPRO_CONFIG")
+            .env_remove("REPRO_LOG")
+            .env("REPRO_ACTOR", "tester")
+            .args(args);
+        c
+    }
+
     /// `repro ARGS` in the scratch directory, as user `tester`.
     pub fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::new(env!("CARGO_BIN_EXE_repro"));

@@ -63,6 +63,36 @@ on_every_backend! {
         assert!(matches!(store.claim(&missing, "x", ttl, t0).await, Err(DbError::NotFound(_))));
     }
 
+    async fn a_gone_holders_lease_is_taken_over_at_once_and_recorded(db: &TestDb) {
+        let store = db.store().await;
+        let name = DatasetName::new("gone").unwrap();
+        store.register(&name, &[NewFile::new("f", 1)], &Register::default(), "t").await.unwrap();
+        let t0 = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap().and_hms_opt(12, 0, 0).unwrap();
+        let ttl = Duration::from_secs(600);
+        store.claim(&name, "here:41:7", ttl, t0).await.unwrap();
+        // A live holder keeps it, whatever the claimant thinks of others.
+        let alive = |h: &str| h != "here:41:7";
+        let err = store.claim_or_take_over(&name, "here:42:9", ttl, t0, alive).await.unwrap_err();
+        assert!(matches!(err, DbError::LeaseHeld { .. }), "{err}");
+        // Gone: taken over long before the lease would expire.
+        let dead = |h: &str| h == "here:41:7";
+        let lease = store.claim_or_take_over(&name, "here:42:9", ttl, t0, dead).await.unwrap();
+        assert_eq!(lease.owner, "here:42:9");
+        // An expired lease taken over is recorded too.
+        let later = t0 + chrono::Duration::seconds(601);
+        store.claim(&name, "there:1:1", ttl, later).await.unwrap();
+        let h = store.history(&name, Some("dataset")).await.unwrap();
+        let takeovers: Vec<(&str, &str, Option<&str>)> = h
+            .iter()
+            .filter(|e| e.via == "take_over_lease")
+            .map(|e| (e.from.as_str(), e.to.as_str(), e.reason.as_deref()))
+            .collect();
+        assert_eq!(takeovers.len(), 2, "{h:?}");
+        assert_eq!(takeovers[0], ("lease here:41:7", "lease here:42:9", Some("here:41:7 is gone")));
+        assert_eq!(takeovers[1].1, "lease there:1:1");
+        assert!(takeovers[1].2.unwrap().starts_with("the lease of here:42:9 expired at "), "{:?}", takeovers[1]);
+    }
+
     async fn a_stale_plan_is_refused_after_another_process_moved_on(db: &TestDb) {
         let store = db.store().await;
         let name = DatasetName::new("stale").unwrap();
