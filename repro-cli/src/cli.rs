@@ -117,6 +117,11 @@ pub enum DatasetCommand {
     },
     /// A dataset's raw files.
     Files(FilesArgs),
+    /// A dataset's jobs, every attempt: state, batch id, exit code, reason.
+    Jobs {
+        /// The dataset.
+        name: String,
+    },
 }
 
 /// `repro dataset add`.

@@ -372,11 +372,24 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         DatasetCommand::Show { name: n } => {
-            let s = store.summary(&name(&n)?).await?;
+            let n = name(&n)?;
+            let s = store.summary(&n).await?;
             if json {
                 print!("{}", output::json(&output::DatasetJson::from(&s)));
             } else {
-                print!("{}", output::dataset(&s));
+                let view = store.load(&n).await?;
+                let rate = recent_rate(store, &view).await?;
+                print!("{}", output::dataset(&s, &view, rate));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DatasetCommand::Jobs { name: n } => {
+            let view = store.load(&name(&n)?).await?;
+            if json {
+                let jobs: Vec<&repro_core::Job> = view.jobs.values().collect();
+                print!("{}", output::json(&jobs));
+            } else {
+                print!("{}", output::jobs(&view, usize::MAX));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -402,6 +415,34 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Files per hour that finished the running phase's step over the last six hours, from the
+/// history; `None` when no phase is running.
+async fn recent_rate(
+    store: &Store,
+    view: &repro_core::DatasetView,
+) -> Result<Option<output::Rate>, CliError> {
+    use repro_core::StageKind as K;
+    let via = match view.status.state.kind() {
+        K::PrestageRunning => "stage_done",
+        K::RecoRunning => "reco_done",
+        K::MergeRunning => "merge",
+        K::CleanupNotDone => "clean",
+        _ => return Ok(None),
+    };
+    const HOURS: u32 = 6;
+    let since = repro_db::now() - chrono::Duration::hours(i64::from(HOURS));
+    let done: u64 = store
+        .per_hour(Some(&view.name), "file", via, since)
+        .await?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    Ok(Some(output::Rate {
+        per_hour: done as f64 / f64::from(HOURS),
+        hours: HOURS,
+    }))
 }
 
 /// A state word must be one of the seed's words.

@@ -77,6 +77,7 @@ pub fn datasets(list: &[DatasetSummary]) -> String {
             let (p, failed) = progress(d);
             vec![
                 d.name.to_string(),
+                d.site.clone().unwrap_or_else(|| "-".into()),
                 c.lock.to_string(),
                 c.prestage.to_string(),
                 c.reco.to_string(),
@@ -90,6 +91,7 @@ pub fn datasets(list: &[DatasetSummary]) -> String {
     table(
         &[
             "NAME",
+            "SITE",
             "LOCK",
             "PRESTAGE",
             "RECO",
@@ -102,17 +104,79 @@ pub fn datasets(list: &[DatasetSummary]) -> String {
     )
 }
 
-/// One dataset in detail.
-pub fn dataset(d: &DatasetSummary) -> String {
+/// How fast the running phase went lately, for an estimate of when it ends.
+pub struct Rate {
+    /// Files that finished the running phase's step per hour, over the window.
+    pub per_hour: f64,
+    /// The window, in hours.
+    pub hours: u32,
+}
+
+/// One dataset in detail: what needs a person first, then its columns with progress per
+/// phase, its merge groups and its jobs.
+pub fn dataset(d: &DatasetSummary, view: &DatasetView, rate: Option<Rate>) -> String {
     let c = d.status.columns();
+    let f = &d.files;
     let mut out = String::new();
+    for why in repro_run::attention::needs_a_person(view) {
+        let _ = writeln!(out, "NEEDS A PERSON: {why}");
+    }
+    let staged = f.total
+        - f.get(FileState::Registered)
+        - f.get(FileState::Staging)
+        - f.get(FileState::StageFailed)
+        - f.get(FileState::StageFailedForGood);
+    let reco = f.get(FileState::Reconstructed)
+        + f.get(FileState::Merged)
+        + f.get(FileState::Deleting)
+        + f.get(FileState::Cleaned);
+    let merged = f.get(FileState::Merged) + f.get(FileState::Deleting) + f.get(FileState::Cleaned);
     let _ = writeln!(out, "name      {}", d.name);
-    let _ = writeln!(out, "lock      {}", c.lock);
-    let _ = writeln!(out, "prestage  {}", c.prestage);
-    let _ = writeln!(out, "reco      {}", c.reco);
-    let _ = writeln!(out, "merge     {}", c.merge);
-    let _ = writeln!(out, "cleanup   {}", c.cleanup);
     let _ = writeln!(out, "site      {}", d.site.as_deref().unwrap_or("-"));
+    let _ = writeln!(out, "lock      {}", c.lock);
+    let _ = writeln!(
+        out,
+        "prestage  {:<13}{staged}/{} staged",
+        c.prestage.to_string(),
+        f.total
+    );
+    let _ = writeln!(
+        out,
+        "reco      {:<13}{reco}/{} reconstructed",
+        c.reco.to_string(),
+        f.total
+    );
+    let _ = writeln!(
+        out,
+        "merge     {:<13}{merged}/{reco} merged, {} group(s)",
+        c.merge.to_string(),
+        view.groups.len()
+    );
+    let _ = writeln!(
+        out,
+        "cleanup   {:<13}{}/{merged} cleaned",
+        c.cleanup.to_string(),
+        f.get(FileState::Cleaned)
+    );
+    if let Some(r) = rate {
+        let left = match view.status.state.phase() {
+            repro_core::Phase::Prestage => f.total - staged,
+            repro_core::Phase::Reco => staged.saturating_sub(reco),
+            repro_core::Phase::Merge => reco.saturating_sub(merged),
+            repro_core::Phase::Cleanup => merged - f.get(FileState::Cleaned),
+        };
+        if r.per_hour > 0.0 && left > 0 {
+            let h = left as f64 / r.per_hour;
+            let _ = writeln!(
+                out,
+                "estimate  {left} file(s) to go at {:.0}/h (the last {} h): about {}h{:02}m",
+                r.per_hour,
+                r.hours,
+                h.floor(),
+                ((h - h.floor()) * 60.0).round() as u32
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "updated   {} UTC",
@@ -132,6 +196,98 @@ pub fn dataset(d: &DatasetSummary) -> String {
             let _ = writeln!(out, "  {:<22}{n}", s.as_str());
         }
     }
+    if !view.groups.is_empty() {
+        let rows: Vec<Vec<String>> = view
+            .groups
+            .values()
+            .map(|g| {
+                vec![
+                    g.no.to_string(),
+                    g.state.to_string(),
+                    g.files.len().to_string(),
+                    g.attempts.to_string(),
+                    g.output.as_ref().map_or("-".into(), |m| m.name.clone()),
+                    g.last_error.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        out.push_str("\nmerge groups\n");
+        out.push_str(&table(
+            &[
+                "GROUP",
+                "STATE",
+                "FILES",
+                "ATTEMPTS",
+                "MERGED FILE",
+                "LAST ERROR",
+            ],
+            &rows,
+        ));
+    }
+    out.push_str(&jobs(view, JOBS_SHOWN));
+    out
+}
+
+/// Jobs `dataset show` lists: the live and failed ones, newest attempts first.
+const JOBS_SHOWN: usize = 20;
+
+/// A dataset's jobs: counts per kind and state, then up to `limit` of the jobs that matter
+/// now (live or failed); every job when `limit` is `usize::MAX`.
+pub fn jobs(view: &DatasetView, limit: usize) -> String {
+    use repro_core::JobState;
+    use repro_core::job::JobSubject;
+    let mut out = String::new();
+    if view.jobs.is_empty() {
+        return out;
+    }
+    // Reco jobs before merge jobs, as the lifecycle runs them.
+    let mut counts: std::collections::BTreeMap<(u8, &str, JobState), usize> = Default::default();
+    for j in view.jobs.values() {
+        let kind = match j.key.subject {
+            JobSubject::Reco(_) => (0, "reco"),
+            JobSubject::Merge(_) => (1, "merge"),
+        };
+        *counts.entry((kind.0, kind.1, j.state)).or_insert(0) += 1;
+    }
+    let summary: Vec<String> = counts
+        .iter()
+        .map(|((_, k, s), n)| format!("{k} {s} {n}"))
+        .collect();
+    let _ = writeln!(out, "\njobs      {}", summary.join(", "));
+    let shown: Vec<_> = view
+        .jobs
+        .values()
+        .filter(|j| limit == usize::MAX || j.state.is_live() || j.error.is_some())
+        .collect();
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .rev()
+        .take(limit)
+        .map(|j| {
+            vec![
+                j.key.name(&view.name),
+                j.state.to_string(),
+                j.key.attempt.to_string(),
+                j.batch_id.clone().unwrap_or_else(|| "-".into()),
+                j.exit_code.map_or("-".into(), |c| c.to_string()),
+                j.error.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.push_str(&table(
+            &["JOB", "STATE", "ATTEMPT", "BATCH ID", "EXIT", "REASON"],
+            &rows,
+        ));
+        if shown.len() > rows.len() {
+            let _ = writeln!(
+                out,
+                "({} more; `repro dataset jobs {}` lists every job)",
+                shown.len() - rows.len(),
+                view.name
+            );
+        }
+    }
     out
 }
 
@@ -146,9 +302,9 @@ pub fn files(view: &DatasetView, state: Option<FileState>) -> String {
                 f.id.0.to_string(),
                 f.lfn.clone(),
                 f.state.to_string(),
-                f.attempts.to_string(),
+                view.step_attempts(f).to_string(),
                 f.tmb.as_ref().map_or("-".into(), |t| t.path.clone()),
-                f.last_error.clone().unwrap_or_else(|| "-".into()),
+                f.current_error().unwrap_or("-").to_owned(),
             ]
         })
         .collect();

@@ -50,6 +50,22 @@ impl RawFile {
         self.attempts.saturating_sub(self.attempt_base) < cap
     }
 
+    /// The last error, if it belongs to the file's current step: a failed staging, reco or
+    /// deletion. An error from a step the file has since finished is history, not a
+    /// current failure.
+    pub fn current_error(&self) -> Option<&str> {
+        let failing = match self.state {
+            FileState::StageFailed
+            | FileState::RecoFailed
+            | FileState::StageFailedForGood
+            | FileState::RecoFailedForGood => true,
+            // Between deletion attempts.
+            FileState::Merged => self.attempts > 0,
+            _ => false,
+        };
+        self.last_error.as_deref().filter(|_| failing)
+    }
+
     /// A newly registered file.
     pub fn new(id: FileId, lfn: impl Into<String>, size: u64) -> Self {
         RawFile {
@@ -502,6 +518,29 @@ impl DatasetView {
             .find(|j| j.state.is_live())
     }
 
+    /// The attempts of the step `file` is in; for a file that has just finished its reco
+    /// (reconstructed, no attempt at anything since), the attempts that reco took.
+    pub fn step_attempts(&self, file: &RawFile) -> u32 {
+        if file.state == FileState::Reconstructed && file.attempts == 0 {
+            let subject = JobSubject::Reco(file.id);
+            let first = JobKey {
+                subject,
+                attempt: 0,
+            };
+            let last = JobKey {
+                subject,
+                attempt: u32::MAX,
+            };
+            return self
+                .jobs
+                .range(first..=last)
+                .map(|(k, _)| k.attempt)
+                .max()
+                .unwrap_or(0);
+        }
+        file.attempts
+    }
+
     /// Number of files in each state, in [`FileState::ALL`] order.
     pub fn file_counts(&self) -> BTreeMap<FileState, usize> {
         let mut m = BTreeMap::new();
@@ -745,5 +784,103 @@ impl DatasetView {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobSubject;
+
+    fn view(states: &[FileState]) -> DatasetView {
+        let files = states.iter().enumerate().map(|(i, s)| {
+            let mut f = RawFile::new(FileId(i as u64 + 1), format!("raw{i}"), 10);
+            f.state = *s;
+            f
+        });
+        DatasetView::new(DatasetName::new("unit").unwrap(), files)
+    }
+
+    #[test]
+    fn an_error_from_a_finished_step_is_not_a_current_failure() {
+        let mut v = view(&[FileState::RecoFailed, FileState::Reconstructed]);
+        for f in v.files.values_mut() {
+            f.last_error = Some("segfault".into());
+        }
+        assert_eq!(v.files[&FileId(1)].current_error(), Some("segfault"));
+        assert_eq!(v.files[&FileId(2)].current_error(), None);
+    }
+
+    #[test]
+    fn a_reconstructed_file_shows_the_attempts_its_reco_took() {
+        let mut v = view(&[FileState::Reconstructed]);
+        for attempt in [1, 2] {
+            let key = JobKey {
+                subject: JobSubject::Reco(FileId(1)),
+                attempt,
+            };
+            let state = if attempt == 2 {
+                JobState::Done
+            } else {
+                JobState::Failed
+            };
+            v.jobs.insert(
+                key,
+                Job {
+                    key,
+                    state,
+                    batch_id: None,
+                    exit_code: None,
+                    error: None,
+                },
+            );
+        }
+        let f = v.files[&FileId(1)].clone();
+        assert_eq!(f.attempts, 0);
+        assert_eq!(v.step_attempts(&f), 2);
+    }
+
+    #[test]
+    fn a_batch_with_one_stale_change_leaves_the_view_as_it_was() {
+        let mut v = view(&[FileState::Registered, FileState::Registered]);
+        let before = v.clone();
+        let ok = Change::file(&v.files[&FileId(1)], FileEvent::RequestStage).unwrap();
+        let mut stale = Change::file(&v.files[&FileId(2)], FileEvent::RequestStage).unwrap();
+        if let Change::File { attempts, .. } = &mut stale {
+            *attempts = 5;
+        }
+        let err = v.apply(&[ok, stale]).unwrap_err();
+        assert!(matches!(err, ApplyError::Conflict(_)), "{err}");
+        assert_eq!(v, before);
+    }
+
+    #[test]
+    fn a_job_for_a_file_of_another_dataset_is_refused() {
+        let mut v = view(&[FileState::Staged]);
+        let key = JobKey {
+            subject: JobSubject::Reco(FileId(99)),
+            attempt: 1,
+        };
+        let err = v.apply(&[Change::NewJob { key }]).unwrap_err();
+        assert!(
+            err.to_string().contains("no such subject in this dataset"),
+            "{err}"
+        );
+        let zero = JobKey {
+            subject: JobSubject::Reco(FileId(1)),
+            attempt: 0,
+        };
+        let err = v.apply(&[Change::NewJob { key: zero }]).unwrap_err();
+        assert!(matches!(err, ApplyError::Illegal(_)), "{err}");
+    }
+
+    #[test]
+    fn a_change_names_itself_in_the_lifecycles_words() {
+        let v = view(&[FileState::Registered]);
+        let c = Change::file(&v.files[&FileId(1)], FileEvent::RequestStage).unwrap();
+        assert_eq!(
+            c.to_string(),
+            "raw file f1 registered --request_stage--> staging"
+        );
     }
 }

@@ -32,6 +32,7 @@
 //! Everything here goes through `repro-core`'s decisions and `repro-db`'s guarded writes:
 //! nothing in this crate decides a lifecycle move or writes a row by itself.
 
+pub mod attention;
 pub mod backend;
 pub mod config;
 pub mod demo;

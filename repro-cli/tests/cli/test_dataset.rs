@@ -41,28 +41,28 @@ fn add_list_show_and_files() {
     insta::assert_snapshot!(env.show(&env.run(&["dataset", "list"])), @r#"
     status: 0
     --- stdout
-    NAME     LOCK    PRESTAGE  RECO      MERGE     CLEANUP   FILES staged/reco/merged/cleaned  FAILED
-    p17.qcd  UNLOCK  NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 2                      0
-    p17.wz   LOCK    NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 3                      0
+    NAME     SITE    LOCK    PRESTAGE  RECO      MERGE     CLEANUP   FILES staged/reco/merged/cleaned  FAILED
+    p17.qcd  -       UNLOCK  NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 2                      0
+    p17.wz   prague  LOCK    NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 3                      0
     --- stderr
     "#);
     insta::assert_snapshot!(env.show(&env.run(&["dataset", "list", "--state", "LOCK"])), @r#"
     status: 0
     --- stdout
-    NAME    LOCK  PRESTAGE  RECO      MERGE     CLEANUP   FILES staged/reco/merged/cleaned  FAILED
-    p17.wz  LOCK  NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 3                      0
+    NAME    SITE    LOCK  PRESTAGE  RECO      MERGE     CLEANUP   FILES staged/reco/merged/cleaned  FAILED
+    p17.wz  prague  LOCK  NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 3                      0
     --- stderr
     "#);
     insta::assert_snapshot!(env.show(&env.run(&["dataset", "show", "p17.wz"])), @r#"
     status: 0
     --- stdout
     name      p17.wz
-    lock      LOCK
-    prestage  NOT DONE
-    reco      NOT DONE
-    merge     NOT DONE
-    cleanup   NOT DONE
     site      prague
+    lock      LOCK
+    prestage  NOT DONE     0/3 staged
+    reco      NOT DONE     0/3 reconstructed
+    merge     NOT DONE     0/0 merged, 0 group(s)
+    cleanup   NOT DONE     0/0 cleaned
     updated   [TIME] UTC
     files     3
       registered            3

@@ -105,6 +105,37 @@ fn each_operation_does_its_phase_and_nothing_more() {
         ),
         (4, 4, 1, 1, 4)
     );
+    // `dataset show` has what the page has: progress per phase, groups, jobs.
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "show", "ds"])), @r#"
+    status: 0
+    --- stdout
+    name      ds
+    site      -
+    lock      UNLOCK
+    prestage  PRESTAGE     4/4 staged
+    reco      COMPLETED    4/4 reconstructed
+    merge     MERGED_DBUP  4/4 merged, 1 group(s)
+    cleanup   CLEANED      4/4 cleaned
+    updated   [TIME] UTC
+    files     4
+      cleaned               4
+
+    merge groups
+    GROUP  STATE     FILES  ATTEMPTS  MERGED FILE     LAST ERROR
+    g1     declared  4      1         ds.merged.0001  -
+
+    jobs      reco done 4, merge done 1
+    --- stderr
+    "#);
+    let jobs = env.ok(&["dataset", "jobs", "ds"]);
+    assert!(
+        jobs.starts_with("\njobs      reco done 4, merge done 1\nJOB "),
+        "{jobs}"
+    );
+    assert!(
+        jobs.contains("ds.reco.f1.a1") && jobs.contains("ds.merge.g1.a1"),
+        "{jobs}"
+    );
 }
 
 #[test]

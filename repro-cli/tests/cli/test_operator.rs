@@ -67,6 +67,12 @@ fn a_phase_that_failed_for_good_waits_for_retry() {
     ");
     // Once said, not said again.
     assert_eq!(env.ok(&["-q", "tick"]), "");
+    // `dataset show` says it first, with the reason and the fix.
+    let show = env.ok(&["dataset", "show", "tape"]);
+    assert_eq!(
+        show.lines().next().unwrap(),
+        "NEEDS A PERSON: prestage FAILED: 2 raw file(s) failed for good (last: sim: tape read error); fix the cause, then `repro retry tape`"
+    );
     let v: serde_json::Value =
         serde_json::from_str(&env.ok(&["--json", "dataset", "show", "tape"])).unwrap();
     assert_eq!(v["prestage"], "FAILED");
