@@ -22,6 +22,9 @@ use serde::Deserialize;
 
 use crate::json::DatasetJson;
 
+/// Datasets with a FAILED phase shown at the top of the index, with their reasons.
+const NEEDS_A_PERSON_SHOWN: u64 = 20;
+
 /// Datasets per page unless asked otherwise.
 const PER_PAGE: u64 = 50;
 /// Files or jobs per page on a dataset's page.
@@ -109,7 +112,7 @@ th{background:#f4f4f4;font-weight:600} td.num{text-align:right;font-variant-nume
 .bar{display:flex;width:220px;height:12px;background:#eee;border-radius:2px;overflow:hidden}
 .bar span{display:block;height:100%}.s-st{background:#93c5fd}.s-re{background:#60a5fa}.s-me{background:#34d399}.s-cl{background:#15803d}.s-fa{background:#ef4444}
 .totals{display:flex;gap:2em;flex-wrap:wrap;margin:.5em 0 1em}.totals div b{display:block;font-size:1.3em}
-form.filters{margin:.5em 0} .error{color:#991b1b} .muted{color:#777} nav.pages a,nav.pages b{margin-right:.6em}
+form.filters{margin:.5em 0} .error{color:#991b1b} .attention{background:#fef2f2;border-left:4px solid #991b1b;padding:.4em .8em;font-weight:600} .muted{color:#777} nav.pages a,nav.pages b{margin-right:.6em}
 "#;
 
 fn page(title: &str, body: Markup) -> Markup {
@@ -278,6 +281,22 @@ async fn index(
     let hourly = store
         .per_hour(None, "file", "reco_done", since_48h())
         .await?;
+    // Datasets that need a person come first, whatever the filter: a FAILED phase, with
+    // the reason (a bounded number of them, each read in full).
+    let failed_list = store
+        .list(&ListFilter {
+            state_word: Some("FAILED".into()),
+            limit: Some(NEEDS_A_PERSON_SHOWN),
+            ..ListFilter::default()
+        })
+        .await?;
+    let mut attention = Vec::new();
+    for d in &failed_list {
+        let view = store.load(&d.name).await?;
+        for why in crate::attention::needs_a_person(&view) {
+            attention.push((d.name.clone(), why));
+        }
+    }
     let pages = matching.div_ceil(per).max(1);
     let link = |p: u64| {
         let mut s = format!("/?page={p}&per={per}");
@@ -303,6 +322,14 @@ async fn index(
     };
     let body = html! {
         h1 { "Reprocessing campaign" }
+        @if !attention.is_empty() {
+            section id="needs-a-person" {
+                h2 { "Needs a person" }
+                @for (n, why) in &attention {
+                    p.attention { a href=(format!("/datasets/{}", urlencode(n.as_str()))) { (n) } ": " (why) }
+                }
+            }
+        }
         div.totals {
             div { b { (totals.datasets) } "datasets" }
             div { b { (col("cleanup", "CLEANED")) } "CLEANED" }
@@ -418,6 +445,9 @@ async fn dataset_page(
     let body = html! {
         p { a href="/" { "← all datasets" } }
         h1 { (name) }
+        @for why in crate::attention::needs_a_person(&view) {
+            p.attention { "Needs a person: " (why) }
+        }
         table {
             tr { th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "SITE" } th { "LAST CHANGE (UTC)" } }
             tr {
@@ -440,10 +470,10 @@ async fn dataset_page(
             tbody {
                 @for f in files.iter().skip((fpage - 1) * ROWS_PER_PAGE).take(ROWS_PER_PAGE) {
                     tr {
-                        td.num { (f.id.0) } td { (f.lfn) } td { (f.state) } td.num { (f.attempts) }
+                        td.num { (f.id.0) } td { (f.lfn) } td { (f.state) } td.num { (view.step_attempts(f)) }
                         td { (f.tmb.as_ref().map_or("", |t| t.path.as_str())) }
                         td { (f.group.map(|g| g.to_string()).unwrap_or_default()) }
-                        td.error { (f.last_error.clone().unwrap_or_default()) }
+                        td.error { (f.current_error().unwrap_or_default()) }
                     }
                 }
             }
@@ -644,6 +674,55 @@ mod tests {
         let status = resp.status();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_dataset_comes_first_with_its_reason_on_both_pages() {
+        use repro_core::file::FileEvent;
+        use repro_core::typed::{AnyDataset, Known};
+        let (_d, store) = seeded().await;
+        // gamma: unlocked, prestage started, its files failed for good, prestage FAILED.
+        let n = DatasetName::new("gamma").unwrap();
+        let AnyDataset::Locked(Known::PrestagePending(d)) = store.load_dataset(&n).await.unwrap()
+        else {
+            panic!("gamma is new and locked")
+        };
+        store.save(d.unlock().start_prestage(), "t").await.unwrap();
+        for event in [
+            FileEvent::RequestStage,
+            FileEvent::StageFail,
+            FileEvent::GiveUp,
+        ] {
+            let v = store.load(&n).await.unwrap();
+            let changes: Vec<_> = v
+                .files
+                .values()
+                .filter_map(|f| repro_core::Change::file(f, event))
+                .map(|c| c.with_error("tape robot jammed"))
+                .collect();
+            store.apply(&n, &changes, "t").await.unwrap();
+        }
+        let AnyDataset::Unlocked(Known::Prestaging(d)) = store.load_dataset(&n).await.unwrap()
+        else {
+            panic!("gamma is prestaging")
+        };
+        store.save(d.fail_prestage(), "t").await.unwrap();
+        let (_, index) = get(&store, "/").await;
+        let at = index
+            .find("Needs a person")
+            .expect("a needs-a-person section");
+        assert!(
+            at < index.find("id=\"datasets\"").unwrap(),
+            "it comes before the list"
+        );
+        assert!(
+            index.contains(
+                "prestage FAILED: 5 raw file(s) failed for good (last: tape robot jammed)"
+            ),
+            "{index}"
+        );
+        let (_, page) = get(&store, "/datasets/gamma").await;
+        assert!(page.contains("Needs a person: prestage FAILED"), "{page}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
