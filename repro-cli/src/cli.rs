@@ -99,8 +99,12 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page.
-    Man,
+    /// Print the man page, or write one page per subcommand into a directory.
+    Man {
+        /// Write `repro.1` and `repro-SUBCOMMAND.1` pages here instead of printing one.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// `repro dataset ...`.
@@ -225,12 +229,29 @@ pub struct RetryArgs {
 pub struct ResetArgs {
     /// The dataset.
     pub name: String,
-    /// The phase to go back to: prestage or reco.
-    #[arg(long, value_parser = parse_phase)]
+    /// The phase to go back to: prestage or reco (the phases a reset can honour).
+    #[arg(long, value_parser = parse_reset_phase)]
     pub to: repro_core::Phase,
     /// Why, for the history.
     #[arg(long)]
     pub reason: String,
+}
+
+/// A phase a reset goes back to: exactly those with a reset transition.
+fn parse_reset_phase(s: &str) -> Result<repro_core::Phase, String> {
+    use repro_core::{Phase, Transition};
+    let valid: Vec<&str> = Phase::ALL
+        .iter()
+        .filter(|p| Transition::reset_to(**p).is_some())
+        .map(|p| p.as_str())
+        .collect();
+    match s.parse::<Phase>() {
+        Ok(p) if Transition::reset_to(p).is_some() => Ok(p),
+        _ => Err(format!(
+            "a reset goes back to {}, not {s:?}",
+            valid.join(" or ")
+        )),
+    }
 }
 
 fn parse_phase(s: &str) -> Result<repro_core::Phase, String> {

@@ -122,13 +122,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             clap_complete::generate(*shell, &mut Cli::command(), "repro", &mut std::io::stdout());
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Man => {
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map_err(|source| CliError::Io {
-                    what: "cannot write the man page".into(),
-                    source,
-                })?;
+        Command::Man { dir } => {
+            man(dir.as_deref())?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Cron(args) => {
@@ -250,7 +245,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Serve(args) => serve(store, args.bind).await,
         Command::Init
         | Command::Completions { .. }
-        | Command::Man
+        | Command::Man { .. }
         | Command::Cron(_)
         | Command::Demo(_) => {
             unreachable!("handled above")
@@ -607,6 +602,32 @@ fn print_report(r: &Report, always: bool) {
     for a in &r.alerts {
         println!("  needs a person: {a}");
     }
+}
+
+/// The man page on stdout, or `repro.1` and one `repro-SUB.1` page per subcommand (and
+/// per `dataset` subcommand) in `dir`, which the top page's SEE ALSO then names truly.
+fn man(dir: Option<&Path>) -> Result<(), CliError> {
+    let io = |what: String| move |source| CliError::Io { what, source };
+    let cmd = Cli::command();
+    let Some(dir) = dir else {
+        return clap_mangen::Man::new(cmd)
+            .render(&mut std::io::stdout())
+            .map_err(io("cannot write the man page".into()));
+    };
+    std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    clap_mangen::generate_to(cmd, dir)
+        .map_err(io(format!("cannot write into {}", dir.display())))?;
+    let mut pages: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io(format!("cannot read {}", dir.display())))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".1"))
+        .collect();
+    pages.sort();
+    for p in pages {
+        println!("{}", dir.join(p).display());
+    }
+    Ok(())
 }
 
 /// A SQLite URL with a relative path made absolute against `cwd`; other URLs as they are.

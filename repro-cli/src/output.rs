@@ -314,24 +314,88 @@ pub fn files(view: &DatasetView, state: Option<FileState>) -> String {
     )
 }
 
-/// History entries.
+/// The `key=value` pairs of a stored columns text (`lock=UNLOCK prestage=NOT DONE ...`).
+fn column_pairs(text: &str) -> Vec<(&str, &str)> {
+    const KEYS: [&str; 5] = ["lock=", "prestage=", "reco=", "merge=", "cleanup="];
+    let mut starts: Vec<usize> = KEYS.iter().filter_map(|k| text.find(k)).collect();
+    starts.sort_unstable();
+    starts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &at)| {
+            let end = starts.get(i + 1).copied().unwrap_or(text.len());
+            text[at..end].trim().split_once('=')
+        })
+        .collect()
+}
+
+/// A dataset move as only the columns it changed (`reco=RUNNING` -> `reco=COMPLETED`).
+fn changed_columns(from: &str, to: &str) -> (String, String) {
+    let (f, t) = (column_pairs(from), column_pairs(to));
+    if from == "-" && t.len() == 5 {
+        // Registered: what is not NOT DONE.
+        let set: Vec<String> = t
+            .iter()
+            .filter(|(_, v)| *v != "NOT DONE")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        return ("-".into(), format!("{} (rest NOT DONE)", set.join(" ")));
+    }
+    if f.len() != 5 || t.len() != 5 {
+        return (from.to_owned(), to.to_owned());
+    }
+    let changed: Vec<usize> = (0..5).filter(|i| f[*i] != t[*i]).collect();
+    let show = |pairs: &[(&str, &str)]| {
+        changed
+            .iter()
+            .map(|i| format!("{}={}", pairs[*i].0, pairs[*i].1))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (show(&f), show(&t))
+}
+
+/// The width the history table fits in.
+const HISTORY_WIDTH: usize = 120;
+
+/// History entries, in at most [`HISTORY_WIDTH`] columns: a dataset move shows only the
+/// columns it changed, and a long reason is cut.
 pub fn history(entries: &[HistoryEntry]) -> String {
-    let rows: Vec<Vec<String>> = entries
+    let mut rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
+            let (from, to) = if e.entity == "dataset" {
+                changed_columns(&e.from, &e.to)
+            } else {
+                (e.from.clone(), e.to.clone())
+            };
             vec![
                 e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 format!("{} {}", e.entity, e.entity_id),
                 e.via.clone(),
-                e.from.clone(),
-                e.to.clone(),
+                from,
+                to,
                 e.actor.clone(),
                 e.reason.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    table(
-        &["AT (UTC)", "ENTITY", "VIA", "FROM", "TO", "ACTOR", "REASON"],
-        &rows,
-    )
+    let header = ["AT (UTC)", "ENTITY", "VIA", "FROM", "TO", "ACTOR", "REASON"];
+    let before_reason: usize = (0..6)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+                + 2
+        })
+        .sum();
+    let room = HISTORY_WIDTH.saturating_sub(before_reason).max(12);
+    for r in &mut rows {
+        if r[6].chars().count() > room {
+            r[6] = r[6].chars().take(room - 3).collect::<String>() + "...";
+        }
+    }
+    table(&header, &rows)
 }

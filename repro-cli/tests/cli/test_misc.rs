@@ -73,6 +73,33 @@ fn completions_and_man_page_are_generated() {
         "{}",
         &man[..man.len().min(200)]
     );
+    // With --dir, a page per subcommand: every page the top page names exists.
+    let written = env.ok(&["man", "--dir", "man"]);
+    for page in [
+        "repro.1",
+        "repro-tick.1",
+        "repro-dataset.1",
+        "repro-dataset-add.1",
+        "repro-reset.1",
+    ] {
+        assert!(
+            env.path("man").join(page).exists(),
+            "{page} missing; wrote:\n{written}"
+        );
+    }
+    let top = std::fs::read_to_string(env.path("man").join("repro.1")).unwrap();
+    for named in top.split("repro\\-").skip(1) {
+        let sub: String = named
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if !sub.is_empty() {
+            assert!(
+                env.path("man").join(format!("repro-{sub}.1")).exists(),
+                "repro.1 names repro-{sub}(1)"
+            );
+        }
+    }
 }
 
 #[test]
