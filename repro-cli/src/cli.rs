@@ -86,6 +86,9 @@ pub enum Command {
     Retry(RetryArgs),
     /// Operator: go back to the start of an earlier phase, keeping finished work.
     Reset(ResetArgs),
+    /// Operator: bring back raw files that failed for good, after merging, even after
+    /// CLEANED; they go through every phase again while what was merged stays.
+    Recover(RecoverArgs),
     /// A dataset's history: who moved it, when, from, to, why.
     History(HistoryArgs),
     /// Print a crontab equivalent to the seed's schedule, and the one-line alternative.
@@ -222,6 +225,16 @@ pub struct RetryArgs {
     /// Why, for the history.
     #[arg(long)]
     pub reason: Option<String>,
+}
+
+/// `repro recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The dataset.
+    pub name: String,
+    /// Why, for the history.
+    #[arg(long)]
+    pub reason: String,
 }
 
 /// `repro reset`.

@@ -211,7 +211,21 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let changes = operator::retry(&view, args.phase, args.reason.as_deref())?;
             store.apply(&n, &changes, &actor()).await?;
             let after = store.summary(&n).await?;
-            println!("{n}: retried; now {}", after.status.columns());
+            let recovered = changes.iter().any(|c| {
+                matches!(c, repro_core::Change::Dataset(m) if m.via() == repro_core::Transition::Recover)
+            });
+            if recovered {
+                let files = changes
+                    .iter()
+                    .filter(|c| matches!(c, repro_core::Change::File { .. }))
+                    .count();
+                println!(
+                    "{n}: recovering {files} raw file(s) that failed for good; now {}",
+                    after.status.columns()
+                );
+            } else {
+                println!("{n}: retried; now {}", after.status.columns());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Reset(args) => {
@@ -221,6 +235,22 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             store.apply(&n, &changes, &actor()).await?;
             let after = store.summary(&n).await?;
             println!("{n}: reset to {}; now {}", args.to, after.status.columns());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Recover(args) => {
+            let n = name(&args.name)?;
+            let view = store.load(&n).await?;
+            let changes = operator::recover(&view, &args.reason)?;
+            let files = changes
+                .iter()
+                .filter(|c| matches!(c, repro_core::Change::File { .. }))
+                .count();
+            store.apply(&n, &changes, &actor()).await?;
+            let after = store.summary(&n).await?;
+            println!(
+                "{n}: recovering {files} raw file(s); now {}",
+                after.status.columns()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::History(args) => {

@@ -175,8 +175,13 @@ pub fn admits(from: StageKind, via: Transition, tally: &Tally) -> Result<(), Unm
                 return unmet("an intermediate file left undeleted");
             }
         }
-        // Starting a phase, and every operator action, asks nothing of the files: the
-        // stage it leaves from is requirement enough.
+        T::Recover => {
+            if tally.files_where(FileState::failed_for_good) == 0 {
+                return unmet("at least one raw file failed for good");
+            }
+        }
+        // Starting a phase, and every other operator action, asks nothing of the files:
+        // the stage it leaves from is requirement enough.
         T::Lock
         | T::Unlock
         | T::StartPrestage

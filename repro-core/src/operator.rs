@@ -111,6 +111,16 @@ pub fn retry(
     reason: Option<&str>,
 ) -> Result<Vec<Change>, OperatorError> {
     let current = view.status.state.phase();
+    // After the end, what failed for good comes back by recovery.
+    if view.status.state.kind() == StageKind::Cleaned
+        && phase.is_none()
+        && view.files.values().any(|f| f.state.failed_for_good())
+    {
+        return recover(
+            view,
+            reason.unwrap_or("retry of the files that failed for good"),
+        );
+    }
     let phase = phase.unwrap_or(current);
     let failed = matches!(
         view.status.state.kind(),
@@ -156,7 +166,130 @@ pub fn reset(view: &DatasetView, to: Phase, reason: &str) -> Result<Vec<Change>,
     Ok(out)
 }
 
+/// Brings back the raw files that failed for good in a dataset whose merged files are
+/// declared (cleanup `NOT DONE` or `FAILED`, or `CLEANED`): the dataset starts over at
+/// prestage `NOT DONE`, the failed files get fresh attempts, and they alone go through
+/// stage, reco, a merge group of their own, declaration and cleanup.
+pub fn recover(view: &DatasetView, reason: &str) -> Result<Vec<Change>, OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    if !view.files.values().any(|f| f.state.failed_for_good()) {
+        return Err(OperatorError::NothingToRetry {
+            name: view.name.to_string(),
+            found: view.status.state,
+            phase: view.status.state.phase(),
+        });
+    }
+    let mut out = vec![dataset_change(view, Transition::Recover, Some(reason))?];
+    out.extend(rearm(view, Phase::Prestage));
+    out.extend(rearm(view, Phase::Reco));
+    Ok(out)
+}
+
 /// Whether automation may act on the dataset at all.
 pub fn is_unlocked(view: &DatasetView) -> bool {
     view.status.lock == LockWord::Unlock
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::FileId;
+    use crate::name::DatasetName;
+    use crate::state::{CleanupProgress, DatasetState, Progress, RecoOutcome, Status};
+    use crate::view::RawFile;
+
+    fn at(state: DatasetState, files: &[FileState]) -> DatasetView {
+        let raw = files.iter().enumerate().map(|(i, s)| {
+            let mut f = RawFile::new(FileId(i as u64 + 1), format!("raw{i}"), 10);
+            f.state = *s;
+            f
+        });
+        let mut v = DatasetView::new(DatasetName::new("op").unwrap(), raw);
+        v.status = Status {
+            lock: LockWord::Unlock,
+            state,
+        };
+        v
+    }
+
+    fn vias(changes: &[Change]) -> Vec<Transition> {
+        changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Dataset(m) => Some(m.via()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn retry_puts_a_failed_phase_back_and_rearms_its_files() {
+        let v = at(
+            DatasetState::Prestage(Progress::Failed),
+            &[FileState::StageFailedForGood],
+        );
+        let c = retry(&v, None, Some("robot fixed")).unwrap();
+        assert_eq!(vias(&c), [Transition::Retry]);
+        assert!(c.iter().any(|c| matches!(
+            c,
+            Change::File {
+                event: FileEvent::Rearm,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn retry_with_nothing_failed_says_so() {
+        let v = at(DatasetState::START, &[FileState::Registered]);
+        let err = retry(&v, None, None).unwrap_err();
+        assert!(matches!(err, OperatorError::NothingToRetry { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_reset_needs_a_reason_and_a_phase_it_can_go_back_to() {
+        let v = at(DatasetState::Reco(Progress::NotDone), &[FileState::Staged]);
+        assert_eq!(
+            reset(&v, Phase::Prestage, " ").unwrap_err(),
+            OperatorError::NoReason
+        );
+        assert_eq!(
+            reset(&v, Phase::Merge, "x").unwrap_err(),
+            OperatorError::NoResetTo(Phase::Merge)
+        );
+        assert_eq!(
+            vias(&reset(&v, Phase::Prestage, "x").unwrap()),
+            [Transition::ResetToPrestage]
+        );
+    }
+
+    #[test]
+    fn failed_files_are_recovered_after_cleaned_and_nothing_else_moves() {
+        let cleaned = DatasetState::Cleanup(RecoOutcome::Partial, CleanupProgress::Cleaned);
+        let v = at(cleaned, &[FileState::Cleaned, FileState::RecoFailedForGood]);
+        let c = recover(&v, "tape fixed").unwrap();
+        assert_eq!(vias(&c), [Transition::Recover]);
+        let moved: Vec<FileId> = c
+            .iter()
+            .filter_map(|c| match c {
+                Change::File { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(moved, [FileId(2)], "only the failed file comes back");
+        // After CLEANED, a plain retry does the same.
+        assert_eq!(retry(&v, None, Some("tape fixed")).unwrap(), c);
+    }
+
+    #[test]
+    fn a_complete_dataset_has_nothing_to_recover() {
+        let cleaned = DatasetState::Cleanup(RecoOutcome::Completed, CleanupProgress::Cleaned);
+        let v = at(cleaned, &[FileState::Cleaned]);
+        assert!(matches!(
+            recover(&v, "why not").unwrap_err(),
+            OperatorError::NothingToRetry { .. }
+        ));
+    }
 }

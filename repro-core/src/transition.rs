@@ -50,6 +50,10 @@ pub enum Transition {
     ResetToPrestage,
     /// Operator: go back to the reco phase, keeping finished work.
     ResetToReco,
+    /// Operator: bring back raw files that failed for good, after merging (even after
+    /// `CLEANED`): they go through every phase again in groups of their own, while what was
+    /// merged, declared and cleaned stays as it is.
+    Recover,
 }
 
 impl Transition {
@@ -73,6 +77,7 @@ impl Transition {
         Transition::Retry,
         Transition::ResetToPrestage,
         Transition::ResetToReco,
+        Transition::Recover,
     ];
 
     /// Who may take this transition.
@@ -82,7 +87,8 @@ impl Transition {
             | Transition::Unlock
             | Transition::Retry
             | Transition::ResetToPrestage
-            | Transition::ResetToReco => Actor::Operator,
+            | Transition::ResetToReco
+            | Transition::Recover => Actor::Operator,
             _ => Actor::Automation,
         }
     }
@@ -108,6 +114,7 @@ impl Transition {
             Transition::Retry => "retry",
             Transition::ResetToPrestage => "reset_to_prestage",
             Transition::ResetToReco => "reset_to_reco",
+            Transition::Recover => "recover",
         }
     }
 
@@ -190,6 +197,11 @@ pub const TRANSITIONS: &[Edge] = {
         e(MergeNotDone, ResetToReco, RecoNotDone),
         e(MergeFailed, ResetToReco, RecoNotDone),
         e(MergeDone, ResetToReco, RecoNotDone),
+        // Recovery starts over from prestage for the files that failed for good only, so
+        // it may follow cleanup: nothing it redoes needs what cleanup deleted.
+        e(CleanupNotDone, Recover, PrestageNotDone),
+        e(CleanupFailed, Recover, PrestageNotDone),
+        e(Cleaned, Recover, PrestageNotDone),
     ]
 };
 

@@ -75,6 +75,15 @@
 //! Dataset::register(DatasetName::new("x").unwrap()).start_prestage();
 //! ```
 //!
+//! Recovering failed files while reco still runs does not compile (recovery starts over
+//! from prestage, so it waits until the merged files are declared):
+//! ```compile_fail,E0599
+//! # use repro_core::typed::Dataset;
+//! # use repro_core::DatasetName;
+//! let d = Dataset::register(DatasetName::new("x").unwrap()).unlock();
+//! d.start_prestage().finish_prestage().start_reco().recover();
+//! ```
+//!
 //! Retrying a phase that has not failed does not compile:
 //! ```compile_fail,E0599
 //! # use repro_core::typed::Dataset;
@@ -436,6 +445,21 @@ impl ResettableToReco for MergePending {}
 impl ResettableToReco for MergeFailed {}
 impl ResettableToReco for Merged {}
 
+/// Stages an operator may recover failed-for-good files from: after the merged files are
+/// declared, up to and including `CLEANED`.
+pub trait Recoverable: Stage {}
+impl Recoverable for Declared {}
+impl Recoverable for CleanupFailed {}
+impl Recoverable for Cleaned {}
+
+impl<S: Recoverable, L: LockMode> Dataset<S, L> {
+    /// Operator: bring back the raw files that failed for good. The dataset starts over
+    /// at prestage `NOT DONE` for them alone; what was merged, declared and cleaned stays.
+    pub fn recover(self) -> Dataset<PrestagePending, L> {
+        self.go(Transition::Recover, PrestagePending)
+    }
+}
+
 impl<S: ResettableToPrestage, L: LockMode> Dataset<S, L> {
     /// Operator: go back to prestage `NOT DONE`, keeping finished work.
     pub fn reset_to_prestage(self) -> Dataset<PrestagePending, L> {
@@ -707,6 +731,9 @@ fn operator<L: LockMode>(k: Known<L>, via: Transition) -> Result<Known<L>, Known
         (K::MergePending(d), T::ResetToReco) => K::RecoPending(d.reset_to_reco()),
         (K::MergeFailed(d), T::ResetToReco) => K::RecoPending(d.reset_to_reco()),
         (K::Merged(d), T::ResetToReco) => K::RecoPending(d.reset_to_reco()),
+        (K::Declared(d), T::Recover) => K::PrestagePending(d.recover()),
+        (K::CleanupFailed(d), T::Recover) => K::PrestagePending(d.recover()),
+        (K::Cleaned(d), T::Recover) => K::PrestagePending(d.recover()),
         (k, _) => return Err(k),
     })
 }
@@ -770,7 +797,10 @@ mod tests {
         let declared = take!(merged, DeclareMerged, declare_merged);
         let cf = take!(declared, FailCleanup, fail_cleanup);
         take!(cf, Retry, retry);
-        take!(declared, Clean, clean);
+        take!(cf, Recover, recover);
+        take!(declared, Recover, recover);
+        let cleaned = take!(declared, Clean, clean);
+        take!(cleaned, Recover, recover);
         seen
     }
 

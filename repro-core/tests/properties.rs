@@ -43,6 +43,7 @@ enum Step {
     Unlock,
     Retry(Option<Phase>),
     Reset(Phase),
+    Recover,
 }
 
 fn step_strategy() -> impl Strategy<Value = Step> {
@@ -61,6 +62,7 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         ])
         .prop_map(Step::Retry),
         2 => prop_oneof![Just(Phase::Prestage), Just(Phase::Reco)].prop_map(Step::Reset),
+        1 => Just(Step::Recover),
     ]
 }
 
@@ -141,6 +143,7 @@ proptest! {
                 Step::Unlock => { if let Ok(c) = operator::unlock(&v, None) { v.apply(&c).unwrap(); } }
                 Step::Retry(p) => { if let Ok(c) = operator::retry(&v, *p, Some("prop")) { v.apply(&c).unwrap(); } }
                 Step::Reset(p) => { if let Ok(c) = operator::reset(&v, *p, "prop") { v.apply(&c).unwrap(); } }
+                Step::Recover => { if let Ok(c) = operator::recover(&v, "prop") { v.apply(&c).unwrap(); } }
             }
             let bad = broken_invariants(&v, &w, files);
             prop_assert!(bad.is_empty(), "after step {} ({:?}): {:?}\n{:#?}", i, s, bad, v);

@@ -17,7 +17,9 @@ case "$cmd" in
     [ -e "$state/refuse" ] && { echo "condor_submit: ERROR: queue full" >&2; exit 1; }
     n=$(( $(cat "$state/counter" 2>/dev/null || echo 100) + 1 )); echo $n > "$state/counter"
     echo "$1" > "$state/jobs/$n"
-    if [ -e "$state/crash" ]; then echo crash >> "$state/jobs/$n"
+    # `bad` lists jobs (without their attempt) that crash: a broken tape, say.
+    if grep -qx "${1%.a*}" "$state/bad" 2>/dev/null; then echo crash >> "$state/jobs/$n"
+    elif [ -e "$state/crash" ]; then echo crash >> "$state/jobs/$n"
     elif [ -e "$state/lose" ]; then echo lose >> "$state/jobs/$n"
     elif [ -n "$3" ]; then cat $(cat "$3") > "$2"
     else echo "reconstructed $1" > "$2"; fi
@@ -232,4 +234,51 @@ fn a_command_config_without_its_steps_names_the_missing_key() {
         "{}",
         render(&out)
     );
+}
+
+#[test]
+fn files_that_failed_for_good_are_recovered_after_cleaned_without_redoing_what_was_merged() {
+    let env = Env::new();
+    setup(&env, 10);
+    let config = std::fs::read_to_string(env.path("repro.toml")).unwrap();
+    env.write("repro.toml", &format!("{config}merge_partial = true\n"));
+    env.add("tape", 4, &["--unlock"]);
+    std::fs::create_dir_all(env.path("state")).unwrap();
+    env.write("state/bad", "tape.reco.f4\n");
+    let v = tick_until_rest(&env, "tape");
+    assert_eq!(
+        (v["reco"].as_str(), v["cleanup"].as_str()),
+        (Some("PARTIAL"), Some("CLEANED")),
+        "{v}"
+    );
+    assert_eq!(v["files"]["reco_failed_for_good"], 1);
+    let declared_before = std::fs::read_to_string(env.path("state/catalog")).unwrap();
+    // A week later the tape is fixed; the operator brings the file back.
+    std::fs::remove_file(env.path("state/bad")).unwrap();
+    insta::assert_snapshot!(env.show(&env.run(&["retry", "tape", "--reason", "tape fixed"])), @r#"
+    status: 0
+    --- stdout
+    tape: recovering 1 raw file(s) that failed for good; now lock=UNLOCK prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE
+    --- stderr
+    "#);
+    let v = tick_until_rest(&env, "tape");
+    assert_eq!(
+        (
+            v["reco"].as_str(),
+            v["merge"].as_str(),
+            v["cleanup"].as_str()
+        ),
+        (Some("COMPLETED"), Some("MERGED_DBUP"), Some("CLEANED")),
+        "{v}"
+    );
+    assert_eq!(v["files"]["cleaned"], 4, "{v}");
+    // What was merged and declared stayed; the recovered file got a group of its own.
+    let declared = std::fs::read_to_string(env.path("state/catalog")).unwrap();
+    assert!(declared.starts_with(&declared_before), "{declared}");
+    assert_eq!(
+        declared.lines().collect::<Vec<_>>(),
+        ["tape.merged.0001", "tape.merged.0002", "tape.merged.0003"]
+    );
+    let h = env.ok(&["history", "tape", "--entity", "dataset"]);
+    assert!(h.contains("recover") && h.contains("tape fixed"), "{h}");
 }
