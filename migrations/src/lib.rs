@@ -15,6 +15,7 @@ mod m20261128_000004_create_job_tables;
 mod m20261128_000005_create_transitions;
 mod m20261128_000006_index_for_status_page;
 mod m20261201_000007_check_state_words;
+mod m20261201_000008_create_site_ticks;
 
 pub use m20261201_000007_check_state_words::{CHECKED, Checked};
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_create_transitions::Migration),
             Box::new(m20261128_000006_index_for_status_page::Migration),
             Box::new(m20261201_000007_check_state_words::Migration),
+            Box::new(m20261201_000008_create_site_ticks::Migration),
         ]
     }
 }

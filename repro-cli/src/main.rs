@@ -501,11 +501,19 @@ async fn operation(
 ) -> Result<ExitCode, CliError> {
     let names = targets(store, t).await?;
     let mut backend = repro_run::backend_from_config(config, now_secs());
-    let run = Driver::new(store, backend.as_mut())
+    let mut driver = Driver::new(store, backend.as_mut())
         .with_policy(config.policy())
-        .with_lease_ttl(Duration::from_secs(config.lease.ttl_s))
-        .run_many(op, &names, t.all)
-        .await;
+        .with_lease_ttl(Duration::from_secs(config.lease.ttl_s));
+    let owner = driver.owner.clone();
+    let run = driver.run_many(op, &names, t.all).await;
+    // A run over every dataset (cron's) is recorded per site, for `/metrics`.
+    if t.all {
+        let sites = match &t.site {
+            Some(s) => vec![s.clone()],
+            None => store.sites().await?,
+        };
+        store.record_tick(&sites, &owner, repro_db::now()).await?;
+    }
     for (n, e) in &run.errors {
         let hint = match e {
             repro_run::Error::Backend(_) => {

@@ -625,6 +625,64 @@ impl Store {
         })
     }
 
+    /// Records that `owner` ran a tick at `now` for each of `sites` (`""` for datasets
+    /// without a site): what `/metrics` exports as the last tick per site.
+    pub async fn record_tick(
+        &self,
+        sites: &[String],
+        owner: &str,
+        now: NaiveDateTime,
+    ) -> Result<()> {
+        use entity::site_tick;
+        use sea_orm::sea_query::OnConflict;
+        if sites.is_empty() {
+            return Ok(());
+        }
+        let rows = sites.iter().map(|s| site_tick::ActiveModel {
+            site: Set(s.clone()),
+            last_tick_at: Set(now),
+            last_owner: Set(owner.to_owned()),
+        });
+        SiteTick::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(site_tick::Column::Site)
+                    .update_columns([site_tick::Column::LastTickAt, site_tick::Column::LastOwner])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// When each site last had a tick, and by whom: `(site, at, owner)`, by site.
+    pub async fn last_ticks(&self) -> Result<Vec<(String, NaiveDateTime, String)>> {
+        use entity::site_tick;
+        use sea_orm::QueryOrder;
+        Ok(SiteTick::find()
+            .order_by_asc(site_tick::Column::Site)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (r.site, r.last_tick_at, r.last_owner))
+            .collect())
+    }
+
+    /// The sites datasets are registered at (`""` for none), each once.
+    pub async fn sites(&self) -> Result<Vec<String>> {
+        use sea_orm::QuerySelect;
+        let rows: Vec<Option<String>> = DatasetStatus::find()
+            .select_only()
+            .column(dataset_status::Column::Site)
+            .distinct()
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut out: Vec<String> = rows.into_iter().map(Option::unwrap_or_default).collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// Gives a lease back. Releasing a lease that expired and was taken over does nothing.
     pub async fn release(&self, lease: &Lease) -> Result<()> {
         use dataset_status::Column as C;

@@ -187,43 +187,126 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Bars of counts per hour, drawn server-side.
-fn chart(title: &str, points: &[(String, u64)]) -> Markup {
-    let (w, h, bar) = (720.0, 90.0, 14.0);
-    let max = points.iter().map(|p| p.1).max().unwrap_or(0).max(1) as f64;
+/// One series of a chart: its name, colour and counts per hour (`YYYY-MM-DD HH:00`).
+struct Series<'a> {
+    name: &'a str,
+    colour: &'a str,
+    points: Vec<(String, u64)>,
+}
+
+/// The series the pages draw: files reconstructed, merged and cleaned up per hour.
+async fn throughput(
+    store: &Store,
+    dataset: Option<&DatasetName>,
+) -> Result<Vec<Series<'static>>, WebError> {
+    let mut out = Vec::new();
+    for (name, via, colour) in [
+        ("reconstructed", "reco_done", "#2563eb"),
+        ("merged", "merge", "#16a34a"),
+        ("cleaned up", "clean", "#d97706"),
+    ] {
+        let points = store.per_hour(dataset, "file", via, since_48h()).await?;
+        out.push(Series {
+            name,
+            colour,
+            points,
+        });
+    }
+    Ok(out)
+}
+
+/// Stacked bars per hour over the window that has data (at least six hours, at most the
+/// last 48, ending now), with the time axis labelled at both ends and the middle.
+fn chart(title: &str, series: &[Series<'_>], now: chrono::NaiveDateTime) -> Markup {
+    use chrono::{Duration, NaiveDateTime, Timelike};
+    let parse = |h: &str| NaiveDateTime::parse_from_str(h, "%Y-%m-%d %H:%M").ok();
+    let this_hour = now
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(now);
+    let oldest = this_hour - Duration::hours(47);
+    let first_data = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter_map(|(h, _)| parse(h)))
+        .filter(|t| *t >= oldest)
+        .min();
+    let Some(first_data) = first_data else {
+        return html! { figure { figcaption.muted { (title) } p.muted { "nothing finished in the last 48 hours" } } };
+    };
+    let start = first_data.min(this_hour - Duration::hours(5));
+    let hours = ((this_hour - start).num_hours() + 1).max(1) as usize;
+    let mut counts = vec![vec![0u64; series.len()]; hours];
+    for (k, s) in series.iter().enumerate() {
+        for (h, n) in &s.points {
+            if let Some(t) = parse(h) {
+                let i = (t - start).num_hours();
+                if (0..hours as i64).contains(&i) {
+                    counts[i as usize][k] += n;
+                }
+            }
+        }
+    }
+    let max = counts
+        .iter()
+        .map(|c| c.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let (w, h) = (720.0, 90.0);
+    let bar = w / hours as f64;
     let mut svg = String::new();
     let _ = write!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" role="img" aria-label="{}">"#,
-        h + 18.0,
+        h + 34.0,
         esc(title)
     );
-    let shown = &points[points.len().saturating_sub((w / bar) as usize)..];
-    for (i, (hour, n)) in shown.iter().enumerate() {
-        let bh = (*n as f64 / max) * h;
+    for (i, c) in counts.iter().enumerate() {
         let x = i as f64 * bar;
-        let _ = write!(
-            svg,
-            r##"<rect x="{x}" y="{:.1}" width="{}" height="{bh:.1}" fill="#2563eb"><title>{} UTC: {n}</title></rect>"##,
-            h - bh,
-            bar - 2.0,
-            esc(hour)
-        );
+        let mut y = h;
+        let hour = (start + Duration::hours(i as i64)).format("%Y-%m-%d %H:00");
+        for (k, n) in c.iter().enumerate() {
+            if *n == 0 {
+                continue;
+            }
+            let bh = (*n as f64 / max) * h;
+            y -= bh;
+            let _ = write!(
+                svg,
+                r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{bh:.1}" fill="{}"><title>{hour} UTC: {n} {}</title></rect>"##,
+                (bar - 1.0).max(1.0),
+                series[k].colour,
+                esc(series[k].name)
+            );
+        }
     }
-    if let (Some(first), Some(last)) = (shown.first(), shown.last()) {
+    let label = |i: usize| {
+        (start + Duration::hours(i as i64))
+            .format("%m-%d %H:00")
+            .to_string()
+    };
+    let _ = write!(
+        svg,
+        r##"<line x1="0" y1="{h}" x2="{w}" y2="{h}" stroke="#999"/><text x="0" y="{y}" font-size="11" fill="#666">{}</text><text x="{}" y="{y}" font-size="11" fill="#666" text-anchor="middle">{}</text><text x="{w}" y="{y}" font-size="11" fill="#666" text-anchor="end">{} (max {max}/h)</text>"##,
+        label(0),
+        w / 2.0,
+        label(hours / 2),
+        label(hours - 1),
+        y = h + 14.0,
+    );
+    let mut x = 0.0;
+    for s in series {
         let _ = write!(
             svg,
-            r##"<text x="0" y="{}" font-size="11" fill="#666">{}</text><text x="{w}" y="{}" font-size="11" fill="#666" text-anchor="end">{} (max {max})</text>"##,
-            h + 14.0,
-            esc(&first.0),
-            h + 14.0,
-            esc(&last.0)
+            r##"<rect x="{x}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" font-size="11" fill="#444">{}</text>"##,
+            h + 22.0,
+            s.colour,
+            x + 14.0,
+            h + 31.0,
+            esc(s.name)
         );
-    } else {
-        let _ = write!(
-            svg,
-            r##"<text x="0" y="40" font-size="12" fill="#777">nothing finished in the last 48 hours</text>"##
-        );
+        x += 110.0;
     }
     svg.push_str("</svg>");
     html! { figure { figcaption.muted { (title) } (PreEscaped(svg)) } }
@@ -278,9 +361,7 @@ async fn index(
     let list = store.list(&filter).await?;
     let matching = store.count(&filter).await?;
     let totals = store.totals().await?;
-    let hourly = store
-        .per_hour(None, "file", "reco_done", since_48h())
-        .await?;
+    let hourly = throughput(&store, None).await?;
     // Datasets that need a person come first, whatever the filter: a FAILED phase, with
     // the reason (a bounded number of them, each read in full).
     let failed_list = store
@@ -340,7 +421,7 @@ async fn index(
             div { b { (failed) } "failed for good" }
         }
         (progress(f))
-        (chart("raw files reconstructed per hour, last 48 hours (UTC)", &hourly))
+        (chart("raw files per hour (UTC)", &hourly, repro_db::now()))
         form.filters method="get" action="/" {
             label { "state " input type="text" name="state" value=(filter.state_word.clone().unwrap_or_default()) placeholder="FAILED, RUNNING, LOCK…" size="14"; }
             " "
@@ -355,7 +436,7 @@ async fn index(
         }
         p.muted { (matching) " matching datasets; page " (page_no) " of " (pages) }
         table id="datasets" {
-            thead { tr { th { "NAME" } th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "PROGRESS" } th { "FILES" } th { "FAILED" } th { "SITE" } th { "LAST CHANGE (UTC)" } } }
+            thead { tr { th { "NAME" } th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "PROGRESS" } th title="files that got at least this far, of all" { "FILES staged / reco / merged / cleaned" } th { "FAILED" } th { "SITE" } th { "LAST CHANGE (UTC)" } } }
             tbody {
                 @for d in &list {
                     @let c = d.status.columns();
@@ -368,7 +449,10 @@ async fn index(
                         td { (word(c.merge.as_str())) }
                         td { (word(c.cleanup.as_str())) }
                         td { (progress(&d.files)) }
-                        td.num { (st[3]) " / " (d.files.total) }
+                        td.num {
+                            (st[0] + st[1] + st[2] + st[3]) " / " (st[1] + st[2] + st[3]) " / "
+                            (st[2] + st[3]) " / " (st[3]) " of " (d.files.total)
+                        }
                         td.num { (st[4]) }
                         td { (d.site.clone().unwrap_or_default()) }
                         td { (d.updated_at.format("%Y-%m-%d %H:%M")) }
@@ -416,9 +500,7 @@ async fn dataset_page(
     let summary = store.summary(&name).await?;
     let view = store.load(&name).await?;
     let history = store.history(&name, Some("dataset")).await?;
-    let hourly = store
-        .per_hour(Some(&name), "file", "reco_done", since_48h())
-        .await?;
+    let hourly = throughput(&store, Some(&name)).await?;
     let fstate = match q.fstate.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(
@@ -463,7 +545,7 @@ async fn dataset_page(
             tr { @for s in FileState::ALL { @if summary.files.get(*s) > 0 { th { a href=(format!("{base}?fstate={s}")) { (s) } } } } th { "total" } }
             tr { @for s in FileState::ALL { @if summary.files.get(*s) > 0 { td.num { (summary.files.get(*s)) } } } td.num { (summary.files.total) } }
         }
-        (chart("files reconstructed per hour, last 48 hours (UTC)", &hourly))
+        (chart("raw files per hour (UTC)", &hourly, repro_db::now()))
         p.muted { (files.len()) " files" @if let Some(s) = fstate { " in state " (s) " (" a href=(base.clone()) { "all" } ")" } "; page " (fpage) " of " (fpages) }
         table id="files" {
             thead { tr { th { "ID" } th { "LOGICAL FILE NAME" } th { "STATE" } th { "ATTEMPTS" } th { "TMB FILE" } th { "MERGE GROUP" } th { "LAST ERROR" } } }
@@ -585,6 +667,21 @@ async fn metrics(State(store): State<Store>) -> Result<Response, WebError> {
         t.files.get(FileState::StageFailedForGood) + t.files.get(FileState::RecoFailedForGood);
     out.push_str("# HELP repro_files_failed_for_good Raw files whose attempts are used up.\n# TYPE repro_files_failed_for_good gauge\n");
     let _ = writeln!(out, "repro_files_failed_for_good {failed}");
+    let failed_phases: u64 = ["prestage", "reco", "merge", "cleanup"]
+        .iter()
+        .filter_map(|c| t.columns.get(&((*c).to_owned(), "FAILED".to_owned())))
+        .sum();
+    out.push_str("# HELP repro_datasets_needing_a_person Datasets with a FAILED phase.\n# TYPE repro_datasets_needing_a_person gauge\n");
+    let _ = writeln!(out, "repro_datasets_needing_a_person {failed_phases}");
+    out.push_str("# HELP repro_last_tick_timestamp_seconds When cron's repro last ran for a site (Unix time); alert when it stops moving.\n# TYPE repro_last_tick_timestamp_seconds gauge\n");
+    for (site, at, _) in store.last_ticks().await? {
+        let _ = writeln!(
+            out,
+            "repro_last_tick_timestamp_seconds{{site=\"{}\"}} {}",
+            label(&site),
+            at.and_utc().timestamp()
+        );
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -676,6 +773,41 @@ mod tests {
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
+    #[test]
+    fn the_chart_labels_its_window_and_stacks_the_phases() {
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+            .unwrap()
+            .and_hms_opt(16, 40, 0)
+            .unwrap();
+        let series = [
+            Series {
+                name: "reconstructed",
+                colour: "#2563eb",
+                points: vec![
+                    ("2026-12-01 14:00".into(), 30),
+                    ("2026-11-20 10:00".into(), 9),
+                ],
+            },
+            Series {
+                name: "merged",
+                colour: "#16a34a",
+                points: vec![("2026-12-01 14:00".into(), 10)],
+            },
+        ];
+        let svg = chart("t", &series, now).into_string();
+        // Six hours ending now: the ends and the middle are three different hours.
+        for label in ["12-01 11:00", "12-01 14:00", "12-01 16:00 (max 40/h)"] {
+            assert!(svg.contains(label), "{label} missing: {svg}");
+        }
+        // One stacked bar of two parts; the point older than the window is not drawn.
+        assert_eq!(svg.matches("<title>").count(), 2, "{svg}");
+        assert!(svg.contains("2026-12-01 14:00 UTC: 30 reconstructed"));
+        assert!(svg.contains("2026-12-01 14:00 UTC: 10 merged"));
+        assert!(svg.contains(">merged</text>"), "a legend");
+        let empty = chart("t", &[], now).into_string();
+        assert!(empty.contains("nothing finished in the last 48 hours"));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_dataset_comes_first_with_its_reason_on_both_pages() {
         use repro_core::file::FileEvent;
@@ -744,6 +876,17 @@ mod tests {
             assert!(body.contains(s), "index lacks {s:?}");
         }
         assert!(body.contains(r#"href="/datasets/alpha""#));
+        // FILES counts how far files got in every phase, not only the cleaned ones.
+        let alpha = store
+            .summary(&DatasetName::new("alpha").unwrap())
+            .await
+            .unwrap();
+        let staged = alpha.files.total
+            - alpha.files.get(FileState::Registered)
+            - alpha.files.get(FileState::Staging);
+        assert!(staged > 0, "the seeded campaign moved alpha");
+        assert!(body.contains(&format!("{staged} / ")), "{body}");
+        assert!(body.contains("0 / 0 / 0 / 0 of 5"), "gamma has not started");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -871,6 +1014,38 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("repro_files_failed_for_good 0"));
+        assert!(m.contains("repro_datasets_needing_a_person 0"), "{m}");
+        assert!(
+            !m.contains("repro_last_tick_timestamp_seconds{"),
+            "no tick recorded yet"
+        );
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap();
+        let sites = store.sites().await.unwrap();
+        assert_eq!(sites, ["<script>alert(1)</script>", "fnal", "prague"]);
+        store
+            .record_tick(&sites, "cron-host:1:1", at)
+            .await
+            .unwrap();
+        store
+            .record_tick(
+                &["fnal".into()],
+                "cron-host:2:2",
+                at + chrono::Duration::minutes(10),
+            )
+            .await
+            .unwrap();
+        let (_, m) = get(&store, "/metrics").await;
+        assert!(
+            m.contains("repro_last_tick_timestamp_seconds{site=\"prague\"} 1796119200"),
+            "{m}"
+        );
+        assert!(
+            m.contains("repro_last_tick_timestamp_seconds{site=\"fnal\"} 1796119800"),
+            "{m}"
+        );
         assert_eq!(
             get(&store, "/healthz").await,
             (StatusCode::OK, "ok\n".to_owned())

@@ -6,6 +6,7 @@ pub mod file_status;
 pub mod merge_group;
 pub mod mergejob_status;
 pub mod recojob_status;
+pub mod site_tick;
 pub mod transitions;
 
 /// The entities under short names.
@@ -15,5 +16,6 @@ pub mod prelude {
     pub use super::merge_group::Entity as MergeGroup;
     pub use super::mergejob_status::Entity as MergejobStatus;
     pub use super::recojob_status::Entity as RecojobStatus;
+    pub use super::site_tick::Entity as SiteTick;
     pub use super::transitions::Entity as Transitions;
 }
