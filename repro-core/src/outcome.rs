@@ -131,6 +131,10 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
         }
         Outcome::Started { job } => {
             let j = live(view, *job)?;
+            // A backend reports what it sees; whether that is news is the core's to say.
+            if j.state == JobState::Running {
+                return Ok(Vec::new());
+            }
             Ok(vec![
                 Change::job(j, JobEvent::Start)
                     .ok_or_else(|| stale(format!("job {job}"), j.state))?,
@@ -290,4 +294,74 @@ fn job_failure(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::DatasetName;
+    use crate::view::{Job, RawFile};
+
+    fn submitted() -> (DatasetView, JobKey) {
+        let mut f = RawFile::new(FileId(1), "raw", 10);
+        f.state = FileState::RecoSubmitted;
+        f.attempts = 1;
+        let mut v = DatasetView::new(DatasetName::new("rec").unwrap(), [f]);
+        let key = JobKey {
+            subject: JobSubject::Reco(FileId(1)),
+            attempt: 1,
+        };
+        v.jobs.insert(
+            key,
+            Job {
+                key,
+                state: JobState::Submitted,
+                batch_id: Some("42".into()),
+                exit_code: None,
+                error: None,
+            },
+        );
+        (v, key)
+    }
+
+    #[test]
+    fn a_job_seen_running_again_is_no_news() {
+        let (mut v, job) = submitted();
+        let first = record(&v, &Outcome::Started { job }).unwrap();
+        assert_eq!(first.len(), 1);
+        v.apply(&first).unwrap();
+        assert!(record(&v, &Outcome::Started { job }).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_job_fails_its_file_with_the_exit_code_and_reason() {
+        let (mut v, job) = submitted();
+        let outcome = Outcome::JobFailed {
+            job,
+            exit_code: Some(139),
+            reason: "segfault".into(),
+        };
+        let changes = record(&v, &outcome).unwrap();
+        v.apply(&changes).unwrap();
+        let j = &v.jobs[&job];
+        assert_eq!(
+            (j.state, j.exit_code, j.error.as_deref()),
+            (JobState::Failed, Some(139), Some("segfault"))
+        );
+        let f = &v.files[&FileId(1)];
+        assert_eq!(f.state, FileState::RecoFailed);
+        assert_eq!(f.last_error.as_deref(), Some("attempt 1: segfault"));
+    }
+
+    #[test]
+    fn an_outcome_about_something_that_moved_on_is_stale() {
+        let (v, job) = submitted();
+        let err = record(&v, &Outcome::Staged { file: FileId(1) }).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "stale outcome for raw file f1: it is reco_submitted"
+        );
+        let other = JobKey { attempt: 2, ..job };
+        assert!(record(&v, &Outcome::JobLost { job: other }).is_err());
+    }
 }

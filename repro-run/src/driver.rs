@@ -548,6 +548,8 @@ impl<'a> Driver<'a> {
         let mut n = 0;
         for o in outcomes {
             match repro_core::outcome::record(&work, o) {
+                // Nothing new (a job still running): not an outcome worth counting.
+                Ok(changes) if changes.is_empty() => {}
                 Ok(changes) => {
                     work.apply(&changes).map_err(|source| Error::Diverged {
                         dataset: view.name.to_string(),

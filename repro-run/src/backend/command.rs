@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use repro_core::job::{JobKey, JobState, JobSubject};
+use repro_core::job::{JobKey, JobSubject};
 use repro_core::view::MergedFile;
 use repro_core::{Action, DatasetView, Outcome, Poll, TmbFile};
 
@@ -481,9 +481,7 @@ impl CommandBackend {
                     };
                 match parse_status(&ran.stdout) {
                     Some(Reported::Pending) => None,
-                    Some(Reported::Running) => (view.jobs.get(job).map(|j| j.state)
-                        == Some(JobState::Submitted))
-                    .then_some(Outcome::Started { job: *job }),
+                    Some(Reported::Running) => Some(Outcome::Started { job: *job }),
                     Some(Reported::Done) => Some(self.layout.finished(view, *job)),
                     Some(Reported::Failed(exit_code, reason)) => Some(Outcome::JobFailed {
                         job: *job,

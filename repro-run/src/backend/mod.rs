@@ -49,6 +49,9 @@ pub struct BackendError {
 ///   its name (`squeue --name`, `condor_q -constraint`) and reports it as submitted (with
 ///   its id), finished, or lost if the batch system never heard of it. The same holds for
 ///   [`Poll::Declaration`] and [`Poll::Deletion`]: say whether it happened.
+/// - **Report what you see, not what you think is news.** A job the batch system runs is
+///   [`Outcome::Started`] on every poll; the core records the first and ignores the rest.
+///   No backend reads `view.jobs` to decide what to say.
 /// - **Answering nothing is fine.** A poll with no news gets no outcome; an outcome about
 ///   something that already moved on is skipped by the driver as stale.
 ///

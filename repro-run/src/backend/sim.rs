@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use repro_core::job::{JobState, JobSubject};
+use repro_core::job::JobSubject;
 use repro_core::view::MergedFile;
 use repro_core::{Action, DatasetView, Outcome, Poll, TmbFile};
 use serde::{Deserialize, Serialize};
@@ -373,7 +373,6 @@ impl Backend for SimBackend {
                         name,
                         batch_id,
                     } => {
-                        let state = view.jobs.get(job).map(|j| j.state);
                         let Some(sj) = w.jobs.get_mut(name) else {
                             out.push(if batch_id.is_none() {
                                 Outcome::JobFailed {
@@ -395,9 +394,7 @@ impl Backend for SimBackend {
                             continue;
                         }
                         if sj.ready_at > now {
-                            if state == Some(JobState::Submitted) {
-                                out.push(Outcome::Started { job: *job });
-                            }
+                            out.push(Outcome::Started { job: *job });
                             continue;
                         }
                         // A finished job answers the same each time it is asked, so an

@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use repro_core::job::{JobKey, JobState};
+use repro_core::job::JobKey;
 use repro_core::{Action, DatasetView, Outcome, Poll};
 
 use super::command::{CommandBackend, Layout, mkdir_for, parse_batch_id, refused, submission};
@@ -462,9 +462,7 @@ impl SlurmBackend {
             None => Some(Outcome::JobLost { job }),
             Some(sj) => match meaning(sj) {
                 Meaning::Waiting => None,
-                Meaning::Running => (view.jobs.get(&job).map(|j| j.state)
-                    == Some(JobState::Submitted))
-                .then_some(Outcome::Started { job }),
+                Meaning::Running => Some(Outcome::Started { job }),
                 Meaning::Completed => Some(self.layout.finished(view, job)),
                 Meaning::Failed(reason) => {
                     tracing::debug!(job = name, "{reason}");
