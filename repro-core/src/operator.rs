@@ -122,13 +122,7 @@ pub fn retry(
         );
     }
     let phase = phase.unwrap_or(current);
-    let failed = matches!(
-        view.status.state.kind(),
-        StageKind::PrestageFailed
-            | StageKind::RecoFailed
-            | StageKind::MergeFailed
-            | StageKind::CleanupFailed
-    );
+    let failed = view.status.state.kind().is_failed();
     let mut out = Vec::new();
     if phase == current && failed {
         out.push(dataset_change(view, Transition::Retry, reason)?);

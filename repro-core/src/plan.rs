@@ -199,6 +199,7 @@ fn stage_step(v: &DatasetView, policy: &Policy) -> Plan {
         StageKind::MergeRunning => merging(v, policy),
         StageKind::MergeDone => declaring(v, policy),
         StageKind::CleanupNotDone => cleaning(v, policy),
+        // At rest: only an operator moves it on.
         StageKind::PrestageFailed
         | StageKind::RecoFailed
         | StageKind::MergeFailed
@@ -551,14 +552,7 @@ pub fn polls(view: &DatasetView) -> Vec<Poll> {
 
 /// Whether the dataset is at the end of the line: `CLEANED`, or `FAILED` somewhere.
 pub fn at_rest(state: DatasetState) -> bool {
-    matches!(
-        state.kind(),
-        StageKind::Cleaned
-            | StageKind::PrestageFailed
-            | StageKind::RecoFailed
-            | StageKind::MergeFailed
-            | StageKind::CleanupFailed
-    )
+    state.kind().at_rest()
 }
 
 #[cfg(test)]

@@ -1,57 +1,8 @@
-//! Small machinery shared by the file, job and merge-group lifecycles: stored words and a
-//! transition table per lifecycle, with one runtime step that obeys it.
+//! Small machinery shared by the file, job and merge-group lifecycles: a transition table
+//! per lifecycle, with one runtime step that obeys it.
 
-/// Declares an enum whose variants are stored as snake_case words, with `Display`, `FromStr`
-/// (exact, naming the kind on failure) and `ALL`.
-macro_rules! snake_words {
-    (
-        $(#[$meta:meta])*
-        $name:ident, $what:literal, [$( $(#[$vmeta:meta])* $variant:ident = $word:literal ),+ $(,)?]
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant ),+
-        }
-
-        impl $name {
-            /// Every value.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The stored word.
-            pub const fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $word),+ }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.pad(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = $crate::words::ParseWordError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($word => Ok($name::$variant),)+
-                    _ => Err($crate::words::ParseWordError {
-                        column: $what,
-                        found: s.to_owned(),
-                        expected: concat!($("`", $word, "` "),+),
-                    }),
-                }
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<Ser: serde::Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-    };
-}
-pub(crate) use snake_words;
+/// The entity lifecycles' states and events are stored words too (snake_case).
+pub(crate) use crate::words::stored_words as snake_words;
 
 /// One legal move of an entity lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -68,95 +68,78 @@ pub enum DatasetState {
     Cleanup(RecoOutcome, CleanupProgress),
 }
 
-/// The flat kind of a [`DatasetState`]: the nodes of the lifecycle graph.
-///
-/// The reco outcome is data carried along, not a node of its own, so the graph stays small.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(missing_docs)] // each variant is named for its column value
-pub enum StageKind {
-    PrestageNotDone,
-    PrestageRunning,
-    PrestageFailed,
-    RecoNotDone,
-    RecoRunning,
-    RecoFailed,
-    MergeNotDone,
-    MergeRunning,
-    MergeDone,
-    MergeFailed,
-    CleanupNotDone,
-    CleanupFailed,
-    Cleaned,
+/// Declares [`StageKind`] once: each stage with its phase, its words for messages and
+/// whether it is a `FAILED` one. `ALL`, `phase`, `ident`, `words`, `is_failed` are derived
+/// from this list, so a new stage is one line here (and the compiler then asks for it in
+/// every `match` over stages: the typed layer, `DatasetState`, the planner).
+macro_rules! stage_kinds {
+    ($( $kind:ident: $phase:ident, $words:literal, failed: $failed:literal; )+) => {
+        /// The flat kind of a [`DatasetState`]: the nodes of the lifecycle graph.
+        ///
+        /// The reco outcome is data carried along, not a node of its own, so the graph stays
+        /// small.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[allow(missing_docs)] // each variant is named for its column value
+        pub enum StageKind {
+            $($kind,)+
+        }
+
+        impl StageKind {
+            /// Every kind, in lifecycle order.
+            pub const ALL: &'static [StageKind] = &[$(StageKind::$kind),+];
+
+            /// The phase this kind belongs to.
+            pub const fn phase(self) -> Phase {
+                match self {
+                    $(StageKind::$kind => Phase::$phase,)+
+                }
+            }
+
+            /// An identifier usable as a node name in diagrams.
+            pub const fn ident(self) -> &'static str {
+                match self {
+                    $(StageKind::$kind => stringify!($kind),)+
+                }
+            }
+
+            /// The stage in the seed's words, for messages: `reco RUNNING`, `merge MERGED or
+            /// PARTIAL`.
+            pub const fn words(self) -> &'static str {
+                match self {
+                    $(StageKind::$kind => $words,)+
+                }
+            }
+
+            /// Whether this is a phase's `FAILED` stage, where only an operator moves it on.
+            pub const fn is_failed(self) -> bool {
+                match self {
+                    $(StageKind::$kind => $failed,)+
+                }
+            }
+        }
+    };
+}
+
+stage_kinds! {
+    PrestageNotDone: Prestage, "prestage NOT DONE", failed: false;
+    PrestageRunning: Prestage, "prestage RUNNING", failed: false;
+    PrestageFailed: Prestage, "prestage FAILED", failed: true;
+    RecoNotDone: Reco, "prestage PRESTAGE (reco NOT DONE)", failed: false;
+    RecoRunning: Reco, "reco RUNNING", failed: false;
+    RecoFailed: Reco, "reco FAILED", failed: true;
+    MergeNotDone: Merge, "reco COMPLETED or PARTIAL (merge NOT DONE)", failed: false;
+    MergeRunning: Merge, "merge RUNNING", failed: false;
+    MergeDone: Merge, "merge MERGED or PARTIAL", failed: false;
+    MergeFailed: Merge, "merge FAILED", failed: true;
+    CleanupNotDone: Cleanup, "merge MERGED_DBUP (cleanup NOT DONE)", failed: false;
+    CleanupFailed: Cleanup, "cleanup FAILED", failed: true;
+    Cleaned: Cleanup, "cleanup CLEANED", failed: false;
 }
 
 impl StageKind {
-    /// Every kind, in lifecycle order.
-    pub const ALL: &'static [StageKind] = &[
-        StageKind::PrestageNotDone,
-        StageKind::PrestageRunning,
-        StageKind::PrestageFailed,
-        StageKind::RecoNotDone,
-        StageKind::RecoRunning,
-        StageKind::RecoFailed,
-        StageKind::MergeNotDone,
-        StageKind::MergeRunning,
-        StageKind::MergeDone,
-        StageKind::MergeFailed,
-        StageKind::CleanupNotDone,
-        StageKind::CleanupFailed,
-        StageKind::Cleaned,
-    ];
-
-    /// The phase this kind belongs to.
-    pub const fn phase(self) -> Phase {
-        use StageKind::*;
-        match self {
-            PrestageNotDone | PrestageRunning | PrestageFailed => Phase::Prestage,
-            RecoNotDone | RecoRunning | RecoFailed => Phase::Reco,
-            MergeNotDone | MergeRunning | MergeDone | MergeFailed => Phase::Merge,
-            CleanupNotDone | CleanupFailed | Cleaned => Phase::Cleanup,
-        }
-    }
-
-    /// The stage in the seed's words, for messages: `reco RUNNING`, `merge MERGED or
-    /// PARTIAL`.
-    pub const fn words(self) -> &'static str {
-        use StageKind::*;
-        match self {
-            PrestageNotDone => "prestage NOT DONE",
-            PrestageRunning => "prestage RUNNING",
-            PrestageFailed => "prestage FAILED",
-            RecoNotDone => "prestage PRESTAGE (reco NOT DONE)",
-            RecoRunning => "reco RUNNING",
-            RecoFailed => "reco FAILED",
-            MergeNotDone => "reco COMPLETED or PARTIAL (merge NOT DONE)",
-            MergeRunning => "merge RUNNING",
-            MergeDone => "merge MERGED or PARTIAL",
-            MergeFailed => "merge FAILED",
-            CleanupNotDone => "merge MERGED_DBUP (cleanup NOT DONE)",
-            CleanupFailed => "cleanup FAILED",
-            Cleaned => "cleanup CLEANED",
-        }
-    }
-
-    /// An identifier usable as a node name in diagrams.
-    pub const fn ident(self) -> &'static str {
-        use StageKind::*;
-        match self {
-            PrestageNotDone => "PrestageNotDone",
-            PrestageRunning => "PrestageRunning",
-            PrestageFailed => "PrestageFailed",
-            RecoNotDone => "RecoNotDone",
-            RecoRunning => "RecoRunning",
-            RecoFailed => "RecoFailed",
-            MergeNotDone => "MergeNotDone",
-            MergeRunning => "MergeRunning",
-            MergeDone => "MergeDone",
-            MergeFailed => "MergeFailed",
-            CleanupNotDone => "CleanupNotDone",
-            CleanupFailed => "CleanupFailed",
-            Cleaned => "Cleaned",
-        }
+    /// Whether automation has nothing more to do here: `CLEANED`, or `FAILED` somewhere.
+    pub const fn at_rest(self) -> bool {
+        self.is_failed() || matches!(self, StageKind::Cleaned)
     }
 }
 

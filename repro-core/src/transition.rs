@@ -10,114 +10,82 @@ use std::fmt;
 use crate::state::{DatasetState, Phase, RecoOutcome, StageKind, Status};
 use crate::words::LockWord;
 
-/// Something that moves a dataset: an automatic step or an operator action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transition {
+/// Declares [`Transition`] once: each with its stored name and who takes it; `ALL`,
+/// `as_str` and `actor` are derived.
+macro_rules! transitions {
+    ($( $(#[$m:meta])* $t:ident = $word:literal, $actor:ident; )+) => {
+        /// Something that moves a dataset: an automatic step or an operator action.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Transition {
+            $( $(#[$m])* $t, )+
+        }
+
+        impl Transition {
+            /// Every transition.
+            pub const ALL: &'static [Transition] = &[$(Transition::$t),+];
+
+            /// Who may take this transition.
+            pub const fn actor(self) -> Actor {
+                match self {
+                    $(Transition::$t => Actor::$actor,)+
+                }
+            }
+
+            /// The snake_case name used in history rows and logs.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Transition::$t => $word,)+
+                }
+            }
+        }
+    };
+}
+
+transitions! {
     /// Operator: hold the dataset where it is.
-    Lock,
+    Lock = "lock", Operator;
     /// Operator: release the dataset to automation.
-    Unlock,
+    Unlock = "unlock", Operator;
     /// Stage requests go out.
-    StartPrestage,
+    StartPrestage = "start_prestage", Automation;
     /// Every raw file is staged or failed for good, at least one staged.
-    FinishPrestage,
+    FinishPrestage = "finish_prestage", Automation;
     /// No raw file could be staged.
-    FailPrestage,
+    FailPrestage = "fail_prestage", Automation;
     /// Reco jobs go out.
-    StartReco,
+    StartReco = "start_reco", Automation;
     /// Every raw file has its TMB file.
-    CompleteReco,
+    CompleteReco = "complete_reco", Automation;
     /// Every raw file is finished, some failed for good.
-    PartialReco,
+    PartialReco = "partial_reco", Automation;
     /// No raw file could be reconstructed.
-    FailReco,
+    FailReco = "fail_reco", Automation;
     /// Merge jobs go out.
-    StartMerge,
+    StartMerge = "start_merge", Automation;
     /// Every TMB file is covered by a merged file.
-    FinishMerge,
+    FinishMerge = "finish_merge", Automation;
     /// A merge group or a declaration used up its attempts.
-    FailMerge,
+    FailMerge = "fail_merge", Automation;
     /// Every merged file is declared to the catalog (`MERGED_DBUP`).
-    DeclareMerged,
+    DeclareMerged = "declare_merged", Automation;
     /// Every intermediate file is deleted.
-    Clean,
+    Clean = "clean", Automation;
     /// A deletion used up its attempts.
-    FailCleanup,
+    FailCleanup = "fail_cleanup", Automation;
     /// Operator: put a `FAILED` phase back to `NOT DONE`, re-arming what failed for good.
-    Retry,
+    Retry = "retry", Operator;
     /// Operator: go back to the prestage phase, keeping finished work.
-    ResetToPrestage,
+    ResetToPrestage = "reset_to_prestage", Operator;
     /// Operator: go back to the reco phase, keeping finished work.
-    ResetToReco,
+    ResetToReco = "reset_to_reco", Operator;
     /// Operator: bring back raw files that failed for good, after merging (even after
     /// `CLEANED`): they go through every phase again in groups of their own, while what was
     /// merged, declared and cleaned stays as it is.
-    Recover,
+    Recover = "recover", Operator;
 }
 
 impl Transition {
-    /// Every transition.
-    pub const ALL: &'static [Transition] = &[
-        Transition::Lock,
-        Transition::Unlock,
-        Transition::StartPrestage,
-        Transition::FinishPrestage,
-        Transition::FailPrestage,
-        Transition::StartReco,
-        Transition::CompleteReco,
-        Transition::PartialReco,
-        Transition::FailReco,
-        Transition::StartMerge,
-        Transition::FinishMerge,
-        Transition::FailMerge,
-        Transition::DeclareMerged,
-        Transition::Clean,
-        Transition::FailCleanup,
-        Transition::Retry,
-        Transition::ResetToPrestage,
-        Transition::ResetToReco,
-        Transition::Recover,
-    ];
-
-    /// Who may take this transition.
-    pub const fn actor(self) -> Actor {
-        match self {
-            Transition::Lock
-            | Transition::Unlock
-            | Transition::Retry
-            | Transition::ResetToPrestage
-            | Transition::ResetToReco
-            | Transition::Recover => Actor::Operator,
-            _ => Actor::Automation,
-        }
-    }
-
-    /// The snake_case name used in history rows and logs.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Transition::Lock => "lock",
-            Transition::Unlock => "unlock",
-            Transition::StartPrestage => "start_prestage",
-            Transition::FinishPrestage => "finish_prestage",
-            Transition::FailPrestage => "fail_prestage",
-            Transition::StartReco => "start_reco",
-            Transition::CompleteReco => "complete_reco",
-            Transition::PartialReco => "partial_reco",
-            Transition::FailReco => "fail_reco",
-            Transition::StartMerge => "start_merge",
-            Transition::FinishMerge => "finish_merge",
-            Transition::FailMerge => "fail_merge",
-            Transition::DeclareMerged => "declare_merged",
-            Transition::Clean => "clean",
-            Transition::FailCleanup => "fail_cleanup",
-            Transition::Retry => "retry",
-            Transition::ResetToPrestage => "reset_to_prestage",
-            Transition::ResetToReco => "reset_to_reco",
-            Transition::Recover => "recover",
-        }
-    }
-
     /// The transition in words, for messages: `reset to reco`, `finish prestage`.
     pub fn words(self) -> String {
         self.as_str().replace('_', " ")

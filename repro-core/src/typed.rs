@@ -866,6 +866,49 @@ mod tests {
         assert!(taken > TRANSITIONS.len(), "only {taken} moves taken");
     }
 
+    /// A new stage declared in `state.rs` but missing anywhere it must appear fails here.
+    #[test]
+    fn every_declared_stage_has_a_state_a_typed_value_words_and_edges() {
+        use std::collections::HashSet;
+        let mut idents = HashSet::new();
+        let mut words = HashSet::new();
+        for &kind in StageKind::ALL {
+            assert!(idents.insert(kind.ident()), "{kind:?}: ident twice");
+            assert!(words.insert(kind.words()), "{kind:?}: words twice");
+            let state = DatasetState::at(kind, Some(RecoOutcome::Partial))
+                .or_else(|| DatasetState::at(kind, None))
+                .unwrap_or_else(|| panic!("{kind:?} has no runtime state"));
+            assert_eq!(state.kind(), kind);
+            assert_eq!(state.phase(), kind.phase());
+            let status = Status {
+                lock: crate::words::LockWord::Unlock,
+                state,
+            };
+            assert_eq!(
+                Status::from_columns(status.columns()),
+                Ok(status),
+                "{kind:?} does not survive storage"
+            );
+            assert_eq!(
+                AnyDataset::recover(name(), status).status(),
+                status,
+                "{kind:?} has no typed stage"
+            );
+            let leaves = TRANSITIONS.iter().any(|e| e.from == kind);
+            let reached = TRANSITIONS.iter().any(|e| e.to == kind);
+            assert!(leaves, "nothing leaves {kind:?}");
+            assert!(
+                reached || kind == StageKind::PrestageNotDone,
+                "nothing reaches {kind:?}"
+            );
+            assert_eq!(
+                kind.at_rest(),
+                kind.is_failed() || kind == StageKind::Cleaned
+            );
+        }
+        assert_eq!(StageKind::ALL.len(), idents.len());
+    }
+
     #[test]
     fn a_typed_value_remembers_its_moves_in_order_with_their_reasons() {
         let d = Dataset::register(name())

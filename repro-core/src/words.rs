@@ -6,9 +6,6 @@
 //! `MERGED_DBUP` with its underscore); parsing is exact and case-sensitive so that a stored
 //! word either means one thing or is refused.
 
-use std::fmt;
-use std::str::FromStr;
-
 /// A word that is not one of a column's seed words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{found:?} is not a {column} state; expected one of {expected}")]
@@ -21,7 +18,11 @@ pub struct ParseWordError {
     pub expected: &'static str,
 }
 
-macro_rules! column_words {
+/// Declares an enum whose values are stored as words: `Display`/`FromStr` in exactly
+/// those words (parsing names the kind on failure), `ALL` in declaration order, `COLUMN`
+/// (what kind of word it is, for messages) and `Serialize` as the word. The one macro behind
+/// every stored word: the seed's column words here, file, job and group states elsewhere.
+macro_rules! stored_words {
     (
         $(#[$meta:meta])*
         $name:ident, $column:literal, [$( $(#[$vmeta:meta])* $variant:ident = $word:literal ),+ $(,)?]
@@ -33,29 +34,29 @@ macro_rules! column_words {
         }
 
         impl $name {
-            /// Every value of this column, in lifecycle order.
+            /// Every value, in lifecycle order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// The column's name as stored.
+            /// What kind of word this is (`reco`, `file`, ...), as messages name it.
             pub const COLUMN: &'static str = $column;
 
-            /// The seed's word for this value.
+            /// The stored word for this value.
             pub const fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $word),+ }
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.pad(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = ParseWordError;
+        impl std::str::FromStr for $name {
+            type Err = $crate::words::ParseWordError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($word => Ok($name::$variant),)+
-                    _ => Err(ParseWordError {
+                    _ => Err($crate::words::ParseWordError {
                         column: $column,
                         found: s.to_owned(),
                         expected: concat!($("`", $word, "` "),+),
@@ -71,8 +72,9 @@ macro_rules! column_words {
         }
     };
 }
+pub(crate) use stored_words;
 
-column_words! {
+stored_words! {
     /// The `lock` column: whether automation may touch the dataset.
     LockWord, "lock", [
         /// Held by an operator: automation leaves the dataset exactly where it is.
@@ -82,7 +84,7 @@ column_words! {
     ]
 }
 
-column_words! {
+stored_words! {
     /// The `prestage` column.
     PrestageWord, "prestage", [
         /// Not started.
@@ -96,7 +98,7 @@ column_words! {
     ]
 }
 
-column_words! {
+stored_words! {
     /// The `reco` column.
     RecoWord, "reco", [
         /// Not started.
@@ -112,7 +114,7 @@ column_words! {
     ]
 }
 
-column_words! {
+stored_words! {
     /// The `merge` column.
     MergeWord, "merge", [
         /// Not started.
@@ -130,7 +132,7 @@ column_words! {
     ]
 }
 
-column_words! {
+stored_words! {
     /// The `cleanup` column.
     CleanupWord, "cleanup", [
         /// Not finished (deletions may be under way).
@@ -145,6 +147,8 @@ column_words! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt;
+    use std::str::FromStr;
 
     fn round_trips<T: Copy + fmt::Display + FromStr + PartialEq + fmt::Debug>(all: &[T])
     where

@@ -2,7 +2,7 @@
 
 use repro_core::file::FileState;
 use repro_core::view::GroupState;
-use repro_core::{DatasetView, Phase, StageKind};
+use repro_core::{DatasetView, Phase};
 
 /// Why `view` needs a person, with the command that fixes it; empty when it does not.
 ///
@@ -23,13 +23,7 @@ pub fn needs_a_person(view: &DatasetView) -> Vec<String> {
         .find_map(|f| f.current_error())
         .unwrap_or("no reason recorded");
     let phase = view.status.state.phase();
-    let failed_phase = matches!(
-        kind,
-        StageKind::PrestageFailed
-            | StageKind::RecoFailed
-            | StageKind::MergeFailed
-            | StageKind::CleanupFailed
-    );
+    let failed_phase = kind.is_failed();
     if failed_phase {
         let why = match phase {
             Phase::Prestage | Phase::Reco => format!(
