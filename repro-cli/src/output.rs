@@ -44,19 +44,22 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Files done (cleaned) of all, and failed for good.
-fn progress(d: &DatasetSummary) -> (String, String) {
-    let f = &d.files;
+/// Files that got at least as far as staged, reconstructed and merged.
+fn reached(f: &repro_db::FileCounts) -> (u64, u64, u64) {
     let staged = f.total
         - f.get(FileState::Registered)
         - f.get(FileState::Staging)
         - f.get(FileState::StageFailed)
         - f.get(FileState::StageFailedForGood);
-    let reco = f.get(FileState::Reconstructed)
-        + f.get(FileState::Merged)
-        + f.get(FileState::Deleting)
-        + f.get(FileState::Cleaned);
     let merged = f.get(FileState::Merged) + f.get(FileState::Deleting) + f.get(FileState::Cleaned);
+    let reco = f.get(FileState::Reconstructed) + merged;
+    (staged, reco, merged)
+}
+
+/// Files done (cleaned) of all, and failed for good.
+fn progress(d: &DatasetSummary) -> (String, String) {
+    let f = &d.files;
+    let (staged, reco, merged) = reached(f);
     let failed = f.get(FileState::StageFailedForGood) + f.get(FileState::RecoFailedForGood);
     (
         format!(
@@ -121,16 +124,7 @@ pub fn dataset(d: &DatasetSummary, view: &DatasetView, rate: Option<Rate>) -> St
     for why in repro_run::attention::needs_a_person(view) {
         let _ = writeln!(out, "NEEDS A PERSON: {why}");
     }
-    let staged = f.total
-        - f.get(FileState::Registered)
-        - f.get(FileState::Staging)
-        - f.get(FileState::StageFailed)
-        - f.get(FileState::StageFailedForGood);
-    let reco = f.get(FileState::Reconstructed)
-        + f.get(FileState::Merged)
-        + f.get(FileState::Deleting)
-        + f.get(FileState::Cleaned);
-    let merged = f.get(FileState::Merged) + f.get(FileState::Deleting) + f.get(FileState::Cleaned);
+    let (staged, reco, merged) = reached(f);
     let _ = writeln!(out, "name      {}", d.name);
     let _ = writeln!(out, "site      {}", d.site.as_deref().unwrap_or("-"));
     let _ = writeln!(out, "lock      {}", c.lock);

@@ -268,6 +268,25 @@ impl DatasetState {
     /// Where every dataset starts: every phase `NOT DONE`.
     pub const START: DatasetState = DatasetState::Prestage(Progress::NotDone);
 
+    /// Every state, in lifecycle order (each stage, with each reco outcome it can carry).
+    pub fn every() -> Vec<DatasetState> {
+        let mut v = Vec::new();
+        for k in StageKind::ALL {
+            for o in [
+                None,
+                Some(RecoOutcome::Completed),
+                Some(RecoOutcome::Partial),
+            ] {
+                if let Some(s) = DatasetState::at(*k, o)
+                    && !v.contains(&s)
+                {
+                    v.push(s);
+                }
+            }
+        }
+        v
+    }
+
     /// The node of the lifecycle graph this state is at.
     pub const fn kind(self) -> StageKind {
         use DatasetState as D;
@@ -461,21 +480,7 @@ mod tests {
     use super::*;
 
     fn every_state() -> Vec<DatasetState> {
-        let mut v = Vec::new();
-        for k in StageKind::ALL {
-            for o in [
-                None,
-                Some(RecoOutcome::Completed),
-                Some(RecoOutcome::Partial),
-            ] {
-                if let Some(s) = DatasetState::at(*k, o)
-                    && !v.contains(&s)
-                {
-                    v.push(s);
-                }
-            }
-        }
-        v
+        DatasetState::every()
     }
 
     #[test]

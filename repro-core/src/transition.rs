@@ -313,21 +313,7 @@ mod tests {
     }
 
     fn all_states() -> Vec<DatasetState> {
-        let mut v = Vec::new();
-        for k in StageKind::ALL {
-            for o in [
-                None,
-                Some(RecoOutcome::Completed),
-                Some(RecoOutcome::Partial),
-            ] {
-                if let Some(s) = DatasetState::at(*k, o)
-                    && !v.contains(&s)
-                {
-                    v.push(s);
-                }
-            }
-        }
-        v
+        DatasetState::every()
     }
 
     #[test]

@@ -823,20 +823,7 @@ mod tests {
     #[test]
     fn taking_a_transition_at_run_time_is_the_runtime_step_for_every_state() {
         use crate::words::LockWord;
-        let mut states = Vec::new();
-        for k in StageKind::ALL {
-            for o in [
-                None,
-                Some(RecoOutcome::Completed),
-                Some(RecoOutcome::Partial),
-            ] {
-                if let Some(s) = DatasetState::at(*k, o)
-                    && !states.contains(&s)
-                {
-                    states.push(s);
-                }
-            }
-        }
+        let states = DatasetState::every();
         let mut taken = 0;
         for state in states {
             for lock in [LockWord::Lock, LockWord::Unlock] {
