@@ -106,6 +106,9 @@ pub enum Poll {
         name: String,
         /// Its batch id, if recorded.
         batch_id: Option<String>,
+        /// For a reco job, its raw file's logical name (where its output goes).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lfn: Option<String>,
     },
     /// Was this declaration (reserved, outcome not recorded) made?
     Declaration {
@@ -533,10 +536,15 @@ pub fn polls(view: &DatasetView) -> Vec<Poll> {
         }
     }
     for j in view.jobs.values().filter(|j| j.state.is_live()) {
+        let lfn = match j.key.subject {
+            JobSubject::Reco(f) => view.files.get(&f).map(|f| f.lfn.clone()),
+            JobSubject::Merge(_) => None,
+        };
         out.push(Poll::Job {
             job: j.key,
             name: j.key.name(&view.name),
             batch_id: j.batch_id.clone(),
+            lfn,
         });
     }
     for g in view.groups.values() {

@@ -2,7 +2,7 @@
 //! through a backend written here (every step succeeds; jobs finish by the next poll).
 //! `cargo run -p repro-run --example own_backend [DB_URL]`
 use repro_core::job::JobSubject::{Merge, Reco};
-use repro_core::{Action, CleanupWord, DatasetName, DatasetView, MergedFile, Outcome, Poll};
+use repro_core::{Action, CleanupWord, DatasetName, MergedFile, Outcome, Poll};
 use repro_core::{TmbFile, job::JobKey};
 use repro_db::{NewFile, Register, Store};
 use repro_run::{Backend, BackendError, Driver, Error, Op};
@@ -10,13 +10,13 @@ use repro_run::{Backend, BackendError, Driver, Error, Op};
 struct AtOnce;
 
 impl Backend for AtOnce {
-    fn perform(&mut self, _: &DatasetView, act: &[Action]) -> Result<Vec<Outcome>, BackendError> {
+    fn perform(&mut self, _: &DatasetName, act: &[Action]) -> Result<Vec<Outcome>, BackendError> {
         Ok(act.iter().map(said).collect())
     }
 
-    fn poll(&mut self, view: &DatasetView, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+    fn poll(&mut self, ds: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
         let jobs = polls.iter().filter_map(|p| match p {
-            Poll::Job { job, .. } => Some(finished(view, *job)),
+            Poll::Job { job, .. } => Some(finished(ds, *job)),
             _ => None,
         });
         Ok(jobs.collect())
@@ -35,7 +35,7 @@ fn said(action: &Action) -> Outcome {
     }
 }
 
-fn finished(view: &DatasetView, job: JobKey) -> Outcome {
+fn finished(ds: &DatasetName, job: JobKey) -> Outcome {
     match job.subject {
         Reco(f) => Outcome::RecoDone {
             job,
@@ -43,7 +43,7 @@ fn finished(view: &DatasetView, job: JobKey) -> Outcome {
         },
         Merge(g) => Outcome::MergeDone {
             job,
-            output: MergedFile::of(&view.name, g, 70),
+            output: MergedFile::of(ds, g, 70),
         },
     }
 }

@@ -456,7 +456,7 @@ impl<'a> Driver<'a> {
             let due = polls(&view);
             if !due.is_empty() {
                 debug!(dataset = %name, polls = due.len(), "polling");
-                let outcomes = tokio::task::block_in_place(|| self.backend.poll(&view, &due))?;
+                let outcomes = tokio::task::block_in_place(|| self.backend.poll(&view.name, &due))?;
                 report.outcomes += self.record(&mut view, &outcomes).await?;
             }
         }
@@ -496,8 +496,9 @@ impl<'a> Driver<'a> {
             if !plan.actions.is_empty() {
                 debug!(dataset = %name, actions = plan.actions.len(), "acting");
                 report.actions += plan.actions.len();
-                let outcomes =
-                    tokio::task::block_in_place(|| self.backend.perform(&view, &plan.actions))?;
+                let outcomes = tokio::task::block_in_place(|| {
+                    self.backend.perform(&view.name, &plan.actions)
+                })?;
                 failed = outcomes.iter().any(is_failure);
                 report.outcomes += self.record(&mut view, &outcomes).await?;
             }

@@ -260,6 +260,7 @@ impl World {
                 job,
                 name,
                 batch_id,
+                ..
             } => {
                 let Some(bj) = self.jobs.get_mut(name) else {
                     return Some(if batch_id.is_none() {

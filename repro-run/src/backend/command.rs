@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use repro_core::job::{JobKey, JobSubject};
 use repro_core::view::MergedFile;
-use repro_core::{Action, DatasetView, Outcome, Poll, TmbFile};
+use repro_core::{Action, DatasetName, Outcome, Poll, TmbFile};
 
 use super::process::{self, Ran, RunError};
 use super::{Backend, BackendError};
@@ -37,25 +37,24 @@ fn safe(s: &str) -> String {
 impl Layout {
     /// The TMB file a reco job writes: one per attempt, so a failed attempt's leftovers never
     /// count for another.
-    pub fn tmb(&self, view: &DatasetView, job: &JobKey) -> PathBuf {
-        let base = match job.subject {
-            JobSubject::Reco(f) => view.files.get(&f).map_or_else(
-                || f.to_string(),
-                |r| safe(r.lfn.rsplit('/').next().unwrap_or(&r.lfn)),
-            ),
-            JobSubject::Merge(g) => g.to_string(),
+    /// `lfn` is the reco job's raw file (the file id names it when it is not known).
+    pub fn tmb(&self, dataset: &DatasetName, job: &JobKey, lfn: Option<&str>) -> PathBuf {
+        let base = match (job.subject, lfn) {
+            (JobSubject::Reco(_), Some(lfn)) => safe(lfn.rsplit('/').next().unwrap_or(lfn)),
+            (JobSubject::Reco(f), None) => f.to_string(),
+            (JobSubject::Merge(g), _) => g.to_string(),
         };
         self.workdir
             .join("tmb")
-            .join(view.name.as_str())
+            .join(dataset.as_str())
             .join(format!("{base}.a{}.tmb", job.attempt))
     }
 
     /// The merged file a merge job writes.
-    pub fn merged(&self, view: &DatasetView, name: &str) -> PathBuf {
+    pub fn merged(&self, dataset: &DatasetName, name: &str) -> PathBuf {
         self.workdir
             .join("merged")
-            .join(view.name.as_str())
+            .join(dataset.as_str())
             .join(name)
     }
 
@@ -86,25 +85,25 @@ impl Layout {
     /// Makes a merge job's input list and output directory: the list's path and the output's.
     pub fn prepare_merge(
         &self,
-        view: &DatasetView,
+        dataset: &DatasetName,
         job_name: &str,
         inputs: &[TmbFile],
         output: &str,
     ) -> Result<(PathBuf, PathBuf), String> {
         let list = self.write_list(job_name, inputs)?;
-        let out = self.merged(view, output);
+        let out = self.merged(dataset, output);
         mkdir_for(&out)?;
         Ok((list, out))
     }
 
     /// What a finished job produced, or why it counts as failed: its output must exist and
     /// be non-empty.
-    pub fn finished(&self, view: &DatasetView, job: JobKey) -> Outcome {
+    pub fn finished(&self, dataset: &DatasetName, job: JobKey, lfn: Option<&str>) -> Outcome {
         let (path, merged_name) = match job.subject {
-            JobSubject::Reco(_) => (self.tmb(view, &job), None),
+            JobSubject::Reco(_) => (self.tmb(dataset, &job, lfn), None),
             JobSubject::Merge(g) => {
-                let name = MergedFile::name_for(&view.name, g);
-                (self.merged(view, &name), Some(name))
+                let name = MergedFile::name_for(dataset, g);
+                (self.merged(dataset, &name), Some(name))
             }
         };
         match std::fs::metadata(&path) {
@@ -281,8 +280,8 @@ impl CommandBackend {
         submission(job, &argv0, self.step(template, vars))
     }
 
-    fn perform_one(&self, view: &DatasetView, action: &Action) -> Option<Outcome> {
-        let ds = view.name.as_str();
+    fn perform_one(&self, dataset: &DatasetName, action: &Action) -> Option<Outcome> {
+        let ds = dataset.as_str();
         match action {
             Action::Stage { file, lfn, attempt } => {
                 let t = self.cfg.stage.as_ref()?;
@@ -297,7 +296,7 @@ impl CommandBackend {
             }
             Action::SubmitReco { job, name, lfn } => {
                 let t = self.cfg.reco_submit.as_deref().unwrap_or_default();
-                let out = self.layout.tmb(view, job);
+                let out = self.layout.tmb(dataset, job, Some(lfn));
                 if let Err(reason) = mkdir_for(&out) {
                     return Some(refused(*job, reason));
                 }
@@ -321,7 +320,7 @@ impl CommandBackend {
                 output,
             } => {
                 let t = self.cfg.merge_submit.as_deref().unwrap_or_default();
-                let (list, out) = match self.layout.prepare_merge(view, name, inputs, output) {
+                let (list, out) = match self.layout.prepare_merge(dataset, name, inputs, output) {
                     Ok(paths) => paths,
                     Err(reason) => return Some(refused(*job, reason)),
                 };
@@ -350,7 +349,11 @@ impl CommandBackend {
                 let Some(t) = &self.cfg.declare else {
                     return Some(Outcome::Declared { group: *group });
                 };
-                let out = self.layout.merged(view, &merged.name).display().to_string();
+                let out = self
+                    .layout
+                    .merged(dataset, &merged.name)
+                    .display()
+                    .to_string();
                 let attempt = attempt.to_string();
                 Some(
                     match self.step(
@@ -402,8 +405,8 @@ impl CommandBackend {
         }
     }
 
-    fn poll_one(&self, view: &DatasetView, poll: &Poll) -> Option<Outcome> {
-        let ds = view.name.as_str();
+    fn poll_one(&self, dataset: &DatasetName, poll: &Poll) -> Option<Outcome> {
+        let ds = dataset.as_str();
         match poll {
             Poll::Stage { file, lfn } => {
                 let Some(t) = &self.cfg.stage_status else {
@@ -442,6 +445,7 @@ impl CommandBackend {
                 job,
                 name,
                 batch_id: None,
+                ..
             } => {
                 let Some(t) = &self.cfg.job_lookup else {
                     return Some(Outcome::JobFailed {
@@ -469,6 +473,7 @@ impl CommandBackend {
                 job,
                 name,
                 batch_id: Some(batch_id),
+                lfn,
             } => {
                 let t = self.cfg.job_status.as_deref().unwrap_or_default();
                 let argv0 = t.first().cloned().unwrap_or_default();
@@ -482,7 +487,9 @@ impl CommandBackend {
                 match parse_status(&ran.stdout) {
                     Some(Reported::Pending) => None,
                     Some(Reported::Running) => Some(Outcome::Started { job: *job }),
-                    Some(Reported::Done) => Some(self.layout.finished(view, *job)),
+                    Some(Reported::Done) => {
+                        Some(self.layout.finished(dataset, *job, lfn.as_deref()))
+                    }
                     Some(Reported::Failed(exit_code, reason)) => Some(Outcome::JobFailed {
                         job: *job,
                         exit_code,
@@ -517,22 +524,26 @@ impl CommandBackend {
 impl Backend for CommandBackend {
     fn perform(
         &mut self,
-        view: &DatasetView,
+        dataset: &DatasetName,
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError> {
         let this = &*self;
         Ok(
-            process::bounded(actions, self.cfg.parallel, |a| this.perform_one(view, a))
+            process::bounded(actions, self.cfg.parallel, |a| this.perform_one(dataset, a))
                 .into_iter()
                 .flatten()
                 .collect(),
         )
     }
 
-    fn poll(&mut self, view: &DatasetView, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+    fn poll(
+        &mut self,
+        dataset: &DatasetName,
+        polls: &[Poll],
+    ) -> Result<Vec<Outcome>, BackendError> {
         let this = &*self;
         Ok(
-            process::bounded(polls, self.cfg.parallel, |p| this.poll_one(view, p))
+            process::bounded(polls, self.cfg.parallel, |p| this.poll_one(dataset, p))
                 .into_iter()
                 .flatten()
                 .collect(),

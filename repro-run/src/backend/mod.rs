@@ -6,7 +6,7 @@ pub mod process;
 pub mod sim;
 pub mod slurm;
 
-use repro_core::{Action, DatasetView, Outcome, Poll};
+use repro_core::{Action, DatasetName, Outcome, Poll};
 
 /// The outside world failed in a way that is not one attempt's failure: its state cannot be
 /// read, a tool is missing. The operation stops for this dataset; what was reserved is
@@ -23,9 +23,9 @@ pub struct BackendError {
 /// The storage system, batch system and catalog, as the drivers see them.
 ///
 /// A backend is two calls, made by the [`Driver`](crate::Driver) with what the core
-/// decided. Everything a backend needs to know about an action is in the action (file
-/// names, job names, inputs, outputs); the view is there for names and sizes only, and a
-/// backend must not decide lifecycle questions from it.
+/// decided, for one dataset at a time. Everything a backend needs to know is in the actions
+/// and polls (file names, job names, batch ids, inputs, outputs): it gets the dataset's
+/// name and nothing of its state, so lifecycle questions stay in the core.
 ///
 /// # The contract
 ///
@@ -62,13 +62,13 @@ pub struct BackendError {
 ///
 /// ```
 /// use repro_core::job::JobSubject;
-/// use repro_core::{Action, DatasetView, MergedFile, Outcome, Poll, TmbFile};
+/// use repro_core::{Action, DatasetName, MergedFile, Outcome, Poll, TmbFile};
 /// use repro_run::{Backend, BackendError};
 ///
 /// struct AtOnce;
 ///
 /// impl Backend for AtOnce {
-///     fn perform(&mut self, _: &DatasetView, actions: &[Action]) -> Result<Vec<Outcome>, BackendError> {
+///     fn perform(&mut self, _: &DatasetName, actions: &[Action]) -> Result<Vec<Outcome>, BackendError> {
 ///         Ok(actions
 ///             .iter()
 ///             .map(|a| match a {
@@ -82,7 +82,7 @@ pub struct BackendError {
 ///             .collect())
 ///     }
 ///
-///     fn poll(&mut self, view: &DatasetView, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+///     fn poll(&mut self, dataset: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
 ///         Ok(polls
 ///             .iter()
 ///             .filter_map(|p| match p {
@@ -91,7 +91,7 @@ pub struct BackendError {
 ///                         Outcome::RecoDone { job: *job, tmb: TmbFile::new(format!("/tmb/{f}"), 1) }
 ///                     }
 ///                     JobSubject::Merge(g) => {
-///                         Outcome::MergeDone { job: *job, output: MergedFile::of(&view.name, g, 1) }
+///                         Outcome::MergeDone { job: *job, output: MergedFile::of(dataset, g, 1) }
 ///                     }
 ///                 }),
 ///                 _ => None,
@@ -101,14 +101,15 @@ pub struct BackendError {
 /// }
 /// ```
 pub trait Backend {
-    /// Performs `actions` for `view`'s dataset, returning what the world said at once (a
-    /// batch id, an immediate refusal, a declaration done).
+    /// Performs `actions` for `dataset`, returning what the world said at once (a batch id,
+    /// an immediate refusal, a declaration done).
     fn perform(
         &mut self,
-        view: &DatasetView,
+        dataset: &DatasetName,
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError>;
 
-    /// Answers `polls` for `view`'s dataset; a poll with nothing new answers nothing.
-    fn poll(&mut self, view: &DatasetView, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError>;
+    /// Answers `polls` for `dataset`; a poll with nothing new answers nothing.
+    fn poll(&mut self, dataset: &DatasetName, polls: &[Poll])
+    -> Result<Vec<Outcome>, BackendError>;
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use repro_core::job::JobSubject;
 use repro_core::view::MergedFile;
-use repro_core::{Action, DatasetView, Outcome, Poll, TmbFile};
+use repro_core::{Action, DatasetName, Outcome, Poll, TmbFile};
 use serde::{Deserialize, Serialize};
 
 use super::{Backend, BackendError};
@@ -240,10 +240,10 @@ impl Journal {
 impl Backend for SimBackend {
     fn perform(
         &mut self,
-        view: &DatasetView,
+        dataset: &DatasetName,
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError> {
-        let ds = view.name.as_str();
+        let ds = dataset.as_str();
         let ready_at = self.now + self.config.duration_s;
         self.with_world(ds, |w, journal| {
             let mut out = Vec::new();
@@ -340,8 +340,12 @@ impl Backend for SimBackend {
         })
     }
 
-    fn poll(&mut self, view: &DatasetView, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
-        let ds = view.name.as_str();
+    fn poll(
+        &mut self,
+        dataset: &DatasetName,
+        polls: &[Poll],
+    ) -> Result<Vec<Outcome>, BackendError> {
+        let ds = dataset.as_str();
         let now = self.now;
         self.with_world(ds, |w, _| {
             let mut out = Vec::new();
@@ -372,6 +376,7 @@ impl Backend for SimBackend {
                         job,
                         name,
                         batch_id,
+                        lfn,
                     } => {
                         let Some(sj) = w.jobs.get_mut(name) else {
                             out.push(if batch_id.is_none() {
@@ -410,8 +415,8 @@ impl Backend for SimBackend {
                                 reason: "sim: job crashed".into(),
                             }),
                             Fate::Done => out.push(match job.subject {
-                                JobSubject::Reco(f) => {
-                                    let lfn = view.files.get(&f).map_or("?", |f| f.lfn.as_str());
+                                JobSubject::Reco(_) => {
+                                    let lfn = lfn.as_deref().unwrap_or("?");
                                     Outcome::RecoDone {
                                         job: *job,
                                         tmb: TmbFile {
@@ -426,7 +431,7 @@ impl Backend for SimBackend {
                                 JobSubject::Merge(g) => Outcome::MergeDone {
                                     job: *job,
                                     output: MergedFile {
-                                        name: MergedFile::name_for(&view.name, g),
+                                        name: MergedFile::name_for(dataset, g),
                                         size: 1 + hash(self.config.seed, name) % 50_000_000,
                                     },
                                 },

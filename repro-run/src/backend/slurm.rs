@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use repro_core::job::JobKey;
-use repro_core::{Action, DatasetView, Outcome, Poll};
+use repro_core::{Action, DatasetName, Outcome, Poll};
 
 use super::command::{CommandBackend, Layout, mkdir_for, parse_batch_id, refused, submission};
 use super::process::{self, shell_quote};
@@ -203,11 +203,11 @@ impl SlurmBackend {
         submission(job, "sbatch", self.run(&argv))
     }
 
-    fn submit(&self, view: &DatasetView, action: &Action) -> Option<Outcome> {
-        let ds = view.name.as_str();
+    fn submit(&self, dataset: &DatasetName, action: &Action) -> Option<Outcome> {
+        let ds = dataset.as_str();
         match action {
             Action::SubmitReco { job, name, lfn } => {
-                let out = self.layout.tmb(view, job);
+                let out = self.layout.tmb(dataset, job, Some(lfn));
                 let (o, a) = (out.display().to_string(), job.attempt.to_string());
                 let vars = [
                     ("input", lfn.as_str()),
@@ -229,7 +229,7 @@ impl SlurmBackend {
                 inputs,
                 output,
             } => {
-                let (list, out) = match self.layout.prepare_merge(view, name, inputs, output) {
+                let (list, out) = match self.layout.prepare_merge(dataset, name, inputs, output) {
                     Ok(paths) => paths,
                     Err(reason) => return Some(refused(*job, reason)),
                 };
@@ -256,7 +256,7 @@ impl SlurmBackend {
     }
 
     /// Files without staging: the raw file is where its name says.
-    fn local(&self, view: &DatasetView, action: &Action) -> Option<Outcome> {
+    fn local(&self, action: &Action) -> Option<Outcome> {
         match action {
             Action::Stage { .. } => None, // answered by the poll, which looks at the file
             Action::Declare { group, merged, .. } => {
@@ -278,7 +278,6 @@ impl SlurmBackend {
                     },
                     None => Ok(()),
                 };
-                let _ = view;
                 Some(match r {
                     Ok(()) => Outcome::Deleted { file: *file },
                     Err(reason) => Outcome::DeleteFailed {
@@ -453,9 +452,8 @@ impl SlurmBackend {
 
     fn poll_job(
         &self,
-        view: &DatasetView,
-        job: JobKey,
-        name: &str,
+        dataset: &DatasetName,
+        (job, name, lfn): (JobKey, &str, Option<&str>),
         known: Option<&SlurmJob>,
     ) -> Option<Outcome> {
         match known {
@@ -463,7 +461,7 @@ impl SlurmBackend {
             Some(sj) => match meaning(sj) {
                 Meaning::Waiting => None,
                 Meaning::Running => Some(Outcome::Started { job }),
-                Meaning::Completed => Some(self.layout.finished(view, job)),
+                Meaning::Completed => Some(self.layout.finished(dataset, job, lfn)),
                 Meaning::Failed(reason) => {
                     tracing::debug!(job = name, "{reason}");
                     Some(Outcome::JobFailed {
@@ -496,7 +494,7 @@ impl SlurmBackend {
 impl Backend for SlurmBackend {
     fn perform(
         &mut self,
-        view: &DatasetView,
+        dataset: &DatasetName,
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError> {
         let (jobs, files): (Vec<&Action>, Vec<&Action>) = actions
@@ -505,25 +503,29 @@ impl Backend for SlurmBackend {
         let mut out = Vec::new();
         let files: Vec<Action> = files.into_iter().cloned().collect();
         match &mut self.steps {
-            Some(steps) => out.extend(steps.perform(view, &files)?),
-            None => out.extend(files.iter().filter_map(|a| self.local(view, a))),
+            Some(steps) => out.extend(steps.perform(dataset, &files)?),
+            None => out.extend(files.iter().filter_map(|a| self.local(a))),
         }
         let this = &*self;
         out.extend(
-            process::bounded(&jobs, self.cfg.parallel, |a| this.submit(view, a))
+            process::bounded(&jobs, self.cfg.parallel, |a| this.submit(dataset, a))
                 .into_iter()
                 .flatten(),
         );
         Ok(out)
     }
 
-    fn poll(&mut self, view: &DatasetView, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+    fn poll(
+        &mut self,
+        dataset: &DatasetName,
+        polls: &[Poll],
+    ) -> Result<Vec<Outcome>, BackendError> {
         let (jobs, files): (Vec<&Poll>, Vec<&Poll>) =
             polls.iter().partition(|p| matches!(p, Poll::Job { .. }));
         let mut out = Vec::new();
         let files: Vec<Poll> = files.into_iter().cloned().collect();
         match &mut self.steps {
-            Some(steps) => out.extend(steps.poll(view, &files)?),
+            Some(steps) => out.extend(steps.poll(dataset, &files)?),
             None => out.extend(files.iter().filter_map(|p| self.local_poll(p))),
         }
         let ids: Vec<&str> = jobs
@@ -550,11 +552,13 @@ impl Backend for SlurmBackend {
                     job,
                     name,
                     batch_id: Some(b),
-                } => this.poll_job(view, *job, name, known.get(b.as_str())),
+                    lfn,
+                } => this.poll_job(dataset, (*job, name, lfn.as_deref()), known.get(b.as_str())),
                 Poll::Job {
                     job,
                     name,
                     batch_id: None,
+                    ..
                 } => this.adopt(*job, name),
                 _ => None,
             })
