@@ -53,6 +53,9 @@ pub use query::{DatasetSummary, FileCounts, HistoryEntry, ListFilter, Totals};
 
 use entity::{dataset_status, file_status, prelude::*};
 
+/// The URL of a store in memory ([`Store::open_memory`]).
+pub const MEMORY: &str = "sqlite::memory:";
+
 /// Rows per multi-row insert; stays under every backend's bind-parameter limit.
 pub(crate) const INSERT_CHUNK: usize = 2_000;
 /// Ids per `IN (...)` list.
@@ -135,6 +138,26 @@ impl Store {
         Store::open_with_timeout(url, Store::CONNECT_TIMEOUT).await
     }
 
+    /// A store in memory (`sqlite::memory:`): one SQLite connection held for the store's
+    /// life, gone with it. For tests and simulations that want the real store without a
+    /// file.
+    pub async fn open_memory() -> Result<Store> {
+        let mut opts = ConnectOptions::new(MEMORY.to_owned());
+        // An in-memory database lives as long as its one connection.
+        opts.sqlx_logging(false)
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(60))
+            .map_sqlx_sqlite_opts(|o| o.foreign_keys(true));
+        let db = Database::connect(opts).await.map_err(|e| DbError::BadUrl {
+            url: MEMORY.into(),
+            why: e.to_string(),
+        })?;
+        Ok(Store { db })
+    }
+
     /// How long [`Store::open`] waits for a database server.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -145,9 +168,14 @@ impl Store {
             url: redact(url),
             why: why.to_owned(),
         };
+        if url == MEMORY {
+            return Store::open_memory().await;
+        }
         let scheme = url.split("://").next().unwrap_or("");
         if !url.contains("://") {
-            return Err(bad("expected sqlite://PATH, mysql://... or postgres://..."));
+            return Err(bad(
+                "expected sqlite://PATH, sqlite::memory:, mysql://... or postgres://...",
+            ));
         }
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false)

@@ -6,7 +6,9 @@
 //! end, with the failures switched off and an operator retrying what failed, every dataset
 //! reaches `CLEANED`.
 //!
-//! `PROPTEST_CASES` sets the number of cases (16 by default).
+//! It runs on the store in memory (`sqlite::memory:`, `PROPTEST_CASES` cases, 24 by
+//! default), on a SQLite file (a quarter of them), and on MariaDB and PostgreSQL (an eighth)
+//! when `REPRO_TEST_MYSQL_URL` / `REPRO_TEST_POSTGRES_URL` are set.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -111,7 +113,57 @@ async fn invariants(store: &Store, names: &[DatasetName]) -> Result<(), TestCase
     Ok(())
 }
 
+/// Where a case keeps its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Memory,
+    File,
+    Server(&'static str),
+}
+
+/// A URL with its database replaced: `mysql://root@host/test` -> `mysql://root@host/NAME`.
+fn with_db(url: &str, name: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let base = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| scheme_end + i);
+    format!("{}/{name}", &url[..base])
+}
+
+static CASE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A fresh, migrated store for one case, and the server database to drop after it.
+async fn fresh(db: Db, dir: &Path) -> (Store, Option<(String, String)>) {
+    let (store, drop) = match db {
+        Db::Memory => (Store::open(repro_db::MEMORY).await.unwrap(), None),
+        Db::File => {
+            let url = repro_run::demo::sqlite_url(&dir.join("p.db"));
+            (Store::open(&url).await.unwrap(), None)
+        }
+        Db::Server(var) => {
+            let admin = std::env::var(var).unwrap();
+            let name = format!(
+                "repro_drv_{}_{}",
+                std::process::id(),
+                CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            let a = Store::open(&admin).await.unwrap();
+            a.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+                .await
+                .unwrap();
+            a.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            let store = Store::open(&with_db(&admin, &name)).await.unwrap();
+            (store, Some((admin, name)))
+        }
+    };
+    store.migrate().await.unwrap();
+    (store, drop)
+}
+
 async fn case(
+    db: Db,
     files: usize,
     failure: f64,
     seed: u64,
@@ -119,9 +171,33 @@ async fn case(
     steps: Vec<Step>,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let url = repro_run::demo::sqlite_url(&dir.path().join("p.db"));
-    let store = Store::open(&url).await.unwrap();
-    store.migrate().await.unwrap();
+    let (store, server) = fresh(db, dir.path()).await;
+    let result = run_case(&store, dir.path(), files, failure, seed, policy, steps).await;
+    if let Some((admin, name)) = server {
+        let force = if admin.starts_with("postgres") {
+            " WITH (FORCE)"
+        } else {
+            ""
+        };
+        drop(store);
+        if let Ok(a) = Store::open(&admin).await {
+            a.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
+                .await
+                .ok();
+        }
+    }
+    result
+}
+
+async fn run_case(
+    store: &Store,
+    dir: &Path,
+    files: usize,
+    failure: f64,
+    seed: u64,
+    policy: Policy,
+    steps: Vec<Step>,
+) -> Result<(), TestCaseError> {
     let mut names = Vec::new();
     for d in 0..2 {
         let name = DatasetName::new(format!("prop.{d}")).unwrap();
@@ -134,11 +210,11 @@ async fn case(
             .unwrap();
         names.push(name);
     }
-    let mut backend = sim(dir.path(), seed, failure);
+    let mut backend = sim(dir, seed, failure);
     for s in &steps {
         match s {
             Step::Run(op, second_host) => {
-                let mut driver = Driver::new(&store, &mut backend)
+                let mut driver = Driver::new(store, &mut backend)
                     .with_policy(policy.clone())
                     .with_actor("prop");
                 if *second_host {
@@ -176,12 +252,12 @@ async fn case(
                 }
             }
         }
-        invariants(&store, &names).await?;
-        nothing_done_twice(dir.path())?;
+        invariants(store, &names).await?;
+        nothing_done_twice(dir)?;
     }
     // The failures stop; an operator unlocks, retries what failed and merges what is
     // partial. Everything comes to CLEANED.
-    let mut backend = sim(dir.path(), seed, 0.0);
+    let mut backend = sim(dir, seed, 0.0);
     for _ in 0..60 {
         let mut all_clean = true;
         for name in &names {
@@ -203,14 +279,14 @@ async fn case(
             break;
         }
         for op in [Op::Tick, Op::Merge { partial: true }] {
-            Driver::new(&store, &mut backend)
+            Driver::new(store, &mut backend)
                 .with_policy(policy.clone())
                 .run_many(op, &names, true)
                 .await;
         }
     }
-    invariants(&store, &names).await?;
-    nothing_done_twice(dir.path())?;
+    invariants(store, &names).await?;
+    nothing_done_twice(dir)?;
     for name in &names {
         let s = store.summary(name).await.unwrap();
         prop_assert_eq!(
@@ -224,45 +300,79 @@ async fn case(
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
+fn cases(db: Db) -> u32 {
+    let base = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(16)
+        .unwrap_or(24u32);
+    match db {
+        Db::Memory => base,
+        Db::File => (base / 4).max(2),
+        Db::Server(_) => (base / 8).max(2),
+    }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::Direct(
-                "proptest-regressions/driver_properties.txt",
-            ),
-        )),
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn the_real_driver_keeps_every_invariant_and_brings_everything_to_cleaned(
-        files in 1usize..8,
-        failure in prop_oneof![Just(0.0), Just(0.25)],
-        seed in any::<u64>(),
-        max_attempts in 1u32..4,
-        merge_group_files in 1u32..4,
-        merge_partial in any::<bool>(),
-        steps in proptest::collection::vec(step(), 1..25),
-    ) {
-        let policy = Policy {
-            max_attempts,
-            merge_group_files,
-            merge_group_bytes: None,
-            merge_partial,
-        };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(case(files, failure, seed, policy, steps))?;
+fn run_on(db: Db) {
+    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+    if let Db::Server(var) = db
+        && std::env::var_os(var).is_none()
+    {
+        assert!(std::env::var_os("CI").is_none(), "{var} must be set in CI");
+        eprintln!("skipped: {var} is not set");
+        return;
     }
+    let mut runner = TestRunner::new(Config {
+        cases: cases(db),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/driver_properties.txt",
+        ))),
+        ..Config::default()
+    });
+    let strategy = (
+        1usize..8,
+        prop_oneof![Just(0.0), Just(0.25)],
+        any::<u64>(),
+        (1u32..4, 1u32..4, any::<bool>()),
+        proptest::collection::vec(step(), 1..25),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runner.run(
+        &strategy,
+        |(files, failure, seed, (max_attempts, merge_group_files, merge_partial), steps)| {
+            let policy = Policy {
+                max_attempts,
+                merge_group_files,
+                merge_group_bytes: None,
+                merge_partial,
+            };
+            rt.block_on(case(db, files, failure, seed, policy, steps))
+        },
+    );
+    if let Err(e) = result {
+        panic!("{db:?}: {e}");
+    }
+}
+
+#[test]
+fn the_real_driver_keeps_every_invariant_and_brings_everything_to_cleaned_in_memory() {
+    run_on(Db::Memory);
+}
+
+#[test]
+fn the_real_driver_keeps_every_invariant_and_brings_everything_to_cleaned_on_a_sqlite_file() {
+    run_on(Db::File);
+}
+
+#[test]
+fn the_real_driver_keeps_every_invariant_and_brings_everything_to_cleaned_on_mariadb() {
+    run_on(Db::Server("REPRO_TEST_MYSQL_URL"));
+}
+
+#[test]
+fn the_real_driver_keeps_every_invariant_and_brings_everything_to_cleaned_on_postgres() {
+    run_on(Db::Server("REPRO_TEST_POSTGRES_URL"));
 }
