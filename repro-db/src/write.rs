@@ -585,44 +585,57 @@ impl Writer<'_> {
 
     /// Files and groups per state as the transaction sees them now.
     async fn tally(&self) -> Result<Tally> {
-        let mut t = Tally::default();
-        let files: Vec<(String, i64)> = FileStatus::find()
-            .select_only()
-            .column(file_status::Column::State)
-            .column_as(file_status::Column::Id.count(), "n")
-            .filter(file_status::Column::DatasetId.eq(self.ds.id))
-            .group_by(file_status::Column::State)
-            .into_tuple()
-            .all(self.txn)
+        use file_status::Column as F;
+        use merge_group::Column as G;
+        let files = self
+            .per_state::<FileStatus, FileState>(F::State, F::Id, F::DatasetId, "file_status")
             .await?;
-        for (word, n) in files {
-            let state = word
-                .parse::<FileState>()
-                .map_err(|e| convert::corrupt("file_status", self.ds.id, e))?;
-            t.files.insert(state, u64::try_from(n).unwrap_or(0));
-        }
-        let groups: Vec<(String, i64)> = MergeGroup::find()
-            .select_only()
-            .column(merge_group::Column::State)
-            .column_as(merge_group::Column::Id.count(), "n")
-            .filter(merge_group::Column::DatasetId.eq(self.ds.id))
-            .group_by(merge_group::Column::State)
-            .into_tuple()
-            .all(self.txn)
+        let groups = self
+            .per_state::<MergeGroup, GroupState>(G::State, G::Id, G::DatasetId, "merge_group")
             .await?;
-        for (word, n) in groups {
-            let state = word
-                .parse::<GroupState>()
-                .map_err(|e| convert::corrupt("merge_group", self.ds.id, e))?;
-            t.groups.insert(state, u64::try_from(n).unwrap_or(0));
-        }
-        t.ungrouped = FileStatus::find()
-            .filter(file_status::Column::DatasetId.eq(self.ds.id))
-            .filter(file_status::Column::State.eq(FileState::Reconstructed.as_str()))
-            .filter(file_status::Column::MergeGroup.is_null())
+        let ungrouped = FileStatus::find()
+            .filter(F::DatasetId.eq(self.ds.id))
+            .filter(F::State.eq(FileState::Reconstructed.as_str()))
+            .filter(F::MergeGroup.is_null())
             .count(self.txn)
             .await?;
-        Ok(t)
+        Ok(Tally {
+            files,
+            groups,
+            ungrouped,
+        })
+    }
+
+    /// Rows of this dataset in `E` per stored state word, the words parsed as `S`.
+    async fn per_state<E, S>(
+        &self,
+        state: E::Column,
+        id: E::Column,
+        dataset: E::Column,
+        table: &'static str,
+    ) -> Result<BTreeMap<S, u64>>
+    where
+        E: EntityTrait,
+        S: std::str::FromStr + Ord,
+        S::Err: std::fmt::Display,
+    {
+        let rows: Vec<(String, i64)> = E::find()
+            .select_only()
+            .column(state)
+            .column_as(id.count(), "n")
+            .filter(dataset.eq(self.ds.id))
+            .group_by(state)
+            .into_tuple()
+            .all(self.txn)
+            .await?;
+        rows.into_iter()
+            .map(|(word, n)| {
+                let s = word
+                    .parse::<S>()
+                    .map_err(|e| convert::corrupt(table, self.ds.id, e))?;
+                Ok((s, u64::try_from(n).unwrap_or(0)))
+            })
+            .collect()
     }
 
     async fn one(&mut self, index: usize, change: &Change) -> Result<()> {
