@@ -75,3 +75,19 @@ pub fn needs_a_person(view: &DatasetView) -> Vec<String> {
     }
     out
 }
+
+/// The `FAILED` phase of a listed dataset, from its counts alone (no file is read), with
+/// the command that fixes it; `None` when no phase failed.
+pub fn failed_phase(d: &repro_db::DatasetSummary) -> Option<String> {
+    let kind = d.status.state.kind();
+    if !kind.is_failed() {
+        return None;
+    }
+    let failed =
+        d.files.get(FileState::StageFailedForGood) + d.files.get(FileState::RecoFailedForGood);
+    let name = &d.name;
+    Some(format!(
+        "{} FAILED ({failed} raw file(s) failed for good); see its page for why, fix the cause, then `repro retry {name}`",
+        kind.phase()
+    ))
+}

@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 use crate::json::DatasetJson;
 
-/// Datasets with a FAILED phase shown at the top of the index, with their reasons.
+/// Datasets with a FAILED phase shown at the top of the index (from their counts: no file
+/// is read for them).
 const NEEDS_A_PERSON_SHOWN: u64 = 20;
 
 /// Datasets per page unless asked otherwise.
@@ -363,7 +364,7 @@ async fn index(
     let totals = store.totals().await?;
     let hourly = throughput(&store, None).await?;
     // Datasets that need a person come first, whatever the filter: a FAILED phase, with
-    // the reason (a bounded number of them, each read in full).
+    // the reason from the counts (the dataset's page has the last error).
     let failed_list = store
         .list(&ListFilter {
             state_word: Some("FAILED".into()),
@@ -371,13 +372,10 @@ async fn index(
             ..ListFilter::default()
         })
         .await?;
-    let mut attention = Vec::new();
-    for d in &failed_list {
-        let view = store.load(&d.name).await?;
-        for why in crate::attention::needs_a_person(&view) {
-            attention.push((d.name.clone(), why));
-        }
-    }
+    let attention: Vec<(DatasetName, String)> = failed_list
+        .iter()
+        .filter_map(|d| crate::attention::failed_phase(d).map(|why| (d.name.clone(), why)))
+        .collect();
     let pages = matching.div_ceil(per).max(1);
     let link = |p: u64| {
         let mut s = format!("/?page={p}&per={per}");
@@ -848,13 +846,14 @@ mod tests {
             "it comes before the list"
         );
         assert!(
-            index.contains(
-                "prestage FAILED: 5 raw file(s) failed for good (last: tape robot jammed)"
-            ),
+            index.contains("prestage FAILED (5 raw file(s) failed for good); see its page for why"),
             "{index}"
         );
         let (_, page) = get(&store, "/datasets/gamma").await;
-        assert!(page.contains("Needs a person: prestage FAILED"), "{page}");
+        assert!(
+            page.contains("Needs a person: prestage FAILED: 5 raw file(s) failed for good (last: tape robot jammed)"),
+            "{page}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
