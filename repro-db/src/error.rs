@@ -78,9 +78,55 @@ pub enum DbError {
         /// Until when.
         until: chrono::NaiveDateTime,
     },
+    /// The disk under the database is full (SQLite's `SQLITE_FULL`, MariaDB's "table is
+    /// full", PostgreSQL's `disk_full`). The transaction was rolled back: nothing of it was
+    /// written.
+    #[error("the disk holding the database is full; nothing of this change was written ({0})")]
+    DiskFull(String),
     /// The database said no.
     #[error("database error: {0}")]
-    Db(#[from] sea_orm::DbErr),
+    Db(sea_orm::DbErr),
+}
+
+impl From<sea_orm::DbErr> for DbError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        if is_disk_full(&e) {
+            DbError::DiskFull(e.to_string())
+        } else {
+            DbError::Db(e)
+        }
+    }
+}
+
+/// Whether the database refused for want of disk space: by the error code where the driver
+/// gives one, else by the words each server uses.
+fn is_disk_full(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let sqlx = match e {
+        DbErr::Query(RuntimeErr::SqlxError(s))
+        | DbErr::Exec(RuntimeErr::SqlxError(s))
+        | DbErr::Conn(RuntimeErr::SqlxError(s)) => Some(s),
+        _ => None,
+    };
+    if let Some(code) = sqlx
+        .and_then(|s| s.as_database_error())
+        .and_then(|d| d.code())
+    {
+        // SQLite: SQLITE_FULL (13); PostgreSQL: disk_full (53100); MariaDB reports
+        // ER_RECORD_FILE_FULL (1114) and ER_DISK_FULL (1021) with SQLSTATE HY000.
+        if matches!(&*code, "13" | "53100") {
+            return true;
+        }
+    }
+    let text = e.to_string();
+    [
+        "database or disk is full",
+        "No space left on device",
+        "is full",
+        "disk full",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
 }
 
 impl From<ApplyError> for DbError {

@@ -309,7 +309,7 @@ impl Store {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
                 DbError::Exists(name.to_string())
             }
-            _ => DbError::Db(e),
+            _ => DbError::from(e),
         })?;
         let id = inserted.last_insert_id;
         let state = FileState::Registered.as_str();

@@ -418,7 +418,7 @@ impl Writer<'_> {
                 m.from,
                 "some missing",
             ),
-            Err(e) => DbError::Db(e),
+            Err(e) => DbError::from(e),
         }
     }
 
@@ -517,7 +517,7 @@ impl Writer<'_> {
                     "one reserved already",
                 )
             } else {
-                DbError::Db(e)
+                DbError::from(e)
             }
         };
         let mut reco = reco.into_iter().peekable();
@@ -713,7 +713,7 @@ impl Writer<'_> {
                             "present",
                         )
                     } else {
-                        DbError::Db(e)
+                        DbError::from(e)
                     }
                 })?;
                 self.groups.insert(*no, inserted.last_insert_id);

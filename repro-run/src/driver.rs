@@ -388,7 +388,15 @@ impl<'a> Driver<'a> {
                         ..Report::default()
                     });
                 }
-                Err(e) => run.errors.push((n.clone(), e)),
+                Err(e) => {
+                    let fatal = e.stops_the_run();
+                    run.errors.push((n.clone(), e));
+                    if fatal {
+                        // Every other dataset would meet the same wall, one busy wait
+                        // after another: stop here; the next run carries on.
+                        break;
+                    }
+                }
             }
         }
         run
@@ -426,7 +434,12 @@ impl<'a> Driver<'a> {
         };
         let result = self.work(op, name).await;
         renewal.abort();
-        if let Err(e) = self.store.release(&lease).await {
+        // With the disk full or the server gone, releasing cannot work either: the lease of
+        // a process that exits is taken over at once on this host, on another when it
+        // expires.
+        if !result.as_ref().is_err_and(Error::stops_the_run)
+            && let Err(e) = self.store.release(&lease).await
+        {
             warn!(dataset = %name, "cannot release lease: {e}");
         }
         result

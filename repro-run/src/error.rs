@@ -84,6 +84,15 @@ pub enum ErrorKind {
 }
 
 impl Error {
+    /// Whether this error ends a run over many datasets at once, because every other
+    /// dataset would meet it too: the database's disk is full or its server is gone.
+    pub fn stops_the_run(&self) -> bool {
+        matches!(
+            self,
+            Error::Db(DbError::DiskFull(_) | DbError::Unreachable { .. })
+        )
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -96,6 +105,7 @@ impl Error {
                 DbError::Conflict(_) | DbError::LeaseHeld { .. } => ErrorKind::Conflict,
                 DbError::Illegal(_) => ErrorKind::Refused,
                 DbError::Unreachable { .. }
+                | DbError::DiskFull(_)
                 | DbError::SchemaOutdated { .. }
                 | DbError::CorruptRow { .. }
                 | DbError::Db(_) => ErrorKind::Other,

@@ -101,6 +101,29 @@ pub fn parse_sacct(stdout: &str) -> BTreeMap<String, (String, SlurmJob)> {
     out
 }
 
+/// Parses `squeue -h -o %i|%T|%r` output by job id. A line without an id and a state is
+/// skipped, as is any id that is not a batch id (see [`parse_batch_id`]).
+pub fn parse_squeue(stdout: &str) -> HashMap<String, SlurmJob> {
+    let mut out = HashMap::new();
+    for line in stdout.lines() {
+        let mut cols = line.trim().splitn(3, '|');
+        let (Some(id), Some(state)) = (cols.next(), cols.next()) else {
+            continue;
+        };
+        if state.is_empty() || parse_batch_id(id).as_deref() != Some(id) {
+            continue;
+        }
+        let job = SlurmJob {
+            state: state.to_owned(),
+            exit_code: None,
+            signal: None,
+            reason: cols.next().unwrap_or("").to_owned(),
+        };
+        out.insert(id.to_owned(), job);
+    }
+    out
+}
+
 /// Parses one `scontrol show job -o` line.
 pub fn parse_scontrol(stdout: &str) -> Option<SlurmJob> {
     let mut fields = BTreeMap::new();
@@ -391,18 +414,7 @@ impl SlurmBackend {
                 "%i|%T|%r".into(),
             ]);
             // squeue refuses the whole list when every id in it is unknown.
-            for line in q.unwrap_or_default().lines() {
-                let mut cols = line.trim().splitn(3, '|');
-                if let (Some(id), Some(state)) = (cols.next(), cols.next()) {
-                    let job = SlurmJob {
-                        state: state.to_owned(),
-                        exit_code: None,
-                        signal: None,
-                        reason: cols.next().unwrap_or("").to_owned(),
-                    };
-                    out.insert(id.to_owned(), job);
-                }
-            }
+            out.extend(parse_squeue(&q.unwrap_or_default()));
             let settled: Vec<&str> = chunk
                 .iter()
                 .copied()
@@ -626,5 +638,15 @@ mod tests {
             ("FAILED", Some(3), "NonZeroExitCode")
         );
         assert!(parse_scontrol("slurm_load_jobs error: Invalid job id specified").is_none());
+    }
+
+    #[test]
+    fn squeue_output_parses_and_skips_what_is_not_a_job() {
+        let out = "  41|RUNNING|None\n42|PENDING|Priority|extra\nslurm_load_jobs error: Invalid job id\n|RUNNING|x\n43|\n";
+        let m = parse_squeue(out);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!(meaning(&m["41"]), Meaning::Running);
+        assert_eq!(m["42"].reason, "Priority|extra");
+        assert_eq!(meaning(&m["42"]), Meaning::Waiting);
     }
 }

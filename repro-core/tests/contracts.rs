@@ -1,0 +1,647 @@
+//! The small contracts the planner, the guards and the operator actions are built on, one
+//! by one: what each closing transition requires (each requirement on its own), how attempt
+//! counts and bases move, what a retry re-arms, how merge groups are formed and numbered,
+//! and the words the core prints. Mutation testing (`cargo mutants`, see docs/testing.md)
+//! found each of these unpinned by the broader suites.
+
+use repro_core::file::{FileEvent, FileId, FileState, TmbFile};
+use repro_core::group::{GroupEvent, GroupNo, GroupState, MergeGroup};
+use repro_core::guard::{Tally, admits, needs_tally};
+use repro_core::job::{JobKey, JobState, JobSubject};
+use repro_core::typed::Typed;
+use repro_core::view::Job;
+use repro_core::{
+    Action, AnyDataset, Change, DatasetName, DatasetState, DatasetView, LockWord, Phase, Plan,
+    Policy, Poll, RawFile, RecoOutcome, StageKind, Status, Transition, operator, plan, polls,
+};
+
+fn name() -> DatasetName {
+    DatasetName::new("contracts").unwrap()
+}
+
+/// A dataset at `kind`, unlocked, with one file per entry: (state, attempts, attempt_base).
+fn at(kind: StageKind, files: &[(FileState, u32, u32)]) -> DatasetView {
+    let raw = files.iter().enumerate().map(|(i, (s, a, b))| {
+        let mut f = RawFile::new(FileId(i as u64 + 1), format!("raw{i}"), 10);
+        f.state = *s;
+        f.attempts = *a;
+        f.attempt_base = *b;
+        if s.has_tmb() {
+            f.tmb = Some(TmbFile::new(format!("tmb{i}"), 5 + i as u64));
+        }
+        f
+    });
+    let mut v = DatasetView::new(name(), raw);
+    v.status = Status {
+        lock: LockWord::Unlock,
+        state: DatasetState::at(kind, Some(RecoOutcome::Completed)).unwrap(),
+    };
+    v
+}
+
+fn tally(files: &[(FileState, u64)], groups: &[(GroupState, u64)], ungrouped: u64) -> Tally {
+    Tally {
+        files: files.iter().copied().collect(),
+        groups: groups.iter().copied().collect(),
+        ungrouped,
+    }
+}
+
+#[test]
+fn each_requirement_of_a_closing_transition_refuses_on_its_own() {
+    use FileState as F;
+    use GroupState as G;
+    use StageKind as K;
+    use Transition as T;
+    // (from, via, a tally failing exactly one requirement, the requirement it names)
+    let cases = [
+        (
+            K::RecoRunning,
+            T::PartialReco,
+            tally(
+                &[
+                    (F::Reconstructed, 3),
+                    (F::RecoFailedForGood, 1),
+                    (F::RecoSubmitted, 1),
+                ],
+                &[],
+                0,
+            ),
+            "every raw file reconstructed or failed for good",
+        ),
+        (
+            K::RecoRunning,
+            T::FailReco,
+            tally(&[(F::RecoFailedForGood, 2), (F::RecoSubmitted, 1)], &[], 0),
+            "every raw file failed for good",
+        ),
+        (
+            K::MergeRunning,
+            T::FailMerge,
+            tally(&[], &[(G::Merging, 1), (G::FailedForGood, 1)], 0),
+            "no merge group still merging",
+        ),
+        (
+            K::MergeDone,
+            T::FailMerge,
+            tally(&[], &[(G::Declaring, 1), (G::Merged, 1)], 0),
+            "no declaration under way",
+        ),
+        (
+            K::MergeDone,
+            T::DeclareMerged,
+            tally(&[], &[(G::Declared, 2)], 1),
+            "every merged file declared",
+        ),
+        (
+            K::CleanupNotDone,
+            T::FailCleanup,
+            tally(&[(F::Deleting, 1), (F::Merged, 1)], &[], 0),
+            "no deletion under way",
+        ),
+        (
+            K::CleanupNotDone,
+            T::Clean,
+            tally(&[(F::Cleaned, 2), (F::Deleting, 1)], &[], 0),
+            "every intermediate file deleted",
+        ),
+        (
+            K::MergeRunning,
+            T::FinishMerge,
+            tally(&[], &[(G::Merged, 1)], 1),
+            "every TMB file in a merge group",
+        ),
+        (
+            K::Cleaned,
+            T::Recover,
+            tally(&[(F::Cleaned, 2)], &[], 0),
+            "at least one raw file failed for good",
+        ),
+    ];
+    for (from, via, t, requirement) in cases {
+        let err = admits(from, via, &t).expect_err(requirement);
+        assert_eq!(err.requirement, requirement, "{via} from {from} on {t:?}");
+        assert_eq!(err.to_string(), format!("{via} requires {requirement}"));
+    }
+}
+
+#[test]
+fn only_closing_transitions_need_the_counts() {
+    use Transition as T;
+    for t in [
+        T::Lock,
+        T::Unlock,
+        T::StartPrestage,
+        T::StartReco,
+        T::StartMerge,
+        T::Retry,
+    ] {
+        assert!(!needs_tally(t), "{t}");
+    }
+    for t in [
+        T::FinishPrestage,
+        T::CompleteReco,
+        T::FinishMerge,
+        T::DeclareMerged,
+        T::Clean,
+    ] {
+        assert!(needs_tally(t), "{t}");
+    }
+}
+
+#[test]
+fn attempt_bases_move_only_where_a_step_starts_afresh() {
+    // (event, attempts before, base before) -> base after
+    for (e, before, base, after) in [
+        (FileEvent::Rearm, 5, 2, 5),
+        (FileEvent::StageDone, 5, 2, 0),
+        (FileEvent::RecoDone, 5, 2, 0),
+        (FileEvent::Merge, 5, 2, 0),
+        (FileEvent::StageFail, 5, 2, 2),
+        (FileEvent::RequestStage, 5, 3, 3),
+    ] {
+        assert_eq!(e.base_after(before, base), after, "{e}");
+    }
+    assert_eq!(FileEvent::Rearm.new_base(4), Some(4));
+    assert_eq!(FileEvent::StageDone.new_base(4), Some(0));
+    assert_eq!(FileEvent::GiveUp.new_base(4), None);
+    for (e, before, base, after) in [
+        (GroupEvent::Rearm, 3, 1, 3),
+        (GroupEvent::Finish, 3, 1, 0),
+        (GroupEvent::JobFail, 3, 2, 2),
+    ] {
+        assert_eq!(e.base_after(before, base), after, "{e}");
+    }
+    assert_eq!(GroupEvent::Rearm.new_base(3), Some(3));
+    assert_eq!(GroupEvent::Finish.new_base(3), Some(0));
+    assert_eq!(GroupEvent::JobFail.new_base(3), None);
+}
+
+#[test]
+fn a_group_may_try_while_its_attempts_since_the_last_rearm_are_under_the_cap() {
+    let mut g = MergeGroup::new(GroupNo(1), vec![FileId(1)], 5);
+    g.attempts = 1;
+    assert!(g.may_try(2));
+    g.attempts = 2;
+    assert!(!g.may_try(2), "the cap is reached");
+    g.attempt_base = 1;
+    assert!(g.may_try(2), "attempts before the re-arm do not count");
+}
+
+fn rearmed_files(changes: &[Change]) -> Vec<u64> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::File {
+                id,
+                event: FileEvent::Rearm,
+                ..
+            } => Some(id.0),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn retry_rearms_what_failed_for_good_and_what_is_between_attempts_and_nothing_else() {
+    use FileState as F;
+    let v = at(
+        StageKind::PrestageFailed,
+        &[
+            (F::StageFailedForGood, 3, 0),
+            (F::StageFailed, 2, 2), // re-armed already: nothing to count again
+            (F::StageFailed, 2, 1), // between attempts
+            (F::Staged, 0, 0),
+        ],
+    );
+    let c = operator::retry(&v, None, Some("tape is back")).unwrap();
+    assert_eq!(rearmed_files(&c), [1, 3]);
+    match &c[0] {
+        Change::Dataset(m) => {
+            assert_eq!(m.via(), Transition::Retry);
+            assert_eq!(m.reason(), Some("tape is back"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let v = at(
+        StageKind::RecoFailed,
+        &[
+            (F::RecoFailedForGood, 3, 0),
+            (F::RecoFailed, 1, 1),
+            (F::RecoFailed, 2, 0),
+            (F::StageFailedForGood, 3, 0),
+        ],
+    );
+    assert_eq!(
+        rearmed_files(&operator::retry(&v, None, None).unwrap()),
+        [1, 3]
+    );
+    let v = at(
+        StageKind::CleanupFailed,
+        &[(F::Merged, 2, 0), (F::Merged, 1, 1), (F::Cleaned, 0, 0)],
+    );
+    assert_eq!(
+        rearmed_files(&operator::retry(&v, None, None).unwrap()),
+        [1]
+    );
+}
+
+#[test]
+fn retry_of_a_failed_merge_rearms_failed_groups_and_undeclared_ones_between_attempts() {
+    let mut v = at(
+        StageKind::MergeFailed,
+        &[(FileState::Reconstructed, 0, 0); 4],
+    );
+    let states = [
+        (GroupState::FailedForGood, 2, 0),
+        (GroupState::Merged, 1, 0),
+        (GroupState::Merged, 1, 1),
+        (GroupState::Declared, 0, 0),
+    ];
+    for (i, (s, a, b)) in states.into_iter().enumerate() {
+        let no = GroupNo(i as u32 + 1);
+        let mut g = MergeGroup::new(no, vec![FileId(i as u64 + 1)], 5);
+        (g.state, g.attempts, g.attempt_base) = (s, a, b);
+        v.groups.insert(no, g);
+    }
+    let c = operator::retry(&v, None, None).unwrap();
+    let groups: Vec<u32> = c
+        .iter()
+        .filter_map(|c| match c {
+            Change::Group {
+                no,
+                event: GroupEvent::Rearm,
+                ..
+            } => Some(no.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups, [1, 2]);
+}
+
+#[test]
+fn automation_acts_only_on_an_unlocked_dataset() {
+    let mut v = at(StageKind::PrestageNotDone, &[(FileState::Registered, 0, 0)]);
+    assert!(operator::is_unlocked(&v));
+    v.status.lock = LockWord::Lock;
+    assert!(!operator::is_unlocked(&v));
+}
+
+#[test]
+fn the_policy_refuses_each_value_that_cannot_work() {
+    assert_eq!(Policy::default().validate(), Ok(()));
+    let bad = [
+        (
+            Policy {
+                max_attempts: 0,
+                ..Policy::default()
+            },
+            "max_attempts",
+        ),
+        (
+            Policy {
+                merge_group_files: 0,
+                ..Policy::default()
+            },
+            "merge_group_files",
+        ),
+        (
+            Policy {
+                merge_group_bytes: Some(0),
+                ..Policy::default()
+            },
+            "merge_group_bytes",
+        ),
+    ];
+    for (p, key) in bad {
+        assert_eq!(p.validate().unwrap_err().key, key);
+    }
+    assert!(
+        Policy {
+            merge_group_bytes: Some(1),
+            ..Policy::default()
+        }
+        .validate()
+        .is_ok()
+    );
+}
+
+#[test]
+fn phases_print_and_parse_as_their_words() {
+    let words = ["prestage", "reco", "merge", "cleanup"];
+    for (p, w) in Phase::ALL.iter().zip(words) {
+        assert_eq!(p.as_str(), w);
+        assert_eq!(p.to_string(), w);
+        assert_eq!(w.parse::<Phase>(), Ok(*p));
+    }
+    assert!("merging".parse::<Phase>().is_err());
+    let n = name();
+    assert_eq!(AsRef::<str>::as_ref(&n), "contracts");
+}
+
+#[test]
+fn job_subjects_name_what_they_work_on() {
+    assert_eq!(JobSubject::Reco(FileId(3)).to_string(), "raw file f3");
+    assert_eq!(JobSubject::Merge(GroupNo(2)).to_string(), "merge group g2");
+}
+
+#[test]
+fn a_typed_move_is_handed_over_with_its_reason_through_the_trait() {
+    fn handed<T: Typed>(t: T) -> Vec<Change> {
+        t.into_changes()
+    }
+    let d = AnyDataset::recover(name(), Status::NEW).because("by hand");
+    let moved = d.take(Transition::Unlock).unwrap();
+    let c = handed(moved);
+    assert_eq!(c.len(), 1);
+    let Change::Dataset(m) = &c[0] else {
+        panic!("{c:?}")
+    };
+    assert_eq!(m.reason(), Some("by hand"));
+    assert!(m.to_string().starts_with("unlock ("), "{m}");
+    assert!(m.to_string().contains(") -> ("), "{m}");
+}
+
+#[test]
+fn the_current_error_of_a_merged_file_is_its_failed_deletion() {
+    let mut f = RawFile::new(FileId(1), "raw", 1);
+    f.state = FileState::Merged;
+    f.last_error = Some("rm: permission denied".into());
+    assert_eq!(
+        f.current_error(),
+        None,
+        "no deletion tried yet: the error is history"
+    );
+    f.attempts = 1;
+    assert_eq!(f.current_error(), Some("rm: permission denied"));
+    f.state = FileState::Cleaned;
+    assert_eq!(f.current_error(), None);
+}
+
+#[test]
+fn counts_and_tallies_count_every_file_once() {
+    use FileState as F;
+    let mut v = at(
+        StageKind::RecoRunning,
+        &[
+            (F::Staged, 0, 0),
+            (F::Staged, 0, 0),
+            (F::Reconstructed, 0, 0),
+        ],
+    );
+    let counts = v.file_counts();
+    assert_eq!(counts.get(&F::Staged), Some(&2));
+    assert_eq!(counts.get(&F::Reconstructed), Some(&1));
+    assert_eq!(counts.len(), 2);
+    let t = v.tally();
+    assert_eq!(t.files.get(&F::Staged), Some(&2));
+    assert_eq!(t.ungrouped, 1);
+    // A reconstructed file's step took the attempts its reco jobs show.
+    let f3 = FileId(3);
+    for attempt in 1..=2 {
+        let key = JobKey {
+            subject: JobSubject::Reco(f3),
+            attempt,
+        };
+        v.jobs.insert(
+            key,
+            Job {
+                key,
+                state: JobState::Done,
+                batch_id: None,
+                exit_code: None,
+                error: None,
+            },
+        );
+    }
+    assert_eq!(v.step_attempts(&v.files[&f3].clone()), 2);
+    let staged = v.files[&FileId(1)].clone();
+    assert_eq!(v.step_attempts(&staged), 0);
+}
+
+#[test]
+fn a_plan_with_only_actions_or_only_changes_is_not_empty() {
+    assert!(Plan::default().is_empty());
+    let v = at(StageKind::PrestageNotDone, &[(FileState::Registered, 0, 0)]);
+    let p = plan(&v, &Policy::default());
+    assert!(!p.is_empty());
+    let only_changes = Plan {
+        actions: Vec::new(),
+        ..p.clone()
+    };
+    assert!(!only_changes.is_empty());
+    let only_actions = Plan {
+        changes: Vec::new(),
+        ..p
+    };
+    assert!(!only_actions.is_empty());
+}
+
+#[test]
+fn reco_gives_up_on_a_file_out_of_attempts_and_never_submits_beside_a_live_job() {
+    use FileState as F;
+    let policy = Policy {
+        max_attempts: 2,
+        ..Policy::default()
+    };
+    let mut v = at(
+        StageKind::RecoRunning,
+        &[
+            (F::RecoFailed, 2, 0),
+            (F::Staged, 0, 0),
+            (F::RecoFailed, 1, 0),
+        ],
+    );
+    // File 2 has a live job already (reserved, not yet submitted).
+    let live = JobKey {
+        subject: JobSubject::Reco(FileId(2)),
+        attempt: 1,
+    };
+    v.jobs.insert(
+        live,
+        Job {
+            key: live,
+            state: JobState::Reserved,
+            batch_id: None,
+            exit_code: None,
+            error: None,
+        },
+    );
+    let p = plan(&v, &policy);
+    let submitted: Vec<u64> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SubmitReco { job, .. } => match job.subject {
+                JobSubject::Reco(f) => Some(f.0),
+                JobSubject::Merge(_) => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(submitted, [3], "only file 3 may be submitted");
+    let gave_up: Vec<u64> = p
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::File {
+                id,
+                event: FileEvent::GiveUp,
+                ..
+            } => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gave_up, [1]);
+    // A failed file whose job is still live is not given up on.
+    let mut v2 = at(StageKind::RecoRunning, &[(F::RecoFailed, 2, 0)]);
+    let key = JobKey {
+        subject: JobSubject::Reco(FileId(1)),
+        attempt: 3,
+    };
+    v2.jobs.insert(
+        key,
+        Job {
+            key,
+            state: JobState::Running,
+            batch_id: Some("9".into()),
+            exit_code: None,
+            error: None,
+        },
+    );
+    let p2 = plan(&v2, &policy);
+    assert!(
+        !p2.changes.iter().any(|c| matches!(
+            c,
+            Change::File {
+                event: FileEvent::GiveUp,
+                ..
+            }
+        )),
+        "{p2:?}"
+    );
+}
+
+fn new_groups(p: &Plan) -> Vec<(u32, Vec<u64>, u64)> {
+    p.changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::NewGroup { no, files, bytes } => {
+                Some((no.0, files.iter().map(|f| f.0).collect(), *bytes))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn new_groups_are_numbered_after_the_last_and_carry_their_tmb_files_and_bytes() {
+    let mut v = at(
+        StageKind::MergeRunning,
+        &[(FileState::Reconstructed, 0, 0); 5],
+    );
+    // File 1 is in group 1 already.
+    v.files.get_mut(&FileId(1)).unwrap().group = Some(GroupNo(1));
+    let mut g1 = MergeGroup::new(GroupNo(1), vec![FileId(1)], 5);
+    g1.state = GroupState::Merged;
+    v.groups.insert(GroupNo(1), g1);
+    let policy = Policy {
+        merge_group_files: 2,
+        ..Policy::default()
+    };
+    let p = plan(&v, &policy);
+    // TMB sizes are 5 + index: files 2..=5 have 6, 7, 8, 9 bytes.
+    assert_eq!(
+        new_groups(&p),
+        [(2, vec![2, 3], 13), (3, vec![4, 5], 17)],
+        "{p:?}"
+    );
+    let inputs: Vec<Vec<String>> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SubmitMerge { inputs, .. } => {
+                Some(inputs.iter().map(|t| t.path.clone()).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        inputs.contains(&vec!["tmb1".to_string(), "tmb2".to_string()]),
+        "{inputs:?}"
+    );
+}
+
+#[test]
+fn a_byte_cap_closes_a_group_before_it_overflows_and_a_big_file_stands_alone() {
+    let v = at(
+        StageKind::MergeRunning,
+        &[(FileState::Reconstructed, 0, 0); 4],
+    );
+    // Sizes 5, 6, 7, 8; at most 12 bytes a group.
+    let policy = Policy {
+        merge_group_files: 10,
+        merge_group_bytes: Some(12),
+        ..Policy::default()
+    };
+    let groups: Vec<Vec<u64>> = new_groups(&plan(&v, &policy))
+        .into_iter()
+        .map(|(_, f, _)| f)
+        .collect();
+    assert_eq!(groups, [vec![1, 2], vec![3], vec![4]]);
+    // A single file over the cap forms a group of its own, never an empty one before it.
+    let policy = Policy {
+        merge_group_bytes: Some(4),
+        ..policy
+    };
+    let groups: Vec<Vec<u64>> = new_groups(&plan(&v, &policy))
+        .into_iter()
+        .map(|(_, f, _)| f)
+        .collect();
+    assert_eq!(groups, [vec![1], vec![2], vec![3], vec![4]]);
+}
+
+#[test]
+fn declaring_stops_at_the_cap_and_waits_for_a_declaration_under_way() {
+    let policy = Policy {
+        max_attempts: 2,
+        ..Policy::default()
+    };
+    let mut v = at(StageKind::MergeDone, &[(FileState::Merged, 0, 0); 2]);
+    let mut out_of_attempts = MergeGroup::new(GroupNo(1), vec![FileId(1)], 5);
+    out_of_attempts.state = GroupState::Merged;
+    out_of_attempts.attempts = 2;
+    out_of_attempts.output = Some(repro_core::MergedFile {
+        name: "m1".into(),
+        size: 5,
+    });
+    v.groups.insert(GroupNo(1), out_of_attempts.clone());
+    let p = plan(&v, &policy);
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::Declare { .. })),
+        "a group out of attempts is not declared again: {p:?}"
+    );
+    assert_eq!(p.transitions().collect::<Vec<_>>(), [Transition::FailMerge]);
+    // A declaration under way keeps the phase open.
+    let mut declaring = out_of_attempts;
+    declaring.state = GroupState::Declaring;
+    v.groups.insert(GroupNo(1), declaring);
+    assert_eq!(plan(&v, &policy).transitions().count(), 0);
+}
+
+#[test]
+fn cleanup_waits_for_a_deletion_under_way_and_polls_it() {
+    let mut v = at(StageKind::CleanupNotDone, &[(FileState::Cleaned, 0, 0); 2]);
+    let f = v.files.get_mut(&FileId(2)).unwrap();
+    f.state = FileState::Deleting;
+    f.tmb = Some(TmbFile::new("tmb1", 6));
+    assert_eq!(plan(&v, &Policy::default()).transitions().count(), 0);
+    let p = polls(&v);
+    assert!(
+        p.iter()
+            .any(|p| matches!(p, Poll::Deletion { file, .. } if *file == FileId(2))),
+        "{p:?}"
+    );
+}
