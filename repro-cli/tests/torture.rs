@@ -107,6 +107,8 @@ struct Summary {
     kills: usize,
     restarts: usize,
     outage_exits: usize,
+    /// The first outage message.
+    outage_said: Option<String>,
     hosts: usize,
     actions: usize,
     duplicates: usize,
@@ -120,6 +122,8 @@ struct Summary {
 struct Outage {
     /// Set while a restart is under way and for a grace period after it.
     on: AtomicBool,
+    /// What the first tick that met it said.
+    said: Mutex<Option<String>>,
 }
 
 fn shell(cmd: &str) -> bool {
@@ -259,6 +263,11 @@ fn tick_loop(
             exit_text(&status)
         );
         outage_exits.fetch_add(1, Ordering::SeqCst);
+        outage
+            .said
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| said.trim().to_owned());
     }
 }
 
@@ -410,6 +419,7 @@ fn campaign(db: Db, url: &str, setting: Setting, seed: u64) -> Summary {
         kills,
         restarts,
         outage_exits: outage_exits.load(Ordering::SeqCst),
+        outage_said: outage.said.lock().unwrap().take(),
         hosts: if two_hosts { 2 } else { 1 },
         ..s
     }
@@ -553,6 +563,9 @@ fn report(db: Db, s: &Summary) {
         s.cleaned,
         s.failed
     );
+    if let Some(said) = &s.outage_said {
+        println!("  a tick that met the outage said: {said}");
+    }
 }
 
 fn assert_unharmed(db: Db, s: &Summary, setting: Setting) {

@@ -645,3 +645,77 @@ fn cleanup_waits_for_a_deletion_under_way_and_polls_it() {
         "{p:?}"
     );
 }
+
+#[test]
+fn a_group_may_fill_the_byte_cap_exactly() {
+    let v = at(
+        StageKind::MergeRunning,
+        &[(FileState::Reconstructed, 0, 0); 3],
+    );
+    // Sizes 5, 6, 7: the first two make exactly 11.
+    let policy = Policy {
+        merge_group_files: 10,
+        merge_group_bytes: Some(11),
+        ..Policy::default()
+    };
+    let groups: Vec<Vec<u64>> = new_groups(&plan(&v, &policy))
+        .into_iter()
+        .map(|(_, f, _)| f)
+        .collect();
+    assert_eq!(groups, [vec![1, 2], vec![3]]);
+}
+
+#[test]
+fn a_typed_value_hands_its_moves_over_through_the_trait_and_an_error_becomes_the_reason() {
+    fn handed<T: Typed>(t: T) -> Vec<Change> {
+        t.into_changes()
+    }
+    let d = repro_core::typed::Dataset::register(name()).unlock();
+    let c = handed(d);
+    assert_eq!(c.len(), 1, "{c:?}");
+    let Change::Dataset(m) = c[0].clone().with_error("tape library offline") else {
+        panic!("{c:?}")
+    };
+    assert_eq!(m.via(), Transition::Unlock);
+    assert_eq!(m.reason(), Some("tape library offline"));
+}
+
+#[test]
+fn the_attempts_of_a_merged_files_step_are_its_deletions_not_its_old_reco_jobs() {
+    let mut v = at(StageKind::CleanupNotDone, &[(FileState::Merged, 0, 0)]);
+    let f1 = FileId(1);
+    for attempt in 1..=2 {
+        let key = JobKey {
+            subject: JobSubject::Reco(f1),
+            attempt,
+        };
+        v.jobs.insert(
+            key,
+            Job {
+                key,
+                state: JobState::Done,
+                batch_id: None,
+                exit_code: None,
+                error: None,
+            },
+        );
+    }
+    let f = v.files[&f1].clone();
+    assert_eq!(v.step_attempts(&f), 0);
+}
+
+#[test]
+fn only_reconstructed_ungrouped_files_join_a_new_group() {
+    let v = at(
+        StageKind::MergeRunning,
+        &[(FileState::Reconstructed, 0, 0), (FileState::Staged, 0, 0)],
+    );
+    let mut w = v.clone();
+    let refused = w.apply(&[Change::NewGroup {
+        no: GroupNo(1),
+        files: vec![FileId(1), FileId(2)],
+        bytes: 11,
+    }]);
+    assert!(refused.is_err(), "a staged file joined a merge group");
+    assert_eq!(w, v, "a refused batch changed the view");
+}

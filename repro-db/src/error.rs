@@ -83,6 +83,13 @@ pub enum DbError {
     /// written.
     #[error("the disk holding the database is full; nothing of this change was written ({0})")]
     DiskFull(String),
+    /// The connection to the server broke while working (the server shut down or
+    /// restarted, the network went away). Every change is one guarded transaction, so one
+    /// under way was written whole or not at all; the next run re-reads what is stored.
+    #[error(
+        "lost the connection to the database ({0}); a change under way was written whole or not at all, and the next run carries on from what is stored"
+    )]
+    ConnectionLost(String),
     /// The database said no.
     #[error("database error: {0}")]
     Db(sea_orm::DbErr),
@@ -92,23 +99,57 @@ impl From<sea_orm::DbErr> for DbError {
     fn from(e: sea_orm::DbErr) -> Self {
         if is_disk_full(&e) {
             DbError::DiskFull(e.to_string())
+        } else if is_connection_lost(&e) {
+            DbError::ConnectionLost(e.to_string())
         } else {
             DbError::Db(e)
         }
     }
 }
 
-/// Whether the database refused for want of disk space: by the error code where the driver
-/// gives one, else by the words each server uses.
-fn is_disk_full(e: &sea_orm::DbErr) -> bool {
+fn sqlx_error(e: &sea_orm::DbErr) -> Option<&sea_orm::sqlx::Error> {
     use sea_orm::{DbErr, RuntimeErr};
-    let sqlx = match e {
+    match e {
         DbErr::Query(RuntimeErr::SqlxError(s))
         | DbErr::Exec(RuntimeErr::SqlxError(s))
         | DbErr::Conn(RuntimeErr::SqlxError(s)) => Some(s),
         _ => None,
-    };
-    if let Some(code) = sqlx
+    }
+}
+
+/// Whether the connection broke under the statement: an I/O error, a closed pool, or the
+/// server saying it is going away (PostgreSQL's class 57P and 08, MariaDB's 08S01).
+fn is_connection_lost(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as E;
+    match sqlx_error(e) {
+        Some(E::Io(_) | E::PoolClosed | E::PoolTimedOut | E::WorkerCrashed | E::Protocol(_)) => {
+            return true;
+        }
+        Some(E::Database(d)) => {
+            if let Some(code) = d.code()
+                && (code.starts_with("57P") || code.starts_with("08"))
+            {
+                return true;
+            }
+        }
+        _ => {}
+    }
+    let text = e.to_string();
+    [
+        "error communicating with database",
+        "terminating connection",
+        "server has gone away",
+        "Lost connection",
+        "connection closed",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+}
+
+/// Whether the database refused for want of disk space: by the error code where the driver
+/// gives one, else by the words each server uses.
+fn is_disk_full(e: &sea_orm::DbErr) -> bool {
+    if let Some(code) = sqlx_error(e)
         .and_then(|s| s.as_database_error())
         .and_then(|d| d.code())
     {

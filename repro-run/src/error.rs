@@ -89,7 +89,9 @@ impl Error {
     pub fn stops_the_run(&self) -> bool {
         matches!(
             self,
-            Error::Db(DbError::DiskFull(_) | DbError::Unreachable { .. })
+            Error::Db(
+                DbError::DiskFull(_) | DbError::Unreachable { .. } | DbError::ConnectionLost(_)
+            )
         )
     }
 
@@ -106,6 +108,7 @@ impl Error {
                 DbError::Illegal(_) => ErrorKind::Refused,
                 DbError::Unreachable { .. }
                 | DbError::DiskFull(_)
+                | DbError::ConnectionLost(_)
                 | DbError::SchemaOutdated { .. }
                 | DbError::CorruptRow { .. }
                 | DbError::Db(_) => ErrorKind::Other,
