@@ -269,3 +269,40 @@ pub fn merge_job(row: &mergejob_status::Model, groups: &BTreeMap<i64, GroupNo>) 
         JobSubject::Merge(no),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_row(merge_group: Option<i32>) -> file_status::Model {
+        file_status::Model {
+            id: 7,
+            dataset_id: 1,
+            lfn: "raw7".into(),
+            size: 10,
+            state: "reconstructed".into(),
+            attempts: 0,
+            attempt_base: 0,
+            last_error: None,
+            tmb_path: Some("tmb7".into()),
+            tmb_size: Some(4),
+            merge_group,
+            updated_at: chrono::NaiveDateTime::default(),
+        }
+    }
+
+    #[test]
+    fn a_merge_group_number_below_one_is_a_corrupt_row() {
+        assert_eq!(file(&file_row(Some(2))).unwrap().group, Some(GroupNo(2)));
+        assert_eq!(file(&file_row(None)).unwrap().group, None);
+        for g in [0, -1] {
+            match file(&file_row(Some(g))) {
+                Err(DbError::CorruptRow { table, id, why }) => {
+                    assert_eq!((table, id), ("file_status", 7));
+                    assert!(why.contains(&format!("merge_group {g}")), "{why}");
+                }
+                other => panic!("merge_group {g} gave {other:?}"),
+            }
+        }
+    }
+}

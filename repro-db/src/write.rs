@@ -697,10 +697,8 @@ impl Writer<'_> {
                     attempt_base: Set(0),
                     n_files: Set(count(files.len() as u32)),
                     bytes: Set(i64::try_from(*bytes).unwrap_or(i64::MAX)),
-                    merged_file: Set(None),
-                    merged_size: Set(None),
-                    last_error: Set(None),
                     updated_at: Set(self.now),
+                    // merged_file, merged_size and last_error start NULL.
                     ..Default::default()
                 })
                 .exec(self.txn)

@@ -133,6 +133,12 @@ on_every_backend! {
         let file_moves = store.history(&name, Some("file")).await.unwrap();
         // registered -> staging -> staged -> reco_submitted -> reconstructed -> merged -> deleting -> cleaned
         assert_eq!(file_moves.len(), 7 * 7, "every file moved seven times");
+        // Every job's life is there too, from its reservation.
+        for (entity, jobs) in [("reco_job", 7), ("merge_job", 3)] {
+            let h = store.history(&name, Some(entity)).await.unwrap();
+            let created = h.iter().filter(|e| e.from == "-").count();
+            assert_eq!(created, jobs, "{entity}: {h:?}");
+        }
     }
 
     async fn operator_retry_and_reset_are_logged_with_their_reason(db: &TestDb) {
@@ -166,5 +172,10 @@ on_every_backend! {
         let retry_row = h.iter().find(|e| e.via == "retry").unwrap();
         assert_eq!(retry_row.reason.as_deref(), Some("robot fixed"));
         assert!(retry_row.from.contains("prestage=FAILED"));
+        // Each file's failure is in its own history with the reason the world gave.
+        let fh = store.history(&name, Some("file")).await.unwrap();
+        let failed: Vec<_> = fh.iter().filter(|e| e.via == "stage_fail").collect();
+        assert_eq!(failed.len(), 2, "{fh:?}");
+        assert!(failed.iter().all(|e| e.reason.as_deref() == Some("tape robot down")), "{failed:?}");
     }
 }
