@@ -152,16 +152,35 @@ fn restart(db: Db) {
         Db::Sqlite => unreachable!("SQLite has no server"),
         Db::Mariadb => {
             let ping = "mariadb-admin --protocol=tcp -h127.0.0.1 -uroot ping";
+            let start = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd";
             assert!(
                 shell("mariadb-admin --protocol=tcp -h127.0.0.1 -uroot shutdown"),
                 "cannot stop MariaDB"
             );
-            thread::sleep(Duration::from_millis(1500));
-            assert!(
-                shell("start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"),
-                "cannot start MariaDB"
-            );
-            wait_for("MariaDB", ping);
+            // `shutdown` returns before the process has gone, and start-stop-daemon takes a
+            // server still exiting for one already running: wait until it is gone.
+            let t = Instant::now();
+            while shell("pgrep -x mariadbd") {
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "MariaDB did not stop"
+                );
+                thread::sleep(Duration::from_millis(100));
+            }
+            thread::sleep(Duration::from_millis(1000));
+            assert!(shell(start), "cannot start MariaDB");
+            let t = Instant::now();
+            while !shell(ping) {
+                if t.elapsed() > Duration::from_secs(20) && !shell("pgrep -x mariadbd") {
+                    // Not even a process: start it again.
+                    assert!(shell(start), "cannot start MariaDB");
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(90),
+                    "MariaDB did not come back"
+                );
+                thread::sleep(Duration::from_millis(200));
+            }
         }
         Db::Postgres => {
             let version = std::fs::read_dir("/etc/postgresql")
