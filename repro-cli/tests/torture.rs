@@ -158,11 +158,13 @@ fn restart(db: Db) {
                 "cannot stop MariaDB"
             );
             // `shutdown` returns before the process has gone, and start-stop-daemon takes a
-            // server still exiting for one already running: wait until it is gone.
+            // server still exiting for one already running: wait until no live process is
+            // left (an exited server may linger as a zombie until its parent reaps it).
+            let live = "ps -C mariadbd -o stat= | grep -q '^[^Z]'";
             let t = Instant::now();
-            while shell("pgrep -x mariadbd") {
+            while shell(ping) || shell(live) {
                 assert!(
-                    t.elapsed() < Duration::from_secs(60),
+                    t.elapsed() < Duration::from_secs(90),
                     "MariaDB did not stop"
                 );
                 thread::sleep(Duration::from_millis(100));
@@ -171,7 +173,7 @@ fn restart(db: Db) {
             assert!(shell(start), "cannot start MariaDB");
             let t = Instant::now();
             while !shell(ping) {
-                if t.elapsed() > Duration::from_secs(20) && !shell("pgrep -x mariadbd") {
+                if t.elapsed() > Duration::from_secs(20) && !shell(live) {
                     // Not even a process: start it again.
                     assert!(shell(start), "cannot start MariaDB");
                 }
