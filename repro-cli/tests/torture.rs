@@ -305,15 +305,7 @@ fn campaign(db: Db, url: &str, setting: Setting, seed: u64) -> Summary {
             "[backend.sim]\nseed = {seed}\njournal = \"journal.jsonl\"\nreco_failure = 0.08\nmerge_failure = 0.08\nlost_job = 0.04\nstage_failure = 0.04\n[policy]\nmax_attempts = 4\nmerge_group_files = 8\n[lease]\nttl_s = 6\n"
         ),
     );
-    let run = |args: &[&str]| {
-        let out = env
-            .cmd(args)
-            .env("REPRO_DATABASE_URL", url)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "repro {args:?}:\n{}", render(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let run = |args: &[&str]| env.ok_at(url, args);
     run(&["init"]);
     let names: Vec<String> = (0..setting.datasets)
         .map(|d| format!("torture.{d}"))
@@ -452,15 +444,7 @@ fn campaign(db: Db, url: &str, setting: Setting, seed: u64) -> Summary {
 
 /// What the journal and the database say once the campaign is at rest.
 fn check(env: &Env, url: &str, names: &[String], setting: Setting) -> Summary {
-    let run = |args: &[&str]| {
-        let out = env
-            .cmd(args)
-            .env("REPRO_DATABASE_URL", url)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "repro {args:?}:\n{}", render(&out));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| serde_json::from_str::<Value>(&env.ok_at(url, args)).unwrap();
     let mut summary = Summary::default();
     // No external action twice.
     let j = journal(&env.path("journal.jsonl"));

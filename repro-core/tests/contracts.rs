@@ -47,6 +47,20 @@ fn tally(files: &[(FileState, u64)], groups: &[(GroupState, u64)], ungrouped: u6
     }
 }
 
+/// Puts a job of `key` at `state` into `v`.
+fn insert_job(v: &mut DatasetView, key: JobKey, state: JobState, batch_id: Option<&str>) {
+    v.jobs.insert(
+        key,
+        Job {
+            key,
+            state,
+            batch_id: batch_id.map(str::to_owned),
+            exit_code: None,
+            error: None,
+        },
+    );
+}
+
 #[test]
 fn each_requirement_of_a_closing_transition_refuses_on_its_own() {
     use FileState as F;
@@ -403,16 +417,7 @@ fn counts_and_tallies_count_every_file_once() {
             subject: JobSubject::Reco(f3),
             attempt,
         };
-        v.jobs.insert(
-            key,
-            Job {
-                key,
-                state: JobState::Done,
-                batch_id: None,
-                exit_code: None,
-                error: None,
-            },
-        );
+        insert_job(&mut v, key, JobState::Done, None);
     }
     assert_eq!(v.step_attempts(&v.files[&f3].clone()), 2);
     let staged = v.files[&FileId(1)].clone();
@@ -457,16 +462,7 @@ fn reco_gives_up_on_a_file_out_of_attempts_and_never_submits_beside_a_live_job()
         subject: JobSubject::Reco(FileId(2)),
         attempt: 1,
     };
-    v.jobs.insert(
-        live,
-        Job {
-            key: live,
-            state: JobState::Reserved,
-            batch_id: None,
-            exit_code: None,
-            error: None,
-        },
-    );
+    insert_job(&mut v, live, JobState::Reserved, None);
     let p = plan(&v, &policy);
     let submitted: Vec<u64> = p
         .actions
@@ -499,16 +495,7 @@ fn reco_gives_up_on_a_file_out_of_attempts_and_never_submits_beside_a_live_job()
         subject: JobSubject::Reco(FileId(1)),
         attempt: 3,
     };
-    v2.jobs.insert(
-        key,
-        Job {
-            key,
-            state: JobState::Running,
-            batch_id: Some("9".into()),
-            exit_code: None,
-            error: None,
-        },
-    );
+    insert_job(&mut v2, key, JobState::Running, Some("9"));
     let p2 = plan(&v2, &policy);
     assert!(
         !p2.changes.iter().any(|c| matches!(
@@ -689,16 +676,7 @@ fn the_attempts_of_a_merged_files_step_are_its_deletions_not_its_old_reco_jobs()
             subject: JobSubject::Reco(f1),
             attempt,
         };
-        v.jobs.insert(
-            key,
-            Job {
-                key,
-                state: JobState::Done,
-                batch_id: None,
-                exit_code: None,
-                error: None,
-            },
-        );
+        insert_job(&mut v, key, JobState::Done, None);
     }
     let f = v.files[&f1].clone();
     assert_eq!(v.step_attempts(&f), 0);

@@ -58,6 +58,17 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `ok` against the database at `url` instead of the scratch one.
+    pub fn ok_at(&self, url: &str, args: &[&str]) -> String {
+        let out = self
+            .cmd(args)
+            .env("REPRO_DATABASE_URL", url)
+            .output()
+            .expect("run repro");
+        assert!(out.status.success(), "repro {args:?}:\n{}", render(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::thread;
 
-use crate::support::{Env, journal, render};
+use crate::support::{Env, journal};
 
 const PROCESSES: usize = 3;
 const DATASETS: usize = 6;
@@ -17,15 +17,7 @@ fn campaign(env: &Env, db: &str) {
         "repro.toml",
         "[backend.sim]\nseed = 11\njournal = \"journal.jsonl\"\nreco_failure = 0.1\nmerge_failure = 0.1\nlost_job = 0.05\nstage_failure = 0.05\n[policy]\nmax_attempts = 5\nmerge_group_files = 7\n[lease]\nttl_s = 120\n",
     );
-    let run = |args: &[&str]| {
-        let out = env
-            .cmd(args)
-            .env("REPRO_DATABASE_URL", db)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "repro {args:?}:\n{}", render(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let run = |args: &[&str]| env.ok_at(db, args);
     run(&["init"]);
     for d in 0..DATASETS {
         let name = format!("cron.{d}");
