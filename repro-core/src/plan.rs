@@ -172,7 +172,8 @@ pub fn plan_for(view: &DatasetView, policy: &Policy, at: impl Fn(StageKind) -> b
         if !at(work.status.state.kind()) {
             break;
         }
-        let step = stage_step(&work, policy);
+        let mut step = stage_step(&work, policy);
+        batch(&mut step.changes);
         if step.changes.is_empty() {
             break;
         }
@@ -188,6 +189,15 @@ pub fn plan_for(view: &DatasetView, policy: &Policy, at: impl Fn(StageKind) -> b
         }
     }
     out
+}
+
+/// Orders one stage's work with [`Change::batch_order`], so the store writes it in few
+/// statements. A stage's work touches each row once and never moves the dataset; a step
+/// that moves the dataset (starting or closing a phase) is that move alone.
+fn batch(changes: &mut Vec<Change>) {
+    if !changes.iter().any(|c| matches!(c, Change::Dataset(_))) {
+        Change::batch_order(changes);
+    }
 }
 
 /// The work of the stage the dataset is at, and the transition that leaves it when the

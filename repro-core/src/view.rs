@@ -365,6 +365,65 @@ impl Change {
         Ok(())
     }
 
+    /// Orders a batch so that alike changes are adjacent, which a store writes as one
+    /// statement per run: merge groups formed, group moves, job moves, file moves (by
+    /// `(from, attempts, event)`, which one guarded `UPDATE` shares), job reservations, and
+    /// dataset moves last. The changes of one row keep their order: a row's second change
+    /// sorts after every row's first. A plan's reservation comes after the file or group
+    /// move it reserves; an outcome's job move before its file's move; a closing dataset
+    /// move after the files it is founded on. The sort is stable, and `n log n` in the batch.
+    pub fn batch_order(changes: &mut Vec<Change>) {
+        use std::collections::HashMap;
+        #[derive(PartialEq, Eq, Hash)]
+        enum Row {
+            File(FileId),
+            Group(GroupNo),
+            Job(JobKey),
+            Dataset,
+        }
+        type Key = (
+            u8,
+            u32,
+            Option<(FileState, u32, FileEvent)>,
+            Option<(bool, JobState, JobEvent)>,
+        );
+        let mut nth: HashMap<Row, u32> = HashMap::with_capacity(changes.len());
+        let mut keyed: Vec<(Key, Change)> = std::mem::take(changes)
+            .into_iter()
+            .map(|c| {
+                let (rank, row) = match &c {
+                    Change::NewGroup { no, .. } => (0, Row::Group(*no)),
+                    Change::Group { no, .. } => (1, Row::Group(*no)),
+                    Change::Job { key, .. } => (2, Row::Job(*key)),
+                    Change::File { id, .. } => (3, Row::File(*id)),
+                    Change::NewJob { key } => (4, Row::Job(*key)),
+                    Change::Dataset(_) => (5, Row::Dataset),
+                };
+                let seen = nth.entry(row).or_insert(0);
+                let n = *seen;
+                *seen += 1;
+                let file = match &c {
+                    Change::File {
+                        from,
+                        attempts,
+                        event,
+                        ..
+                    } => Some((*from, *attempts, *event)),
+                    _ => None,
+                };
+                let job = match &c {
+                    Change::Job {
+                        key, from, event, ..
+                    } => Some((matches!(key.subject, JobSubject::Reco(_)), *from, *event)),
+                    _ => None,
+                };
+                ((rank, n, file, job), c)
+            })
+            .collect();
+        keyed.sort_by_key(|a| a.0);
+        changes.extend(keyed.into_iter().map(|(_, c)| c));
+    }
+
     /// Checks every change of a batch with [`Change::check`], naming the first that fails.
     pub fn check_all(changes: &[Change]) -> Result<(), IllegalChange> {
         for (index, c) in changes.iter().enumerate() {
@@ -799,6 +858,56 @@ mod tests {
             f
         });
         DatasetView::new(DatasetName::new("unit").unwrap(), files)
+    }
+
+    #[test]
+    fn batch_order_makes_alike_moves_adjacent_and_keeps_each_rows_order() {
+        let v = view(&[
+            FileState::Staging,
+            FileState::Staging,
+            FileState::Staging,
+            FileState::Staged,
+        ]);
+        let f = |id: u64| &v.files[&FileId(id)];
+        let fail = Change::file(f(2), FileEvent::StageFail).unwrap();
+        let mut failed = v.clone();
+        failed.apply(std::slice::from_ref(&fail)).unwrap();
+        let retry = Change::file(&failed.files[&FileId(2)], FileEvent::RequestStage).unwrap();
+        failed.apply(std::slice::from_ref(&retry)).unwrap();
+        // Its third move sorts before its second by state (`staging` < `stage_failed`).
+        let done = Change::file(&failed.files[&FileId(2)], FileEvent::StageDone).unwrap();
+        let reco = Change::file(f(4), FileEvent::SubmitReco).unwrap();
+        let job = Change::NewJob {
+            key: JobKey {
+                subject: JobSubject::Reco(FileId(4)),
+                attempt: 1,
+            },
+        };
+        let staged = |id| Change::file(f(id), FileEvent::StageDone).unwrap();
+        let mut batch = vec![
+            staged(1),
+            fail.clone(),
+            reco.clone(),
+            job.clone(),
+            retry.clone(),
+            staged(3),
+            done.clone(),
+        ];
+        let mut expected = v.clone();
+        expected.apply(&batch).unwrap();
+        Change::batch_order(&mut batch);
+        // The two `staged` moves are one run; file 2's retry still follows its failure,
+        // and the reservation follows the file move it reserves.
+        let pos = |c: &Change| batch.iter().position(|b| b == c).unwrap();
+        assert_eq!(pos(&staged(3)), pos(&staged(1)) + 1, "{batch:#?}");
+        assert!(
+            pos(&fail) < pos(&retry) && pos(&retry) < pos(&done),
+            "{batch:#?}"
+        );
+        assert!(pos(&job) > pos(&reco));
+        let mut got = v.clone();
+        got.apply(&batch).unwrap();
+        assert_eq!(got, expected);
     }
 
     #[test]

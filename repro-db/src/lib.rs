@@ -144,7 +144,11 @@ impl Store {
     pub async fn open_memory() -> Result<Store> {
         let mut opts = ConnectOptions::new(MEMORY.to_owned());
         // An in-memory database lives as long as its one connection.
-        opts.sqlx_logging(false)
+        // Statements are traced under the `sqlx::query` target, off unless asked for
+        // (`REPRO_LOG=sqlx=debug` shows each with its time; `sqlx=info` the slow ones).
+        opts.sqlx_logging(true)
+            .sqlx_logging_level(log::LevelFilter::Debug)
+            .sqlx_slow_statements_logging_settings(log::LevelFilter::Info, Duration::from_secs(1))
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -178,7 +182,11 @@ impl Store {
             ));
         }
         let mut opts = ConnectOptions::new(url.to_owned());
-        opts.sqlx_logging(false)
+        // Statements are traced under the `sqlx::query` target, off unless asked for
+        // (`REPRO_LOG=sqlx=debug` shows each with its time; `sqlx=info` the slow ones).
+        opts.sqlx_logging(true)
+            .sqlx_logging_level(log::LevelFilter::Debug)
+            .sqlx_slow_statements_logging_settings(log::LevelFilter::Info, Duration::from_secs(1))
             .acquire_timeout(timeout.max(Duration::from_secs(30)))
             .connect_timeout(timeout);
         match scheme {

@@ -317,19 +317,6 @@ fn is_failure(o: &Outcome) -> bool {
     )
 }
 
-/// Sorts recorded changes so each kind is written set-based. Changes from different
-/// outcomes touch different rows, and the changes of one row keep their order.
-fn batch_order(changes: &mut [Change]) {
-    changes.sort_by_key(|c| match c {
-        Change::NewGroup { .. } => 0,
-        Change::Group { .. } => 1,
-        Change::NewJob { .. } => 2,
-        Change::Job { .. } => 3,
-        Change::File { .. } => 4,
-        Change::Dataset(_) => 5,
-    });
-}
-
 impl<'a> Driver<'a> {
     /// A driver with the default policy, actor ([`default_actor`]), lease owner
     /// ([`default_owner`]) and a lease of two minutes (renewed while it works).
@@ -575,7 +562,9 @@ impl<'a> Driver<'a> {
                 Err(stale) => warn!(dataset = %view.name, "skipping {stale}"),
             }
         }
-        batch_order(&mut all);
+        // Changes from different outcomes touch different rows; the store writes each
+        // run of alike ones as one statement.
+        Change::batch_order(&mut all);
         self.store.apply(&view.name, &all, &self.actor).await?;
         *view = work;
         Ok(n)

@@ -382,21 +382,45 @@ pub fn tick(
     if crash {
         return p.changes.len();
     }
-    for a in &p.actions {
-        if let Some(o) = world.perform(view, a, rng) {
-            report(view, &o);
-        }
-    }
+    let outcomes: Vec<Outcome> = p
+        .actions
+        .iter()
+        .filter_map(|a| world.perform(view, a, rng))
+        .collect();
+    record_all(view, &outcomes);
     p.changes.len()
 }
 
 /// One check as a driver does it: poll everything, record the answers.
 pub fn check(view: &mut DatasetView, world: &mut World, rng: &mut Rng) {
-    for p in polls(view) {
-        if let Some(o) = world.answer(view, &p, rng) {
-            report(view, &o);
+    let outcomes: Vec<Outcome> = polls(view)
+        .iter()
+        .filter_map(|p| world.answer(view, p, rng))
+        .collect();
+    record_all(view, &outcomes);
+}
+
+/// Records a run's outcomes as a driver does: each is decided on the view the ones before
+/// it left, and their changes are written as one batch in [`Change::batch_order`]. The
+/// batch in that order must apply to the view and leave it as the outcomes did one by one.
+pub fn record_all(view: &mut DatasetView, outcomes: &[Outcome]) {
+    let mut work = view.clone();
+    let mut all = Vec::new();
+    for o in outcomes {
+        if let Ok(changes) = record(&work, o) {
+            work.apply(&changes)
+                .expect("a recorded outcome applies to the view it was computed from");
+            all.extend(changes);
         }
     }
+    let mut batched = all.clone();
+    Change::batch_order(&mut batched);
+    let mut at_once = view.clone();
+    at_once
+        .apply(&batched)
+        .expect("the run's changes in batch order apply to the view they were computed from");
+    assert_eq!(at_once, work, "batch order changed what the outcomes wrote");
+    *view = work;
 }
 
 /// Whether two plans reserve any of the same actions.
