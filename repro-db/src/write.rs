@@ -536,50 +536,96 @@ impl Writer<'_> {
                 .await
                 .map_err(dup)?;
         }
-        // Job history rows name the job by its reservation; one query finds their ids.
-        self.job_history(keys).await
+        // Job history rows name the job by its reservation.
+        self.reservation_history(keys).await
     }
 
-    async fn job_history(&mut self, keys: &[JobKey]) -> Result<()> {
-        let names: Vec<String> = keys.iter().map(|k| k.name(&self.name)).collect();
-        for chunk in names.chunks(ID_CHUNK) {
-            let reco: Vec<(i64, String)> = RecojobStatus::find()
-                .select_only()
-                .column(recojob_status::Column::Id)
-                .column(recojob_status::Column::Name)
-                .filter(recojob_status::Column::Name.is_in(chunk.iter().cloned()))
-                .into_tuple()
-                .all(self.txn)
+    /// History rows for the reservations `keys`, just inserted; the reason names the job.
+    async fn reservation_history(&mut self, keys: &[JobKey]) -> Result<()> {
+        let (reco, merge): (Vec<&JobKey>, Vec<&JobKey>) = keys
+            .iter()
+            .partition(|k| matches!(k.subject, JobSubject::Reco(_)));
+        let names = |ks: Vec<&JobKey>| ks.iter().map(|k| k.name(&self.name)).collect::<Vec<_>>();
+        let moved = ("-", JobState::Reserved.as_str(), "reserve");
+        let (reco, merge) = (names(reco), names(merge));
+        for chunk in reco.chunks(ID_CHUNK) {
+            use recojob_status::Column as C;
+            let cols = (C::DatasetId, C::Id, C::Name);
+            self.job_history(RecojobStatus, "reco_job", cols, chunk, Some(C::Name), moved)
                 .await?;
-            let merge: Vec<(i64, String)> = MergejobStatus::find()
-                .select_only()
-                .column(mergejob_status::Column::Id)
-                .column(mergejob_status::Column::Name)
-                .filter(mergejob_status::Column::Name.is_in(chunk.iter().cloned()))
-                .into_tuple()
-                .all(self.txn)
-                .await?;
-            for (id, name) in reco {
-                self.record(
-                    "reco_job",
-                    id,
-                    "-",
-                    JobState::Reserved,
-                    "reserve",
-                    Some(name),
-                );
-            }
-            for (id, name) in merge {
-                self.record(
-                    "merge_job",
-                    id,
-                    "-",
-                    JobState::Reserved,
-                    "reserve",
-                    Some(name),
-                );
-            }
         }
+        for chunk in merge.chunks(ID_CHUNK) {
+            use mergejob_status::Column as C;
+            let cols = (C::DatasetId, C::Id, C::Name);
+            self.job_history(
+                MergejobStatus,
+                "merge_job",
+                cols,
+                chunk,
+                Some(C::Name),
+                moved,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// History rows for the jobs `names` of `table`, one each, written by the database
+    /// itself (`INSERT ... SELECT`, as for files): no row travels to this process and back.
+    /// `reason`, when given, is the column whose value each row records as its reason.
+    async fn job_history<E, C>(
+        &mut self,
+        table: E,
+        label: &'static str,
+        (dataset_col, id_col, name_col): (C, C, C),
+        names: &[String],
+        reason: Option<C>,
+        (from, to, via): (&str, &str, &str),
+    ) -> Result<()>
+    where
+        E: EntityTrait<Column = C>,
+        C: ColumnTrait,
+    {
+        // Rows already buffered were written before these jobs moved: keep the order.
+        self.flush().await?;
+        use sea_orm::sea_query::Query;
+        use transitions::Column as T;
+        let reason = match reason {
+            Some(c) => Expr::col(c),
+            None => Expr::val(None::<String>),
+        };
+        let select = Query::select()
+            .column(dataset_col)
+            .expr(Expr::val(label))
+            .column(id_col)
+            .expr(Expr::val(from))
+            .expr(Expr::val(to))
+            .expr(Expr::val(via))
+            .expr(Expr::val(self.actor.as_str()))
+            .expr(reason)
+            .expr(Expr::val(self.now))
+            .from(table)
+            .and_where(Expr::col(dataset_col).eq(self.ds.id))
+            .and_where(Expr::col(name_col).is_in(names.iter().cloned()))
+            .order_by(id_col, sea_orm::Order::Asc)
+            .to_owned();
+        let insert = Query::insert()
+            .into_table(Transitions)
+            .columns([
+                T::DatasetId,
+                T::Entity,
+                T::EntityId,
+                T::FromState,
+                T::ToState,
+                T::Via,
+                T::Actor,
+                T::Reason,
+                T::At,
+            ])
+            .select_from(select)
+            .map_err(|e| DbError::Db(DbErr::Custom(e.to_string())))?
+            .to_owned();
+        self.txn.execute(&insert).await?;
         Ok(())
     }
 
@@ -805,7 +851,16 @@ impl Writer<'_> {
     }
 
     async fn jobs(&mut self, m: &JobMove, run: &[&Change]) -> Result<()> {
-        for chunk in run.chunks(PAYLOAD_CHUNK) {
+        let with_payload = run.iter().any(|c| {
+            matches!(c, Change::Job { batch_id, exit_code, error, .. }
+                if batch_id.is_some() || exit_code.is_some() || error.is_some())
+        });
+        let chunk_len = if with_payload {
+            PAYLOAD_CHUNK
+        } else {
+            ID_CHUNK
+        };
+        for chunk in run.chunks(chunk_len) {
             let mut names = Vec::with_capacity(chunk.len());
             let mut batch_ids = Vec::new();
             let mut exit_codes = Vec::new();
@@ -846,13 +901,14 @@ impl Writer<'_> {
                         }
                         JobEvent::Start => {}
                     }
-                    if !batch_ids.is_empty() {
+                    let (has_errors, has_batch_ids) = (!errors.is_empty(), !batch_ids.is_empty());
+                    if has_batch_ids {
                         q = q.col_expr(C::BatchId, per_row(C::Name, C::BatchId, batch_ids));
                     }
                     if !exit_codes.is_empty() {
                         q = q.col_expr(C::ExitCode, per_row(C::Name, C::ExitCode, exit_codes));
                     }
-                    if !errors.is_empty() {
+                    if has_errors {
                         q = q.col_expr(C::Error, per_row(C::Name, C::Error, errors));
                     }
                     let res = q
@@ -861,20 +917,19 @@ impl Writer<'_> {
                         .filter(C::State.eq(m.from.as_str()))
                         .exec(self.txn)
                         .await?;
-                    let rows: Vec<(i64, String, String)> = $entity::find()
-                        .select_only()
-                        .column(C::Id)
-                        .column(C::Name)
-                        .column(C::State)
-                        .filter(C::DatasetId.eq(self.ds.id))
-                        .filter(C::Name.is_in(names.iter().cloned()))
-                        .into_tuple()
-                        .all(self.txn)
-                        .await?;
                     if res.rows_affected != names.len() as u64 {
-                        let found = rows.iter().find(|(_, _, st)| st != m.to.as_str());
+                        let rows: Vec<(String, String)> = $entity::find()
+                            .select_only()
+                            .column(C::Name)
+                            .column(C::State)
+                            .filter(C::DatasetId.eq(self.ds.id))
+                            .filter(C::Name.is_in(names.iter().cloned()))
+                            .into_tuple()
+                            .all(self.txn)
+                            .await?;
+                        let found = rows.iter().find(|(_, st)| st != m.to.as_str());
                         return Err(match found {
-                            Some((_, name, st)) => conflict(format!("job {name}"), m.from, st),
+                            Some((name, st)) => conflict(format!("job {name}"), m.from, st),
                             None => conflict(
                                 format!("{} jobs of {}", names.len(), self.name),
                                 m.from,
@@ -882,20 +937,19 @@ impl Writer<'_> {
                             ),
                         });
                     }
-                    for (id, name, _) in rows {
-                        let reason = chunk.iter().find_map(|c| match c {
-                            Change::Job {
-                                key,
-                                error,
-                                batch_id,
-                                ..
-                            } if key.name(&self.name) == name => {
-                                error.clone().or_else(|| batch_id.clone())
-                            }
-                            _ => None,
-                        });
-                        self.record($label, id, m.from, m.to, m.event, reason);
-                    }
+                    // A job row is one attempt: it gets a batch id when submitted and an
+                    // error only when it ends, so the row holds what the change recorded.
+                    let reason = if has_errors {
+                        Some(C::Error)
+                    } else if has_batch_ids {
+                        Some(C::BatchId)
+                    } else {
+                        None
+                    };
+                    let cols = (C::DatasetId, C::Id, C::Name);
+                    let moved = (m.from.as_str(), m.to.as_str(), m.event.as_str());
+                    self.job_history($entity, $label, cols, &names, reason, moved)
+                        .await?;
                 }};
             }
             if m.reco {

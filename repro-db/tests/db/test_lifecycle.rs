@@ -136,8 +136,16 @@ on_every_backend! {
         // Every job's life is there too, from its reservation.
         for (entity, jobs) in [("reco_job", 7), ("merge_job", 3)] {
             let h = store.history(&name, Some(entity)).await.unwrap();
-            let created = h.iter().filter(|e| e.from == "-").count();
-            assert_eq!(created, jobs, "{entity}: {h:?}");
+            let created: Vec<_> = h.iter().filter(|e| e.from == "-").collect();
+            assert_eq!(created.len(), jobs, "{entity}: {h:?}");
+            // A reservation names its job; a submission records its batch id; a move
+            // without anything to say records nothing.
+            let kind = if entity == "reco_job" { ".reco." } else { ".merge." };
+            assert!(created.iter().all(|e| e.reason.as_deref().is_some_and(|r| r.starts_with("life") && r.contains(kind))), "{h:?}");
+            let submits: Vec<_> = h.iter().filter(|e| e.via == "submit").collect();
+            assert_eq!(submits.len(), jobs, "{h:?}");
+            assert!(submits.iter().all(|e| e.reason.as_deref().is_some_and(|r| !r.is_empty() && !r.contains(kind))), "{h:?}");
+            assert!(h.iter().filter(|e| e.via == "finish").all(|e| e.reason.is_none()), "{h:?}");
         }
     }
 
