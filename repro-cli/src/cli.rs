@@ -302,6 +302,9 @@ pub struct DemoArgs {
     /// Seed of the simulation.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Datasets each tick works on at once.
+    #[arg(long, default_value_t = repro_run::config::DEFAULT_WORKERS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
     /// Keep the database, world and journal in this directory instead of a temporary one.
     #[arg(long)]
     pub keep: Option<PathBuf>,

@@ -500,10 +500,11 @@ async fn operation(
     quiet: bool,
 ) -> Result<ExitCode, CliError> {
     let names = targets(store, t).await?;
-    let mut backend = repro_run::backend_from_config(config, now_secs());
-    let mut driver = Driver::new(store, backend.as_mut())
+    let backend = repro_run::backend_from_config(config, now_secs());
+    let driver = Driver::new(store, backend.as_ref())
         .with_policy(config.policy())
-        .with_lease_ttl(Duration::from_secs(config.lease.ttl_s));
+        .with_lease_ttl(Duration::from_secs(config.lease.ttl_s))
+        .with_workers(config.run.workers);
     let owner = driver.owner.clone();
     let run = driver.run_many(op, &names, t.all).await;
     // A run over every dataset (cron's) is recorded per site, for `/metrics`.
@@ -561,6 +562,7 @@ async fn demo(args: &DemoArgs, json: bool) -> Result<ExitCode, CliError> {
         files: args.files,
         seed: args.seed,
         dir,
+        workers: usize::from(args.workers),
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(u64::from(args.datasets));

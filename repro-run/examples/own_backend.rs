@@ -10,11 +10,11 @@ use repro_run::{Backend, BackendError, Driver, Error, Op};
 struct AtOnce;
 
 impl Backend for AtOnce {
-    fn perform(&mut self, _: &DatasetName, act: &[Action]) -> Result<Vec<Outcome>, BackendError> {
+    fn perform(&self, _: &DatasetName, act: &[Action]) -> Result<Vec<Outcome>, BackendError> {
         Ok(act.iter().map(said).collect())
     }
 
-    fn poll(&mut self, ds: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+    fn poll(&self, ds: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
         let jobs = polls.iter().filter_map(|p| match p {
             Poll::Job { job, .. } => Some(finished(ds, *job)),
             _ => None,
@@ -63,9 +63,7 @@ async fn main() -> Result<(), Error> {
         .register(&name, &files, &Register::unlocked(), "example")
         .await?;
     for tick in 1..=10 {
-        let report = Driver::new(&store, &mut AtOnce)
-            .run(Op::Tick, &name)
-            .await?;
+        let report = Driver::new(&store, &AtOnce).run(Op::Tick, &name).await?;
         let now = store.summary(&name).await?.status.columns();
         println!(
             "tick {tick}: {} actions, {} outcomes; {now}",

@@ -20,6 +20,9 @@ pub struct Config {
     /// How long a process may hold a dataset.
     #[serde(default)]
     pub lease: LeaseConfig,
+    /// How one run works through its datasets.
+    #[serde(default)]
+    pub run: RunConfig,
 }
 
 /// `[backend]`.
@@ -255,6 +258,27 @@ impl Default for LeaseConfig {
     }
 }
 
+/// Datasets one run works on at once, unless configured.
+pub const DEFAULT_WORKERS: usize = 4;
+
+/// `[run]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Datasets one `repro` run works on at once, each under its own lease and in its own
+    /// transactions (1: one after the other). On SQLite the writes still take turns; the
+    /// deciding, polling and reading overlap.
+    pub workers: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            workers: DEFAULT_WORKERS,
+        }
+    }
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -404,6 +428,13 @@ impl Config {
                     "at least one tool must run at a time",
                 ));
             }
+        }
+        if !(1..=64).contains(&self.run.workers) {
+            return Err(bad(
+                "run.workers",
+                self.run.workers.to_string(),
+                "between 1 and 64 datasets at once",
+            ));
         }
         if self.lease.ttl_s == 0 {
             return Err(bad(

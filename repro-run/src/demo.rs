@@ -26,6 +26,8 @@ pub struct Campaign {
     pub seed: u64,
     /// Where the database, the simulated world and its journal go.
     pub dir: PathBuf,
+    /// Datasets each tick works on at once.
+    pub workers: usize,
 }
 
 /// The campaign's closing numbers.
@@ -102,7 +104,7 @@ pub async fn run(c: &Campaign, mut progress: impl FnMut(usize, usize)) -> Result
         store.register(&name, &files, &opts, "demo").await?;
     }
 
-    let mut backend = SimBackend::new(config.backend.sim.clone(), 0.0);
+    let backend = SimBackend::new(config.backend.sim.clone(), 0.0);
     let mut ticks = 0;
     loop {
         let active: Vec<DatasetName> = store
@@ -121,9 +123,10 @@ pub async fn run(c: &Campaign, mut progress: impl FnMut(usize, usize)) -> Result
                 "the demo campaign did not come to rest in {ticks} ticks"
             )));
         }
-        let mut driver = Driver::new(&store, &mut backend)
+        let driver = Driver::new(&store, &backend)
             .with_policy(config.policy())
-            .with_actor("demo");
+            .with_actor("demo")
+            .with_workers(c.workers);
         let mut run = driver.run_many(Op::Tick, &active, false).await;
         if let Some((_, e)) = run.errors.pop() {
             return Err(e);

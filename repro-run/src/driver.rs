@@ -11,7 +11,7 @@ use repro_db::{DbError, ListFilter, Store};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::error::{Error, ErrorKind, Result};
 
 /// One of the seed's operations.
@@ -195,7 +195,7 @@ fn alerts(view: &DatasetView, changes: &[Change]) -> Vec<String> {
 /// Runs operations on datasets of one store through one backend.
 ///
 /// ```no_run
-/// # async fn f(store: repro_db::Store, backend: &mut dyn repro_run::Backend) -> repro_run::Result<()> {
+/// # async fn f(store: repro_db::Store, backend: &dyn repro_run::Backend) -> repro_run::Result<()> {
 /// use repro_run::{Driver, Op};
 /// let names = repro_run::targets(&store, None).await?;
 /// let run = Driver::new(&store, backend).run_many(Op::Tick, &names, true).await;
@@ -208,7 +208,7 @@ pub struct Driver<'a> {
     /// The database.
     pub store: &'a Store,
     /// The outside world.
-    pub backend: &'a mut dyn Backend,
+    pub backend: &'a dyn Backend,
     /// Retry and grouping rules.
     pub policy: Policy,
     /// Who acts, for the history.
@@ -217,6 +217,8 @@ pub struct Driver<'a> {
     pub owner: String,
     /// How long a lease lasts.
     pub lease_ttl: Duration,
+    /// Datasets [`Driver::run_many`] works on at once.
+    pub workers: usize,
 }
 
 /// What [`Driver::run_many`] did: a report per dataset it worked on, an error per dataset
@@ -241,6 +243,19 @@ impl Run {
         };
         self.errors.iter().map(|(_, e)| e).max_by_key(|e| rank(e))
     }
+}
+
+type BackendResult = std::result::Result<Vec<Outcome>, BackendError>;
+
+/// One backend call, sent to a thread of the run.
+type Job = Box<dyn FnOnce(&dyn Backend) + Send>;
+
+/// Where a run makes its backend calls.
+enum Calls {
+    /// On the task itself, which waits: one dataset at a time.
+    Here,
+    /// On the run's backend threads.
+    Threads(std::sync::mpsc::Sender<Job>),
 }
 
 /// The actor recorded in the history: `REPRO_ACTOR`, else the login name, else `repro`.
@@ -319,8 +334,9 @@ fn is_failure(o: &Outcome) -> bool {
 
 impl<'a> Driver<'a> {
     /// A driver with the default policy, actor ([`default_actor`]), lease owner
-    /// ([`default_owner`]) and a lease of two minutes (renewed while it works).
-    pub fn new(store: &'a Store, backend: &'a mut dyn Backend) -> Self {
+    /// ([`default_owner`]), a lease of two minutes (renewed while it works) and
+    /// [`DEFAULT_WORKERS`](crate::config::DEFAULT_WORKERS) datasets at once.
+    pub fn new(store: &'a Store, backend: &'a dyn Backend) -> Self {
         Driver {
             store,
             backend,
@@ -328,7 +344,14 @@ impl<'a> Driver<'a> {
             actor: default_actor(),
             owner: default_owner(),
             lease_ttl: Duration::from_secs(crate::config::DEFAULT_LEASE_TTL_S),
+            workers: crate::config::DEFAULT_WORKERS,
         }
+    }
+
+    /// The same driver, working on up to `n` datasets at once (at least one).
+    pub fn with_workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
     }
 
     /// The same driver under `policy`.
@@ -349,13 +372,83 @@ impl<'a> Driver<'a> {
         self
     }
 
-    /// Runs `op` on `names` one after the other. With `tolerant` (`--all`, cron), a dataset
-    /// another process holds is skipped with a report saying so; other errors are collected
-    /// and the rest go on.
-    pub async fn run_many(&mut self, op: Op, names: &[DatasetName], tolerant: bool) -> Run {
+    /// Runs `op` on `names`, up to [`Driver::workers`] datasets at once, each under its own
+    /// lease and in its own transactions; the reports come in the order of `names`. With
+    /// `tolerant` (`--all`, cron), a dataset another process holds is skipped with a report
+    /// saying so; other errors are collected and the rest go on. An error that stops the
+    /// run (the disk is full, the database is gone) starts no further dataset.
+    pub async fn run_many(&self, op: Op, names: &[DatasetName], tolerant: bool) -> Run {
+        let workers = self.workers.max(1).min(names.len());
+        if workers <= 1 {
+            return self.run_all(op, names, tolerant, 1, &Calls::Here).await;
+        }
+        // The backend is called from threads of the run's own, so that while one dataset
+        // waits for its tools the others' deciding and writing go on (a call made on this
+        // task would stop them all, some in the middle of a transaction).
+        let backend = self.backend;
+        tokio::task::block_in_place(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            let rx = std::sync::Mutex::new(rx);
+            std::thread::scope(|s| {
+                for _ in 0..workers {
+                    s.spawn(|| {
+                        loop {
+                            let job = rx
+                                .lock()
+                                .map_err(|_| ())
+                                .and_then(|r| r.recv().map_err(|_| ()));
+                            match job {
+                                // A backend that panics fails that call (the task sees the
+                                // answer dropped); the thread serves the next.
+                                Ok(job) => {
+                                    let call = std::panic::AssertUnwindSafe(|| job(backend));
+                                    let _ = std::panic::catch_unwind(call);
+                                }
+                                Err(()) => break,
+                            }
+                        }
+                    });
+                }
+                let calls = Calls::Threads(tx);
+                let run = tokio::runtime::Handle::current()
+                    .block_on(self.run_all(op, names, tolerant, workers, &calls));
+                // Dropping the sender ends the threads.
+                drop(calls);
+                run
+            })
+        })
+    }
+
+    async fn run_all(
+        &self,
+        op: Op,
+        names: &[DatasetName],
+        tolerant: bool,
+        workers: usize,
+        calls: &Calls,
+    ) -> Run {
+        use futures_util::stream::{self, StreamExt};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = AtomicBool::new(false);
+        let stop = &stop;
+        let mut results = stream::iter(names)
+            .map(|n| async move {
+                if stop.load(Ordering::SeqCst) {
+                    return None;
+                }
+                let result = self.run_with(op, n, calls).await;
+                if result.as_ref().is_err_and(Error::stops_the_run) {
+                    // Every other dataset would meet the same wall, one busy wait after
+                    // another: start no more; the next run carries on.
+                    stop.store(true, Ordering::SeqCst);
+                }
+                Some((n, result))
+            })
+            .buffered(workers);
         let mut run = Run::default();
-        for n in names {
-            match self.run(op, n).await {
+        while let Some(done) = results.next().await {
+            let Some((n, result)) = done else { continue };
+            match result {
                 Ok(r) => run.reports.push(r),
                 // Under --all and tick, a dataset held by another process, locked by an
                 // operator or at a stage the operation does not serve is not an error.
@@ -375,15 +468,7 @@ impl<'a> Driver<'a> {
                         ..Report::default()
                     });
                 }
-                Err(e) => {
-                    let fatal = e.stops_the_run();
-                    run.errors.push((n.clone(), e));
-                    if fatal {
-                        // Every other dataset would meet the same wall, one busy wait
-                        // after another: stop here; the next run carries on.
-                        break;
-                    }
-                }
+                Err(e) => run.errors.push((n.clone(), e)),
             }
         }
         run
@@ -394,7 +479,11 @@ impl<'a> Driver<'a> {
     /// process of this host that died) is taken over at once. The lease is renewed while
     /// the work goes on, so it can be short and a holder that died elsewhere is taken over
     /// soon after.
-    pub async fn run(&mut self, op: Op, name: &DatasetName) -> Result<Report> {
+    pub async fn run(&self, op: Op, name: &DatasetName) -> Result<Report> {
+        self.run_with(op, name, &Calls::Here).await
+    }
+
+    async fn run_with(&self, op: Op, name: &DatasetName, calls: &Calls) -> Result<Report> {
         let now = repro_db::now();
         let lease = self
             .store
@@ -419,7 +508,7 @@ impl<'a> Driver<'a> {
                 }
             })
         };
-        let result = self.work(op, name).await;
+        let result = self.work(op, name, calls).await;
         renewal.abort();
         // With the disk full or the server gone, releasing cannot work either: the lease of
         // a process that exits is taken over at once on this host, on another when it
@@ -432,7 +521,7 @@ impl<'a> Driver<'a> {
         result
     }
 
-    async fn work(&mut self, op: Op, name: &DatasetName) -> Result<Report> {
+    async fn work(&self, op: Op, name: &DatasetName, calls: &Calls) -> Result<Report> {
         let mut report = Report {
             name: name.to_string(),
             ..Report::default()
@@ -456,7 +545,8 @@ impl<'a> Driver<'a> {
             let due = polls(&view);
             if !due.is_empty() {
                 debug!(dataset = %name, polls = due.len(), "polling");
-                let outcomes = tokio::task::block_in_place(|| self.backend.poll(&view.name, &due))?;
+                let name = view.name.clone();
+                let outcomes = self.call(calls, move |b| b.poll(&name, &due)).await?;
                 report.outcomes += self.record(&mut view, &outcomes).await?;
             }
         }
@@ -496,9 +586,10 @@ impl<'a> Driver<'a> {
             if !plan.actions.is_empty() {
                 debug!(dataset = %name, actions = plan.actions.len(), "acting");
                 report.actions += plan.actions.len();
-                let outcomes = tokio::task::block_in_place(|| {
-                    self.backend.perform(&view.name, &plan.actions)
-                })?;
+                let (name, actions) = (view.name.clone(), plan.actions.clone());
+                let outcomes = self
+                    .call(calls, move |b| b.perform(&name, &actions))
+                    .await?;
                 failed = outcomes.iter().any(is_failure);
                 report.outcomes += self.record(&mut view, &outcomes).await?;
             }
@@ -510,6 +601,31 @@ impl<'a> Driver<'a> {
             }
         }
         Ok(report)
+    }
+
+    /// Makes one backend call, where `calls` says.
+    async fn call(
+        &self,
+        calls: &Calls,
+        f: impl FnOnce(&dyn Backend) -> BackendResult + Send + 'static,
+    ) -> BackendResult {
+        match calls {
+            Calls::Here => tokio::task::block_in_place(|| f(self.backend)),
+            Calls::Threads(tx) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let job: Job = Box::new(move |b| {
+                    let _ = reply.send(f(b));
+                });
+                let gone = || BackendError {
+                    backend: "driver",
+                    message: "the backend call panicked; nothing of it was recorded".into(),
+                };
+                if tx.send(job).is_err() {
+                    return Err(gone());
+                }
+                answer.await.unwrap_or_else(|_| Err(gone()))
+            }
+        }
     }
 
     /// Who locked `name`, when and why, from its history (` by alice at ... (why)`).
@@ -543,7 +659,7 @@ impl<'a> Driver<'a> {
     }
 
     /// Records what the world said, all in one transaction.
-    async fn record(&mut self, view: &mut DatasetView, outcomes: &[Outcome]) -> Result<usize> {
+    async fn record(&self, view: &mut DatasetView, outcomes: &[Outcome]) -> Result<usize> {
         let mut all = Vec::new();
         let mut work = view.clone();
         let mut n = 0;

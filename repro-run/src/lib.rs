@@ -22,8 +22,8 @@
 //! store.register(&name, &files, &Register { unlock: true, ..Register::default() }, "me").await?;
 //!
 //! let config = Config::default();
-//! let mut backend = SimBackend::new(config.backend.sim.clone(), 0.0);
-//! let mut driver = Driver::new(&store, &mut backend).with_policy(config.policy());
+//! let backend = SimBackend::new(config.backend.sim.clone(), 0.0);
+//! let driver = Driver::new(&store, &backend).with_policy(config.policy());
 //! let report = driver.run(Op::Tick, &name).await?;
 //! println!("{}: {} action(s)", report.name, report.actions);
 //! # Ok(()) }

@@ -749,10 +749,10 @@ mod tests {
         config.backend.sim.reco_failure = 0.0;
         config.backend.sim.merge_failure = 0.0;
         config.backend.sim.lost_job = 0.0;
-        let mut backend = crate::backend::sim::SimBackend::new(config.backend.sim.clone(), 0.0);
+        let backend = crate::backend::sim::SimBackend::new(config.backend.sim.clone(), 0.0);
         let alpha = [DatasetName::new("alpha").unwrap()];
         for _ in 0..3 {
-            let run = crate::Driver::new(&store, &mut backend)
+            let run = crate::Driver::new(&store, &backend)
                 .with_policy(config.policy())
                 .run_many(crate::Op::Tick, &alpha, false)
                 .await;

@@ -210,11 +210,11 @@ async fn run_case(
             .unwrap();
         names.push(name);
     }
-    let mut backend = sim(dir, seed, failure);
+    let backend = sim(dir, seed, failure);
     for s in &steps {
         match s {
             Step::Run(op, second_host) => {
-                let mut driver = Driver::new(store, &mut backend)
+                let mut driver = Driver::new(store, &backend)
                     .with_policy(policy.clone())
                     .with_actor("prop");
                 if *second_host {
@@ -257,7 +257,7 @@ async fn run_case(
     }
     // The failures stop; an operator unlocks, retries what failed and merges what is
     // partial. Everything comes to CLEANED.
-    let mut backend = sim(dir, seed, 0.0);
+    let backend = sim(dir, seed, 0.0);
     for _ in 0..60 {
         let mut all_clean = true;
         for name in &names {
@@ -279,7 +279,7 @@ async fn run_case(
             break;
         }
         for op in [Op::Tick, Op::Merge { partial: true }] {
-            Driver::new(store, &mut backend)
+            Driver::new(store, &backend)
                 .with_policy(policy.clone())
                 .run_many(op, &names, true)
                 .await;

@@ -523,11 +523,11 @@ impl CommandBackend {
 
 impl Backend for CommandBackend {
     fn perform(
-        &mut self,
+        &self,
         dataset: &DatasetName,
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError> {
-        let this = &*self;
+        let this = self;
         Ok(
             process::bounded(actions, self.cfg.parallel, |a| this.perform_one(dataset, a))
                 .into_iter()
@@ -536,12 +536,8 @@ impl Backend for CommandBackend {
         )
     }
 
-    fn poll(
-        &mut self,
-        dataset: &DatasetName,
-        polls: &[Poll],
-    ) -> Result<Vec<Outcome>, BackendError> {
-        let this = &*self;
+    fn poll(&self, dataset: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+        let this = self;
         Ok(
             process::bounded(polls, self.cfg.parallel, |p| this.poll_one(dataset, p))
                 .into_iter()

@@ -23,7 +23,9 @@ pub struct BackendError {
 /// The storage system, batch system and catalog, as the drivers see them.
 ///
 /// A backend is two calls, made by the [`Driver`](crate::Driver) with what the core
-/// decided, for one dataset at a time. Everything a backend needs to know is in the actions
+/// decided, for one dataset a call. The driver works on several datasets at once, so the
+/// calls for different datasets may overlap: a backend is `Sync` and takes `&self` (keep
+/// per-dataset state in the world it talks to, or behind a lock). Everything a backend needs to know is in the actions
 /// and polls (file names, job names, batch ids, inputs, outputs): it gets the dataset's
 /// name and nothing of its state, so lifecycle questions stay in the core.
 ///
@@ -68,7 +70,7 @@ pub struct BackendError {
 /// struct AtOnce;
 ///
 /// impl Backend for AtOnce {
-///     fn perform(&mut self, _: &DatasetName, actions: &[Action]) -> Result<Vec<Outcome>, BackendError> {
+///     fn perform(&self, _: &DatasetName, actions: &[Action]) -> Result<Vec<Outcome>, BackendError> {
 ///         Ok(actions
 ///             .iter()
 ///             .map(|a| match a {
@@ -82,7 +84,7 @@ pub struct BackendError {
 ///             .collect())
 ///     }
 ///
-///     fn poll(&mut self, dataset: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+///     fn poll(&self, dataset: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
 ///         Ok(polls
 ///             .iter()
 ///             .filter_map(|p| match p {
@@ -100,16 +102,15 @@ pub struct BackendError {
 ///     }
 /// }
 /// ```
-pub trait Backend {
+pub trait Backend: Send + Sync {
     /// Performs `actions` for `dataset`, returning what the world said at once (a batch id,
     /// an immediate refusal, a declaration done).
     fn perform(
-        &mut self,
+        &self,
         dataset: &DatasetName,
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError>;
 
     /// Answers `polls` for `dataset`; a poll with nothing new answers nothing.
-    fn poll(&mut self, dataset: &DatasetName, polls: &[Poll])
-    -> Result<Vec<Outcome>, BackendError>;
+    fn poll(&self, dataset: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError>;
 }

@@ -239,7 +239,7 @@ impl Journal {
 
 impl Backend for SimBackend {
     fn perform(
-        &mut self,
+        &self,
         dataset: &DatasetName,
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError> {
@@ -340,11 +340,7 @@ impl Backend for SimBackend {
         })
     }
 
-    fn poll(
-        &mut self,
-        dataset: &DatasetName,
-        polls: &[Poll],
-    ) -> Result<Vec<Outcome>, BackendError> {
+    fn poll(&self, dataset: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
         let ds = dataset.as_str();
         let now = self.now;
         self.with_world(ds, |w, _| {

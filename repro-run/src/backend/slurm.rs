@@ -505,7 +505,7 @@ impl SlurmBackend {
 
 impl Backend for SlurmBackend {
     fn perform(
-        &mut self,
+        &self,
         dataset: &DatasetName,
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError> {
@@ -514,11 +514,11 @@ impl Backend for SlurmBackend {
             .partition(|a| matches!(a, Action::SubmitReco { .. } | Action::SubmitMerge { .. }));
         let mut out = Vec::new();
         let files: Vec<Action> = files.into_iter().cloned().collect();
-        match &mut self.steps {
+        match &self.steps {
             Some(steps) => out.extend(steps.perform(dataset, &files)?),
             None => out.extend(files.iter().filter_map(|a| self.local(a))),
         }
-        let this = &*self;
+        let this = self;
         out.extend(
             process::bounded(&jobs, self.cfg.parallel, |a| this.submit(dataset, a))
                 .into_iter()
@@ -527,16 +527,12 @@ impl Backend for SlurmBackend {
         Ok(out)
     }
 
-    fn poll(
-        &mut self,
-        dataset: &DatasetName,
-        polls: &[Poll],
-    ) -> Result<Vec<Outcome>, BackendError> {
+    fn poll(&self, dataset: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
         let (jobs, files): (Vec<&Poll>, Vec<&Poll>) =
             polls.iter().partition(|p| matches!(p, Poll::Job { .. }));
         let mut out = Vec::new();
         let files: Vec<Poll> = files.into_iter().cloned().collect();
-        match &mut self.steps {
+        match &self.steps {
             Some(steps) => out.extend(steps.poll(dataset, &files)?),
             None => out.extend(files.iter().filter_map(|p| self.local_poll(p))),
         }
@@ -557,7 +553,7 @@ impl Backend for SlurmBackend {
                 return Ok(out);
             }
         };
-        let this = &*self;
+        let this = self;
         out.extend(
             process::bounded(&jobs, self.cfg.parallel, |p| match p {
                 Poll::Job {

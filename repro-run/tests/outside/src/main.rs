@@ -33,9 +33,9 @@ async fn main() {
     let mut config = Config::default();
     config.backend.sim.world = dir.join("world");
     (config.backend.sim.reco_failure, config.backend.sim.lost_job) = (0.0, 0.0);
-    let mut sim = SimBackend::new(config.backend.sim.clone(), 0.0);
+    let sim = SimBackend::new(config.backend.sim.clone(), 0.0);
     for _ in 0..20 {
-        let run = Driver::new(&store, &mut sim)
+        let run = Driver::new(&store, &sim)
             .run_many(Op::Tick, &names[..1], false)
             .await;
         assert!(run.errors.is_empty(), "{:?}", run.errors);
