@@ -1,6 +1,8 @@
 //! The drivers: each of the seed's operations on one dataset, under a lease, as
 //! load -> decide (core) -> write (store) -> act (backend) -> record.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use repro_core::plan::{plan_for, polls};
@@ -11,7 +13,7 @@ use repro_db::{DbError, ListFilter, Store};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::Backend;
 use crate::error::{Error, ErrorKind, Result};
 
 /// One of the seed's operations.
@@ -245,19 +247,6 @@ impl Run {
     }
 }
 
-type BackendResult = std::result::Result<Vec<Outcome>, BackendError>;
-
-/// One backend call, sent to a thread of the run.
-type Job = Box<dyn FnOnce(&dyn Backend) + Send>;
-
-/// Where a run makes its backend calls.
-enum Calls {
-    /// On the task itself, which waits: one dataset at a time.
-    Here,
-    /// On the run's backend threads.
-    Threads(std::sync::mpsc::Sender<Job>),
-}
-
 /// The actor recorded in the history: `REPRO_ACTOR`, else the login name, else `repro`.
 pub fn default_actor() -> String {
     ["REPRO_ACTOR", "USER", "LOGNAME"]
@@ -379,75 +368,49 @@ impl<'a> Driver<'a> {
     /// run (the disk is full, the database is gone) starts no further dataset.
     pub async fn run_many(&self, op: Op, names: &[DatasetName], tolerant: bool) -> Run {
         let workers = self.workers.max(1).min(names.len());
+        let mut results = Vec::with_capacity(names.len());
         if workers <= 1 {
-            return self.run_all(op, names, tolerant, 1, &Calls::Here).await;
-        }
-        // The backend is called from threads of the run's own, so that while one dataset
-        // waits for its tools the others' deciding and writing go on (a call made on this
-        // task would stop them all, some in the middle of a transaction).
-        let backend = self.backend;
-        tokio::task::block_in_place(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<Job>();
-            let rx = std::sync::Mutex::new(rx);
-            std::thread::scope(|s| {
-                for _ in 0..workers {
-                    s.spawn(|| {
-                        loop {
-                            let job = rx
-                                .lock()
-                                .map_err(|_| ())
-                                .and_then(|r| r.recv().map_err(|_| ()));
-                            match job {
-                                // A backend that panics fails that call (the task sees the
-                                // answer dropped); the thread serves the next.
-                                Ok(job) => {
-                                    let call = std::panic::AssertUnwindSafe(|| job(backend));
-                                    let _ = std::panic::catch_unwind(call);
+            for n in names {
+                let result = self.run(op, n).await;
+                let fatal = result.as_ref().is_err_and(Error::stops_the_run);
+                results.push((n, result));
+                if fatal {
+                    break;
+                }
+            }
+        } else {
+            // Each worker is a thread of this run's own that drives one dataset at a time
+            // on the runtime (its database calls are the runtime's; its deciding and its
+            // backend calls are its own), so the cores work on different datasets at once.
+            let handle = tokio::runtime::Handle::current();
+            let next = AtomicUsize::new(0);
+            let stop = AtomicBool::new(false);
+            let done = Mutex::new(Vec::with_capacity(names.len()));
+            tokio::task::block_in_place(|| {
+                std::thread::scope(|s| {
+                    for _ in 0..workers {
+                        s.spawn(|| {
+                            while !stop.load(Ordering::SeqCst) {
+                                let i = next.fetch_add(1, Ordering::SeqCst);
+                                let Some(n) = names.get(i) else { break };
+                                let result = handle.block_on(self.run(op, n));
+                                if result.as_ref().is_err_and(Error::stops_the_run) {
+                                    stop.store(true, Ordering::SeqCst);
                                 }
-                                Err(()) => break,
+                                done.lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push((i, result));
                             }
-                        }
-                    });
-                }
-                let calls = Calls::Threads(tx);
-                let run = tokio::runtime::Handle::current()
-                    .block_on(self.run_all(op, names, tolerant, workers, &calls));
-                // Dropping the sender ends the threads.
-                drop(calls);
-                run
-            })
-        })
-    }
-
-    async fn run_all(
-        &self,
-        op: Op,
-        names: &[DatasetName],
-        tolerant: bool,
-        workers: usize,
-        calls: &Calls,
-    ) -> Run {
-        use futures_util::stream::{self, StreamExt};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = AtomicBool::new(false);
-        let stop = &stop;
-        let mut results = stream::iter(names)
-            .map(|n| async move {
-                if stop.load(Ordering::SeqCst) {
-                    return None;
-                }
-                let result = self.run_with(op, n, calls).await;
-                if result.as_ref().is_err_and(Error::stops_the_run) {
-                    // Every other dataset would meet the same wall, one busy wait after
-                    // another: start no more; the next run carries on.
-                    stop.store(true, Ordering::SeqCst);
-                }
-                Some((n, result))
-            })
-            .buffered(workers);
+                        });
+                    }
+                });
+            });
+            let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+            done.sort_by_key(|(i, _)| *i);
+            results.extend(done.into_iter().map(|(i, r)| (&names[i], r)));
+        }
         let mut run = Run::default();
-        while let Some(done) = results.next().await {
-            let Some((n, result)) = done else { continue };
+        for (n, result) in results {
             match result {
                 Ok(r) => run.reports.push(r),
                 // Under --all and tick, a dataset held by another process, locked by an
@@ -480,10 +443,6 @@ impl<'a> Driver<'a> {
     /// the work goes on, so it can be short and a holder that died elsewhere is taken over
     /// soon after.
     pub async fn run(&self, op: Op, name: &DatasetName) -> Result<Report> {
-        self.run_with(op, name, &Calls::Here).await
-    }
-
-    async fn run_with(&self, op: Op, name: &DatasetName, calls: &Calls) -> Result<Report> {
         let now = repro_db::now();
         let lease = self
             .store
@@ -508,7 +467,7 @@ impl<'a> Driver<'a> {
                 }
             })
         };
-        let result = self.work(op, name, calls).await;
+        let result = self.work(op, name).await;
         renewal.abort();
         // With the disk full or the server gone, releasing cannot work either: the lease of
         // a process that exits is taken over at once on this host, on another when it
@@ -521,7 +480,7 @@ impl<'a> Driver<'a> {
         result
     }
 
-    async fn work(&self, op: Op, name: &DatasetName, calls: &Calls) -> Result<Report> {
+    async fn work(&self, op: Op, name: &DatasetName) -> Result<Report> {
         let mut report = Report {
             name: name.to_string(),
             ..Report::default()
@@ -545,8 +504,7 @@ impl<'a> Driver<'a> {
             let due = polls(&view);
             if !due.is_empty() {
                 debug!(dataset = %name, polls = due.len(), "polling");
-                let name = view.name.clone();
-                let outcomes = self.call(calls, move |b| b.poll(&name, &due)).await?;
+                let outcomes = self.call(|b| b.poll(&view.name, &due))?;
                 report.outcomes += self.record(&mut view, &outcomes).await?;
             }
         }
@@ -586,10 +544,7 @@ impl<'a> Driver<'a> {
             if !plan.actions.is_empty() {
                 debug!(dataset = %name, actions = plan.actions.len(), "acting");
                 report.actions += plan.actions.len();
-                let (name, actions) = (view.name.clone(), plan.actions.clone());
-                let outcomes = self
-                    .call(calls, move |b| b.perform(&name, &actions))
-                    .await?;
+                let outcomes = self.call(|b| b.perform(&view.name, &plan.actions))?;
                 failed = outcomes.iter().any(is_failure);
                 report.outcomes += self.record(&mut view, &outcomes).await?;
             }
@@ -603,29 +558,10 @@ impl<'a> Driver<'a> {
         Ok(report)
     }
 
-    /// Makes one backend call, where `calls` says.
-    async fn call(
-        &self,
-        calls: &Calls,
-        f: impl FnOnce(&dyn Backend) -> BackendResult + Send + 'static,
-    ) -> BackendResult {
-        match calls {
-            Calls::Here => tokio::task::block_in_place(|| f(self.backend)),
-            Calls::Threads(tx) => {
-                let (reply, answer) = tokio::sync::oneshot::channel();
-                let job: Job = Box::new(move |b| {
-                    let _ = reply.send(f(b));
-                });
-                let gone = || BackendError {
-                    backend: "driver",
-                    message: "the backend call panicked; nothing of it was recorded".into(),
-                };
-                if tx.send(job).is_err() {
-                    return Err(gone());
-                }
-                answer.await.unwrap_or_else(|_| Err(gone()))
-            }
-        }
+    /// Makes one backend call. A backend blocks, so the runtime is told (a backend of its
+    /// own may then enter the runtime again, to call an async client).
+    fn call<T>(&self, f: impl FnOnce(&dyn Backend) -> T) -> T {
+        tokio::task::block_in_place(|| f(self.backend))
     }
 
     /// Who locked `name`, when and why, from its history (` by alice at ... (why)`).
