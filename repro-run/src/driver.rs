@@ -247,6 +247,12 @@ impl Run {
     }
 }
 
+/// Whether the runtime this runs on has worker threads (`block_in_place` needs them).
+fn multi_threaded() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
 /// The actor recorded in the history: `REPRO_ACTOR`, else the login name, else `repro`.
 pub fn default_actor() -> String {
     ["REPRO_ACTOR", "USER", "LOGNAME"]
@@ -367,7 +373,13 @@ impl<'a> Driver<'a> {
     /// saying so; other errors are collected and the rest go on. An error that stops the
     /// run (the disk is full, the database is gone) starts no further dataset.
     pub async fn run_many(&self, op: Op, names: &[DatasetName], tolerant: bool) -> Run {
-        let workers = self.workers.max(1).min(names.len());
+        // Workers need a runtime with threads of its own (`#[tokio::main]`'s default); on
+        // a current-thread runtime the datasets go one after the other.
+        let workers = if multi_threaded() {
+            self.workers.max(1).min(names.len())
+        } else {
+            1
+        };
         let mut results = Vec::with_capacity(names.len());
         if workers <= 1 {
             for n in names {
@@ -561,7 +573,12 @@ impl<'a> Driver<'a> {
     /// Makes one backend call. A backend blocks, so the runtime is told (a backend of its
     /// own may then enter the runtime again, to call an async client).
     fn call<T>(&self, f: impl FnOnce(&dyn Backend) -> T) -> T {
-        tokio::task::block_in_place(|| f(self.backend))
+        if multi_threaded() {
+            tokio::task::block_in_place(|| f(self.backend))
+        } else {
+            // A current-thread runtime cannot be told; its one thread simply waits.
+            f(self.backend)
+        }
     }
 
     /// Who locked `name`, when and why, from its history (` by alice at ... (why)`).
@@ -596,15 +613,17 @@ impl<'a> Driver<'a> {
 
     /// Records what the world said, all in one transaction.
     async fn record(&self, view: &mut DatasetView, outcomes: &[Outcome]) -> Result<usize> {
+        // Each outcome is decided on the view the ones before it left, so it is applied
+        // to `view` as it goes (no copy of a dataset's view per run). If the store then
+        // refuses the batch, the error ends this dataset's run and `view` with it.
         let mut all = Vec::new();
-        let mut work = view.clone();
         let mut n = 0;
         for o in outcomes {
-            match repro_core::outcome::record(&work, o) {
+            match repro_core::outcome::record(view, o) {
                 // Nothing new (a job still running): not an outcome worth counting.
                 Ok(changes) if changes.is_empty() => {}
                 Ok(changes) => {
-                    work.apply(&changes).map_err(|source| Error::Diverged {
+                    view.apply(&changes).map_err(|source| Error::Diverged {
                         dataset: view.name.to_string(),
                         source: Box::new(source),
                     })?;
@@ -618,7 +637,6 @@ impl<'a> Driver<'a> {
         // run of alike ones as one statement.
         Change::batch_order(&mut all);
         self.store.apply(&view.name, &all, &self.actor).await?;
-        *view = work;
         Ok(n)
     }
 }

@@ -133,3 +133,50 @@ async fn one_run_works_on_up_to_its_workers_datasets_at_once_and_loses_nothing()
         "four workers held {most} datasets at once"
     );
 }
+
+/// A tool on a current-thread runtime gets its datasets one after the other, not a panic.
+#[tokio::test(flavor = "current_thread")]
+async fn on_a_current_thread_runtime_the_datasets_go_one_after_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&repro_run::demo::sqlite_url(&dir.path().join("c.db")))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let names: Vec<DatasetName> = (0..3)
+        .map(|d| DatasetName::new(format!("current.ds{d}")).unwrap())
+        .collect();
+    for name in &names {
+        let files: Vec<NewFile> = (0..10)
+            .map(|f| NewFile::new(format!("/raw/{name}/f{f}"), 10))
+            .collect();
+        store
+            .register(name, &files, &Register::unlocked(), "test")
+            .await
+            .unwrap();
+    }
+    let sim = SimBackend::new(
+        SimConfig {
+            world: dir.path().join("world"),
+            reco_failure: 0.0,
+            merge_failure: 0.0,
+            lost_job: 0.0,
+            ..SimConfig::default()
+        },
+        0.0,
+    );
+    for _ in 0..10 {
+        let run = Driver::new(&store, &sim)
+            .with_workers(4)
+            .run_many(Op::Tick, &names, false)
+            .await;
+        assert!(run.errors.is_empty(), "{:?}", run.errors);
+    }
+    for d in store.list(&ListFilter::default()).await.unwrap() {
+        assert_eq!(
+            d.status.columns().cleanup,
+            CleanupWord::Cleaned,
+            "{}",
+            d.name
+        );
+    }
+}
