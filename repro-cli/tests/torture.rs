@@ -122,6 +122,10 @@ struct Summary {
 struct Outage {
     /// Set while a restart is under way and for a grace period after it.
     on: AtomicBool,
+    /// Counts each start and end of an outage, so a tick can tell that one began or ended
+    /// while it ran (one that started while the server was down may wait out its connect
+    /// timeout after the server is back).
+    changes: AtomicUsize,
     /// What the first tick that met it said.
     said: Mutex<Option<String>>,
 }
@@ -257,6 +261,10 @@ fn tick_loop(
             }
         };
         let err = std::fs::File::create(log).unwrap();
+        let (on_at_start, changes_at_start) = (
+            outage.on.load(Ordering::SeqCst),
+            outage.changes.load(Ordering::SeqCst),
+        );
         let child = cmd
             .env("REPRO_DATABASE_URL", url)
             .stdout(Stdio::null())
@@ -276,7 +284,11 @@ fn tick_loop(
             continue; // done, or killed by the killer
         }
         let said = std::fs::read_to_string(log).unwrap_or_default();
-        let during_outage = outage.on.load(Ordering::SeqCst);
+        // It met the outage if one was on when it started, is on now, or began or ended
+        // while it ran.
+        let during_outage = on_at_start
+            || outage.on.load(Ordering::SeqCst)
+            || outage.changes.load(Ordering::SeqCst) != changes_at_start;
         assert!(
             during_outage && status.code() == Some(1) && said.contains("database"),
             "a tick {} exited {}:\n{said}",
@@ -371,11 +383,13 @@ fn campaign(db: Db, url: &str, setting: Setting, seed: u64) -> Summary {
                         thread::sleep(Duration::from_millis(20));
                     }
                     outage.on.store(true, Ordering::SeqCst);
+                    outage.changes.fetch_add(1, Ordering::SeqCst);
                     restart(db);
                     n += 1;
                     // Ticks that met the outage may still be finishing.
                     thread::sleep(Duration::from_secs(2));
                     outage.on.store(false, Ordering::SeqCst);
+                    outage.changes.fetch_add(1, Ordering::SeqCst);
                 }
                 n
             })
