@@ -96,7 +96,14 @@ fuzz_target!(|r: Rows| {
         lease_until: None,
         created_at: at,
         updated_at: at,
+        sample: Some(r.name.clone()),
+        priority: 0,
+        waiting: None,
     };
+    match convert::sample(&d) {
+        Ok(s) => assert_eq!(s.map(|s| s.to_string()).as_ref(), d.sample.as_ref()),
+        Err(e) => refused(e, "dataset_status", d.id),
+    }
     match convert::dataset(&d) {
         Ok((name, status)) => {
             assert_eq!(name.as_str(), d.name);
@@ -135,7 +142,7 @@ fuzz_target!(|r: Rows| {
         merge_group: r.merge_group,
         updated_at: at,
     };
-    match convert::file(&f) {
+    match convert::file(&(&f).into()) {
         Ok(file) => {
             assert_eq!(file.id, FileId(f.id as u64));
             assert_eq!(file.state.to_string(), f.state);
@@ -199,7 +206,7 @@ fuzz_target!(|r: Rows| {
         finished_at: None,
         updated_at: at,
     };
-    match convert::reco_job(&reco) {
+    match convert::reco_job(&(&reco).into()) {
         Ok(job) => {
             assert_eq!(job.state.to_string(), reco.state);
             assert_eq!(i64::from(job.key.attempt), i64::from(reco.attempt));
@@ -225,7 +232,7 @@ fuzz_target!(|r: Rows| {
         updated_at: at,
     };
     let groups = BTreeMap::from([(1, GroupNo(1)), (2, GroupNo(2))]);
-    match convert::merge_job(&merge, &groups) {
+    match convert::merge_job(&(&merge).into(), &groups) {
         Ok(job) => assert_eq!(job.state.to_string(), merge.state),
         Err(e) => refused(e, "mergejob_status", merge.id),
     }

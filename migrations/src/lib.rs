@@ -16,8 +16,10 @@ mod m20261128_000005_create_transitions;
 mod m20261128_000006_index_for_status_page;
 mod m20261201_000007_check_state_words;
 mod m20261201_000008_create_site_ticks;
+mod m20261202_000009_dataset_sample_priority;
+mod m20261202_000010_create_site_locks;
 
-pub use m20261201_000007_check_state_words::{CHECKED, Checked};
+pub use m20261201_000007_check_state_words::{CHECKED, Checked, statements as check_statements};
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -34,6 +36,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_index_for_status_page::Migration),
             Box::new(m20261201_000007_check_state_words::Migration),
             Box::new(m20261201_000008_create_site_ticks::Migration),
+            Box::new(m20261202_000009_dataset_sample_priority::Migration),
+            Box::new(m20261202_000010_create_site_locks::Migration),
         ]
     }
 }

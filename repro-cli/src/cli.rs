@@ -11,7 +11,8 @@ Exit status:
   1  other failure (database unreachable, backend failure, ...)
   2  usage error or bad input (names, files, config, URLs)
   3  refused: the lifecycle does not allow that transition now
-  4  conflict: another process changed the dataset first, or holds its lease";
+  4  conflict: another process changed the dataset first, or holds its lease
+  5  simulate: the campaign did not come to rest within the horizon";
 
 /// Runs the reprocessing lifecycle of physics datasets (prestage, reco, merge, catalog
 /// update, cleanup) from cron, with every file and job tracked in a database.
@@ -62,6 +63,12 @@ pub enum Command {
     /// Register and inspect datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Group datasets into samples, and see progress per sample.
+    #[command(subcommand)]
+    Sample(SampleCommand),
+    /// Give a dataset a priority: within a site, budget goes to the highest first, then to
+    /// the oldest (default 0).
+    Priority(PriorityArgs),
     /// Hold datasets where they are: automation leaves them alone until unlocked.
     Lock(Names),
     /// Release datasets to automation.
@@ -95,6 +102,9 @@ pub enum Command {
     Cron(CronArgs),
     /// Run a whole simulated campaign on a temporary database and print the result.
     Demo(DemoArgs),
+    /// Capacity planning: play the campaign forward in simulated time with the real
+    /// decisions, limits and priorities, on a copy (the database is only read).
+    Simulate(SimulateArgs),
     /// Serve the status page, a JSON API and Prometheus metrics, reading the database only.
     Serve(ServeArgs),
     /// Print shell completions.
@@ -131,6 +141,47 @@ pub enum DatasetCommand {
     },
 }
 
+/// `repro sample ...`.
+#[derive(Debug, Subcommand)]
+pub enum SampleCommand {
+    /// Put datasets into a sample (out of the one they were in).
+    Set {
+        /// The sample: letters, digits and `_ - . +`, at most 100 characters.
+        sample: String,
+        /// The datasets.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Why, for the history.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Take datasets out of their sample.
+    Clear(Names),
+    /// Progress per sample: datasets, files per phase, failures.
+    List(SampleListArgs),
+}
+
+/// `repro sample list`.
+#[derive(Debug, Args)]
+pub struct SampleListArgs {
+    /// Only datasets of this site.
+    #[arg(long)]
+    pub site: Option<String>,
+}
+
+/// `repro priority`.
+#[derive(Debug, Args)]
+pub struct PriorityArgs {
+    /// The dataset.
+    pub name: String,
+    /// Its priority: higher first; negative is below every default.
+    #[arg(allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Why, for the history.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
 /// `repro dataset add`.
 #[derive(Debug, Args)]
 pub struct AddArgs {
@@ -145,6 +196,12 @@ pub struct AddArgs {
     /// The site that processes it.
     #[arg(long)]
     pub site: Option<String>,
+    /// The sample it belongs to.
+    #[arg(long)]
+    pub sample: Option<String>,
+    /// Its priority (higher gets budget first).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
 }
 
 /// `repro dataset list`.
@@ -156,6 +213,9 @@ pub struct ListArgs {
     /// Only datasets of this site.
     #[arg(long)]
     pub site: Option<String>,
+    /// Only datasets of this sample.
+    #[arg(long)]
+    pub sample: Option<String>,
 }
 
 /// `repro dataset files`.
@@ -191,6 +251,9 @@ pub struct Target {
     /// With --all, only datasets of this site.
     #[arg(long, requires = "all")]
     pub site: Option<String>,
+    /// With --all, only datasets of this sample.
+    #[arg(long, requires = "all")]
+    pub sample: Option<String>,
 }
 
 /// `repro merge`.
@@ -209,6 +272,9 @@ pub struct TickArgs {
     /// Only datasets of this site.
     #[arg(long)]
     pub site: Option<String>,
+    /// Only datasets of this sample.
+    #[arg(long)]
+    pub sample: Option<String>,
     /// Only this dataset.
     #[arg(long)]
     pub name: Option<String>,
@@ -308,6 +374,71 @@ pub struct DemoArgs {
     /// Keep the database, world and journal in this directory instead of a temporary one.
     #[arg(long)]
     pub keep: Option<PathBuf>,
+}
+
+/// `repro simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// A campaign file (`[[dataset]]` tables: name, files, count, size, site, sample,
+    /// priority) instead of the database's datasets.
+    #[arg(long, conflicts_with = "datasets")]
+    pub campaign: Option<PathBuf>,
+    /// This many alike datasets instead of the database's (with --files).
+    #[arg(long, requires = "files", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub datasets: Option<u32>,
+    /// Raw files per dataset (with --datasets).
+    #[arg(long, requires = "datasets", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub files: Option<u32>,
+    /// Bytes per raw file (with --datasets).
+    #[arg(long, default_value_t = 1_500_000_000, requires = "datasets")]
+    pub size: u64,
+    /// The datasets' site (with --datasets).
+    #[arg(long, requires = "datasets")]
+    pub site: Option<String>,
+    /// The datasets' sample (with --datasets).
+    #[arg(long, requires = "datasets")]
+    pub sample: Option<String>,
+    /// Simulated time between two ticks, cron's interval: 30s, 10m, 1h, 1d.
+    #[arg(long, default_value = "1h", value_parser = parse_span)]
+    pub every: u64,
+    /// Stop after this much simulated time, finished or not.
+    #[arg(long, default_value = "365d", value_parser = parse_span)]
+    pub horizon: u64,
+    /// Seed of the simulation's draws [default: `[backend.sim] seed`].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the chart (files per phase, jobs in flight, disk) as SVG to this file.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// Keep the simulation's database and world in this directory.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+    /// Estimate the world (job run times and their spread, failure rates, stage times,
+    /// per site the most jobs running at once and files staged in an hour) from the
+    /// history of the campaign at this database URL, instead of `[backend.sim]`.
+    #[arg(long, value_name = "URL")]
+    pub calibrate_from: Option<String>,
+}
+
+/// `90s`, `10m`, `1h`, `2d` (or plain seconds) as seconds.
+pub fn parse_span(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a time span like 30s, 10m, 1h or 2d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: the unit is one of s, m, h, d")),
+    };
+    match n.checked_mul(scale) {
+        Some(0) => Err(format!("`{text}`: at least a second")),
+        Some(s) => Ok(s),
+        None => Err(format!("`{text}` is too long")),
+    }
 }
 
 /// `repro serve`.

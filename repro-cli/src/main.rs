@@ -15,7 +15,9 @@ use repro_db::{ListFilter, Register, Store};
 use repro_run::driver::default_actor as actor;
 use repro_run::{Config, Driver, Op, Report, filelist, web};
 
-use crate::cli::{Cli, Command, DatasetCommand, DemoArgs, LogFormat, Target};
+use crate::cli::{
+    Cli, Command, DatasetCommand, DemoArgs, LogFormat, SampleCommand, SimulateArgs, Target,
+};
 use crate::error::CliError;
 
 /// mimalloc, not the system allocator: rows are allocated on SQLite's worker threads and
@@ -122,6 +124,10 @@ fn name(s: &str) -> Result<DatasetName, CliError> {
     Ok(DatasetName::new(s)?)
 }
 
+fn sample(s: Option<&str>) -> Result<Option<repro_core::SampleName>, CliError> {
+    Ok(s.map(repro_core::SampleName::new).transpose()?)
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match &cli.command {
         Command::Completions { shell } => {
@@ -137,6 +143,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Demo(args) => return demo(args, cli.json).await,
+        Command::Simulate(args) => {
+            let config = load_config(cli.config.as_deref())?;
+            return simulate(args, &config, &cli.db, cli.json).await;
+        }
         _ => {}
     }
     let config = load_config(cli.config.as_deref())?;
@@ -146,10 +156,19 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         println!("schema is current at {}", repro_db::redact(&cli.db));
         return Ok(ExitCode::SUCCESS);
     }
-    let store = open(&cli.db, true).await?;
+    let store = open(&cli.db, true).await?.with_limits(config.limits());
     let (json, quiet) = (cli.json, cli.quiet);
     match cli.command {
         Command::Dataset(cmd) => dataset(&store, cmd, json).await,
+        Command::Sample(cmd) => samples(&store, cmd, json).await,
+        Command::Priority(args) => {
+            let n = name(&args.name)?;
+            store
+                .set_priority(&n, args.priority, &actor(), args.reason.as_deref())
+                .await?;
+            println!("{n}: priority {}", args.priority);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Lock(args) => lock(&store, &args, true).await,
         Command::Unlock(args) => lock(&store, &args, false).await,
         Command::Prestage(t) => operation(&store, &config, Op::Prestage, &t, json, quiet).await,
@@ -175,6 +194,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 all: t.name.is_none(),
                 name: t.name,
                 site: t.site,
+                sample: t.sample,
             };
             operation(&store, &config, Op::Tick, &target, json, quiet).await
         }
@@ -183,17 +203,33 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 all: t.name.is_none(),
                 name: t.name,
                 site: t.site,
+                sample: t.sample,
             };
-            let names = targets(&store, &target).await?;
+            let names = targets(&store, &config, &target).await?;
+            // Each site's budget and the total, taken by the datasets in the order a
+            // tick takes them.
+            let ledger = repro_run::ledger::Ledger::new();
+            let policy = config.policy();
             let mut previews = Vec::new();
             for n in names {
                 let view = store.load(&n).await?;
-                previews.push(repro_run::preview(&view, &config.policy()));
+                let site = if store.limits().is_none() {
+                    None
+                } else {
+                    store.site_of(&n).await?
+                };
+                let planned = ledger
+                    .plan(&store, &view, site.as_deref(), &policy, |_| true)
+                    .await?;
+                previews.push(repro_run::Preview::of(&view, planned));
             }
             if json {
                 print!("{}", output::json(&previews));
             } else {
                 for p in previews {
+                    if let Some(w) = &p.waiting {
+                        println!("{}: {w}", p.name);
+                    }
                     if p.transitions.is_empty() && p.actions.is_empty() && p.polls == 0 {
                         continue;
                     }
@@ -283,7 +319,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         | Command::Completions { .. }
         | Command::Man { .. }
         | Command::Cron(_)
-        | Command::Demo(_) => {
+        | Command::Demo(_)
+        | Command::Simulate(_) => {
             unreachable!("handled above")
         }
     }
@@ -345,6 +382,61 @@ async fn lock(store: &Store, args: &cli::Names, locking: bool) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// Puts the datasets `names` into `sample` (or none), each name valid and each dataset
+/// known before anything is changed.
+async fn move_to_sample(
+    store: &Store,
+    names: &[String],
+    sample: Option<&repro_core::SampleName>,
+    reason: Option<&str>,
+) -> Result<(), CliError> {
+    let names = names
+        .iter()
+        .map(|n| name(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    for n in &names {
+        store.summary(n).await?;
+    }
+    for n in &names {
+        store.set_sample(n, sample, &actor(), reason).await?;
+        match sample {
+            Some(s) => println!("{n}: sample {s}"),
+            None => println!("{n}: in no sample"),
+        }
+    }
+    Ok(())
+}
+
+async fn samples(store: &Store, cmd: SampleCommand, json: bool) -> Result<ExitCode, CliError> {
+    match cmd {
+        SampleCommand::Set {
+            sample: s,
+            names,
+            reason,
+        } => {
+            let s = repro_core::SampleName::new(s)?;
+            move_to_sample(store, &names, Some(&s), reason.as_deref()).await?;
+        }
+        SampleCommand::Clear(args) => {
+            move_to_sample(store, &args.names, None, args.reason.as_deref()).await?;
+        }
+        SampleCommand::List(args) => {
+            let list = store.samples(args.site.as_deref()).await?;
+            if json {
+                let v: Vec<output::SampleJson> = list.iter().map(Into::into).collect();
+                print!("{}", output::json(&v));
+            } else if list.is_empty() {
+                println!(
+                    "no dataset is in a sample; `repro sample set SAMPLE NAME...` puts them in one"
+                );
+            } else {
+                print!("{}", output::samples(&list));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitCode, CliError> {
     match cmd {
         DatasetCommand::Add(args) => {
@@ -369,6 +461,8 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
             let opts = Register {
                 unlock: args.unlock,
                 site: args.site,
+                sample: sample(args.sample.as_deref())?,
+                priority: args.priority,
             };
             store.register(&n, &files, &opts, &actor()).await?;
             let s = store.summary(&n).await?;
@@ -391,6 +485,7 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
                 .list(&ListFilter {
                     state_word: args.state,
                     site: args.site,
+                    sample: sample(args.sample.as_deref())?,
                     ..ListFilter::default()
                 })
                 .await?;
@@ -488,12 +583,17 @@ fn check_word(w: &str) -> Result<(), CliError> {
     }
 }
 
-/// The datasets a command works on: the one named, or every active one.
-async fn targets(store: &Store, t: &Target) -> Result<Vec<DatasetName>, CliError> {
+/// The datasets a command works on: the one named, or every active one in the order a
+/// run gives them work (with the configuration's sample weights).
+async fn targets(store: &Store, config: &Config, t: &Target) -> Result<Vec<DatasetName>, CliError> {
     if let Some(n) = &t.name {
         return Ok(vec![name(n)?]);
     }
-    Ok(repro_run::targets(store, t.site.as_deref()).await?)
+    let scope = repro_run::Scope {
+        site: t.site.clone(),
+        sample: sample(t.sample.as_deref())?,
+    };
+    Ok(repro_run::targets_weighted(store, &scope, &config.weights()).await?)
 }
 
 /// Runs one operation on its target datasets and reports.
@@ -505,8 +605,8 @@ async fn operation(
     json: bool,
     quiet: bool,
 ) -> Result<ExitCode, CliError> {
-    let names = targets(store, t).await?;
-    let backend = repro_run::backend_from_config(config, now_secs());
+    let names = targets(store, config, t).await?;
+    let backend = repro_run::backend_for(config, store, now_secs()).await?;
     let driver = Driver::new(store, backend.as_ref())
         .with_policy(config.policy())
         .with_lease_ttl(Duration::from_secs(config.lease.ttl_s))
@@ -551,18 +651,113 @@ async fn operation(
 }
 
 /// `repro demo`: the library's demo campaign, with a progress bar on a terminal.
-async fn demo(args: &DemoArgs, json: bool) -> Result<ExitCode, CliError> {
-    let tmp;
-    let dir = match &args.keep {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::tempdir().map_err(|source| CliError::Io {
-                what: "cannot create a temporary directory".into(),
-                source,
-            })?;
-            tmp.path().to_owned()
-        }
+/// `repro simulate`: the campaign played forward on a copy, and what it predicts.
+async fn simulate(
+    args: &SimulateArgs,
+    config: &Config,
+    db: &str,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    use repro_run::simulate::{Campaign, DatasetSpec, Scenario};
+    let campaign = if let Some(path) = &args.campaign {
+        Campaign::Described(repro_run::simulate::read_campaign(path)?)
+    } else if let (Some(datasets), Some(files)) = (args.datasets, args.files) {
+        Campaign::Described(vec![DatasetSpec {
+            name: "sim.p17".into(),
+            count: Some(datasets),
+            files,
+            size: args.size,
+            site: args.site.clone(),
+            sample: args.sample.clone(),
+            priority: 0,
+        }])
+    } else {
+        Campaign::Database(db.to_owned())
     };
+    let (dir, _tmp) = work_dir(args.keep.as_deref())?;
+    let mut config = config.clone();
+    let calibration = match &args.calibrate_from {
+        Some(url) => {
+            let c = repro_run::simulate::calibrate(url).await?;
+            c.apply(&mut config.backend.sim);
+            Some(c)
+        }
+        None => None,
+    };
+    let scenario = Scenario {
+        campaign,
+        config,
+        seed: args.seed,
+        interval_s: args.every,
+        horizon_s: args.horizon,
+        dir,
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} datasets at rest {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut p = repro_run::simulate::simulate(&scenario, |hour, at_rest, all| {
+        if let Some(b) = &bar {
+            b.set_length(all as u64);
+            b.set_position(at_rest as u64);
+            b.set_message(format!("(simulated hour {hour:.0})"));
+        }
+    })
+    .await?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    p.calibration = calibration;
+    if let Some(path) = &args.chart {
+        std::fs::write(path, p.chart_svg()).map_err(|source| CliError::Io {
+            what: format!("cannot write the chart to {}", path.display()),
+            source,
+        })?;
+    }
+    if json {
+        print!("{}", output::json(&p));
+    } else {
+        print!("{}", output::prediction(&p));
+        if let Some(path) = &args.chart {
+            println!("chart: {}", path.display());
+        }
+        if let Some(d) = &args.keep {
+            println!(
+                "the simulation's database: {}",
+                repro_run::demo::sqlite_url(&d.join("simulate.db"))
+            );
+        }
+    }
+    Ok(if p.end_h.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(5)
+    })
+}
+
+/// Where a demo or simulation keeps its database and world: `keep`, or a temporary
+/// directory removed when the returned guard is dropped.
+fn work_dir(
+    keep: Option<&std::path::Path>,
+) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>), CliError> {
+    if let Some(d) = keep {
+        return Ok((d.to_owned(), None));
+    }
+    let tmp = tempfile::tempdir().map_err(|source| CliError::Io {
+        what: "cannot create a temporary directory".into(),
+        source,
+    })?;
+    Ok((tmp.path().to_owned(), Some(tmp)))
+}
+
+async fn demo(args: &DemoArgs, json: bool) -> Result<ExitCode, CliError> {
+    let (dir, _tmp) = work_dir(args.keep.as_deref())?;
     let campaign = repro_run::demo::Campaign {
         datasets: args.datasets,
         files: args.files,
@@ -628,8 +823,10 @@ fn print_report(r: &Report, always: bool) {
         return;
     }
     if r.transitions.is_empty() && r.actions == 0 && r.outcomes == 0 {
-        if always {
-            println!("{}: nothing to do", r.name);
+        match &r.waiting {
+            Some(w) => println!("{}: {w}", r.name),
+            None if always => println!("{}: nothing to do", r.name),
+            None => {}
         }
         return;
     }
@@ -645,6 +842,9 @@ fn print_report(r: &Report, always: bool) {
             format!("; {}", moves.join(" -> "))
         }
     );
+    if let Some(w) = &r.waiting {
+        println!("  {w}");
+    }
     for a in &r.alerts {
         println!("  needs a person: {a}");
     }

@@ -6,7 +6,7 @@ use repro_core::{DatasetView, FileState};
 use repro_db::{DatasetSummary, HistoryEntry};
 use serde::Serialize;
 
-pub use repro_run::json::DatasetJson;
+pub use repro_run::json::{DatasetJson, SampleJson};
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: Serialize>(value: &T) -> String {
@@ -58,7 +58,11 @@ fn reached(f: &repro_db::FileCounts) -> (u64, u64, u64) {
 
 /// Files done (cleaned) of all, and failed for good.
 fn progress(d: &DatasetSummary) -> (String, String) {
-    let f = &d.files;
+    files_progress(&d.files)
+}
+
+/// `staged/reco/merged/cleaned of total`, and the files failed for good.
+fn files_progress(f: &repro_db::FileCounts) -> (String, String) {
     let (staged, reco, merged) = reached(f);
     let failed = f.get(FileState::StageFailedForGood) + f.get(FileState::RecoFailedForGood);
     (
@@ -107,6 +111,39 @@ pub fn datasets(list: &[DatasetSummary]) -> String {
     )
 }
 
+/// The sample table: per sample, its datasets and their files per phase.
+pub fn samples(list: &[repro_db::SampleSummary]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            let (p, failed) = files_progress(&s.files);
+            vec![
+                s.sample
+                    .as_ref()
+                    .map_or_else(|| "(none)".into(), ToString::to_string),
+                s.datasets.to_string(),
+                s.cleaned.to_string(),
+                s.failed.to_string(),
+                s.locked.to_string(),
+                p,
+                failed,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SAMPLE",
+            "DATASETS",
+            "CLEANED",
+            "FAILED",
+            "LOCKED",
+            "FILES staged/reco/merged/cleaned",
+            "FAILED FILES",
+        ],
+        &rows,
+    )
+}
+
 /// How fast the running phase went lately, for an estimate of when it ends.
 pub struct Rate {
     /// Files that finished the running phase's step per hour, over the window.
@@ -127,6 +164,15 @@ pub fn dataset(d: &DatasetSummary, view: &DatasetView, rate: Option<Rate>) -> St
     let (staged, reco, merged) = reached(f);
     let _ = writeln!(out, "name      {}", d.name);
     let _ = writeln!(out, "site      {}", d.site.as_deref().unwrap_or("-"));
+    if let Some(sample) = &d.sample {
+        let _ = writeln!(out, "sample    {sample}");
+    }
+    if d.priority != 0 {
+        let _ = writeln!(out, "priority  {}", d.priority);
+    }
+    if let Some(w) = &d.waiting {
+        let _ = writeln!(out, "budget    {w} (in the last run)");
+    }
     let _ = writeln!(out, "lock      {}", c.lock);
     let _ = writeln!(
         out,
@@ -392,4 +438,251 @@ pub fn history(entries: &[HistoryEntry]) -> String {
         }
     }
     table(&header, &rows)
+}
+
+/// Hours as `26.0 h (1.1 days)`, or `not at rest` for none.
+fn hours(h: Option<f64>) -> String {
+    match h {
+        None => "not at rest".into(),
+        Some(h) if h >= 48.0 => format!("{h:.1} h ({:.1} days)", h / 24.0),
+        Some(h) => format!("{h:.1} h"),
+    }
+}
+
+/// Bytes as `1.5 TB`.
+fn bytes(b: u64) -> String {
+    let b = b as f64;
+    match b {
+        b if b >= 1e12 => format!("{:.1} TB", b / 1e12),
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        b => format!("{b:.0} B"),
+    }
+}
+
+/// What `repro simulate` predicts: the end, the bottleneck, each dataset and sample, the
+/// peaks beside the limits, and the chart as a table (at most 48 rows; `--json` has
+/// every one).
+pub fn prediction(p: &repro_run::simulate::Prediction) -> String {
+    let mut out = String::new();
+    let files = p
+        .chart
+        .last()
+        .map_or(0, repro_run::simulate::ChartRow::files);
+    let _ = writeln!(
+        out,
+        "{} datasets ({} raw files), a tick every {}: {} after {} ticks (simulated in {:.1} s)",
+        p.datasets.len(),
+        files,
+        span(p.interval_s),
+        match p.end_h {
+            Some(h) => format!("all at rest at {}", hours(Some(h))),
+            None => "NOT all at rest within the horizon".into(),
+        },
+        p.ticks,
+        p.wall_s
+    );
+    if let Some(c) = &p.calibration {
+        out.push_str(&calibration(c));
+    }
+    let total: f64 = p.phase_hours.values().sum();
+    if let Some(b) = &p.bottleneck {
+        let shares: Vec<String> = ["prestage", "reco", "merge", "cleanup"]
+            .iter()
+            .map(|ph| {
+                let h = p.phase_hours.get(*ph).copied().unwrap_or(0.0);
+                format!("{ph} {:.0}%", 100.0 * h / total.max(f64::MIN_POSITIVE))
+            })
+            .collect();
+        let _ = writeln!(out, "bottleneck: {b} (file-hours: {})", shares.join(", "));
+    }
+    if !p.waits.is_empty() {
+        let mut waits: Vec<(&String, &u64)> = p.waits.iter().collect();
+        waits.sort_by(|a, b| b.1.cmp(a.1));
+        let w: Vec<String> = waits
+            .iter()
+            .map(|(limit, n)| format!("{limit} ({n} dataset-ticks)"))
+            .collect();
+        let _ = writeln!(out, "waited for: {}", w.join(", "));
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = p
+        .datasets
+        .iter()
+        .map(|d| {
+            vec![
+                d.name.clone(),
+                d.sample.clone().unwrap_or_else(|| "-".into()),
+                d.site.clone().unwrap_or_else(|| "-".into()),
+                hours(d.at_rest_h),
+                d.state.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["DATASET", "SAMPLE", "SITE", "AT REST", "STATE"],
+        &rows,
+    ));
+    if p.samples.iter().any(|s| s.sample.is_some()) {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = p
+            .samples
+            .iter()
+            .map(|s| {
+                vec![
+                    s.sample.clone().unwrap_or_else(|| "(none)".into()),
+                    s.datasets.to_string(),
+                    hours(s.at_rest_h),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["SAMPLE", "DATASETS", "AT REST"], &rows));
+    }
+    out.push('\n');
+    let of = |used: u64, max: Option<u64>, f: &dyn Fn(u64) -> String| match max {
+        Some(m) => format!("{} of {}", f(used), f(m)),
+        None => f(used),
+    };
+    let n = |v: u64| v.to_string();
+    let row = |site: String, peak: &repro_core::Usage, limits: &repro_core::Limits| {
+        vec![
+            site,
+            of(peak.stage_requests, limits.stage_requests, &n),
+            of(peak.disk_bytes, limits.disk_bytes, &bytes),
+            of(peak.reco_jobs, limits.reco_jobs, &n),
+            of(peak.merge_jobs, limits.merge_jobs, &n),
+        ]
+    };
+    let rows: Vec<Vec<String>> = p
+        .peaks
+        .iter()
+        .map(|s| {
+            row(
+                s.site.clone().unwrap_or_else(|| "-".into()),
+                &s.peak,
+                &s.limits,
+            )
+        })
+        .chain(
+            p.total
+                .iter()
+                .map(|t| row("(all sites)".into(), &t.peak, &t.limits)),
+        )
+        .collect();
+    out.push_str(&table(
+        &[
+            "SITE",
+            "PEAK STAGE REQUESTS",
+            "PEAK DISK",
+            "PEAK RECO JOBS",
+            "PEAK MERGE JOBS",
+        ],
+        &rows,
+    ));
+    out.push('\n');
+    let every = p.chart.len().div_ceil(48).max(1);
+    let mut rows: Vec<Vec<String>> = p
+        .chart
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0 || *i + 1 == p.chart.len())
+        .map(|(_, r)| {
+            vec![
+                format!("{:.0}", r.hour),
+                r.to_stage.to_string(),
+                r.staging.to_string(),
+                r.to_reco.to_string(),
+                r.in_reco.to_string(),
+                r.to_merge.to_string(),
+                r.merged.to_string(),
+                r.cleaned.to_string(),
+                r.failed.to_string(),
+                r.reco_jobs.to_string(),
+                r.merge_jobs.to_string(),
+                bytes(r.disk_bytes),
+            ]
+        })
+        .collect();
+    rows.dedup_by(|a, b| a[0] == b[0]);
+    out.push_str(&table(
+        &[
+            "HOUR",
+            "TO STAGE",
+            "STAGING",
+            "TO RECO",
+            "IN RECO",
+            "TO MERGE",
+            "MERGED",
+            "CLEANED",
+            "FAILED",
+            "RECO JOBS",
+            "MERGE JOBS",
+            "DISK",
+        ],
+        &rows,
+    ));
+    if every > 1 {
+        let _ = writeln!(
+            out,
+            "(one row in {every} of {}, and the last; --json has them all)",
+            p.chart.len()
+        );
+    }
+    out
+}
+
+/// Seconds as `1h`, `10m`, `90s`.
+fn span(s: u64) -> String {
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// What `--calibrate-from` found, a line each.
+fn calibration(c: &repro_run::simulate::Calibration) -> String {
+    let mut out = String::from("calibrated from the history:\n");
+    let time = |m: Option<f64>| {
+        m.map_or_else(
+            || "no run time recorded".into(),
+            |s| format!("median {s:.0} s"),
+        )
+    };
+    let pct = |n: u64, of: u64| {
+        if of == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / of as f64
+        }
+    };
+    for (what, j) in [("reco", &c.reco), ("merge", &c.merge)] {
+        let of = j.done + j.failed + j.lost;
+        let _ = writeln!(
+            out,
+            "  {what} jobs: {of} finished attempts, {} ({}), {:.1}% failed, {:.1}% lost",
+            time(j.median_s),
+            j.spread
+                .map_or_else(|| "no spread".into(), |s| format!("spread {s:.2}")),
+            pct(j.failed, of),
+            pct(j.lost, of),
+        );
+    }
+    let of = c.stage.staged + c.stage.failed;
+    let _ = writeln!(
+        out,
+        "  stage requests: {of} answered, {}, {:.1}% failed",
+        time(c.stage.median_s),
+        pct(c.stage.failed, of)
+    );
+    for (site, s) in &c.sites {
+        let site = if site.is_empty() { "-" } else { site };
+        let _ = writeln!(
+            out,
+            "  site {site}: at most {} jobs running at once, {} files staged in an hour",
+            s.peak_running, s.peak_staged_per_hour
+        );
+    }
+    out
 }

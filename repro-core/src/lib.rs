@@ -38,6 +38,8 @@
 //! - [`mod@plan`]: what is due, as data; [`outcome`]: what the outside world reported;
 //!   [`operator`]: lock, unlock, retry and reset.
 
+pub mod budget;
+pub mod fair;
 pub mod file;
 pub mod group;
 pub mod guard;
@@ -54,12 +56,13 @@ pub mod typed;
 pub mod view;
 pub mod words;
 
+pub use budget::{Budget, Draw, Limit, Limits, SiteLimits, Usage};
 pub use file::{FileEvent, FileId, FileState, TmbFile};
 pub use job::{JobEvent, JobKey, JobState, JobSubject};
-pub use name::{DatasetName, NameError};
+pub use name::{DatasetName, NameError, SampleName};
 pub use operator::OperatorError;
 pub use outcome::{Outcome, StaleOutcome};
-pub use plan::{Action, Plan, Poll, plan, plan_for, polls};
+pub use plan::{Action, Plan, Poll, plan, plan_for, plan_within, polls};
 pub use policy::{Policy, PolicyError};
 pub use rules::{IllegalMove, Rule};
 pub use state::{Columns, Contradiction, DatasetState, Phase, RecoOutcome, StageKind, Status};

@@ -10,6 +10,7 @@
 //!
 //! [`polls`] lists what a check should ask the outside world about.
 
+use crate::budget::{Budget, Draw, Limit, Waiting};
 use crate::file::{FileEvent, FileId, FileState, TmbFile};
 use crate::job::{JobKey, JobSubject};
 use crate::policy::Policy;
@@ -135,6 +136,9 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// External actions, performed only after the changes are written.
     pub actions: Vec<Action>,
+    /// Work that was due but held back for want of budget, per limit that held it
+    /// (empty within [`Budget::UNLIMITED`]).
+    pub waiting: Waiting,
 }
 
 impl Plan {
@@ -162,6 +166,19 @@ pub fn plan(view: &DatasetView, policy: &Policy) -> Plan {
 /// seed's operations (`prestage` works at the prestage stages, `dbup` at `MergeDone`, ...).
 /// Planning stops where the dataset moves to a stage `at` refuses.
 pub fn plan_for(view: &DatasetView, policy: &Policy, at: impl Fn(StageKind) -> bool) -> Plan {
+    let mut unlimited = Budget::UNLIMITED;
+    plan_within(view, policy, at, &mut unlimited)
+}
+
+/// [`plan_for`], starting no more stage requests and jobs than `budget` has room for, and
+/// taking what it plans from it. What is held back is in [`Plan::waiting`]; a phase never
+/// closes while work of it waits. Within [`Budget::UNLIMITED`] this is [`plan_for`].
+pub fn plan_within(
+    view: &DatasetView,
+    policy: &Policy,
+    at: impl Fn(StageKind) -> bool,
+    budget: &mut (impl Draw + ?Sized),
+) -> Plan {
     let mut out = Plan::default();
     if view.status.lock == LockWord::Lock {
         return out;
@@ -172,8 +189,11 @@ pub fn plan_for(view: &DatasetView, policy: &Policy, at: impl Fn(StageKind) -> b
         if !at(work.status.state.kind()) {
             break;
         }
-        let mut step = stage_step(&work, policy);
+        let mut step = stage_step(&work, policy, budget);
         batch(&mut step.changes);
+        for (limit, n) in std::mem::take(&mut step.waiting) {
+            *out.waiting.entry(limit).or_default() += n;
+        }
         if step.changes.is_empty() {
             break;
         }
@@ -202,14 +222,14 @@ fn batch(changes: &mut Vec<Change>) {
 
 /// The work of the stage the dataset is at, and the transition that leaves it when the
 /// stage's work is done. One function per stage.
-fn stage_step(v: &DatasetView, policy: &Policy) -> Plan {
+fn stage_step(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Plan {
     match v.status.state.kind() {
-        StageKind::PrestageNotDone => start(v, Transition::StartPrestage),
+        StageKind::PrestageNotDone => start_prestage(v, budget),
         StageKind::RecoNotDone => start(v, Transition::StartReco),
         StageKind::MergeNotDone => start_merge(v, policy),
-        StageKind::PrestageRunning => prestaging(v, policy),
-        StageKind::RecoRunning => reconstructing(v, policy),
-        StageKind::MergeRunning => merging(v, policy),
+        StageKind::PrestageRunning => prestaging(v, policy, budget),
+        StageKind::RecoRunning => reconstructing(v, policy, budget),
+        StageKind::MergeRunning => merging(v, policy, budget),
         StageKind::MergeDone => declaring(v, policy),
         StageKind::CleanupNotDone => cleaning(v, policy),
         // At rest: only an operator moves it on.
@@ -243,12 +263,30 @@ impl Plan {
     fn close(&mut self, v: &DatasetView, via: Transition) {
         self.changes.extend(dataset_move(v, via));
     }
+
+    /// Counts one piece of work held back by `limit`.
+    fn wait(&mut self, limit: Limit) {
+        *self.waiting.entry(limit).or_default() += 1;
+    }
 }
 
 /// A phase that starts with no work of its own.
 fn start(v: &DatasetView, via: Transition) -> Plan {
     let mut p = Plan::default();
     p.close(v, via);
+    p
+}
+
+/// Prestage `NOT DONE`: starts when the disk budget has room for all its raw files.
+fn start_prestage(v: &DatasetView, budget: &mut (impl Draw + ?Sized)) -> Plan {
+    let bytes = v.files.values().fold(0u64, |b, f| b.saturating_add(f.size));
+    let mut p = Plan::default();
+    match budget.take_disk(bytes) {
+        Ok(()) => p.close(v, Transition::StartPrestage),
+        Err(limit) => {
+            *p.waiting.entry(limit).or_default() += v.files.len() as u64;
+        }
+    }
     p
 }
 
@@ -263,19 +301,23 @@ fn start_merge(v: &DatasetView, policy: &Policy) -> Plan {
 
 /// Prestage `RUNNING`: stage what has attempts left, give up on what has none; when no file
 /// is left to stage, finish (some staged) or fail (none).
-fn prestaging(v: &DatasetView, policy: &Policy) -> Plan {
+fn prestaging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Plan {
     let mut p = Plan::default();
     let mut open = false;
     for f in v.files.values() {
         match f.state {
             FileState::Registered | FileState::StageFailed if f.may_try(policy.max_attempts) => {
+                open = true;
+                if let Err(limit) = budget.take_stage() {
+                    p.wait(limit);
+                    continue;
+                }
                 let action = Action::Stage {
                     file: f.id,
                     lfn: f.lfn.clone(),
                     attempt: f.attempts + 1,
                 };
                 p.reserve(Change::file(f, FileEvent::RequestStage), action);
-                open = true;
             }
             FileState::StageFailed => {
                 p.changes.extend(Change::file(f, FileEvent::GiveUp));
@@ -302,7 +344,7 @@ fn prestaging(v: &DatasetView, policy: &Policy) -> Plan {
 /// Reco `RUNNING`: submit a job for each staged file (or failed one with attempts left)
 /// that has none live, give up on the rest; when every file is settled, end complete,
 /// partial or failed by how many have a TMB file.
-fn reconstructing(v: &DatasetView, policy: &Policy) -> Plan {
+fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Plan {
     let mut p = Plan::default();
     let mut open = false;
     for f in v.files.values() {
@@ -310,6 +352,11 @@ fn reconstructing(v: &DatasetView, policy: &Policy) -> Plan {
         let idle = v.live_job(subject).is_none();
         match f.state {
             FileState::Staged | FileState::RecoFailed if idle && f.may_try(policy.max_attempts) => {
+                open = true;
+                if let Err(limit) = budget.take_reco() {
+                    p.wait(limit);
+                    continue;
+                }
                 let key = JobKey {
                     subject,
                     attempt: f.attempts + 1,
@@ -323,7 +370,6 @@ fn reconstructing(v: &DatasetView, policy: &Policy) -> Plan {
                     p.changes.push(c);
                     p.reserve(Some(Change::NewJob { key }), action);
                 }
-                open = true;
             }
             FileState::RecoFailed if idle => {
                 p.changes.extend(Change::file(f, FileEvent::GiveUp));
@@ -350,7 +396,7 @@ fn reconstructing(v: &DatasetView, policy: &Policy) -> Plan {
 /// Merge `RUNNING`: resubmit merging groups with no live job (or give them up), form new
 /// groups from reconstructed, ungrouped files and submit them; when nothing merges any
 /// more, finish, or fail if a group failed for good.
-fn merging(v: &DatasetView, policy: &Policy) -> Plan {
+fn merging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Plan {
     let mut p = Plan::default();
     let mut open = false;
     for grp in v.groups.values() {
@@ -362,7 +408,10 @@ fn merging(v: &DatasetView, policy: &Policy) -> Plan {
             continue;
         }
         if grp.may_try(policy.max_attempts) {
-            submit_merge(v, grp, &mut p);
+            match budget.take_merge() {
+                Ok(()) => submit_merge(v, grp, &mut p),
+                Err(limit) => p.wait(limit),
+            }
         } else {
             p.changes.extend(Change::group(grp, GroupEvent::GiveUp));
         }
@@ -370,6 +419,12 @@ fn merging(v: &DatasetView, policy: &Policy) -> Plan {
     let next = v.groups.keys().next_back().map_or(1, |g| g.0 + 1);
     for (i, files) in new_groups(v, policy).into_iter().enumerate() {
         open = true;
+        // A group is formed only when its job can start: numbers stay dense, and a
+        // group never sits merging with no job for want of budget.
+        if let Err(limit) = budget.take_merge() {
+            p.wait(limit);
+            continue;
+        }
         let bytes = files.iter().map(|f| tmb_size(v, *f)).sum();
         let grp = MergeGroup::new(GroupNo(next + i as u32), files, bytes);
         p.changes.push(Change::new_group(&grp));
@@ -576,6 +631,7 @@ pub fn at_rest(state: DatasetState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::budget::Waiting;
     use crate::file::{FileId, TmbFile};
     use crate::name::DatasetName;
     use crate::state::{CleanupProgress, MergeProgress, Progress, Status};
@@ -644,7 +700,7 @@ mod tests {
         );
         v.files.get_mut(&FileId(1)).unwrap().attempts = 2;
         v.files.get_mut(&FileId(2)).unwrap().attempts = 1;
-        let p = prestaging(&v, &policy());
+        let p = prestaging(&v, &policy(), &mut Budget::default());
         assert_eq!(
             p.actions,
             [Action::Stage {
@@ -671,22 +727,22 @@ mod tests {
             &[FileState::Staged, FileState::StageFailedForGood],
         );
         assert_eq!(
-            vias(&prestaging(&some, &policy())),
+            vias(&prestaging(&some, &policy(), &mut Budget::default())),
             [Transition::FinishPrestage]
         );
         let none = at(PRESTAGING, &[FileState::StageFailedForGood]);
         assert_eq!(
-            vias(&prestaging(&none, &policy())),
+            vias(&prestaging(&none, &policy(), &mut Budget::default())),
             [Transition::FailPrestage]
         );
         let busy = at(PRESTAGING, &[FileState::Staged, FileState::Staging]);
-        assert!(prestaging(&busy, &policy()).is_empty());
+        assert!(prestaging(&busy, &policy(), &mut Budget::default()).is_empty());
     }
 
     #[test]
     fn reconstructing_reserves_one_job_per_staged_file() {
         let v = at(RECONSTRUCTING, &[FileState::Staged, FileState::Staged]);
-        let p = reconstructing(&v, &policy());
+        let p = reconstructing(&v, &policy(), &mut Budget::default());
         let jobs: Vec<_> = p
             .changes
             .iter()
@@ -700,7 +756,34 @@ mod tests {
         // Written, the same plan reserves nothing again.
         let mut after = v.clone();
         after.apply(&p.changes).unwrap();
-        assert!(reconstructing(&after, &policy()).is_empty());
+        assert!(reconstructing(&after, &policy(), &mut Budget::default()).is_empty());
+    }
+
+    #[test]
+    fn a_budget_holds_work_back_and_keeps_the_phase_open() {
+        let v = at(RECONSTRUCTING, &[FileState::Staged; 3]);
+        let mut b = Budget {
+            reco_jobs: Some(1),
+            ..Budget::UNLIMITED
+        };
+        let p = plan_within(&v, &policy(), |_| true, &mut b);
+        assert_eq!(p.actions.len(), 1);
+        assert_eq!(p.waiting, Waiting::from([(Limit::RecoJobs, 2)]));
+        assert_eq!(b.reco_jobs, Some(0));
+        assert_eq!(
+            p.transitions().count(),
+            0,
+            "reco does not end while files wait"
+        );
+        // A new dataset waits for disk as a whole, and says how many files wait.
+        let new = at(DatasetState::START, &[FileState::Registered; 2]);
+        let mut small = Budget {
+            disk_bytes: Some(1),
+            ..Budget::UNLIMITED
+        };
+        let p = plan_within(&new, &policy(), |_| true, &mut small);
+        assert!(p.changes.is_empty());
+        assert_eq!(p.waiting, Waiting::from([(Limit::DiskBytes, 2)]));
     }
 
     #[test]
@@ -708,12 +791,12 @@ mod tests {
         use FileState as F;
         let all = at(RECONSTRUCTING, &[F::Reconstructed, F::Reconstructed]);
         assert_eq!(
-            vias(&reconstructing(&all, &policy())),
+            vias(&reconstructing(&all, &policy(), &mut Budget::default())),
             [Transition::CompleteReco]
         );
         let some = at(RECONSTRUCTING, &[F::Reconstructed, F::RecoFailedForGood]);
         assert_eq!(
-            vias(&reconstructing(&some, &policy())),
+            vias(&reconstructing(&some, &policy(), &mut Budget::default())),
             [Transition::PartialReco]
         );
         let none = at(
@@ -721,7 +804,7 @@ mod tests {
             &[F::RecoFailedForGood, F::StageFailedForGood],
         );
         assert_eq!(
-            vias(&reconstructing(&none, &policy())),
+            vias(&reconstructing(&none, &policy(), &mut Budget::default())),
             [Transition::FailReco]
         );
     }
@@ -748,7 +831,7 @@ mod tests {
     fn merging_forms_groups_as_full_as_the_policy_allows_and_submits_each() {
         let running = DatasetState::Merge(RecoOutcome::Completed, MergeProgress::Running);
         let v = at(running, &[FileState::Reconstructed; 5]);
-        let p = merging(&v, &policy());
+        let p = merging(&v, &policy(), &mut Budget::default());
         let groups: Vec<usize> = p
             .changes
             .iter()

@@ -66,6 +66,7 @@ async fn run(
                 &Register {
                     unlock: true,
                     site: None,
+                    ..Register::default()
                 },
                 "bench",
             )

@@ -37,6 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &Register {
                     unlock: d % 10 != 0,
                     site: Some(site.into()),
+                    ..Register::default()
                 },
                 "seed",
             )

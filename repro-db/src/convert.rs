@@ -6,10 +6,124 @@ use std::collections::BTreeMap;
 use repro_core::file::{FileId, FileState, TmbFile};
 use repro_core::job::{JobKey, JobState, JobSubject};
 use repro_core::view::{GroupNo, GroupState, Job, MergeGroup, MergedFile, RawFile};
-use repro_core::{Columns, DatasetName, Status};
+use repro_core::{Columns, DatasetName, SampleName, Status};
+
+use sea_orm::DerivePartialModel;
 
 use crate::entity::{dataset_status, file_status, merge_group, mergejob_status, recojob_status};
 use crate::error::{DbError, Result};
+
+/// The columns of a `file_status` row that a view is made of: a load reads only these (its
+/// time stamp costs more to decode than the rest of the row).
+#[derive(Debug, Clone, PartialEq, Eq, DerivePartialModel)]
+#[sea_orm(entity = "file_status::Entity")]
+pub struct FileRow {
+    /// Row id.
+    pub id: i64,
+    /// Logical file name.
+    pub lfn: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// State word.
+    pub state: String,
+    /// Attempts of its current step.
+    pub attempts: i32,
+    /// Attempts before the last re-arm.
+    pub attempt_base: i32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Reconstruction output path.
+    pub tmb_path: Option<String>,
+    /// Reconstruction output size.
+    pub tmb_size: Option<i64>,
+    /// Merge group number.
+    pub merge_group: Option<i32>,
+}
+
+impl From<&file_status::Model> for FileRow {
+    fn from(m: &file_status::Model) -> Self {
+        FileRow {
+            id: m.id,
+            lfn: m.lfn.clone(),
+            size: m.size,
+            state: m.state.clone(),
+            attempts: m.attempts,
+            attempt_base: m.attempt_base,
+            last_error: m.last_error.clone(),
+            tmb_path: m.tmb_path.clone(),
+            tmb_size: m.tmb_size,
+            merge_group: m.merge_group,
+        }
+    }
+}
+
+/// The columns of a `recojob_status` row that a view is made of (no names, paths or times).
+#[derive(Debug, Clone, PartialEq, Eq, DerivePartialModel)]
+#[sea_orm(entity = "recojob_status::Entity")]
+pub struct RecoJobRow {
+    /// Row id.
+    pub id: i64,
+    /// The raw file it reconstructs.
+    pub file_id: i64,
+    /// Attempt number, from 1.
+    pub attempt: i32,
+    /// The batch system's id.
+    pub batch_id: Option<String>,
+    /// State word.
+    pub state: String,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl From<&recojob_status::Model> for RecoJobRow {
+    fn from(m: &recojob_status::Model) -> Self {
+        RecoJobRow {
+            id: m.id,
+            file_id: m.file_id,
+            attempt: m.attempt,
+            batch_id: m.batch_id.clone(),
+            state: m.state.clone(),
+            exit_code: m.exit_code,
+            error: m.error.clone(),
+        }
+    }
+}
+
+/// The columns of a `mergejob_status` row that a view is made of.
+#[derive(Debug, Clone, PartialEq, Eq, DerivePartialModel)]
+#[sea_orm(entity = "mergejob_status::Entity")]
+pub struct MergeJobRow {
+    /// Row id.
+    pub id: i64,
+    /// The merge group row it merges.
+    pub group_id: i64,
+    /// Attempt number, from 1.
+    pub attempt: i32,
+    /// The batch system's id.
+    pub batch_id: Option<String>,
+    /// State word.
+    pub state: String,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl From<&mergejob_status::Model> for MergeJobRow {
+    fn from(m: &mergejob_status::Model) -> Self {
+        MergeJobRow {
+            id: m.id,
+            group_id: m.group_id,
+            attempt: m.attempt,
+            batch_id: m.batch_id.clone(),
+            state: m.state.clone(),
+            exit_code: m.exit_code,
+            error: m.error.clone(),
+        }
+    }
+}
 
 pub(crate) fn corrupt(table: &'static str, id: i64, why: impl ToString) -> DbError {
     DbError::CorruptRow {
@@ -82,8 +196,16 @@ pub fn dataset(row: &dataset_status::Model) -> Result<(DatasetName, Status)> {
     Ok((name, status))
 }
 
+/// A dataset row's sample, if it has one.
+pub fn sample(row: &dataset_status::Model) -> Result<Option<SampleName>> {
+    row.sample
+        .as_deref()
+        .map(|s| SampleName::new(s).map_err(|e| corrupt("dataset_status", row.id, e)))
+        .transpose()
+}
+
 /// A file row.
-pub fn file(row: &file_status::Model) -> Result<RawFile> {
+pub fn file(row: &FileRow) -> Result<RawFile> {
     const T: &str = "file_status";
     let state: FileState = row.state.parse().map_err(|e| corrupt(T, row.id, e))?;
     let tmb = sized_file(
@@ -226,7 +348,7 @@ fn job(row: JobRow<'_>, subject: JobSubject) -> Result<Job> {
 }
 
 /// A reco job row.
-pub fn reco_job(row: &recojob_status::Model) -> Result<Job> {
+pub fn reco_job(row: &RecoJobRow) -> Result<Job> {
     const T: &str = "recojob_status";
     let file = file_id(T, row.id, row.file_id)?;
     job(
@@ -244,7 +366,7 @@ pub fn reco_job(row: &recojob_status::Model) -> Result<Job> {
 }
 
 /// A merge job row; `groups` maps group row ids to group numbers.
-pub fn merge_job(row: &mergejob_status::Model, groups: &BTreeMap<i64, GroupNo>) -> Result<Job> {
+pub fn merge_job(row: &MergeJobRow, groups: &BTreeMap<i64, GroupNo>) -> Result<Job> {
     const T: &str = "mergejob_status";
     let no = *groups.get(&row.group_id).ok_or_else(|| {
         corrupt(
@@ -274,10 +396,9 @@ pub fn merge_job(row: &mergejob_status::Model, groups: &BTreeMap<i64, GroupNo>) 
 mod tests {
     use super::*;
 
-    fn file_row(merge_group: Option<i32>) -> file_status::Model {
-        file_status::Model {
+    fn file_row(merge_group: Option<i32>) -> FileRow {
+        FileRow {
             id: 7,
-            dataset_id: 1,
             lfn: "raw7".into(),
             size: 10,
             state: "reconstructed".into(),
@@ -287,7 +408,6 @@ mod tests {
             tmb_path: Some("tmb7".into()),
             tmb_size: Some(4),
             merge_group,
-            updated_at: chrono::NaiveDateTime::default(),
         }
     }
 

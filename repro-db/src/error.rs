@@ -68,6 +68,21 @@ pub enum DbError {
     /// was.
     #[error("refused before writing: {0}")]
     Illegal(#[from] IllegalChange),
+    /// The change would take a site past one of its limits (another process took the
+    /// budget first). Nothing was written; the work waits for the next run.
+    #[error(
+        "over budget at {site}: {limit} would be {used}, the limit is {max}; nothing was written"
+    )]
+    OverBudget {
+        /// The site (`-` for datasets at none).
+        site: String,
+        /// The limit.
+        limit: repro_core::Limit,
+        /// What would be in flight.
+        used: u64,
+        /// The limit's value.
+        max: u64,
+    },
     /// Another process holds the dataset's lease.
     #[error("dataset {dataset:?} is being worked on by {owner} (lease until {until} UTC)")]
     LeaseHeld {

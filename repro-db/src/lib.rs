@@ -29,6 +29,7 @@
 //! ```
 
 pub mod convert;
+mod copy;
 pub mod entity;
 mod error;
 mod query;
@@ -41,7 +42,7 @@ use migration::{Migrator, MigratorTrait};
 use repro_core::file::FileState;
 use repro_core::typed::{AnyDataset, Typed};
 use repro_core::view::DatasetView;
-use repro_core::{Change, DatasetName, Status};
+use repro_core::{Change, DatasetName, SampleName, Status};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
@@ -49,7 +50,7 @@ use sea_orm::{
 };
 
 pub use error::{DbError, Result};
-pub use query::{DatasetSummary, FileCounts, HistoryEntry, ListFilter, Totals};
+pub use query::{DatasetSummary, FileCounts, HistoryEntry, ListFilter, SampleSummary, Totals};
 
 use entity::{dataset_status, file_status, prelude::*};
 
@@ -92,14 +93,18 @@ pub struct Register {
     pub unlock: bool,
     /// The site that processes it.
     pub site: Option<String>,
+    /// The sample it belongs to.
+    pub sample: Option<SampleName>,
+    /// Its priority (higher gets budget first; 0 by default).
+    pub priority: i32,
 }
 
 impl Register {
-    /// Registered and released to automation at once, at no particular site.
+    /// Registered and released to automation at once, at no particular site or sample.
     pub fn unlocked() -> Self {
         Register {
             unlock: true,
-            site: None,
+            ..Register::default()
         }
     }
 }
@@ -119,6 +124,8 @@ pub struct Lease {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Limits every write that spends budget is checked against, in its transaction.
+    limits: std::sync::Arc<repro_core::SiteLimits>,
 }
 
 /// A database URL fit for messages: the password, if any, left out.
@@ -164,7 +171,10 @@ impl Store {
             url: MEMORY.into(),
             why: e.to_string(),
         })?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            limits: Default::default(),
+        })
     }
 
     /// How long [`Store::open`] waits for a database server.
@@ -236,7 +246,47 @@ impl Store {
                 });
             }
         };
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            limits: Default::default(),
+        })
+    }
+
+    /// The same store, refusing any write that would take a site past `limits` (checked
+    /// in the write's own transaction, under a lock per site on MariaDB/MySQL and
+    /// PostgreSQL, so racing processes cannot both take the last slot).
+    pub fn with_limits(mut self, limits: repro_core::SiteLimits) -> Store {
+        self.limits = std::sync::Arc::new(limits);
+        self
+    }
+
+    /// The limits this store checks.
+    pub fn limits(&self) -> &repro_core::SiteLimits {
+        &self.limits
+    }
+
+    /// What the datasets of `site` (`None`: those at no site) have in flight now.
+    pub async fn usage(&self, site: Option<&str>) -> Result<repro_core::Usage> {
+        query::usage(&self.db, Sites::One(site), None).await
+    }
+
+    /// What the datasets of every site (and of none) have in flight now, counted against
+    /// the limits' total.
+    pub async fn usage_total(&self) -> Result<repro_core::Usage> {
+        query::usage(&self.db, Sites::All, None).await
+    }
+
+    /// The site a dataset is registered at.
+    pub async fn site_of(&self, name: &DatasetName) -> Result<Option<String>> {
+        use sea_orm::QuerySelect;
+        let row: Option<Option<String>> = DatasetStatus::find()
+            .select_only()
+            .column(dataset_status::Column::Site)
+            .filter(dataset_status::Column::Name.eq(name.as_str()))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        row.ok_or_else(|| DbError::NotFound(name.to_string()))
     }
 
     /// The underlying connection, for tools that want to run their own queries.
@@ -316,6 +366,8 @@ impl Store {
             merge_state: Set(c.merge.as_str().into()),
             cleanup_state: Set(c.cleanup.as_str().into()),
             site: Set(opts.site.clone()),
+            sample: Set(opts.sample.as_ref().map(|s| s.to_string())),
+            priority: Set(opts.priority),
             lease_owner: Set(None),
             lease_until: Set(None),
             created_at: Set(now),
@@ -518,8 +570,61 @@ impl Store {
             .one(&txn)
             .await?
             .ok_or_else(|| DbError::NotFound(name.to_string()))?;
+        let limits = self.limits.of(ds.site.as_deref());
+        let total = self.limits.total;
+        let spends = budget_spent(changes);
+        let guarded = !limits.is_none() && spends.any();
+        let guarded_total = !total.is_none() && spends.any();
+        // Always the site's lock before the total's, so writers never wait in a circle.
+        if guarded {
+            self.lock_site(&txn, Some(ds.site.as_deref().unwrap_or("")))
+                .await?;
+        }
+        if guarded_total {
+            self.lock_site(&txn, None).await?;
+        }
         write::apply(&txn, &ds, changes, actor, now).await?;
+        if guarded {
+            let site = ds.site.as_deref();
+            check_budget(&txn, &ds, Sites::One(site), &limits, spends).await?;
+        }
+        if guarded_total {
+            check_budget(&txn, &ds, Sites::All, &total, spends).await?;
+        }
         txn.commit().await?;
+        Ok(())
+    }
+
+    /// Takes the site's lock row (`None`: the total's, over every site) for the rest of
+    /// `txn`, so writers that spend that budget take turns (SQLite's writers take turns
+    /// anyway). Datasets at no site share the row `""`, the total's is `"*"` (a site named
+    /// `*` would share it, which only makes more writers take turns).
+    async fn lock_site(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        site: Option<&str>,
+    ) -> Result<()> {
+        let site = site.unwrap_or("*");
+        let backend = self.backend();
+        let (insert, select) = match backend {
+            DbBackend::Sqlite => return Ok(()),
+            DbBackend::MySql => (
+                "INSERT IGNORE INTO site_lock (site) VALUES (?)",
+                "SELECT site FROM site_lock WHERE site = ? FOR UPDATE",
+            ),
+            _ => (
+                "INSERT INTO site_lock (site) VALUES ($1) ON CONFLICT DO NOTHING",
+                "SELECT site FROM site_lock WHERE site = $1 FOR UPDATE",
+            ),
+        };
+        for sql in [insert, select] {
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                sql,
+                [site.into()],
+            ))
+            .await?;
+        }
         Ok(())
     }
 
@@ -730,6 +835,53 @@ impl Store {
         Ok(out)
     }
 
+    /// One page of the history, oldest first: the rows after id `after` (at most `limit`)
+    /// about `entities` (`"file"`, `"reco_job"`, `"merge_job"`, ...), as (row id, dataset
+    /// id, entity, entity id, to state, when). For tools that read a campaign's history
+    /// whole, such as `repro simulate --calibrate-from`.
+    pub async fn history_page(
+        &self,
+        entities: &[&str],
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<(i64, i64, String, i64, String, NaiveDateTime)>> {
+        use entity::transitions::Column as T;
+        use sea_orm::{QueryOrder, QuerySelect};
+        Ok(Transitions::find()
+            .select_only()
+            .columns([
+                T::Id,
+                T::DatasetId,
+                T::Entity,
+                T::EntityId,
+                T::ToState,
+                T::At,
+            ])
+            .filter(T::Id.gt(after))
+            .filter(T::Entity.is_in(entities.iter().copied()))
+            .order_by_asc(T::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The site of every dataset that has one, by dataset name.
+    pub async fn dataset_sites(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        use sea_orm::QuerySelect;
+        let rows: Vec<(String, Option<String>)> = DatasetStatus::find()
+            .select_only()
+            .columns([dataset_status::Column::Name, dataset_status::Column::Site])
+            .filter(dataset_status::Column::Site.is_not_null())
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(name, site)| Some((name, site?)))
+            .collect())
+    }
+
     /// Gives a lease back. Releasing a lease that expired and was taken over does nothing.
     pub async fn release(&self, lease: &Lease) -> Result<()> {
         use dataset_status::Column as C;
@@ -741,6 +893,108 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    /// Puts a dataset into `sample`, or into none; recorded in its history.
+    pub async fn set_sample(
+        &self,
+        name: &DatasetName,
+        sample: Option<&SampleName>,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let to = sample.map_or("-".to_owned(), |s| s.to_string());
+        self.set_setting(name, actor, reason, "set_sample", |row| {
+            let from = row.sample.clone().unwrap_or_else(|| "-".into());
+            let mut m: dataset_status::ActiveModel = row.into();
+            m.sample = Set(sample.map(|s| s.to_string()));
+            (m, from, to)
+        })
+        .await
+    }
+
+    /// Gives a dataset priority `priority` (higher gets budget first); recorded in its
+    /// history.
+    pub async fn set_priority(
+        &self,
+        name: &DatasetName,
+        priority: i32,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        self.set_setting(name, actor, reason, "set_priority", |row| {
+            let from = row.priority.to_string();
+            let mut m: dataset_status::ActiveModel = row.into();
+            m.priority = Set(priority);
+            (m, from, priority.to_string())
+        })
+        .await
+    }
+
+    /// Changes a setting of a dataset's row (not its state), with a history row `via`
+    /// from the old value to the new, in one transaction.
+    async fn set_setting(
+        &self,
+        name: &DatasetName,
+        actor: &str,
+        reason: Option<&str>,
+        via: &str,
+        change: impl FnOnce(dataset_status::Model) -> (dataset_status::ActiveModel, String, String),
+    ) -> Result<()> {
+        use sea_orm::ActiveModelTrait;
+        let txn = self.write_txn().await?;
+        let row = DatasetStatus::find()
+            .filter(dataset_status::Column::Name.eq(name.as_str()))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| DbError::NotFound(name.to_string()))?;
+        let id = row.id;
+        let now = now();
+        let (mut m, from, to) = change(row);
+        m.updated_at = Set(now);
+        m.update(&txn).await?;
+        entity::transitions::ActiveModel {
+            dataset_id: Set(id),
+            entity: Set("dataset".into()),
+            entity_id: Set(id),
+            from_state: Set(from),
+            to_state: Set(to),
+            via: Set(via.into()),
+            actor: Set(actor.into()),
+            reason: Set(reason.map(str::to_owned)),
+            at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Records what of a dataset waited for budget in the run that just worked on it
+    /// (`None`: nothing); writes only when that changed.
+    pub async fn set_waiting(&self, name: &DatasetName, waiting: Option<&str>) -> Result<()> {
+        use dataset_status::Column as C;
+        use sea_orm::Condition;
+        let changed = match waiting {
+            Some(w) => Condition::any()
+                .add(C::Waiting.is_null())
+                .add(C::Waiting.ne(w)),
+            None => Condition::all().add(C::Waiting.is_not_null()),
+        };
+        DatasetStatus::update_many()
+            .col_expr(C::Waiting, Expr::value(waiting.map(str::to_owned)))
+            .filter(C::Name.eq(name.as_str()))
+            .filter(changed)
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Per sample, the datasets of `site` (or all) and their files per state, the datasets
+    /// in no sample last; empty when none of them is in a sample.
+    pub async fn samples(&self, site: Option<&str>) -> Result<Vec<SampleSummary>> {
+        query::samples(&self.db, site).await
     }
 
     /// Deletes a dataset and everything recorded about it.
@@ -759,6 +1013,100 @@ impl Store {
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64> {
         Ok(self.db.execute_unprepared(sql).await?.rows_affected())
     }
+}
+
+/// Which budgets a batch of changes spends.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spends {
+    stage: bool,
+    disk: bool,
+    reco: bool,
+    merge: bool,
+}
+
+impl Spends {
+    fn any(self) -> bool {
+        self.stage || self.disk || self.reco || self.merge
+    }
+}
+
+fn budget_spent(changes: &[Change]) -> Spends {
+    use repro_core::file::FileEvent;
+    let mut s = Spends::default();
+    for c in changes {
+        match c {
+            Change::File {
+                event: FileEvent::RequestStage,
+                ..
+            } => s.stage = true,
+            Change::NewJob { key } => match key.subject {
+                repro_core::JobSubject::Reco(_) => s.reco = true,
+                repro_core::JobSubject::Merge(_) => s.merge = true,
+            },
+            Change::Dataset(m) if m.via() == repro_core::Transition::StartPrestage => {
+                s.disk = true;
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Refuses, after the changes are written and before they commit, a batch that takes the
+/// site of `ds` past `limits` in what it spends. A dataset that starts prestage may go past
+/// the disk budget only when no other dataset holds disk (one bigger than the budget then
+/// runs alone).
+async fn check_budget(
+    txn: &sea_orm::DatabaseTransaction,
+    ds: &dataset_status::Model,
+    sites: Sites<'_>,
+    limits: &repro_core::Limits,
+    spends: Spends,
+) -> Result<()> {
+    use repro_core::Limit;
+    let used = query::usage(txn, sites, None).await?;
+    let over = |limit: Limit, used: u64, max: Option<u64>| match max {
+        Some(max) if used > max => Err(DbError::OverBudget {
+            site: match sites {
+                Sites::One(site) => site.unwrap_or("-").to_owned(),
+                Sites::All => "all sites together".to_owned(),
+            },
+            limit,
+            used,
+            max,
+        }),
+        _ => Ok(()),
+    };
+    if spends.stage {
+        over(
+            Limit::StageRequests,
+            used.stage_requests,
+            limits.stage_requests,
+        )?;
+    }
+    if spends.reco {
+        over(Limit::RecoJobs, used.reco_jobs, limits.reco_jobs)?;
+    }
+    if spends.merge {
+        over(Limit::MergeJobs, used.merge_jobs, limits.merge_jobs)?;
+    }
+    if spends.disk {
+        let total = used.disk_bytes.saturating_add(used.tmb_bytes);
+        if limits.disk_bytes.is_some_and(|max| total > max) {
+            let others = query::usage(txn, sites, Some(ds.id)).await?;
+            if others.disk_bytes.saturating_add(others.tmb_bytes) > 0 {
+                over(Limit::DiskBytes, total, limits.disk_bytes)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which datasets a budget covers: those of one site (`None`: at no site), or all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sites<'a> {
+    One(Option<&'a str>),
+    All,
 }
 
 /// Whether a connection error is about the URL itself rather than the server.

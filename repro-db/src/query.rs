@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDateTime;
 use repro_core::file::{FileId, FileState};
 use repro_core::view::{DatasetView, GroupNo};
-use repro_core::{DatasetName, Status};
+use repro_core::{DatasetName, SampleName, Status};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
@@ -53,6 +53,7 @@ pub(crate) async fn load(txn: &DatabaseTransaction, name: &DatasetName) -> Resul
     let file_rows = FileStatus::find()
         .filter(file_status::Column::DatasetId.eq(ds.id))
         .order_by_asc(file_status::Column::Id)
+        .into_partial_model::<convert::FileRow>()
         .all(txn)
         .await?;
     let mut files = BTreeMap::new();
@@ -87,6 +88,7 @@ pub(crate) async fn load(txn: &DatabaseTransaction, name: &DatasetName) -> Resul
     let mut jobs = BTreeMap::new();
     for row in RecojobStatus::find()
         .filter(recojob_status::Column::DatasetId.eq(ds.id))
+        .into_partial_model::<convert::RecoJobRow>()
         .all(txn)
         .await?
     {
@@ -104,6 +106,7 @@ pub(crate) async fn load(txn: &DatabaseTransaction, name: &DatasetName) -> Resul
     }
     for row in MergejobStatus::find()
         .filter(mergejob_status::Column::DatasetId.eq(ds.id))
+        .into_partial_model::<convert::MergeJobRow>()
         .all(txn)
         .await?
     {
@@ -146,6 +149,13 @@ pub struct DatasetSummary {
     pub status: Status,
     /// The site, if set.
     pub site: Option<String>,
+    /// The sample it belongs to, if any.
+    pub sample: Option<SampleName>,
+    /// Its priority: higher gets budget first.
+    pub priority: i32,
+    /// What of it waited for budget in its last run ("waiting: 1,200 files for stage
+    /// requests").
+    pub waiting: Option<String>,
     /// Files per state.
     pub files: FileCounts,
     /// Registered at (UTC).
@@ -164,10 +174,15 @@ pub struct ListFilter {
     pub state_word: Option<String>,
     /// Only datasets of this site.
     pub site: Option<String>,
+    /// Only datasets of this sample.
+    pub sample: Option<SampleName>,
     /// Only unlocked datasets that are not `CLEANED` (what automation works on).
     pub active_only: bool,
     /// Most recently changed first, instead of by name.
     pub recent_first: bool,
+    /// Highest priority first, then the oldest: the order in which a tick gives work.
+    /// Wins over `recent_first`.
+    pub by_priority: bool,
     /// Skip this many.
     pub offset: u64,
     /// At most this many.
@@ -208,11 +223,15 @@ fn summarise(
     counts: &mut BTreeMap<i64, FileCounts>,
 ) -> Result<DatasetSummary> {
     let (name, status) = convert::dataset(&row)?;
+    let sample = convert::sample(&row)?;
     Ok(DatasetSummary {
         id: row.id,
         name,
         status,
         site: row.site,
+        sample,
+        priority: row.priority,
+        waiting: row.waiting,
         files: counts.remove(&row.id).unwrap_or_default(),
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -242,6 +261,9 @@ fn filtered(filter: &ListFilter) -> sea_orm::Select<DatasetStatus> {
     if let Some(s) = &filter.site {
         q = q.filter(C::Site.eq(s.as_str()));
     }
+    if let Some(s) = &filter.sample {
+        q = q.filter(C::Sample.eq(s.as_str()));
+    }
     if filter.active_only {
         q = q
             .filter(C::LockState.eq(repro_core::LockWord::Unlock.as_str()))
@@ -254,8 +276,14 @@ pub(crate) async fn list(
     db: &DatabaseConnection,
     filter: &ListFilter,
 ) -> Result<Vec<DatasetSummary>> {
-    let q = if filter.recent_first {
-        filtered(filter).order_by(dataset_status::Column::UpdatedAt, Order::Desc)
+    use dataset_status::Column as C;
+    let q = if filter.by_priority {
+        filtered(filter)
+            .order_by(C::Priority, Order::Desc)
+            .order_by(C::CreatedAt, Order::Asc)
+            .order_by(C::Id, Order::Asc)
+    } else if filter.recent_first {
+        filtered(filter).order_by(C::UpdatedAt, Order::Desc)
     } else {
         filtered(filter)
     };
@@ -268,6 +296,79 @@ pub(crate) async fn list(
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut c = counts(db, &ids).await?;
     rows.into_iter().map(|r| summarise(r, &mut c)).collect()
+}
+
+/// One sample's datasets, summed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SampleSummary {
+    /// The sample; `None` for the datasets in none.
+    pub sample: Option<SampleName>,
+    /// Its datasets.
+    pub datasets: u64,
+    /// Of them, `CLEANED`.
+    pub cleaned: u64,
+    /// Of them, with `FAILED` in a column.
+    pub failed: u64,
+    /// Of them, `LOCK`ed.
+    pub locked: u64,
+    /// Their files per state, summed.
+    pub files: FileCounts,
+}
+
+/// The datasets of `site` (or all) summed per sample, samples by name and the datasets in
+/// none last; empty when no dataset of them is in a sample. Reads the dataset rows' columns
+/// (not whole rows), then, only when there are samples, their files per state in one
+/// grouped statement per 10,000 datasets.
+pub(crate) async fn samples(
+    db: &DatabaseConnection,
+    site: Option<&str>,
+) -> Result<Vec<SampleSummary>> {
+    use dataset_status::Column as C;
+    let mut q = DatasetStatus::find().select_only().columns([
+        C::Id,
+        C::Sample,
+        C::LockState,
+        C::PrestageState,
+        C::RecoState,
+        C::MergeState,
+        C::CleanupState,
+    ]);
+    if let Some(site) = site {
+        q = q.filter(C::Site.eq(site));
+    }
+    type Row = (i64, Option<String>, String, String, String, String, String);
+    let rows: Vec<Row> = q.into_tuple().all(db).await?;
+    if rows.iter().all(|r| r.1.is_none()) {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let mut files = counts(db, &ids).await?;
+    let mut by: BTreeMap<(bool, Option<SampleName>), SampleSummary> = BTreeMap::new();
+    for (id, sample, lock, prestage, reco, merge, cleanup) in rows {
+        let sample = sample
+            .map(|s| SampleName::new(s).map_err(|e| convert::corrupt("dataset_status", id, e)))
+            .transpose()?;
+        let s = by
+            .entry((sample.is_none(), sample.clone()))
+            .or_insert_with(|| SampleSummary {
+                sample,
+                ..SampleSummary::default()
+            });
+        let failed = [&prestage, &reco, &merge, &cleanup]
+            .iter()
+            .any(|w| w.as_str() == "FAILED");
+        s.datasets += 1;
+        s.cleaned += u64::from(cleanup == repro_core::CleanupWord::Cleaned.as_str());
+        s.failed += u64::from(failed);
+        s.locked += u64::from(lock == repro_core::LockWord::Lock.as_str());
+        if let Some(f) = files.remove(&id) {
+            s.files.total += f.total;
+            for (state, n) in f.by_state {
+                *s.files.by_state.entry(state).or_default() += n;
+            }
+        }
+    }
+    Ok(by.into_values().collect())
 }
 
 /// Number of datasets matching `filter` (ignoring offset and limit).
@@ -478,4 +579,131 @@ pub(crate) async fn per_hour(
         .into_iter()
         .map(|r| (r.hour, u64::try_from(r.n).unwrap_or(0)))
         .collect())
+}
+
+/// What the datasets of `site` (`None`: at no site) have in flight, leaving out the dataset
+/// with row id `except`: the database's count of what [`repro_core::Usage::of`] counts in
+/// a view. One statement per measure and 10,000 datasets, each served by the
+/// `(dataset_id, state)` indexes.
+pub(crate) async fn usage<C: ConnectionTrait>(
+    db: &C,
+    site: crate::Sites<'_>,
+    except: Option<i64>,
+) -> Result<repro_core::Usage> {
+    use dataset_status::Column as D;
+    use file_status::Column as F;
+    use repro_core::job::JobState;
+    let mut q =
+        DatasetStatus::find()
+            .select_only()
+            .columns([D::Id, D::PrestageState, D::CleanupState]);
+    q = match site {
+        crate::Sites::One(Some(s)) => q.filter(D::Site.eq(s)),
+        crate::Sites::One(None) => q.filter(D::Site.is_null()),
+        crate::Sites::All => q,
+    };
+    if let Some(id) = except {
+        q = q.filter(D::Id.ne(id));
+    }
+    let rows: Vec<(i64, String, String)> = q.into_tuple().all(db).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    // From the start of prestage until CLEANED a dataset holds disk for its raw files.
+    let holding: Vec<i64> = rows
+        .iter()
+        .filter(|(_, prestage, cleanup)| {
+            prestage != repro_core::PrestageWord::NotDone.as_str()
+                && cleanup != repro_core::CleanupWord::Cleaned.as_str()
+        })
+        .map(|r| r.0)
+        .collect();
+    let live: Vec<&str> = [JobState::Reserved, JobState::Submitted, JobState::Running]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    let mut u = repro_core::Usage::default();
+    let n = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
+    // SUM of a BIGINT is a DECIMAL on MariaDB/MySQL and a NUMERIC on PostgreSQL.
+    let sum = |col: &str| {
+        Expr::cust(match db.get_database_backend() {
+            DbBackend::MySql => format!("CAST(SUM(`{col}`) AS SIGNED)"),
+            DbBackend::Postgres => format!("CAST(SUM(\"{col}\") AS BIGINT)"),
+            _ => format!("SUM(\"{col}\")"),
+        })
+    };
+    for chunk in ids.chunks(crate::ID_CHUNK) {
+        u.stage_requests += rows_in(
+            db,
+            FileStatus,
+            (F::Id, F::DatasetId, F::State),
+            chunk,
+            &[FileState::Staging.as_str()],
+        )
+        .await?;
+        use mergejob_status::Column as M;
+        use recojob_status::Column as R;
+        u.reco_jobs += rows_in(
+            db,
+            RecojobStatus,
+            (R::Id, R::DatasetId, R::State),
+            chunk,
+            &live,
+        )
+        .await?;
+        u.merge_jobs += rows_in(
+            db,
+            MergejobStatus,
+            (M::Id, M::DatasetId, M::State),
+            chunk,
+            &live,
+        )
+        .await?;
+        // TMB files of any dataset, until cleaned.
+        let tmb: Option<Option<i64>> = FileStatus::find()
+            .select_only()
+            .column_as(sum("tmb_size"), "b")
+            .filter(F::DatasetId.is_in(chunk.iter().copied()))
+            .filter(F::State.is_in([
+                FileState::Reconstructed.as_str(),
+                FileState::Merged.as_str(),
+                FileState::Deleting.as_str(),
+            ]))
+            .into_tuple()
+            .one(db)
+            .await?;
+        u.tmb_bytes = u.tmb_bytes.saturating_add(n(tmb.flatten()));
+    }
+    for chunk in holding.chunks(crate::ID_CHUNK) {
+        let raw: Option<Option<i64>> = FileStatus::find()
+            .select_only()
+            .column_as(sum("size"), "b")
+            .filter(F::DatasetId.is_in(chunk.iter().copied()))
+            .filter(F::State.is_not_in([
+                FileState::Cleaned.as_str(),
+                FileState::StageFailedForGood.as_str(),
+            ]))
+            .into_tuple()
+            .one(db)
+            .await?;
+        u.disk_bytes = u.disk_bytes.saturating_add(n(raw.flatten()));
+    }
+    Ok(u)
+}
+
+/// Rows of `E` of the datasets `ids` in one of `states`.
+async fn rows_in<C: ConnectionTrait, E: EntityTrait>(
+    db: &C,
+    _: E,
+    (id, dataset, state): (E::Column, E::Column, E::Column),
+    ids: &[i64],
+    states: &[&str],
+) -> Result<u64> {
+    let n: Option<i64> = E::find()
+        .select_only()
+        .column_as(Expr::col(id).count(), "n")
+        .filter(dataset.is_in(ids.iter().copied()))
+        .filter(state.is_in(states.iter().copied()))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
 }

@@ -2,6 +2,7 @@
 //!
 //! Unknown keys, wrong types and impossible values are errors naming the key.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use repro_core::Policy;
@@ -23,6 +24,36 @@ pub struct Config {
     /// How one run works through its datasets.
     #[serde(default)]
     pub run: RunConfig,
+    /// How much may be in flight per site.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// `[weights]`: each sample's weight against the other samples of the same priority
+    /// when a limit holds work back (default 1); see [`repro_core::fair`].
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
+}
+
+/// `[limits]`: what may be in flight at each site (a site's own `[limits.site.NAME]`
+/// replaces these for it), and `[limits.total]` over all sites together. Unset keys are
+/// no limit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Stage requests in flight.
+    pub stage_requests: Option<u64>,
+    /// Bytes of raw files of started datasets and of TMB files, until cleaned up; a
+    /// dataset starts prestage when all its raw files fit.
+    pub disk_bytes: Option<u64>,
+    /// Reco jobs reserved, submitted or running.
+    pub reco_jobs: Option<u64>,
+    /// Merge jobs reserved, submitted or running.
+    pub merge_jobs: Option<u64>,
+    /// Job submissions in one run of one process.
+    pub submissions: Option<u64>,
+    /// Per site.
+    pub site: std::collections::BTreeMap<String, repro_core::Limits>,
+    /// Over all sites together (a tape system or batch system they share).
+    pub total: repro_core::Limits,
 }
 
 /// `[backend]`.
@@ -92,8 +123,54 @@ pub struct SimConfig {
     pub delete_failure: f64,
     /// Probability that a submitted job vanishes.
     pub lost_job: f64,
-    /// Seconds until a stage request or job finishes (0: by the next check).
+    /// Seconds until a stage request or job finishes (0: by the next check), unless one
+    /// of the durations below is set.
     pub duration_s: f64,
+    /// Seconds a stage request takes once the tape system serves it (unset: `duration_s`).
+    pub stage_duration_s: Option<f64>,
+    /// Median seconds a reco job runs once it has a batch slot (unset: `duration_s`).
+    pub reco_duration_s: Option<f64>,
+    /// Median seconds a merge job runs once it has a batch slot (unset: `duration_s`).
+    pub merge_duration_s: Option<f64>,
+    /// Spread of the job durations: the sigma of a log-normal around the median (0: every
+    /// job takes the median; 0.5: a tenth of the jobs take under 0.53 of it, a tenth over
+    /// 1.9 times it). Each job's duration is drawn from its name, so it is reproducible.
+    pub duration_spread: f64,
+    /// Batch slots of every site (and of the datasets at none): a job submitted while they
+    /// are all taken waits in the queue, first come first served. Unset: no limit.
+    pub slots: Option<u64>,
+    /// Raw files the storage system of every site stages per hour, one after the other.
+    /// Unset: no limit.
+    pub stage_rate: Option<f64>,
+    /// `[backend.sim.site.NAME]`: one site's capacity, replacing `slots` and `stage_rate`
+    /// for it (an unset key is no limit there).
+    pub site: BTreeMap<String, SimSite>,
+}
+
+/// `[backend.sim.site.NAME]`: the capacity of one simulated site.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimSite {
+    /// Batch slots.
+    pub slots: Option<u64>,
+    /// Raw files staged per hour.
+    pub stage_rate: Option<f64>,
+}
+
+impl SimConfig {
+    /// Whether any site's batch slots or stage rate are limited.
+    pub fn has_capacity(&self) -> bool {
+        self.slots.is_some() || self.stage_rate.is_some() || !self.site.is_empty()
+    }
+
+    /// The capacity of `site` (`None`: the datasets at no site).
+    pub fn capacity(&self, site: Option<&str>) -> SimSite {
+        site.and_then(|s| self.site.get(s).copied())
+            .unwrap_or(SimSite {
+                slots: self.slots,
+                stage_rate: self.stage_rate,
+            })
+    }
 }
 
 impl Default for SimConfig {
@@ -109,6 +186,13 @@ impl Default for SimConfig {
             delete_failure: 0.0,
             lost_job: 0.01,
             duration_s: 0.0,
+            stage_duration_s: None,
+            reco_duration_s: None,
+            merge_duration_s: None,
+            duration_spread: 0.0,
+            slots: None,
+            stage_rate: None,
+            site: BTreeMap::new(),
         }
     }
 }
@@ -352,12 +436,47 @@ impl Config {
                 return Err(bad(key, p.to_string(), "a probability is between 0 and 1"));
             }
         }
-        if !(s.duration_s.is_finite() && s.duration_s >= 0.0) {
+        for (key, d) in [
+            ("backend.sim.duration_s", Some(s.duration_s)),
+            ("backend.sim.stage_duration_s", s.stage_duration_s),
+            ("backend.sim.reco_duration_s", s.reco_duration_s),
+            ("backend.sim.merge_duration_s", s.merge_duration_s),
+        ] {
+            if let Some(d) = d
+                && !(d.is_finite() && d >= 0.0)
+            {
+                return Err(bad(key, d.to_string(), "a duration is at least 0 seconds"));
+            }
+        }
+        if !(0.0..=3.0).contains(&s.duration_spread) {
             return Err(bad(
-                "backend.sim.duration_s",
-                s.duration_s.to_string(),
-                "a duration is at least 0 seconds",
+                "backend.sim.duration_spread",
+                s.duration_spread.to_string(),
+                "a spread is between 0 (none) and 3",
             ));
+        }
+        let sites = std::iter::once(("backend.sim".to_owned(), s.capacity(None))).chain(
+            s.site
+                .iter()
+                .map(|(name, c)| (format!("backend.sim.site.{name}"), *c)),
+        );
+        for (table, c) in sites {
+            if c.slots == Some(0) {
+                return Err(bad(
+                    &format!("{table}.slots"),
+                    "0".into(),
+                    "a site needs at least one batch slot (leave it unset for no limit)",
+                ));
+            }
+            if let Some(r) = c.stage_rate
+                && !(r.is_finite() && r > 0.0)
+            {
+                return Err(bad(
+                    &format!("{table}.stage_rate"),
+                    r.to_string(),
+                    "a stage rate is more than 0 files an hour (leave it unset for no limit)",
+                ));
+            }
         }
         match self.backend.kind {
             BackendKind::Command => {
@@ -443,10 +562,75 @@ impl Config {
                 "a lease must last at least a second",
             ));
         }
+        for (name, w) in &self.weights {
+            if let Err(e) = repro_core::SampleName::new(name) {
+                return Err(bad(
+                    &format!("weights.{name}"),
+                    w.to_string(),
+                    &e.to_string(),
+                ));
+            }
+            if *w == 0 {
+                return Err(bad(
+                    &format!("weights.{name}"),
+                    "0".into(),
+                    "a weight is at least 1 (lock the sample's datasets to pause them)",
+                ));
+            }
+        }
         self.policy()
             .validate()
             .map_err(|e| bad(&format!("policy.{}", e.key), e.value, e.why))?;
+        let limits = self.limits();
+        let tables = std::iter::once(("limits".to_owned(), limits.default)).chain(
+            limits
+                .sites
+                .iter()
+                .map(|(s, l)| (format!("limits.site.{s}"), *l))
+                .chain(std::iter::once(("limits.total".to_owned(), limits.total))),
+        );
+        for (table, l) in tables {
+            for (key, v) in [
+                ("stage_requests", l.stage_requests),
+                ("disk_bytes", l.disk_bytes),
+                ("reco_jobs", l.reco_jobs),
+                ("merge_jobs", l.merge_jobs),
+                ("submissions", l.submissions),
+            ] {
+                if v == Some(0) {
+                    return Err(bad(
+                        &format!("{table}.{key}"),
+                        "0".into(),
+                        "0 would stop that work for good; leave the key out for no limit, or lock the datasets to pause them",
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The samples' weights (names are checked when the file is read).
+    pub fn weights(&self) -> repro_core::fair::Weights {
+        self.weights
+            .iter()
+            .filter_map(|(n, w)| Some((repro_core::SampleName::new(n).ok()?, *w)))
+            .collect()
+    }
+
+    /// The limits per site.
+    pub fn limits(&self) -> repro_core::SiteLimits {
+        let l = &self.limits;
+        repro_core::SiteLimits {
+            default: repro_core::Limits {
+                stage_requests: l.stage_requests,
+                disk_bytes: l.disk_bytes,
+                reco_jobs: l.reco_jobs,
+                merge_jobs: l.merge_jobs,
+                submissions: l.submissions,
+            },
+            sites: l.site.clone(),
+            total: l.total,
+        }
     }
 
     /// The core's policy.
@@ -541,5 +725,42 @@ merge_group_files = 50
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown variant `condor`"), "{e}");
+    }
+
+    #[test]
+    fn a_simulated_site_needs_a_slot_a_positive_rate_and_a_sane_spread() {
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        assert_eq!(
+            err("[backend.sim]\nslots = 0\n"),
+            "config repro.toml: key `backend.sim.slots` = 0: a site needs at least one batch slot (leave it unset for no limit)"
+        );
+        let e = err("[backend.sim.site.fnal]\nstage_rate = -3.0\n");
+        assert!(
+            e.contains("key `backend.sim.site.fnal.stage_rate` = -3"),
+            "{e}"
+        );
+        let e = err("[backend.sim]\nduration_spread = 5.0\n");
+        assert!(e.contains("`backend.sim.duration_spread` = 5"), "{e}");
+        let e = err("[backend.sim]\nreco_duration_s = -1.0\n");
+        assert!(e.contains("`backend.sim.reco_duration_s` = -1"), "{e}");
+        let e = err("[backend.sim.site.fnal]\nslot = 3\n");
+        assert!(e.contains("unknown field `slot`"), "{e}");
+        let c = parse("[backend.sim]\nslots = 10\n[backend.sim.site.fnal]\nstage_rate = 50.0\n")
+            .unwrap();
+        let sim = &c.backend.sim;
+        assert!(sim.has_capacity());
+        assert_eq!(
+            (sim.capacity(None).slots, sim.capacity(Some("cern")).slots),
+            (Some(10), Some(10))
+        );
+        // A site's own table replaces the defaults: its unset slots are no limit.
+        assert_eq!(
+            sim.capacity(Some("fnal")),
+            SimSite {
+                slots: None,
+                stage_rate: Some(50.0)
+            }
+        );
+        assert!(!SimConfig::default().has_capacity());
     }
 }

@@ -100,6 +100,7 @@ pub async fn run(c: &Campaign, mut progress: impl FnMut(usize, usize)) -> Result
         let opts = Register {
             unlock: true,
             site: Some("sim".into()),
+            ..Register::default()
         };
         store.register(&name, &files, &opts, "demo").await?;
     }

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use repro_core::plan::{plan_for, polls};
+use repro_core::plan::polls;
 use repro_core::{
     Change, DatasetName, DatasetView, Outcome, Plan, Policy, RecoOutcome, StageKind, Transition,
 };
@@ -15,6 +15,8 @@ use tracing::{debug, info, warn};
 
 use crate::backend::Backend;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ledger::{Ledger, Planned};
+use repro_core::fair::{Claim, Weights};
 
 /// One of the seed's operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +134,9 @@ pub struct Report {
     /// Why nothing was done, when it was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Work that waits for budget ("waiting: 1,200 files for stage requests").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     /// What newly needs a person after this run, each with the command that fixes it: a
     /// phase that went `FAILED`, files or merge groups that failed for good.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -199,7 +204,7 @@ fn alerts(view: &DatasetView, changes: &[Change]) -> Vec<String> {
 /// ```no_run
 /// # async fn f(store: repro_db::Store, backend: &dyn repro_run::Backend) -> repro_run::Result<()> {
 /// use repro_run::{Driver, Op};
-/// let names = repro_run::targets(&store, None).await?;
+/// let names = repro_run::targets(&store, &repro_run::Scope::default()).await?;
 /// let run = Driver::new(&store, backend).run_many(Op::Tick, &names, true).await;
 /// for (name, e) in &run.errors {
 ///     eprintln!("{name}: {e}");
@@ -221,6 +226,9 @@ pub struct Driver<'a> {
     pub lease_ttl: Duration,
     /// Datasets [`Driver::run_many`] works on at once.
     pub workers: usize,
+    /// What is left of each site's budget and of the total in this run, taken by the
+    /// datasets in the order they are planned.
+    ledger: Ledger,
 }
 
 /// What [`Driver::run_many`] did: a report per dataset it worked on, an error per dataset
@@ -304,16 +312,59 @@ pub fn holder_is_gone(holder: &str) -> bool {
     started(pid) != Some(start)
 }
 
-/// The datasets an `--all` operation works on: every one not at rest, of `site` if given.
-pub async fn targets(store: &Store, site: Option<&str>) -> Result<Vec<DatasetName>> {
+/// Which datasets an `--all` operation works on: every one, or those of a site, a sample
+/// or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Only datasets of this site.
+    pub site: Option<String>,
+    /// Only datasets of this sample.
+    pub sample: Option<repro_core::SampleName>,
+}
+
+/// The datasets an `--all` operation works on: every one of `scope` not at rest, in the
+/// order in which a run gives them work ([`run_order`], every sample weighing 1).
+pub async fn targets(store: &Store, scope: &Scope) -> Result<Vec<DatasetName>> {
+    targets_weighted(store, scope, &Weights::new()).await
+}
+
+/// [`targets`], with the samples weighted by `weights` (`[weights]` in the configuration).
+pub async fn targets_weighted(
+    store: &Store,
+    scope: &Scope,
+    weights: &Weights,
+) -> Result<Vec<DatasetName>> {
     let list = store
         .list(&ListFilter {
             active_only: true,
-            site: site.map(str::to_owned),
+            site: scope.site.clone(),
+            sample: scope.sample.clone(),
+            by_priority: true,
             ..ListFilter::default()
         })
         .await?;
-    Ok(list.into_iter().map(|d| d.name).collect())
+    Ok(run_order(&list, weights))
+}
+
+/// The names of `list` (as [`Store::list`] gives them `by_priority`: highest priority
+/// first, then the oldest) in the order a run gives them work: highest priority first;
+/// within a priority, the sample with the fewest files in flight (staging or in a reco
+/// job) per unit of weight first, so that one big sample does not starve the others; then
+/// the oldest. See [`repro_core::fair`].
+pub fn run_order(list: &[repro_db::DatasetSummary], weights: &Weights) -> Vec<DatasetName> {
+    use repro_core::FileState;
+    let claims: Vec<Claim<'_>> = list
+        .iter()
+        .map(|d| Claim {
+            priority: d.priority,
+            sample: d.sample.as_ref(),
+            in_flight: d.files.get(FileState::Staging) + d.files.get(FileState::RecoSubmitted),
+        })
+        .collect();
+    repro_core::fair::run_order(&claims, weights)
+        .into_iter()
+        .map(|i| list[i].name.clone())
+        .collect()
 }
 
 fn is_failure(o: &Outcome) -> bool {
@@ -340,6 +391,7 @@ impl<'a> Driver<'a> {
             owner: default_owner(),
             lease_ttl: Duration::from_secs(crate::config::DEFAULT_LEASE_TTL_S),
             workers: crate::config::DEFAULT_WORKERS,
+            ledger: Ledger::new(),
         }
     }
 
@@ -373,9 +425,13 @@ impl<'a> Driver<'a> {
     /// saying so; other errors are collected and the rest go on. An error that stops the
     /// run (the disk is full, the database is gone) starts no further dataset.
     pub async fn run_many(&self, op: Op, names: &[DatasetName], tolerant: bool) -> Run {
+        // Each run has the budget that is free when it starts.
+        self.ledger.clear();
         // Workers need a runtime with threads of its own (`#[tokio::main]`'s default); on
         // a current-thread runtime the datasets go one after the other.
-        let workers = if multi_threaded() {
+        // With limits, the datasets take their sites' budgets one after the other, in the
+        // order given (highest priority first), so none gets budget before one ahead of it.
+        let workers = if multi_threaded() && self.store.limits().is_none() {
             self.workers.max(1).min(names.len())
         } else {
             1
@@ -481,6 +537,13 @@ impl<'a> Driver<'a> {
         };
         let result = self.work(op, name).await;
         renewal.abort();
+        // What waited for budget, for `dataset show` and the page: one UPDATE, which
+        // changes the row only when that changed (never, in a run without limits).
+        if let Ok(r) = &result
+            && let Err(e) = self.store.set_waiting(name, r.waiting.as_deref()).await
+        {
+            warn!(dataset = %name, "cannot record what waits: {e}");
+        }
         // With the disk full or the server gone, releasing cannot work either: the lease of
         // a process that exits is taken over at once on this host, on another when it
         // expires.
@@ -525,12 +588,22 @@ impl<'a> Driver<'a> {
             let Some(policy) = op.policy(&self.policy, &view) else {
                 break;
             };
-            let plan: Plan = plan_for(&view, &policy, |k| op.works_at(k));
+            let planned = self.plan(&view, &policy, op).await?;
+            if planned.waiting.is_some() {
+                report.waiting = planned.waiting;
+            }
+            let plan = planned.plan;
             if plan.is_empty() {
                 break;
             }
             match self.store.apply(name, &plan.changes, &self.actor).await {
                 Ok(()) => {}
+                Err(e @ DbError::OverBudget { .. }) => {
+                    // Another process took the budget first: what is left waits.
+                    info!(dataset = %name, "{e}");
+                    report.waiting = Some(e.to_string());
+                    break;
+                }
                 Err(DbError::Conflict(c)) if conflicts < 3 => {
                     // Someone (an operator, most likely) moved it: decide again from what is there.
                     conflicts += 1;
@@ -568,6 +641,21 @@ impl<'a> Driver<'a> {
             }
         }
         Ok(report)
+    }
+
+    /// What is due for `view` within what is left of its site's budget in this run (all
+    /// of it when the store has no limits).
+    async fn plan(&self, view: &DatasetView, policy: &Policy, op: Op) -> Result<Planned> {
+        let site = if self.store.limits().is_none() {
+            None
+        } else {
+            self.store.site_of(&view.name).await?
+        };
+        self.ledger
+            .plan(self.store, view, site.as_deref(), policy, |k| {
+                op.works_at(k)
+            })
+            .await
     }
 
     /// Makes one backend call. A backend blocks, so the runtime is told (a backend of its
@@ -655,17 +743,47 @@ pub struct Preview {
     pub actions: Vec<repro_core::Action>,
     /// Things a tick would poll.
     pub polls: usize,
+    /// Work that would wait for budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// What a tick would do now to `view`, without doing it.
 pub fn preview(view: &DatasetView, policy: &Policy) -> Preview {
-    let plan = repro_core::plan(view, policy);
-    Preview {
-        name: view.name.to_string(),
-        state: view.status.columns(),
-        transitions: plan.transitions().collect(),
-        actions: plan.actions,
-        polls: polls(view).len(),
+    preview_within(view, policy, &mut repro_core::Budget::default())
+}
+
+/// What a tick would do now to `view` within `budget`, taking from it what the tick would
+/// take, without doing it.
+pub fn preview_within(
+    view: &DatasetView,
+    policy: &Policy,
+    budget: &mut (impl repro_core::Draw + ?Sized),
+) -> Preview {
+    Preview::new(
+        view,
+        repro_core::plan::plan_within(view, policy, |_| true, budget),
+    )
+}
+
+impl Preview {
+    /// What a tick would do to `view` with `plan` (from [`Ledger::plan`](crate::ledger::Ledger::plan),
+    /// say), without doing it.
+    pub fn new(view: &DatasetView, plan: Plan) -> Preview {
+        let waiting = repro_core::budget::describe(&plan.waiting);
+        Preview::of(view, Planned { plan, waiting })
+    }
+
+    /// [`Preview::new`] with where the work waits, as the ledger said.
+    pub fn of(view: &DatasetView, planned: Planned) -> Preview {
+        Preview {
+            name: view.name.to_string(),
+            state: view.status.columns(),
+            transitions: planned.plan.transitions().collect(),
+            actions: planned.plan.actions,
+            polls: polls(view).len(),
+            waiting: planned.waiting,
+        }
     }
 }
 
@@ -693,5 +811,37 @@ mod tests {
         assert!(!holder_is_gone(&format!("elsewhere.{host}:{pid}:1")));
         assert!(!holder_is_gone("other-host:99"));
         assert!(!holder_is_gone("nonsense"));
+    }
+
+    #[tokio::test]
+    async fn an_all_run_takes_its_scope_highest_priority_first_then_the_oldest() {
+        let store = Store::open_memory().await.unwrap();
+        store.migrate().await.unwrap();
+        let wz = repro_core::SampleName::new("wz").unwrap();
+        for (n, priority, sample, unlock) in [
+            ("a.first", 0, None, true),
+            ("b.urgent", 3, Some(&wz), true),
+            ("c.held", 9, Some(&wz), false),
+            ("d.second", 0, Some(&wz), true),
+        ] {
+            let opts = repro_db::Register {
+                unlock,
+                priority,
+                sample: sample.cloned(),
+                ..repro_db::Register::default()
+            };
+            let files = [repro_db::NewFile::new("f", 1)];
+            let name = DatasetName::new(n).unwrap();
+            store.register(&name, &files, &opts, "t").await.unwrap();
+        }
+        let names = |v: Vec<DatasetName>| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let all = targets(&store, &Scope::default()).await.unwrap();
+        assert_eq!(names(all), ["b.urgent", "a.first", "d.second"]);
+        let scope = Scope {
+            sample: Some(wz),
+            ..Scope::default()
+        };
+        let some = targets(&store, &scope).await.unwrap();
+        assert_eq!(names(some), ["b.urgent", "d.second"]);
     }
 }

@@ -65,6 +65,14 @@ pub enum Error {
         /// ` by alice at 2026-12-01 10:00:00 UTC (tape drive down)`, from the history.
         by: String,
     },
+    /// A campaign description that cannot be used.
+    #[error("campaign {path}: {message}")]
+    Campaign {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key or dataset.
+        message: String,
+    },
     /// A simulated campaign that did not come to rest.
     #[error("{0}")]
     Stalled(String),
@@ -104,7 +112,9 @@ impl Error {
                 | DbError::Exists(_)
                 | DbError::DuplicateFile { .. }
                 | DbError::OutOfRange { .. } => ErrorKind::Input,
-                DbError::Conflict(_) | DbError::LeaseHeld { .. } => ErrorKind::Conflict,
+                DbError::Conflict(_) | DbError::LeaseHeld { .. } | DbError::OverBudget { .. } => {
+                    ErrorKind::Conflict
+                }
                 DbError::Illegal(_) => ErrorKind::Refused,
                 DbError::Unreachable { .. }
                 | DbError::DiskFull(_)
@@ -113,7 +123,9 @@ impl Error {
                 | DbError::CorruptRow { .. }
                 | DbError::Db(_) => ErrorKind::Other,
             },
-            Error::Config(_) | Error::FileList(_) | Error::Name(_) => ErrorKind::Input,
+            Error::Config(_) | Error::FileList(_) | Error::Name(_) | Error::Campaign { .. } => {
+                ErrorKind::Input
+            }
             Error::Operator(_) | Error::NotNow { .. } | Error::Locked { .. } => ErrorKind::Refused,
             Error::Backend(_) | Error::Diverged { .. } | Error::Io { .. } | Error::Stalled(_) => {
                 ErrorKind::Other

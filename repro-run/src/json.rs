@@ -23,6 +23,13 @@ pub struct DatasetJson {
     pub cleanup: String,
     /// Site, if set.
     pub site: Option<String>,
+    /// Sample, if set.
+    pub sample: Option<String>,
+    /// Priority: higher gets budget first.
+    pub priority: i32,
+    /// What waited for budget in its last run, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     /// Last change, RFC 3339 in UTC.
     pub updated_at: String,
     /// `total` and one count per file state.
@@ -32,11 +39,7 @@ pub struct DatasetJson {
 impl From<&DatasetSummary> for DatasetJson {
     fn from(d: &DatasetSummary) -> Self {
         let c = d.status.columns();
-        let mut files = BTreeMap::new();
-        files.insert("total".to_owned(), d.files.total);
-        for s in FileState::ALL {
-            files.insert(s.as_str().to_owned(), d.files.get(*s));
-        }
+        let files = file_counts(&d.files);
         DatasetJson {
             name: d.name.to_string(),
             lock: c.lock.to_string(),
@@ -45,8 +48,51 @@ impl From<&DatasetSummary> for DatasetJson {
             merge: c.merge.to_string(),
             cleanup: c.cleanup.to_string(),
             site: d.site.clone(),
+            sample: d.sample.as_ref().map(ToString::to_string),
+            priority: d.priority,
+            waiting: d.waiting.clone(),
             updated_at: rfc3339(d.updated_at),
             files,
+        }
+    }
+}
+
+/// `files` as JSON: `total` and one count per file state.
+fn file_counts(f: &repro_db::FileCounts) -> BTreeMap<String, u64> {
+    let mut files = BTreeMap::new();
+    files.insert("total".to_owned(), f.total);
+    for s in FileState::ALL {
+        files.insert(s.as_str().to_owned(), f.get(*s));
+    }
+    files
+}
+
+/// A sample's progress as JSON (`repro sample list --json`, `/api/samples`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SampleJson {
+    /// The sample; `null` for the datasets in none.
+    pub sample: Option<String>,
+    /// Its datasets.
+    pub datasets: u64,
+    /// Of them, `CLEANED`.
+    pub cleaned: u64,
+    /// Of them, with `FAILED` in a column.
+    pub failed: u64,
+    /// Of them, `LOCK`ed.
+    pub locked: u64,
+    /// `total` and one count per file state, over its datasets.
+    pub files: BTreeMap<String, u64>,
+}
+
+impl From<&repro_db::SampleSummary> for SampleJson {
+    fn from(s: &repro_db::SampleSummary) -> Self {
+        SampleJson {
+            sample: s.sample.as_ref().map(ToString::to_string),
+            datasets: s.datasets,
+            cleaned: s.cleaned,
+            failed: s.failed,
+            locked: s.locked,
+            files: file_counts(&s.files),
         }
     }
 }

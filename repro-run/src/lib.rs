@@ -40,11 +40,16 @@ pub mod driver;
 mod error;
 pub mod filelist;
 pub mod json;
+pub mod ledger;
+pub mod simulate;
 pub mod web;
 
 pub use backend::{Backend, BackendError};
 pub use config::{BackendKind, Config, ConfigError};
-pub use driver::{Driver, Op, Preview, Report, Run, preview, targets};
+pub use driver::{
+    Driver, Op, Preview, Report, Run, Scope, preview, preview_within, run_order, targets,
+    targets_weighted,
+};
 pub use error::{Error, ErrorKind, Result};
 
 /// Whether `w` is one of the seed's state words (`LOCK`, `NOT DONE`, `MERGED_DBUP`, ...).
@@ -59,8 +64,27 @@ pub fn is_state_word(w: &str) -> bool {
 /// The seed's state words, for messages.
 pub const STATE_WORDS: &str = "LOCK, UNLOCK, NOT DONE, RUNNING, PRESTAGE, PARTIAL, COMPLETED, MERGED, MERGED_DBUP, CLEANED, FAILED";
 
+/// The backend a configuration chooses for the datasets of `store`, at `now_s` (seconds
+/// since the epoch; the sim backend's clock). A simulated world with a capacity per site
+/// is told each dataset's site.
+pub async fn backend_for(
+    config: &Config,
+    store: &repro_db::Store,
+    now_s: f64,
+) -> Result<Box<dyn Backend>> {
+    let sim = &config.backend.sim;
+    if config.backend.kind == BackendKind::Sim && sim.has_capacity() {
+        let sites = store.dataset_sites().await?;
+        return Ok(Box::new(
+            backend::sim::SimBackend::new(sim.clone(), now_s).with_sites(sites),
+        ));
+    }
+    Ok(backend_from_config(config, now_s))
+}
+
 /// The backend a configuration chooses, started at `now_s` (seconds since the epoch; the
-/// sim backend's clock).
+/// sim backend's clock). A simulated world with a capacity per site needs
+/// [`backend_for`], which knows the datasets' sites.
 pub fn backend_from_config(config: &Config, now_s: f64) -> Box<dyn Backend> {
     match config.backend.kind {
         BackendKind::Sim => Box::new(backend::sim::SimBackend::new(

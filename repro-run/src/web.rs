@@ -48,6 +48,7 @@ pub fn router(store: Store) -> Router {
         .route("/", get(index))
         .route("/datasets/{name}", get(dataset_page))
         .route("/api/datasets", get(api_list))
+        .route("/api/samples", get(api_samples))
         .route("/api/datasets/{name}", get(api_one))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -317,6 +318,7 @@ fn chart(title: &str, series: &[Series<'_>], now: chrono::NaiveDateTime) -> Mark
 struct IndexQuery {
     state: Option<String>,
     site: Option<String>,
+    sample: Option<String>,
     page: Option<u64>,
     per: Option<u64>,
     sort: Option<String>,
@@ -333,16 +335,23 @@ impl IndexQuery {
                 crate::STATE_WORDS
             )));
         }
+        let sample = match self.sample.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(
+                repro_core::SampleName::new(s).map_err(|e| WebError::BadRequest(e.to_string()))?,
+            ),
+        };
         let per = self.per.unwrap_or(PER_PAGE).clamp(1, 500);
         let page = self.page.unwrap_or(1).max(1);
         Ok((
             ListFilter {
                 state_word: state,
                 site: self.site.clone().filter(|s| !s.is_empty()),
+                sample,
                 recent_first: self.sort.as_deref() == Some("updated"),
                 offset: (page - 1) * per,
                 limit: Some(per),
-                active_only: false,
+                ..ListFilter::default()
             },
             page,
             per,
@@ -363,6 +372,9 @@ async fn index(
     let matching = store.count(&filter).await?;
     let totals = store.totals().await?;
     let hourly = throughput(&store, None).await?;
+    // Progress per sample, over the site filtered for (samples are what operators think in).
+    let samples = store.samples(filter.site.as_deref()).await?;
+    let has_samples = !samples.is_empty();
     // Datasets that need a person come first, whatever the filter: a FAILED phase, with
     // the reason from the counts (the dataset's page has the last error).
     let failed_list = store
@@ -384,6 +396,9 @@ async fn index(
         }
         if let Some(site) = &filter.site {
             s.push_str(&format!("&site={}", urlencode(site)));
+        }
+        if let Some(sample) = &filter.sample {
+            s.push_str(&format!("&sample={}", urlencode(sample.as_str())));
         }
         if filter.recent_first {
             s.push_str("&sort=updated");
@@ -420,10 +435,43 @@ async fn index(
         }
         (progress(f))
         (chart("raw files per hour (UTC)", &hourly, repro_db::now()))
+        @if has_samples {
+            section id="samples" {
+                h2 { "Samples" }
+                table {
+                    thead { tr { th { "SAMPLE" } th { "DATASETS" } th { "CLEANED" } th { "FAILED" } th { "LOCKED" } th { "PROGRESS" } th title="files that got at least this far, of all" { "FILES staged / reco / merged / cleaned" } th { "FAILED FILES" } } }
+                    tbody {
+                        @for s in &samples {
+                            @let st = stages(&s.files);
+                            tr {
+                                td {
+                                    @match &s.sample {
+                                        Some(n) => a href=(format!("/?sample={}", urlencode(n.as_str()))) { (n) },
+                                        None => span.muted { "(none)" },
+                                    }
+                                }
+                                td.num { (s.datasets) }
+                                td.num { (s.cleaned) }
+                                td.num { (s.failed) }
+                                td.num { (s.locked) }
+                                td { (progress(&s.files)) }
+                                td.num {
+                                    (st[0] + st[1] + st[2] + st[3]) " / " (st[1] + st[2] + st[3]) " / "
+                                    (st[2] + st[3]) " / " (st[3]) " of " (s.files.total)
+                                }
+                                td.num { (st[4]) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         form.filters method="get" action="/" {
             label { "state " input type="text" name="state" value=(filter.state_word.clone().unwrap_or_default()) placeholder="FAILED, RUNNING, LOCK…" size="14"; }
             " "
             label { "site " input type="text" name="site" value=(filter.site.clone().unwrap_or_default()) size="10"; }
+            " "
+            label { "sample " input type="text" name="sample" value=(filter.sample.as_ref().map(ToString::to_string).unwrap_or_default()) size="12"; }
             " "
             label { "sort " select name="sort" {
                 option value="name" selected[!filter.recent_first] { "by name" }
@@ -434,13 +482,16 @@ async fn index(
         }
         p.muted { (matching) " matching datasets; page " (page_no) " of " (pages) }
         table id="datasets" {
-            thead { tr { th { "NAME" } th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "PROGRESS" } th title="files that got at least this far, of all" { "FILES staged / reco / merged / cleaned" } th { "FAILED" } th { "SITE" } th { "LAST CHANGE (UTC)" } } }
+            thead { tr { th { "NAME" } th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "PROGRESS" } th title="files that got at least this far, of all" { "FILES staged / reco / merged / cleaned" } th { "FAILED" } th { "SITE" } th { "SAMPLE" } th title="higher gets budget first" { "PRIO" } th { "LAST CHANGE (UTC)" } } }
             tbody {
                 @for d in &list {
                     @let c = d.status.columns();
                     @let st = stages(&d.files);
                     tr {
-                        td { a href=(format!("/datasets/{}", d.name)) { (d.name) } }
+                        td {
+                            a href=(format!("/datasets/{}", d.name)) { (d.name) }
+                            @if let Some(w) = &d.waiting { br; span.muted.waiting { (w) } }
+                        }
                         td { (word(c.lock.as_str())) }
                         td { (word(c.prestage.as_str())) }
                         td { (word(c.reco.as_str())) }
@@ -453,6 +504,8 @@ async fn index(
                         }
                         td.num { (st[4]) }
                         td { (d.site.clone().unwrap_or_default()) }
+                        td { (d.sample.as_ref().map(ToString::to_string).unwrap_or_default()) }
+                        td.num { (d.priority) }
                         td { (d.updated_at.format("%Y-%m-%d %H:%M")) }
                     }
                 }
@@ -537,6 +590,13 @@ async fn dataset_page(
             }
         }
         @if let Some((owner, until)) = &summary.lease { p.muted { "being worked on by " (owner) " until " (until.format("%H:%M:%S")) " UTC" } }
+        @if summary.sample.is_some() || summary.priority != 0 {
+            p.muted {
+                @if let Some(sample) = &summary.sample { "sample " a href=(format!("/?sample={}", urlencode(sample.as_str()))) { (sample) } " · " }
+                "priority " (summary.priority)
+            }
+        }
+        @if let Some(w) = &summary.waiting { p.waiting { (w) " (in the last run)" } }
         h2 { "Files" }
         (progress(&summary.files))
         table id="file-counts" {
@@ -611,6 +671,15 @@ async fn api_list(
     let total = store.count(&filter).await?;
     let v: Vec<DatasetJson> = list.iter().map(DatasetJson::from).collect();
     Ok(([("x-total-count", total.to_string())], Json(v)).into_response())
+}
+
+async fn api_samples(
+    State(store): State<Store>,
+    Query(q): Query<IndexQuery>,
+) -> Result<Json<Vec<crate::json::SampleJson>>, WebError> {
+    let (filter, _, _) = q.filter()?;
+    let v = store.samples(filter.site.as_deref()).await?;
+    Ok(Json(v.iter().map(Into::into).collect()))
 }
 
 async fn api_one(
@@ -738,6 +807,7 @@ mod tests {
                     &Register {
                         unlock,
                         site: Some(site.into()),
+                        ..Register::default()
                     },
                     "alice",
                 )
@@ -906,6 +976,64 @@ mod tests {
         let (status, body) = get(&store, "/?state=DONE").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(body.contains("is not a state word"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn samples_have_a_table_a_filter_and_an_api() {
+        let (_d, store) = seeded().await;
+        let (_, index) = get(&store, "/").await;
+        assert!(
+            !index.contains("id=\"samples\""),
+            "no table while no dataset has a sample"
+        );
+        let wz = repro_core::SampleName::new("p17.wz").unwrap();
+        for n in ["alpha", "gamma"] {
+            let n = DatasetName::new(n).unwrap();
+            store.set_sample(&n, Some(&wz), "t", None).await.unwrap();
+        }
+        let (_, index) = get(&store, "/").await;
+        let table = &index[index.find("id=\"samples\"").expect("a samples table")..];
+        let table = &table[..table.find("</table>").unwrap()];
+        assert!(table.contains("href=\"/?sample=p17.wz\""), "{table}");
+        assert!(table.contains("(none)"), "{table}");
+        assert!(
+            table.contains("0 / 0 / 0 / 0 of 5"),
+            "beta is in none: {table}"
+        );
+        let (_, only) = get(&store, "/?sample=p17.wz").await;
+        assert!(only.contains(">alpha<") && only.contains(">gamma<") && !only.contains(">beta<"));
+        assert!(
+            only.contains("value=\"p17.wz\""),
+            "the filter shows what it filters by"
+        );
+        let (status, body) = get(&store, "/?sample=p17%20wz").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("sample name"), "{body}");
+        let (status, api) = get(&store, "/api/samples").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&api).unwrap();
+        assert_eq!(v[0]["sample"], "p17.wz");
+        assert_eq!(v[0]["datasets"], 2);
+        assert_eq!(v[1]["sample"], serde_json::Value::Null);
+        assert_eq!(v[1]["datasets"], 1);
+        // What waited for budget in the last run shows on both pages.
+        let alpha = DatasetName::new("alpha").unwrap();
+        let why = "waiting: 3 files for stage requests";
+        store.set_waiting(&alpha, Some(why)).await.unwrap();
+        let (_, index) = get(&store, "/").await;
+        assert!(
+            index.contains(&format!("<span class=\"muted waiting\">{why}</span>")),
+            "{index}"
+        );
+        let (_, page) = get(&store, "/datasets/alpha").await;
+        assert!(page.contains(&format!("{why} (in the last run)")), "{page}");
+        assert!(
+            page.contains("sample <a href=\"/?sample=p17.wz\">p17.wz</a>"),
+            "{page}"
+        );
+        store.set_waiting(&alpha, None).await.unwrap();
+        let (_, page) = get(&store, "/datasets/alpha").await;
+        assert!(!page.contains("in the last run"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

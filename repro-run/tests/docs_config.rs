@@ -1,5 +1,5 @@
-//! Every configuration example in the docs parses with this version of `repro`, so the docs
-//! cannot drift from the code. A block that starts without a `[section]` continues the
+//! Every configuration example (and campaign file for `repro simulate`) in the docs parses
+//! with this version of `repro`, so the docs cannot drift from the code. A block that starts without a `[section]` continues the
 //! section the file's previous block ended in (as the docs present them).
 
 use std::path::Path;
@@ -51,6 +51,14 @@ fn every_configuration_example_in_the_docs_parses() {
                 section = last.trim().to_owned();
             }
             let name = format!("{}:{line}", path.display());
+            if block.trim_start().starts_with("[[dataset]]") {
+                // A campaign file for `repro simulate`, not a configuration.
+                if let Err(e) = repro_run::simulate::parse_campaign(&block, Path::new(&name)) {
+                    panic!("{name}: the campaign example does not parse:\n{block}\n{e}");
+                }
+                checked += 1;
+                continue;
+            }
             if let Err(e) = Config::parse(&whole, Path::new(&name)) {
                 panic!("{name}: the example does not parse:\n{whole}\n{e}");
             }

@@ -68,6 +68,7 @@ fn sim(dir: &Path, seed: u64, failure: f64) -> SimBackend {
         delete_failure: failure / 2.0,
         lost_job: failure / 4.0,
         duration_s: 0.0,
+        ..SimConfig::default()
     };
     SimBackend::new(config, 0.0)
 }

@@ -6,6 +6,8 @@ mod test_command_backend;
 mod test_crash_recovery;
 mod test_cron_concurrency;
 mod test_dataset;
+mod test_limits;
 mod test_misc;
 mod test_operations;
 mod test_operator;
+mod test_simulate;

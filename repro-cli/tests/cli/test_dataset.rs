@@ -188,3 +188,125 @@ fn a_file_list_can_come_from_stdin() {
         "registered piped: 2 raw files, LOCK\n"
     );
 }
+
+#[test]
+fn samples_group_datasets_and_priorities_order_the_work() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    assert_eq!(
+        env.ok(&["sample", "list"]),
+        "no dataset is in a sample; `repro sample set SAMPLE NAME...` puts them in one\n"
+    );
+    env.write("three.list", "/r/a 10\n/r/b 10\n/r/c 10\n");
+    for (name, sample) in [("wz.1", "p17.wz"), ("wz.2", "p17.wz"), ("top.1", "p17.top")] {
+        env.ok(&[
+            "dataset",
+            "add",
+            name,
+            "--files",
+            "three.list",
+            "--unlock",
+            "--sample",
+            sample,
+        ]);
+    }
+    env.ok(&[
+        "dataset",
+        "add",
+        "loose",
+        "--files",
+        "three.list",
+        "--priority",
+        "-2",
+    ]);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "list", "--sample", "p17.wz"])), @r#"
+    status: 0
+    --- stdout
+    NAME  SITE  LOCK    PRESTAGE  RECO      MERGE     CLEANUP   FILES staged/reco/merged/cleaned  FAILED
+    wz.1  -     UNLOCK  NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 3                      0
+    wz.2  -     UNLOCK  NOT DONE  NOT DONE  NOT DONE  NOT DONE  0/0/0/0 of 3                      0
+    --- stderr
+    "#);
+    // A tick over one sample leaves the others alone.
+    env.ok(&["tick", "--sample", "p17.top"]);
+    let list: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "dataset", "list"])).unwrap();
+    let prestage: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap(), d["prestage"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        prestage,
+        [
+            ("loose", "NOT DONE"),
+            ("top.1", "RUNNING"),
+            ("wz.1", "NOT DONE"),
+            ("wz.2", "NOT DONE")
+        ]
+    );
+    insta::assert_snapshot!(env.show(&env.run(&["sample", "list"])), @r#"
+    status: 0
+    --- stdout
+    SAMPLE   DATASETS  CLEANED  FAILED  LOCKED  FILES staged/reco/merged/cleaned  FAILED FILES
+    p17.top  1         0        0       0       0/0/0/0 of 3                      0
+    p17.wz   2         0        0       0       0/0/0/0 of 6                      0
+    (none)   1         0        0       1       0/0/0/0 of 3                      0
+    --- stderr
+    "#);
+    env.ok(&["sample", "set", "p17.top", "wz.2", "--reason", "misfiled"]);
+    env.ok(&["priority", "wz.2", "7"]);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "show", "wz.2"])).lines().take(4).collect::<Vec<_>>().join("\n"), @r"
+    status: 0
+    --- stdout
+    name      wz.2
+    site      -
+    ");
+    let show = env.ok(&["dataset", "show", "wz.2"]);
+    assert!(show.contains("sample    p17.top\npriority  7\n"), "{show}");
+    let history = env.ok(&["history", "wz.2"]);
+    assert!(
+        history.contains("set_sample") && history.contains("misfiled"),
+        "{history}"
+    );
+    assert!(history.contains("set_priority"), "{history}");
+    let json = env.ok(&["--json", "sample", "list"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["sample"], "p17.top");
+    assert_eq!(v[0]["datasets"], 2);
+    assert_eq!(v[0]["files"]["total"], 6);
+    assert_eq!(v[2]["sample"], serde_json::Value::Null);
+    env.ok(&["sample", "clear", "wz.2"]);
+    assert!(!env.ok(&["dataset", "show", "wz.2"]).contains("sample "));
+
+    // Bad names are usage errors that change nothing.
+    insta::assert_snapshot!(env.show(&env.run(&["sample", "set", "p17 W/Z", "wz.1"])), @r#"
+    status: 2
+    --- stdout
+    --- stderr
+    repro: sample name "p17 W/Z" contains ' ' at position 4; only letters, digits and `_ - . +` are allowed
+    "#);
+    let out = env.run(&["sample", "set", "p17.x", "wz.1", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{}", env.show(&out));
+    assert!(
+        env.ok(&["dataset", "show", "wz.1"])
+            .contains("sample    p17.wz"),
+        "a set with an unknown dataset changed another"
+    );
+    let out = env.run(&[
+        "dataset",
+        "add",
+        "bad",
+        "--files",
+        "three.list",
+        "--sample",
+        "a/b",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        env.ok(&["dataset", "list"])
+            .lines()
+            .all(|l| !l.starts_with("bad "))
+    );
+}

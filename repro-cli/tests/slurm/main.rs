@@ -79,6 +79,26 @@ fn at_rest(v: &serde_json::Value) -> bool {
             .any(|c| v[*c] == "FAILED")
 }
 
+/// `processes` cron loops racing, each ticking every half second until `name` is at rest
+/// or `deadline` has passed.
+fn tick_until_rest(env: &Env, name: &str, processes: usize, deadline: Duration) {
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..processes {
+            s.spawn(|| {
+                while t0.elapsed() < deadline {
+                    let out = env.run(&["-q", "tick"]);
+                    assert!(out.status.success(), "{}", render(&out));
+                    if at_rest(&show(env, name)) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            });
+        }
+    });
+}
+
 /// Job names in Slurm's own accounting that start with `prefix`, with how often each ran.
 fn accounted(prefix: &str) -> HashMap<String, usize> {
     let out = Command::new("sacct")
@@ -109,20 +129,7 @@ fn two_processes_ticking_drive_200_files_to_cleaned_on_slurm() {
     );
     env.ok(&["unlock", &name]);
     let t0 = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                while t0.elapsed() < Duration::from_secs(600) {
-                    let out = env.run(&["-q", "tick"]);
-                    assert!(out.status.success(), "{}", render(&out));
-                    if at_rest(&show(&env, &name)) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            });
-        }
-    });
+    tick_until_rest(&env, &name, 2, Duration::from_secs(600));
     let v = show(&env, &name);
     assert_eq!(v["cleanup"], "CLEANED", "{v}");
     assert_eq!(v["reco"], "COMPLETED", "{v}");
@@ -203,4 +210,84 @@ fn failed_cancelled_and_timed_out_jobs_keep_slurms_reason() {
     assert!(errors[1].contains("slurm: CANCELLED"), "{errors:?}");
     assert!(errors[2].contains("slurm: TIMEOUT"), "{errors:?}");
     assert_eq!(errors[3], "", "{errors:?}");
+}
+
+/// Raw files for the limits test: `REPRO_SLURM_LIMIT_FILES` (400 in CI; the issue's
+/// campaign is 2,000).
+fn limit_files() -> usize {
+    std::env::var("REPRO_SLURM_LIMIT_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400)
+}
+
+#[test]
+#[ignore = "needs a Slurm cluster (.ci/slurm-up.sh starts one); run with --ignored"]
+fn at_most_40_reco_jobs_are_ever_in_slurms_queue() {
+    assert_slurm_is_up();
+    let env = Env::new();
+    setup(&env, "10", 3);
+    let base = std::fs::read_to_string(env.path("repro.toml")).unwrap();
+    env.write(
+        "repro.toml",
+        &format!("{base}[limits]\nreco_jobs = 40\nmerge_jobs = 4\n"),
+    );
+    let n = limit_files();
+    let name = format!("lim{}", std::process::id());
+    let contents: Vec<String> = (0..n).map(|i| format!("event data {i}")).collect();
+    raw_files(
+        &env,
+        &name,
+        &contents.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    env.ok(&["unlock", &name]);
+    let t0 = Instant::now();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (peak, samples) = std::thread::scope(|s| {
+        // A sampler reads Slurm's queue every second, as an operator would.
+        let sampler = s.spawn(|| {
+            let (mut peak, mut samples) = (0, 0);
+            let prefix = format!("{name}.reco.");
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let out = Command::new("squeue")
+                    .args(["-h", "-o", "%j"])
+                    .output()
+                    .expect("squeue runs");
+                let mine = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|j| j.starts_with(&prefix))
+                    .count();
+                peak = peak.max(mine);
+                samples += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            (peak, samples)
+        });
+        // Stop the sampler however the loops end, a failed assertion included.
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let stop = Stop(&done);
+        tick_until_rest(&env, &name, 2, Duration::from_secs(1500));
+        drop(stop);
+        sampler.join().unwrap()
+    });
+    let v = show(&env, &name);
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+    eprintln!(
+        "{n} files LOCK -> CLEANED on Slurm with reco_jobs = 40 in {:.1} s; \
+         squeue sampled {samples} times, at most {peak} reco jobs of the campaign in it",
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(peak <= 40, "squeue showed {peak} reco jobs");
+    assert!(
+        peak >= 20,
+        "the limit was never approached ({peak}): the test shows nothing"
+    );
+    let jobs = accounted(&format!("{name}.reco."));
+    let twice: Vec<_> = jobs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "submitted twice: {twice:?}");
 }

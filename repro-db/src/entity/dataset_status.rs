@@ -20,6 +20,9 @@ pub struct Model {
     pub lease_until: Option<DateTime>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+    pub sample: Option<String>,
+    pub priority: i32,
+    pub waiting: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -41,7 +41,7 @@ on_every_backend! {
     async fn moving_thousands_of_files_is_one_guarded_batch(db: &TestDb) {
         let store = db.store().await;
         let name = DatasetName::new("move").unwrap();
-        store.register(&name, &files(12_000), &Register { unlock: true, site: Some("fnal".into()) }, "t").await.unwrap();
+        store.register(&name, &files(12_000), &Register { unlock: true, site: Some("fnal".into()), ..Register::default() }, "t").await.unwrap();
         let view = store.load(&name).await.unwrap();
         let changes: Vec<Change> = view.files.values().map(|f| Change::file(f, FileEvent::RequestStage).unwrap()).collect();
         store.apply(&name, &changes, "bulk").await.unwrap();
@@ -65,7 +65,7 @@ on_every_backend! {
         let store = db.store().await;
         for (n, site) in [("a1", "prague"), ("a2", "fnal"), ("a3", "prague")] {
             let name = DatasetName::new(n).unwrap();
-            store.register(&name, &files(5), &Register { unlock: n != "a2", site: Some(site.into()) }, "t").await.unwrap();
+            store.register(&name, &files(5), &Register { unlock: n != "a2", site: Some(site.into()), ..Register::default() }, "t").await.unwrap();
         }
         let all = store.list(&ListFilter::default()).await.unwrap();
         assert_eq!(all.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["a1", "a2", "a3"]);

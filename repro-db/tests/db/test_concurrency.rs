@@ -13,7 +13,7 @@ on_every_backend! {
         let b = Store::open(&db.url).await.unwrap();
         let name = DatasetName::new("race").unwrap();
         let files: Vec<NewFile> = (0..50).map(|i| NewFile { lfn: format!("f{i}"), size: 1 }).collect();
-        a.register(&name, &files, &Register { unlock: true, site: None }, "t").await.unwrap();
+        a.register(&name, &files, &Register { unlock: true, site: None, ..Register::default() }, "t").await.unwrap();
         // Both processes read the same snapshot and decide the same thing.
         let view_a = a.load(&name).await.unwrap();
         let view_b = b.load(&name).await.unwrap();
@@ -96,7 +96,7 @@ on_every_backend! {
     async fn a_stale_plan_is_refused_after_another_process_moved_on(db: &TestDb) {
         let store = db.store().await;
         let name = DatasetName::new("stale").unwrap();
-        store.register(&name, &[NewFile { lfn: "f".into(), size: 1 }], &Register { unlock: true, site: None }, "t").await.unwrap();
+        store.register(&name, &[NewFile { lfn: "f".into(), size: 1 }], &Register { unlock: true, site: None, ..Register::default() }, "t").await.unwrap();
         let old = store.load(&name).await.unwrap();
         let p = plan(&old, &Policy::default());
         store.apply(&name, &p.changes, "first").await.unwrap();

@@ -152,7 +152,7 @@ on_every_backend! {
     async fn operator_retry_and_reset_are_logged_with_their_reason(db: &TestDb) {
         let store = db.store().await;
         let name = DatasetName::new("ops").unwrap();
-        store.register(&name, &files(2), &Register { unlock: true, site: Some("prague".into()) }, "alice").await.unwrap();
+        store.register(&name, &files(2), &Register { unlock: true, site: Some("prague".into()), ..Register::default() }, "alice").await.unwrap();
         let policy = Policy { max_attempts: 1, ..Policy::default() };
         let mut model = store.load(&name).await.unwrap();
         // Both stage requests fail for good: prestage FAILED.

@@ -8,7 +8,8 @@
 //! however runs interleave. Every
 //! external action can be appended to a journal, one JSON object a line.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use repro_core::{Action, DatasetName, Outcome, Poll, TmbFile};
 use serde::{Deserialize, Serialize};
 
 use super::{Backend, BackendError};
-use crate::config::SimConfig;
+use crate::config::{SimConfig, SimSite};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,6 +39,10 @@ struct StageRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SimJob {
     batch_id: String,
+    /// When it gets a batch slot; until then it waits in the queue (absent in worlds
+    /// written before sites had slots: it started at once).
+    #[serde(default)]
+    start_at: f64,
     ready_at: f64,
     fate: Fate,
 }
@@ -67,12 +72,98 @@ struct JournalEntry<'a> {
     job: Option<&'a str>,
 }
 
+/// What a site's capacity holds between calls: when each batch slot is free next, and
+/// when its storage system has staged everything asked of it so far.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SiteWorld {
+    /// When each slot is next free (seconds since the epoch).
+    slots: Vec<f64>,
+    /// When the storage system is next free.
+    stage_free_at: f64,
+}
+
+/// A time, ordered (the slot times are finite).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct At(f64);
+
+impl Eq for At {}
+
+impl PartialOrd for At {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for At {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// A site's queues for the length of one call: first come, first served.
+struct Queues {
+    capacity: SimSite,
+    /// Slots by when they are free, earliest first.
+    slots: BinaryHeap<Reverse<At>>,
+    stage_free_at: f64,
+}
+
+impl Queues {
+    fn new(capacity: SimSite, world: &SiteWorld) -> Queues {
+        let mut free: Vec<f64> = world.slots.clone();
+        if let Some(n) = capacity.slots {
+            // The configuration may have changed: keep the slots that free up first.
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            free.sort_by(f64::total_cmp);
+            free.truncate(n);
+            free.resize(n, 0.0);
+        }
+        Queues {
+            capacity,
+            slots: free.into_iter().map(|t| Reverse(At(t))).collect(),
+            stage_free_at: world.stage_free_at,
+        }
+    }
+
+    /// When a job submitted at `now` that runs `d` seconds starts and ends.
+    fn run(&mut self, now: f64, d: f64) -> (f64, f64) {
+        if self.capacity.slots.is_none() {
+            return (now, now + d);
+        }
+        let Some(Reverse(At(free))) = self.slots.pop() else {
+            return (now, now + d);
+        };
+        let start = now.max(free);
+        self.slots.push(Reverse(At(start + d)));
+        (start, start + d)
+    }
+
+    /// When a stage request made at `now` that takes `d` seconds once served is done.
+    fn stage(&mut self, now: f64, d: f64) -> f64 {
+        let Some(rate) = self.capacity.stage_rate else {
+            return now + d;
+        };
+        let served = now.max(self.stage_free_at) + 3600.0 / rate;
+        self.stage_free_at = served;
+        served + d
+    }
+
+    fn save(self) -> SiteWorld {
+        SiteWorld {
+            slots: self.slots.into_iter().map(|Reverse(At(t))| t).collect(),
+            stage_free_at: self.stage_free_at,
+        }
+    }
+}
+
 /// The simulation.
 #[derive(Debug)]
 pub struct SimBackend {
     config: SimConfig,
     /// Seconds since the epoch, read by the driver.
     now: f64,
+    /// The site of each dataset that has one, for the capacity of its site.
+    sites: BTreeMap<String, String>,
 }
 
 fn err(message: impl ToString) -> BackendError {
@@ -97,7 +188,120 @@ fn hash(seed: u64, key: &str) -> u64 {
 impl SimBackend {
     /// A simulation configured by `config`, at time `now` (seconds since the epoch).
     pub fn new(config: SimConfig, now: f64) -> Self {
-        SimBackend { config, now }
+        SimBackend {
+            config,
+            now,
+            sites: BTreeMap::new(),
+        }
+    }
+
+    /// The same simulation, told the site of each dataset (name -> site), so that a
+    /// dataset's jobs and stage requests take its site's capacity
+    /// ([`SimConfig::capacity`]). A dataset it is not told of is at no site.
+    pub fn with_sites(mut self, sites: BTreeMap<String, String>) -> Self {
+        self.sites = sites;
+        self
+    }
+
+    /// Takes over what a dataset has in flight elsewhere (its stage requests and its
+    /// submitted jobs, as the core's `polls` name them), as if it had all been asked of
+    /// this world now: each takes its place in its site's queues and its duration from
+    /// here, and later polls answer for it. Jobs reserved but never submitted are left
+    /// unknown, as a batch system would. For `simulate`, which plays a copied campaign
+    /// forward from where it stands.
+    pub fn adopt(&self, dataset: &DatasetName, polls: &[Poll]) -> Result<(), BackendError> {
+        let ds = dataset.as_str();
+        let now = self.now;
+        self.with_queues(ds, |queues| {
+            self.with_world(ds, |w, _| {
+                for p in polls {
+                    match p {
+                        Poll::Stage { lfn, .. } => {
+                            let key = format!("{ds}/{lfn}/adopted");
+                            let ready_at = queues.stage(now, self.duration("stage", &key));
+                            w.stage.insert(
+                                format!("{ds}/{lfn}"),
+                                StageRequest {
+                                    ready_at,
+                                    fate: Fate::Done,
+                                },
+                            );
+                        }
+                        Poll::Job {
+                            job,
+                            name,
+                            batch_id: Some(batch_id),
+                            ..
+                        } => {
+                            let (what, failure) = match job.subject {
+                                JobSubject::Reco(_) => ("reco", self.config.reco_failure),
+                                JobSubject::Merge(_) => ("merge", self.config.merge_failure),
+                            };
+                            let (start_at, ready_at) = queues.run(now, self.duration(what, name));
+                            let fate = self.fate(failure, name);
+                            w.jobs.insert(
+                                name.clone(),
+                                SimJob {
+                                    batch_id: batch_id.clone(),
+                                    start_at,
+                                    ready_at,
+                                    fate,
+                                },
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        })
+    }
+
+    /// How long `what` (`"stage"`, `"reco"`, `"merge"`) named `key` takes: the configured
+    /// median, spread log-normally by a draw from the key.
+    fn duration(&self, what: &str, key: &str) -> f64 {
+        let c = &self.config;
+        let median = match what {
+            "stage" => c.stage_duration_s,
+            "reco" => c.reco_duration_s,
+            _ => c.merge_duration_s,
+        }
+        .unwrap_or(c.duration_s);
+        if c.duration_spread == 0.0 || median == 0.0 {
+            return median;
+        }
+        // Box-Muller from two uniform draws in (0, 1).
+        let u = |k: &str| (hash(self.config.seed, k) >> 11) as f64 / (1u64 << 53) as f64;
+        let u1 = u(&format!("d1/{what}/{key}")).max(f64::MIN_POSITIVE);
+        let u2 = u(&format!("d2/{what}/{key}"));
+        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        median * (c.duration_spread * z).exp()
+    }
+
+    /// Runs `f` with the queues of `dataset`'s site: kept in the world between calls
+    /// (locked, like a dataset's file) when the site has a capacity, fresh otherwise.
+    fn with_queues<T>(
+        &self,
+        dataset: &str,
+        f: impl FnOnce(&mut Queues) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let site = self.sites.get(dataset).map(String::as_str);
+        let capacity = self.config.capacity(site);
+        if capacity == SimSite::default() {
+            return f(&mut Queues::new(capacity, &SiteWorld::default()));
+        }
+        // Site names may hold any character: the file is named by their bytes in hex.
+        let key = site.map_or_else(
+            || "none".to_owned(),
+            |s| s.bytes().map(|b| format!("{b:02x}")).collect(),
+        );
+        let dir = self.config.world.join("sites");
+        let (out, ()) = locked_json(&dir, &key, |world: &mut SiteWorld| {
+            let mut q = Queues::new(capacity, world);
+            let out = f(&mut q);
+            *world = q.save();
+            (out, ())
+        })?;
+        out
     }
 
     fn chance(&self, p: f64, key: &str) -> bool {
@@ -126,7 +330,7 @@ impl SimBackend {
         job: repro_core::JobKey,
         name: &str,
         failure: f64,
-        ready_at: f64,
+        (start_at, ready_at): (f64, f64),
     ) -> Outcome {
         journal.log(&JournalEntry {
             action,
@@ -142,6 +346,7 @@ impl SimBackend {
             name.to_owned(),
             SimJob {
                 batch_id: batch_id.clone(),
+                start_at,
                 ready_at,
                 fate,
             },
@@ -157,36 +362,51 @@ impl SimBackend {
         dataset: &str,
         f: impl FnOnce(&mut World, &mut Journal) -> T,
     ) -> Result<T, BackendError> {
-        let dir = &self.config.world;
-        std::fs::create_dir_all(dir).map_err(|e| {
-            err(format!(
-                "cannot create the world directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let path = &dir.join(format!("{dataset}.json"));
-        let lock_path = dir.join(format!("{dataset}.lock"));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| err(format!("cannot open {}: {e}", lock_path.display())))?;
-        lock.lock()
-            .map_err(|e| err(format!("cannot lock {}: {e}", lock_path.display())))?;
-        let mut world: World = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| err(format!("world file {} is corrupt: {e}", path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => World::default(),
-            Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
-        };
         let mut journal = Journal::open(self.config.journal.as_deref())?;
-        let out = f(&mut world, &mut journal);
-        journal.flush()?;
-        write_atomically(path, &serde_json::to_vec(&world).map_err(err)?)?;
-        drop(lock);
+        let (out, flushed) = locked_json(&self.config.world, dataset, |world| {
+            let out = f(world, &mut journal);
+            // Flushed while the world is still locked, so the journal keeps its order.
+            (out, journal.flush())
+        })?;
+        flushed?;
         Ok(out)
     }
+}
+
+/// Runs `f` on the JSON value kept in `dir/NAME.json` (the default when there is none)
+/// under the lock of `dir/NAME.lock`, and writes it back before the lock is released.
+/// `f` returns its result and something to finish under the lock.
+fn locked_json<V: Default + Serialize + for<'de> Deserialize<'de>, T, U>(
+    dir: &Path,
+    name: &str,
+    f: impl FnOnce(&mut V) -> (T, U),
+) -> Result<(T, U), BackendError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        err(format!(
+            "cannot create the world directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let path = &dir.join(format!("{name}.json"));
+    let lock_path = dir.join(format!("{name}.lock"));
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| err(format!("cannot open {}: {e}", lock_path.display())))?;
+    lock.lock()
+        .map_err(|e| err(format!("cannot lock {}: {e}", lock_path.display())))?;
+    let mut value: V = match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| err(format!("world file {} is corrupt: {e}", path.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => V::default(),
+        Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
+    };
+    let out = f(&mut value);
+    write_atomically(path, &serde_json::to_vec(&value).map_err(err)?)?;
+    drop(lock);
+    Ok(out)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackendError> {
@@ -244,99 +464,105 @@ impl Backend for SimBackend {
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError> {
         let ds = dataset.as_str();
-        let ready_at = self.now + self.config.duration_s;
-        self.with_world(ds, |w, journal| {
-            let mut out = Vec::new();
-            for a in actions {
-                match a {
-                    Action::Stage { lfn, attempt, .. } => {
-                        journal.log(&JournalEntry {
-                            action: "stage",
-                            dataset: ds,
-                            file: lfn,
-                            attempt: *attempt,
-                            job: None,
-                        });
-                        let key = format!("{ds}/{lfn}/{attempt}");
-                        let fate =
-                            if self.chance(self.config.stage_failure, &format!("stage/{key}")) {
+        let now = self.now;
+        self.with_queues(ds, |queues| {
+            self.with_world(ds, |w, journal| {
+                let mut out = Vec::new();
+                for a in actions {
+                    match a {
+                        Action::Stage { lfn, attempt, .. } => {
+                            journal.log(&JournalEntry {
+                                action: "stage",
+                                dataset: ds,
+                                file: lfn,
+                                attempt: *attempt,
+                                job: None,
+                            });
+                            let key = format!("{ds}/{lfn}/{attempt}");
+                            let fate = if self
+                                .chance(self.config.stage_failure, &format!("stage/{key}"))
+                            {
                                 Fate::Failed
                             } else {
                                 Fate::Done
                             };
-                        w.stage
-                            .insert(format!("{ds}/{lfn}"), StageRequest { ready_at, fate });
-                    }
-                    Action::SubmitReco { job, name, lfn } => {
-                        let (kind, p) = ("reco_submit", self.config.reco_failure);
-                        out.push(self.submit(w, journal, (ds, lfn), kind, *job, name, p, ready_at));
-                    }
-                    Action::SubmitMerge {
-                        job, name, output, ..
-                    } => {
-                        let (kind, p) = ("merge_submit", self.config.merge_failure);
-                        out.push(self.submit(
-                            w,
-                            journal,
-                            (ds, output),
-                            kind,
-                            *job,
-                            name,
-                            p,
-                            ready_at,
-                        ));
-                    }
-                    Action::Declare {
-                        group,
-                        merged,
-                        attempt,
-                    } => {
-                        journal.log(&JournalEntry {
-                            action: "declare",
-                            dataset: ds,
-                            file: &merged.name,
-                            attempt: *attempt,
-                            job: None,
-                        });
-                        if self.chance(
-                            self.config.declare_failure,
-                            &format!("declare/{ds}/{}/{attempt}", merged.name),
-                        ) {
-                            out.push(Outcome::DeclareFailed {
-                                group: *group,
-                                reason: "sim: catalog refused the declaration".into(),
-                            });
-                        } else {
-                            w.catalog.insert(merged.name.clone());
-                            out.push(Outcome::Declared { group: *group });
+                            let ready_at = queues.stage(now, self.duration("stage", &key));
+                            w.stage
+                                .insert(format!("{ds}/{lfn}"), StageRequest { ready_at, fate });
                         }
-                    }
-                    Action::Delete {
-                        file, lfn, attempt, ..
-                    } => {
-                        journal.log(&JournalEntry {
-                            action: "delete",
-                            dataset: ds,
-                            file: lfn,
-                            attempt: *attempt,
-                            job: None,
-                        });
-                        if self.chance(
-                            self.config.delete_failure,
-                            &format!("delete/{ds}/{lfn}/{attempt}"),
-                        ) {
-                            out.push(Outcome::DeleteFailed {
-                                file: *file,
-                                reason: "sim: permission denied".into(),
+                        Action::SubmitReco { job, name, lfn } => {
+                            let (kind, p) = ("reco_submit", self.config.reco_failure);
+                            let at = queues.run(now, self.duration("reco", name));
+                            out.push(self.submit(w, journal, (ds, lfn), kind, *job, name, p, at));
+                        }
+                        Action::SubmitMerge {
+                            job, name, output, ..
+                        } => {
+                            let (kind, p) = ("merge_submit", self.config.merge_failure);
+                            let at = queues.run(now, self.duration("merge", name));
+                            out.push(self.submit(
+                                w,
+                                journal,
+                                (ds, output),
+                                kind,
+                                *job,
+                                name,
+                                p,
+                                at,
+                            ));
+                        }
+                        Action::Declare {
+                            group,
+                            merged,
+                            attempt,
+                        } => {
+                            journal.log(&JournalEntry {
+                                action: "declare",
+                                dataset: ds,
+                                file: &merged.name,
+                                attempt: *attempt,
+                                job: None,
                             });
-                        } else {
-                            w.deleted.insert(format!("{ds}/{lfn}"));
-                            out.push(Outcome::Deleted { file: *file });
+                            if self.chance(
+                                self.config.declare_failure,
+                                &format!("declare/{ds}/{}/{attempt}", merged.name),
+                            ) {
+                                out.push(Outcome::DeclareFailed {
+                                    group: *group,
+                                    reason: "sim: catalog refused the declaration".into(),
+                                });
+                            } else {
+                                w.catalog.insert(merged.name.clone());
+                                out.push(Outcome::Declared { group: *group });
+                            }
+                        }
+                        Action::Delete {
+                            file, lfn, attempt, ..
+                        } => {
+                            journal.log(&JournalEntry {
+                                action: "delete",
+                                dataset: ds,
+                                file: lfn,
+                                attempt: *attempt,
+                                job: None,
+                            });
+                            if self.chance(
+                                self.config.delete_failure,
+                                &format!("delete/{ds}/{lfn}/{attempt}"),
+                            ) {
+                                out.push(Outcome::DeleteFailed {
+                                    file: *file,
+                                    reason: "sim: permission denied".into(),
+                                });
+                            } else {
+                                w.deleted.insert(format!("{ds}/{lfn}"));
+                                out.push(Outcome::Deleted { file: *file });
+                            }
                         }
                     }
                 }
-            }
-            out
+                out
+            })
         })
     }
 
@@ -392,6 +618,10 @@ impl Backend for SimBackend {
                                 job: *job,
                                 batch_id: sj.batch_id.clone(),
                             });
+                            continue;
+                        }
+                        if sj.start_at > now {
+                            // Queued for a batch slot: submitted, not started.
                             continue;
                         }
                         if sj.ready_at > now {
@@ -464,6 +694,187 @@ impl Backend for SimBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use repro_core::{FileId, JobKey};
+
+    fn reco(i: u64) -> (Action, Poll) {
+        let job = JobKey {
+            subject: JobSubject::Reco(FileId(i)),
+            attempt: 1,
+        };
+        let (name, lfn) = (format!("job{i}"), format!("raw{i}"));
+        let action = Action::SubmitReco {
+            job,
+            name: name.clone(),
+            lfn: lfn.clone(),
+        };
+        let poll = Poll::Job {
+            job,
+            name,
+            batch_id: Some(i.to_string()),
+            lfn: Some(lfn),
+        };
+        (action, poll)
+    }
+
+    /// Reliable, every job 10 s, in a world of its own.
+    fn world(dir: &Path) -> SimConfig {
+        SimConfig {
+            world: dir.to_owned(),
+            reco_failure: 0.0,
+            merge_failure: 0.0,
+            lost_job: 0.0,
+            duration_s: 10.0,
+            ..SimConfig::default()
+        }
+    }
+
+    /// (started, finished) among the answers to `polls` at `now`.
+    fn poll_at(config: &SimConfig, ds: &DatasetName, now: f64, polls: &[Poll]) -> (usize, usize) {
+        let out = SimBackend::new(config.clone(), now)
+            .poll(ds, polls)
+            .unwrap();
+        let started = out
+            .iter()
+            .filter(|o| matches!(o, Outcome::Started { .. }))
+            .count();
+        let done = out
+            .iter()
+            .filter(|o| matches!(o, Outcome::RecoDone { .. }))
+            .count();
+        (started, done)
+    }
+
+    #[test]
+    fn jobs_beyond_the_slots_of_a_site_wait_their_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = world(dir.path());
+        config.slots = Some(2);
+        let ds = DatasetName::new("d").unwrap();
+        let (actions, polls): (Vec<_>, Vec<_>) = (1..=5).map(reco).unzip();
+        let out = SimBackend::new(config.clone(), 0.0)
+            .perform(&ds, &actions)
+            .unwrap();
+        assert_eq!(out.len(), 5, "every job is submitted at once: {out:?}");
+        // Two run 0-10, two 10-20, the last 20-30.
+        assert_eq!(poll_at(&config, &ds, 5.0, &polls), (2, 0));
+        assert_eq!(poll_at(&config, &ds, 15.0, &polls), (2, 2));
+        assert_eq!(poll_at(&config, &ds, 25.0, &polls), (1, 4));
+        assert_eq!(poll_at(&config, &ds, 30.0, &polls), (0, 5));
+        // A dataset at another site queues for that site's slots only.
+        let mut sites = BTreeMap::new();
+        sites.insert("e".to_owned(), "fnal".to_owned());
+        config.site.insert(
+            "fnal".into(),
+            SimSite {
+                slots: Some(1),
+                stage_rate: None,
+            },
+        );
+        let late = SimBackend::new(config.clone(), 1.0).with_sites(sites.clone());
+        let e = DatasetName::new("e").unwrap();
+        let (a, p): (Vec<_>, Vec<_>) = (6..=7).map(reco).unzip();
+        late.perform(&e, &a).unwrap();
+        let backend = |now| SimBackend::new(config.clone(), now).with_sites(sites.clone());
+        let done = |now: f64| {
+            backend(now)
+                .poll(&e, &p)
+                .unwrap()
+                .iter()
+                .filter(|o| matches!(o, Outcome::RecoDone { .. }))
+                .count()
+        };
+        assert_eq!(
+            (done(10.9), done(11.0), done(20.9), done(21.0)),
+            (0, 1, 1, 2)
+        );
+    }
+
+    #[test]
+    fn a_stage_rate_serves_requests_one_after_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = world(dir.path());
+        config.stage_rate = Some(360.0); // one every 10 s
+        config.stage_duration_s = Some(0.0);
+        let ds = DatasetName::new("d").unwrap();
+        let actions: Vec<Action> = (1..=3)
+            .map(|i| Action::Stage {
+                file: FileId(i),
+                lfn: format!("raw{i}"),
+                attempt: 1,
+            })
+            .collect();
+        SimBackend::new(config.clone(), 0.0)
+            .perform(&ds, &actions)
+            .unwrap();
+        let polls: Vec<Poll> = (1..=3)
+            .map(|i| Poll::Stage {
+                file: FileId(i),
+                lfn: format!("raw{i}"),
+            })
+            .collect();
+        let staged = |now| {
+            SimBackend::new(config.clone(), now)
+                .poll(&ds, &polls)
+                .unwrap()
+                .len()
+        };
+        assert_eq!(
+            [staged(9.0), staged(10.0), staged(25.0), staged(30.0)],
+            [0, 1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn durations_spread_around_their_median_and_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = world(dir.path());
+        config.reco_duration_s = Some(100.0);
+        config.duration_spread = 0.5;
+        let b = SimBackend::new(config.clone(), 0.0);
+        let mut d: Vec<f64> = (0..2001)
+            .map(|i| b.duration("reco", &format!("j{i}")))
+            .collect();
+        assert_eq!(
+            b.duration("reco", "j7"),
+            d[7],
+            "a job's duration is its own"
+        );
+        d.sort_by(f64::total_cmp);
+        let (p10, median, p90) = (d[200], d[1000], d[1800]);
+        assert!((90.0..110.0).contains(&median), "median {median}");
+        // A log-normal with sigma 0.5: the 10th and 90th percentiles at 0.53 and 1.9 times.
+        assert!((45.0..60.0).contains(&p10), "p10 {p10}");
+        assert!((170.0..210.0).contains(&p90), "p90 {p90}");
+        config.duration_spread = 0.0;
+        let b = SimBackend::new(config, 0.0);
+        assert_eq!(b.duration("reco", "j1"), 100.0);
+        assert_eq!(b.duration("merge", "j1"), 10.0, "unset: duration_s");
+    }
+
+    #[test]
+    fn adopted_work_is_answered_for_as_if_asked_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = world(dir.path());
+        let ds = DatasetName::new("d").unwrap();
+        let (_, polls): (Vec<_>, Vec<_>) = (1..=3).map(reco).unzip();
+        let stage = Poll::Stage {
+            file: FileId(9),
+            lfn: "raw9".into(),
+        };
+        let unknown = SimBackend::new(config.clone(), 0.0)
+            .poll(&ds, &polls)
+            .unwrap();
+        assert!(unknown.iter().all(|o| matches!(o, Outcome::JobLost { .. })));
+        let mut all = polls.clone();
+        all.push(stage.clone());
+        SimBackend::new(config.clone(), 100.0)
+            .adopt(&ds, &all)
+            .unwrap();
+        assert_eq!(poll_at(&config, &ds, 105.0, &polls), (3, 0));
+        assert_eq!(poll_at(&config, &ds, 110.0, &polls), (0, 3));
+        let staged = SimBackend::new(config, 110.0).poll(&ds, &[stage]).unwrap();
+        assert!(matches!(staged[..], [Outcome::Staged { .. }]), "{staged:?}");
+    }
 
     #[test]
     fn choices_are_stable_and_follow_the_probability() {

@@ -1,0 +1,678 @@
+//! How much new work a run may start: the free part of each limit a site or the campaign
+//! sets, given to the planner as data.
+//!
+//! The core stays pure: a driver counts what is in flight, subtracts it from the limits,
+//! and hands the rest to [`crate::plan::plan_within`] as a [`Budget`]. The planner takes
+//! from the budget for each stage request and job submission it plans, never more than is
+//! left, and says in [`crate::Plan::waiting`] what it held back and for which [`Limit`].
+//! One budget passed through the datasets of a site in priority order gives the highest
+//! priority the first share.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One limit a campaign can set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// Stage requests in flight.
+    StageRequests,
+    /// Bytes staged and not yet cleaned up: the disk cache.
+    DiskBytes,
+    /// Reco jobs in flight (reserved, submitted or running).
+    RecoJobs,
+    /// Merge jobs in flight.
+    MergeJobs,
+    /// Job submissions in one run, so one tick does not flood a scheduler.
+    Submissions,
+}
+
+impl Limit {
+    /// Every limit.
+    pub const ALL: &'static [Limit] = &[
+        Limit::StageRequests,
+        Limit::DiskBytes,
+        Limit::RecoJobs,
+        Limit::MergeJobs,
+        Limit::Submissions,
+    ];
+
+    /// What the limit is about, for messages: "waiting: 1,200 files for stage requests".
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Limit::StageRequests => "stage requests",
+            Limit::DiskBytes => "disk budget",
+            Limit::RecoJobs => "reco jobs in flight",
+            Limit::MergeJobs => "merge jobs in flight",
+            Limit::Submissions => "submissions per run",
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The free part of each limit; `None` is no limit.
+///
+/// The disk budget is taken a dataset at a time: a dataset's prestage starts only when all
+/// its raw files fit in what is free (every phase waits for the one before it, so a
+/// dataset staged in part could never go on), and its bytes count until it is `CLEANED`.
+/// A dataset bigger than the whole budget starts when nothing else uses the disk
+/// (`disk_idle`), alone, so that no dataset waits forever; and a dataset that waits for
+/// disk closes it for the rest of the run, so one after it (lower in priority) does not
+/// overtake it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Budget {
+    /// Stage requests that may still be made.
+    pub stage_requests: Option<u64>,
+    /// Bytes that may still be given to datasets starting prestage.
+    pub disk_bytes: Option<u64>,
+    /// Nothing uses the disk budget now.
+    pub disk_idle: bool,
+    /// Reco jobs that may still be started.
+    pub reco_jobs: Option<u64>,
+    /// Merge jobs that may still be started.
+    pub merge_jobs: Option<u64>,
+    /// Submissions (reco and merge) this run may still make.
+    pub submissions: Option<u64>,
+}
+
+/// What a plan held back, per limit that held it: raw files for staging and reco, merge
+/// groups for merging.
+pub type Waiting = BTreeMap<Limit, u64>;
+
+/// `have >= need` for an optional limit.
+fn fits(have: Option<u64>, need: u64) -> bool {
+    have.is_none_or(|h| h >= need)
+}
+
+fn spend(have: &mut Option<u64>, n: u64) {
+    if let Some(h) = have {
+        *h -= n;
+    }
+}
+
+impl Budget {
+    /// No limit at all: a plan within it is the whole plan.
+    pub const UNLIMITED: Budget = Budget {
+        stage_requests: None,
+        disk_bytes: None,
+        disk_idle: false,
+        reco_jobs: None,
+        merge_jobs: None,
+        submissions: None,
+    };
+
+    /// Whether nothing is limited.
+    pub fn is_unlimited(&self) -> bool {
+        self.stage_requests.is_none()
+            && self.disk_bytes.is_none()
+            && self.reco_jobs.is_none()
+            && self.merge_jobs.is_none()
+            && self.submissions.is_none()
+    }
+
+    /// Takes the disk a dataset of `bytes` of raw files needs to start prestage, or says
+    /// it must wait. With the disk idle, a dataset bigger than what is free starts anyway.
+    pub fn take_disk(&mut self, bytes: u64) -> Result<(), Limit> {
+        let Some(free) = self.disk_bytes else {
+            return Ok(());
+        };
+        if free < bytes && !self.disk_idle {
+            // Closed for the rest of the run: a smaller dataset after this one (lower in
+            // priority) does not overtake it.
+            self.disk_bytes = Some(0);
+            return Err(Limit::DiskBytes);
+        }
+        self.disk_bytes = Some(free.saturating_sub(bytes));
+        self.disk_idle = false;
+        Ok(())
+    }
+
+    /// Takes one stage request, or says it must wait.
+    pub fn take_stage(&mut self) -> Result<(), Limit> {
+        if !fits(self.stage_requests, 1) {
+            return Err(Limit::StageRequests);
+        }
+        spend(&mut self.stage_requests, 1);
+        Ok(())
+    }
+
+    /// Takes one reco job and one submission, or names the limit without room.
+    pub fn take_reco(&mut self) -> Result<(), Limit> {
+        if !fits(self.reco_jobs, 1) {
+            return Err(Limit::RecoJobs);
+        }
+        if !fits(self.submissions, 1) {
+            return Err(Limit::Submissions);
+        }
+        spend(&mut self.reco_jobs, 1);
+        spend(&mut self.submissions, 1);
+        Ok(())
+    }
+
+    /// Takes one merge job and one submission, or names the limit without room.
+    pub fn take_merge(&mut self) -> Result<(), Limit> {
+        if !fits(self.merge_jobs, 1) {
+            return Err(Limit::MergeJobs);
+        }
+        if !fits(self.submissions, 1) {
+            return Err(Limit::Submissions);
+        }
+        spend(&mut self.merge_jobs, 1);
+        spend(&mut self.submissions, 1);
+        Ok(())
+    }
+}
+
+/// What a plan takes its stage requests, jobs and disk from: one [`Budget`], or several
+/// at once (`[Budget]`: a site's and the campaign's total), where a piece of work is
+/// started only when every one of them has room for it and then takes from each.
+pub trait Draw {
+    /// Takes the disk for a dataset of `bytes` of raw files, or names the limit it waits for.
+    fn take_disk(&mut self, bytes: u64) -> Result<(), Limit>;
+    /// Takes one stage request.
+    fn take_stage(&mut self) -> Result<(), Limit>;
+    /// Takes one reco job and one submission.
+    fn take_reco(&mut self) -> Result<(), Limit>;
+    /// Takes one merge job and one submission.
+    fn take_merge(&mut self) -> Result<(), Limit>;
+}
+
+impl Draw for Budget {
+    fn take_disk(&mut self, bytes: u64) -> Result<(), Limit> {
+        Budget::take_disk(self, bytes)
+    }
+    fn take_stage(&mut self) -> Result<(), Limit> {
+        Budget::take_stage(self)
+    }
+    fn take_reco(&mut self) -> Result<(), Limit> {
+        Budget::take_reco(self)
+    }
+    fn take_merge(&mut self) -> Result<(), Limit> {
+        Budget::take_merge(self)
+    }
+}
+
+/// Every budget or none: the first that has no room names the limit, and nothing is taken.
+fn from_all(
+    budgets: &mut [Budget],
+    take: impl Fn(&mut Budget) -> Result<(), Limit>,
+) -> Result<(), Limit> {
+    for b in budgets.iter() {
+        take(&mut b.clone())?;
+    }
+    for b in budgets.iter_mut() {
+        take(b)?;
+    }
+    Ok(())
+}
+
+impl Draw for [Budget] {
+    /// The dataset starts when each budget has room for it (or is idle); when one has not,
+    /// that one closes for the rest of the run (those after the dataset in priority do not
+    /// overtake it there) and the others stay open.
+    fn take_disk(&mut self, bytes: u64) -> Result<(), Limit> {
+        let room = |b: &Budget| b.disk_bytes.is_none_or(|free| free >= bytes || b.disk_idle);
+        if self.iter().all(room) {
+            return from_all(self, |b| b.take_disk(bytes));
+        }
+        for b in self.iter_mut().filter(|b| !room(b)) {
+            let _closed = b.take_disk(bytes);
+        }
+        Err(Limit::DiskBytes)
+    }
+    fn take_stage(&mut self) -> Result<(), Limit> {
+        from_all(self, Budget::take_stage)
+    }
+    fn take_reco(&mut self) -> Result<(), Limit> {
+        from_all(self, Budget::take_reco)
+    }
+    fn take_merge(&mut self) -> Result<(), Limit> {
+        from_all(self, Budget::take_merge)
+    }
+}
+
+/// Limits as configured; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Stage requests in flight.
+    pub stage_requests: Option<u64>,
+    /// Bytes of raw files (of datasets whose prestage started) and TMB files not yet
+    /// cleaned up. A dataset starts prestage only when its raw files fit in what is free;
+    /// its TMB files, whose sizes are known only once written, count from then on, so the
+    /// disk can hold more than this by the TMB files of running datasets.
+    pub disk_bytes: Option<u64>,
+    /// Reco jobs reserved, submitted or running.
+    pub reco_jobs: Option<u64>,
+    /// Merge jobs reserved, submitted or running.
+    pub merge_jobs: Option<u64>,
+    /// Job submissions in one run.
+    pub submissions: Option<u64>,
+}
+
+/// What is in flight, counted against [`Limits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// Raw files staging.
+    pub stage_requests: u64,
+    /// Bytes of raw files held on disk (or reserved for a running prestage).
+    pub disk_bytes: u64,
+    /// Bytes of TMB files not yet cleaned up.
+    pub tmb_bytes: u64,
+    /// Live reco jobs.
+    pub reco_jobs: u64,
+    /// Live merge jobs.
+    pub merge_jobs: u64,
+}
+
+impl Usage {
+    /// What one dataset has in flight.
+    pub fn of(view: &crate::DatasetView) -> Usage {
+        use crate::file::FileState;
+        use crate::state::StageKind;
+        let mut u = Usage::default();
+        // From the start of its prestage until it is CLEANED a dataset holds the disk for
+        // every raw file it has or may still stage (a FAILED one keeps its share for the
+        // operator's retry).
+        let kind = view.status.state.kind();
+        let holds = !matches!(kind, StageKind::PrestageNotDone | StageKind::Cleaned);
+        for f in view.files.values() {
+            u.stage_requests += u64::from(f.state == FileState::Staging);
+            if holds && !matches!(f.state, FileState::Cleaned | FileState::StageFailedForGood) {
+                u.disk_bytes = u.disk_bytes.saturating_add(f.size);
+            }
+            if f.state.has_tmb()
+                && f.state != FileState::Cleaned
+                && let Some(t) = &f.tmb
+            {
+                u.tmb_bytes = u.tmb_bytes.saturating_add(t.size);
+            }
+        }
+        for j in view.jobs.values().filter(|j| j.state.is_live()) {
+            match j.key.subject {
+                crate::JobSubject::Reco(_) => u.reco_jobs += 1,
+                crate::JobSubject::Merge(_) => u.merge_jobs += 1,
+            }
+        }
+        u
+    }
+
+    /// The sum of two usages.
+    pub fn plus(self, o: Usage) -> Usage {
+        Usage {
+            stage_requests: self.stage_requests + o.stage_requests,
+            disk_bytes: self.disk_bytes.saturating_add(o.disk_bytes),
+            tmb_bytes: self.tmb_bytes.saturating_add(o.tmb_bytes),
+            reco_jobs: self.reco_jobs + o.reco_jobs,
+            merge_jobs: self.merge_jobs + o.merge_jobs,
+        }
+    }
+}
+
+/// Limits per site: a site's own, or else the default for every site; and the total over
+/// every site together.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SiteLimits {
+    /// For every site without limits of its own (and datasets at no site).
+    pub default: Limits,
+    /// Per site.
+    pub sites: BTreeMap<String, Limits>,
+    /// Over all datasets of every site (and of none) together: a tape system or batch
+    /// system the sites share. Work starts only within its site's limits and these.
+    pub total: Limits,
+}
+
+impl SiteLimits {
+    /// The limits of `site` (`None`: datasets registered at no site).
+    pub fn of(&self, site: Option<&str>) -> Limits {
+        site.and_then(|s| self.sites.get(s))
+            .copied()
+            .unwrap_or(self.default)
+    }
+
+    /// No limit anywhere.
+    pub fn is_none(&self) -> bool {
+        self.default.is_none() && self.sites.values().all(Limits::is_none) && self.total.is_none()
+    }
+}
+
+impl Limits {
+    /// No limits.
+    pub fn is_none(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    /// What is free of each limit with `used` in flight, for one run.
+    pub fn free(&self, used: &Usage) -> Budget {
+        let left = |limit: Option<u64>, used: u64| limit.map(|l| l.saturating_sub(used));
+        Budget {
+            stage_requests: left(self.stage_requests, used.stage_requests),
+            disk_bytes: left(
+                self.disk_bytes,
+                used.disk_bytes.saturating_add(used.tmb_bytes),
+            ),
+            disk_idle: used.disk_bytes == 0 && used.tmb_bytes == 0,
+            reco_jobs: left(self.reco_jobs, used.reco_jobs),
+            merge_jobs: left(self.merge_jobs, used.merge_jobs),
+            submissions: self.submissions,
+        }
+    }
+
+    /// Whether `used` is within every limit (submissions are per run, not in flight).
+    pub fn admit(&self, used: &Usage) -> Result<(), Limit> {
+        let over = |limit: Option<u64>, used: u64| limit.is_some_and(|l| used > l);
+        if over(self.stage_requests, used.stage_requests) {
+            return Err(Limit::StageRequests);
+        }
+        if over(self.reco_jobs, used.reco_jobs) {
+            return Err(Limit::RecoJobs);
+        }
+        if over(self.merge_jobs, used.merge_jobs) {
+            return Err(Limit::MergeJobs);
+        }
+        Ok(())
+    }
+}
+
+/// "waiting: 1,200 files for stage requests, 3 groups for merge jobs in flight".
+pub fn describe(waiting: &Waiting) -> Option<String> {
+    describe_where(waiting, |_| None)
+}
+
+/// [`describe`], each limit followed by where it held the work back when `scope` says
+/// ("waiting: 1,200 files for stage requests at fnal, 3 merge groups for merge jobs in
+/// flight over all sites").
+pub fn describe_where(
+    waiting: &Waiting,
+    scope: impl Fn(Limit) -> Option<String>,
+) -> Option<String> {
+    if waiting.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = waiting
+        .iter()
+        .map(|(limit, n)| {
+            let what = match (limit, n) {
+                (Limit::MergeJobs, 1) => "merge group",
+                (Limit::MergeJobs, _) => "merge groups",
+                (_, 1) => "file",
+                _ => "files",
+            };
+            let at = scope(*limit).map(|s| format!(" {s}")).unwrap_or_default();
+            format!("{} {what} for {limit}{at}", thousands(*n))
+        })
+        .collect();
+    Some(format!("waiting: {}", parts.join(", ")))
+}
+
+impl Budget {
+    /// Whether `limit` has nothing left here (a closed disk included).
+    pub fn is_spent(&self, limit: Limit) -> bool {
+        let left = match limit {
+            Limit::StageRequests => self.stage_requests,
+            Limit::DiskBytes => self.disk_bytes,
+            Limit::RecoJobs => self.reco_jobs,
+            Limit::MergeJobs => self.merge_jobs,
+            Limit::Submissions => self.submissions,
+        };
+        left == Some(0)
+    }
+}
+
+/// `1200` as `1,200`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_limits_are_none_only_when_nothing_anywhere_is_limited() {
+        let some = Limits {
+            merge_jobs: Some(1),
+            ..Limits::default()
+        };
+        assert!(SiteLimits::default().is_none());
+        let mut l = SiteLimits::default();
+        l.sites.insert("fnal".into(), Limits::default());
+        assert!(l.is_none(), "a site with no keys set limits nothing");
+        for limited in [
+            SiteLimits {
+                default: some,
+                ..SiteLimits::default()
+            },
+            SiteLimits {
+                sites: [("fnal".to_owned(), some)].into(),
+                ..SiteLimits::default()
+            },
+            SiteLimits {
+                total: some,
+                ..SiteLimits::default()
+            },
+        ] {
+            assert!(!limited.is_none(), "{limited:?}");
+        }
+    }
+
+    #[test]
+    fn several_budgets_start_work_only_when_each_has_room_and_then_each_pays() {
+        let site = Budget {
+            reco_jobs: Some(3),
+            submissions: Some(10),
+            ..Budget::UNLIMITED
+        };
+        let total = Budget {
+            reco_jobs: Some(2),
+            stage_requests: Some(1),
+            ..Budget::UNLIMITED
+        };
+        let mut both = [site, total];
+        assert_eq!(Draw::take_reco(&mut both[..]), Ok(()));
+        assert_eq!(Draw::take_reco(&mut both[..]), Ok(()));
+        assert_eq!(
+            Draw::take_reco(&mut both[..]),
+            Err(Limit::RecoJobs),
+            "the total is spent though the site has room"
+        );
+        assert_eq!(both[0].reco_jobs, Some(1), "the refused job took nothing");
+        assert_eq!(both[0].submissions, Some(8));
+        assert_eq!(both[1].reco_jobs, Some(0));
+        assert_eq!(Draw::take_stage(&mut both[..]), Ok(()));
+        assert_eq!(Draw::take_stage(&mut both[..]), Err(Limit::StageRequests));
+        assert_eq!(both[0].stage_requests, None, "an unlimited budget stays so");
+        let mut merges = [
+            Budget {
+                merge_jobs: Some(1),
+                ..Budget::UNLIMITED
+            },
+            Budget {
+                submissions: Some(0),
+                ..Budget::UNLIMITED
+            },
+        ];
+        assert_eq!(Draw::take_merge(&mut merges[..]), Err(Limit::Submissions));
+        assert_eq!(merges[0].merge_jobs, Some(1));
+    }
+
+    #[test]
+    fn a_dataset_waiting_for_one_budgets_disk_closes_that_one_only() {
+        let roomy = Budget {
+            disk_bytes: Some(100),
+            ..Budget::UNLIMITED
+        };
+        let tight = Budget {
+            disk_bytes: Some(5),
+            ..Budget::UNLIMITED
+        };
+        let mut both = [roomy, tight];
+        assert_eq!(Draw::take_disk(&mut both[..], 8), Err(Limit::DiskBytes));
+        assert_eq!(both[0].disk_bytes, Some(100), "the roomy one stays open");
+        assert_eq!(both[1].disk_bytes, Some(0), "the short one closes");
+        let idle = Budget {
+            disk_bytes: Some(5),
+            disk_idle: true,
+            ..Budget::UNLIMITED
+        };
+        let mut both = [roomy, idle];
+        assert_eq!(
+            Draw::take_disk(&mut both[..], 8),
+            Ok(()),
+            "an idle disk takes a dataset bigger than it, if the other has room"
+        );
+        assert_eq!(both[0].disk_bytes, Some(92));
+        assert_eq!(both[1].disk_bytes, Some(0));
+        assert!(!both[1].disk_idle);
+        let mut one = [roomy];
+        assert_eq!(Draw::take_disk(&mut one[..], 100), Ok(()));
+        assert_eq!(one[0].disk_bytes, Some(0));
+    }
+
+    #[test]
+    fn stage_requests_are_taken_one_by_one() {
+        let mut b = Budget {
+            stage_requests: Some(2),
+            ..Budget::UNLIMITED
+        };
+        assert_eq!(b.take_stage(), Ok(()));
+        assert_eq!(b.take_stage(), Ok(()));
+        assert_eq!(b.take_stage(), Err(Limit::StageRequests));
+        assert_eq!(b.stage_requests, Some(0));
+    }
+
+    #[test]
+    fn disk_is_taken_a_dataset_at_a_time_and_an_idle_disk_takes_any_dataset() {
+        let mut b = Budget {
+            disk_bytes: Some(10),
+            ..Budget::UNLIMITED
+        };
+        assert_eq!(b.take_disk(6), Ok(()));
+        assert_eq!(b.take_disk(6), Err(Limit::DiskBytes));
+        assert_eq!(
+            b.take_disk(4),
+            Err(Limit::DiskBytes),
+            "a dataset that waits closes the disk to those after it"
+        );
+        let mut b = Budget {
+            disk_bytes: Some(10),
+            ..Budget::UNLIMITED
+        };
+        assert_eq!(b.take_disk(10), Ok(()));
+        assert_eq!(b.disk_bytes, Some(0));
+        let mut idle = Budget {
+            disk_bytes: Some(10),
+            disk_idle: true,
+            ..Budget::UNLIMITED
+        };
+        assert_eq!(
+            idle.take_disk(25),
+            Ok(()),
+            "too big for the budget, but alone"
+        );
+        assert_eq!((idle.disk_bytes, idle.disk_idle), (Some(0), false));
+        assert_eq!(idle.take_disk(1), Err(Limit::DiskBytes));
+    }
+
+    #[test]
+    fn jobs_take_their_kind_and_a_submission() {
+        let mut b = Budget {
+            reco_jobs: Some(5),
+            submissions: Some(2),
+            ..Budget::UNLIMITED
+        };
+        assert_eq!(b.take_reco(), Ok(()));
+        assert_eq!(b.take_merge(), Ok(()));
+        assert_eq!(b.take_reco(), Err(Limit::Submissions));
+        assert_eq!(b.reco_jobs, Some(4), "a refused take spends nothing");
+        let mut m = Budget {
+            merge_jobs: Some(0),
+            ..Budget::UNLIMITED
+        };
+        assert_eq!(m.take_merge(), Err(Limit::MergeJobs));
+        let mut free = Budget::UNLIMITED;
+        assert_eq!(free.take_reco(), Ok(()));
+        assert!(free.is_unlimited(), "taking from no limit leaves no limit");
+        assert!(Budget::default().is_unlimited());
+        // Any one limit makes a budget limited.
+        for one in [
+            Budget {
+                stage_requests: Some(1),
+                ..Budget::UNLIMITED
+            },
+            Budget {
+                disk_bytes: Some(1),
+                ..Budget::UNLIMITED
+            },
+            Budget {
+                reco_jobs: Some(1),
+                ..Budget::UNLIMITED
+            },
+            Budget {
+                merge_jobs: Some(1),
+                ..Budget::UNLIMITED
+            },
+            Budget {
+                submissions: Some(1),
+                ..Budget::UNLIMITED
+            },
+        ] {
+            assert!(!one.is_unlimited(), "{one:?}");
+        }
+    }
+
+    #[test]
+    fn a_spent_limit_is_one_with_nothing_left() {
+        let b = Budget {
+            stage_requests: Some(0),
+            disk_bytes: Some(1),
+            merge_jobs: Some(0),
+            submissions: Some(0),
+            ..Budget::UNLIMITED
+        };
+        assert!(b.is_spent(Limit::StageRequests));
+        assert!(!b.is_spent(Limit::DiskBytes));
+        assert!(!b.is_spent(Limit::RecoJobs), "no limit is never spent");
+        assert!(b.is_spent(Limit::MergeJobs));
+        assert!(b.is_spent(Limit::Submissions));
+        let w: Waiting = [(Limit::StageRequests, 1200), (Limit::MergeJobs, 3)].into();
+        assert_eq!(
+            describe_where(&w, |l| (l == Limit::MergeJobs)
+                .then(|| "over all sites".into()))
+            .as_deref(),
+            Some(
+                "waiting: 1,200 files for stage requests, 3 merge groups for merge jobs in flight over all sites"
+            )
+        );
+    }
+
+    #[test]
+    fn waiting_reads_as_a_sentence() {
+        assert_eq!(describe(&Waiting::new()), None);
+        let w = Waiting::from([(Limit::StageRequests, 1200), (Limit::MergeJobs, 3)]);
+        assert_eq!(
+            describe(&w).unwrap(),
+            "waiting: 1,200 files for stage requests, 3 merge groups for merge jobs in flight"
+        );
+        let one = Waiting::from([(Limit::RecoJobs, 1), (Limit::MergeJobs, 1)]);
+        assert_eq!(
+            describe(&one).unwrap(),
+            "waiting: 1 file for reco jobs in flight, 1 merge group for merge jobs in flight"
+        );
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
+    }
+}

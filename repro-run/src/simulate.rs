@@ -1,0 +1,934 @@
+//! Capacity planning: a campaign played forward in simulated time with the real decisions.
+//!
+//! [`simulate`] takes a campaign (the datasets of a database as they stand, copied, or one
+//! described in a file or on the command line), puts it in a fresh SQLite database of its
+//! own, and ticks it the way cron would, every `interval` of simulated time, through the
+//! real [`Driver`] (the core's plans, the configured limits and priorities, the store's
+//! guarded writes) against the [`sim`](crate::backend::sim) backend with the configured
+//! capacity of each site (batch slots, stage rate, job durations). The live database is
+//! only read. Time is the sim's clock, so weeks pass in seconds; the same seed and
+//! scenario give the same [`Prediction`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use repro_core::budget::Limit;
+use repro_core::plan::at_rest;
+use repro_core::{DatasetName, FileState, LockWord, SampleName, Usage};
+use repro_db::{ListFilter, NewFile, Register, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::sim::SimBackend;
+use crate::config::Config;
+use crate::driver::{Driver, Op};
+use crate::error::{Error, Result};
+
+/// What to play forward.
+#[derive(Debug, Clone)]
+pub enum Campaign {
+    /// The datasets of the database at this URL, as they stand (copied; never written).
+    Database(String),
+    /// Datasets described (a campaign file, or the command line's).
+    Described(Vec<DatasetSpec>),
+}
+
+/// Datasets of a described campaign: one, or `count` alike ones named `NAME.000` on.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// The dataset's name, or the prefix of `count` names.
+    pub name: String,
+    /// How many alike datasets (`NAME.000`, `NAME.001`, ...); unset: one, named `NAME`.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Raw files per dataset.
+    pub files: u32,
+    /// Bytes per raw file.
+    #[serde(default = "default_size")]
+    pub size: u64,
+    /// The site.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// The sample.
+    #[serde(default)]
+    pub sample: Option<String>,
+    /// The priority.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// A raw file of 1.5 GB, about what a D0 raw file holds.
+fn default_size() -> u64 {
+    1_500_000_000
+}
+
+/// The campaign file: `[[dataset]]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignFile {
+    dataset: Vec<DatasetSpec>,
+}
+
+/// Reads a campaign file (TOML, `[[dataset]]` tables with `name`, `files` and optionally
+/// `count`, `size`, `site`, `sample`, `priority`).
+pub fn read_campaign(path: &Path) -> Result<Vec<DatasetSpec>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Campaign {
+        path: path.display().to_string(),
+        message: format!("cannot read it: {e}"),
+    })?;
+    parse_campaign(&text, path)
+}
+
+/// Parses a campaign file's `text` (read from `path`, for messages).
+pub fn parse_campaign(text: &str, path: &Path) -> Result<Vec<DatasetSpec>> {
+    let bad = |message: String| Error::Campaign {
+        path: path.display().to_string(),
+        message,
+    };
+    let file: CampaignFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    if file.dataset.is_empty() {
+        return Err(bad("it describes no dataset ([[dataset]] tables)".into()));
+    }
+    for d in &file.dataset {
+        if d.files == 0 || d.count == Some(0) {
+            return Err(bad(format!(
+                "dataset {}: files and count are at least 1",
+                d.name
+            )));
+        }
+    }
+    Ok(file.dataset)
+}
+
+/// A simulation to run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The datasets.
+    pub campaign: Campaign,
+    /// Limits, policy and the simulated world's capacity (`[backend.sim]`, whatever the
+    /// configured backend).
+    pub config: Config,
+    /// Seed of the simulation's draws (unset: `[backend.sim] seed`, so that a campaign
+    /// then played against the sim backend draws the same fates and durations).
+    pub seed: Option<u64>,
+    /// Simulated seconds between two ticks (cron's interval).
+    pub interval_s: u64,
+    /// Simulated seconds after which it stops, finished or not.
+    pub horizon_s: u64,
+    /// Where its database and world go (emptied first).
+    pub dir: PathBuf,
+}
+
+/// What the simulation predicts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Prediction {
+    /// Simulated hours until every unlocked dataset was at rest; `None` if not within
+    /// the horizon.
+    pub end_h: Option<f64>,
+    /// Ticks played.
+    pub ticks: usize,
+    /// Cron's interval, in simulated seconds.
+    pub interval_s: u64,
+    /// Each dataset, in the order it came to rest.
+    pub datasets: Vec<DatasetEnd>,
+    /// Each sample, in the order it came to rest.
+    pub samples: Vec<SampleEnd>,
+    /// The most each site had in flight at once, and its limits.
+    pub peaks: Vec<SitePeak>,
+    /// The most all sites together had in flight at once, beside `[limits.total]` (only
+    /// when that is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<TotalPeak>,
+    /// File-hours spent in each phase: where the campaign's files waited.
+    pub phase_hours: BTreeMap<String, f64>,
+    /// The phase with the most file-hours.
+    pub bottleneck: Option<String>,
+    /// Dataset-ticks that waited for each limit.
+    pub waits: BTreeMap<String, u64>,
+    /// The campaign at each step (an hour, or the interval when longer).
+    pub chart: Vec<ChartRow>,
+    /// Real seconds the simulation took.
+    pub wall_s: f64,
+    /// What the world was calibrated from, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// When one dataset came to rest.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetEnd {
+    /// The dataset.
+    pub name: String,
+    /// Its sample.
+    pub sample: Option<String>,
+    /// Its site.
+    pub site: Option<String>,
+    /// Simulated hours until it was at rest; `None` if it was not (or is locked).
+    pub at_rest_h: Option<f64>,
+    /// Its state at the end: the prestage, reco, merge and cleanup columns in the seed's
+    /// words (`LOCK` first when locked).
+    pub state: String,
+}
+
+/// When one sample came to rest.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleEnd {
+    /// The sample (`None`: the datasets in none).
+    pub sample: Option<String>,
+    /// Its datasets.
+    pub datasets: usize,
+    /// Simulated hours until all were at rest.
+    pub at_rest_h: Option<f64>,
+}
+
+/// The most one site had in flight at once (after any tick), beside its limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct SitePeak {
+    /// The site (`None`: the datasets at none).
+    pub site: Option<String>,
+    /// Peaks.
+    pub peak: Usage,
+    /// The configured limits.
+    pub limits: repro_core::Limits,
+}
+
+/// The most all sites together had in flight at once, beside the total limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct TotalPeak {
+    /// Peaks.
+    pub peak: Usage,
+    /// The configured total.
+    pub limits: repro_core::Limits,
+}
+
+/// The campaign at one moment: files per phase, jobs in flight, disk held.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChartRow {
+    /// Simulated hours since the start.
+    pub hour: f64,
+    /// Raw files not yet staged (or to be staged again).
+    pub to_stage: u64,
+    /// Raw files staging.
+    pub staging: u64,
+    /// Staged raw files waiting for a reco job.
+    pub to_reco: u64,
+    /// Raw files whose reco job is in flight.
+    pub in_reco: u64,
+    /// Reconstructed files not yet merged.
+    pub to_merge: u64,
+    /// Merged raw files not yet cleaned up.
+    pub merged: u64,
+    /// Raw files cleaned up.
+    pub cleaned: u64,
+    /// Raw files failed for good.
+    pub failed: u64,
+    /// Reco jobs in flight, every site.
+    pub reco_jobs: u64,
+    /// Merge jobs in flight, every site.
+    pub merge_jobs: u64,
+    /// Bytes of disk held (raw files of started datasets and TMB files), every site.
+    pub disk_bytes: u64,
+}
+
+impl ChartRow {
+    fn add_files(&mut self, counts: &repro_db::FileCounts) {
+        use FileState as F;
+        for (state, n) in &counts.by_state {
+            let slot = match state {
+                F::Registered | F::StageFailed => &mut self.to_stage,
+                F::Staging => &mut self.staging,
+                F::Staged | F::RecoFailed => &mut self.to_reco,
+                F::RecoSubmitted => &mut self.in_reco,
+                F::Reconstructed => &mut self.to_merge,
+                F::Merged | F::Deleting => &mut self.merged,
+                F::Cleaned => &mut self.cleaned,
+                F::StageFailedForGood | F::RecoFailedForGood => &mut self.failed,
+            };
+            *slot += n;
+        }
+    }
+
+    /// Every raw file: each is in exactly one of the counts.
+    pub fn files(&self) -> u64 {
+        self.to_stage
+            + self.staging
+            + self.to_reco
+            + self.in_reco
+            + self.to_merge
+            + self.merged
+            + self.cleaned
+            + self.failed
+    }
+
+    /// Files waiting or in progress in each phase.
+    fn phases(&self) -> [(&'static str, u64); 4] {
+        [
+            ("prestage", self.to_stage + self.staging),
+            ("reco", self.to_reco + self.in_reco),
+            ("merge", self.to_merge),
+            ("cleanup", self.merged),
+        ]
+    }
+}
+
+/// Plays `s` forward to rest or to its horizon. `progress(hours, at_rest, datasets)` is
+/// called after each tick.
+pub async fn simulate(
+    s: &Scenario,
+    mut progress: impl FnMut(f64, usize, usize),
+) -> Result<Prediction> {
+    let t0 = Instant::now();
+    if s.interval_s == 0 {
+        return Err(Error::Stalled(
+            "the interval between ticks must be at least a second".into(),
+        ));
+    }
+    let store = prepare(s).await?;
+    let mut sim = s.config.backend.sim.clone();
+    if let Some(seed) = s.seed {
+        sim.seed = seed;
+    }
+    sim.world = s.dir.join("sim-world");
+    sim.journal = None;
+    let sites = store.dataset_sites().await?;
+    let backend_at = |t: f64| SimBackend::new(sim.clone(), t).with_sites(sites.clone());
+    if matches!(s.campaign, Campaign::Database(_)) {
+        adopt_in_flight(&store, &backend_at(0.0)).await?;
+    }
+    let mut site_keys: BTreeSet<Option<String>> = sites.values().cloned().map(Some).collect();
+    site_keys.insert(None);
+
+    let limits = s.config.limits();
+    let weights = s.config.weights();
+    let mut p = Prediction {
+        interval_s: s.interval_s,
+        ..Prediction::default()
+    };
+    let mut rest_at: BTreeMap<String, f64> = BTreeMap::new();
+    let mut peaks: BTreeMap<Option<String>, Usage> = BTreeMap::new();
+    let mut total_peak = Usage::default();
+    let step_h = (s.interval_s as f64 / 3600.0).max(1.0);
+    let mut t = 0u64;
+    loop {
+        let hour = t as f64 / 3600.0;
+        // The campaign as it stands before this tick, in the order a tick gives work.
+        let list = store
+            .list(&ListFilter {
+                by_priority: true,
+                ..ListFilter::default()
+            })
+            .await?;
+        let mut row = ChartRow {
+            hour,
+            ..ChartRow::default()
+        };
+        let mut resting = 0;
+        let mut unlocked = 0;
+        for d in &list {
+            row.add_files(&d.files);
+            if d.status.lock == LockWord::Lock {
+                continue;
+            }
+            unlocked += 1;
+            if at_rest(d.status.state) {
+                resting += 1;
+                rest_at.entry(d.name.to_string()).or_insert(hour);
+            }
+        }
+        let mut all = Usage::default();
+        for site in &site_keys {
+            let u = store.usage(site.as_deref()).await?;
+            all = all.plus(u);
+            row.reco_jobs += u.reco_jobs;
+            row.merge_jobs += u.merge_jobs;
+            row.disk_bytes += u.disk_bytes + u.tmb_bytes;
+            let peak = peaks.entry(site.clone()).or_default();
+            peak.stage_requests = peak.stage_requests.max(u.stage_requests);
+            peak.disk_bytes = peak.disk_bytes.max(u.disk_bytes + u.tmb_bytes);
+            peak.reco_jobs = peak.reco_jobs.max(u.reco_jobs);
+            peak.merge_jobs = peak.merge_jobs.max(u.merge_jobs);
+        }
+        total_peak.stage_requests = total_peak.stage_requests.max(all.stage_requests);
+        total_peak.disk_bytes = total_peak.disk_bytes.max(all.disk_bytes + all.tmb_bytes);
+        total_peak.reco_jobs = total_peak.reco_jobs.max(all.reco_jobs);
+        total_peak.merge_jobs = total_peak.merge_jobs.max(all.merge_jobs);
+        if p.ticks > 0 {
+            for (phase, n) in row.phases() {
+                *p.phase_hours.entry(phase.to_owned()).or_default() +=
+                    n as f64 * s.interval_s as f64 / 3600.0;
+            }
+        }
+        if unlocked == 0 {
+            return Err(Error::Campaign {
+                path: match &s.campaign {
+                    Campaign::Database(url) => repro_db::redact(url),
+                    Campaign::Described(_) => "described".into(),
+                },
+                message:
+                    "nothing to simulate: no dataset is unlocked (LOCKed ones stay where they are)"
+                        .into(),
+            });
+        }
+        progress(hour, resting, unlocked);
+        let last = resting == unlocked || t >= s.horizon_s;
+        // A row per step, and always the last one.
+        if last
+            || p.chart
+                .last()
+                .is_none_or(|prev| hour >= prev.hour + step_h - 1e-9)
+        {
+            p.chart.push(row);
+        }
+        if resting == unlocked {
+            p.end_h = Some(hour);
+        }
+        if last {
+            break;
+        }
+        // What `targets` would read again: the unlocked datasets not CLEANED, in order.
+        let active: Vec<repro_db::DatasetSummary> = list
+            .iter()
+            .filter(|d| {
+                d.status.lock == LockWord::Unlock
+                    && d.status.columns().cleanup != repro_core::CleanupWord::Cleaned
+            })
+            .cloned()
+            .collect();
+        let names: Vec<DatasetName> = crate::run_order(&active, &weights);
+        let backend = backend_at(t as f64);
+        let driver = Driver::new(&store, &backend)
+            .with_policy(s.config.policy())
+            .with_actor("simulate")
+            .with_lease_ttl(Duration::from_secs(3600))
+            .with_workers(s.config.run.workers);
+        let run = driver.run_many(Op::Tick, &names, true).await;
+        if let Some((name, e)) = run
+            .errors
+            .into_iter()
+            .find(|(_, e)| e.kind() != crate::ErrorKind::Conflict)
+        {
+            return Err(Error::Stalled(format!(
+                "the simulation stopped at hour {hour:.1}: {name}: {e}"
+            )));
+        }
+        for r in &run.reports {
+            if let Some(w) = &r.waiting {
+                for limit in Limit::ALL {
+                    if w.contains(limit.as_str()) {
+                        *p.waits.entry(limit.as_str().to_owned()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        p.ticks += 1;
+        t += s.interval_s;
+    }
+
+    let list = store.list(&ListFilter::default()).await?;
+    let mut samples: BTreeMap<Option<String>, (usize, Option<f64>)> = BTreeMap::new();
+    for d in &list {
+        let at = rest_at.get(d.name.as_str()).copied();
+        let sample = d.sample.as_ref().map(ToString::to_string);
+        let e = samples.entry(sample.clone()).or_insert((0, Some(0.0)));
+        e.0 += 1;
+        e.1 = match (e.1, at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+        p.datasets.push(DatasetEnd {
+            name: d.name.to_string(),
+            sample,
+            site: d.site.clone(),
+            at_rest_h: at,
+            state: {
+                let c = d.status.columns();
+                let lock = if c.lock == LockWord::Lock {
+                    "LOCK "
+                } else {
+                    ""
+                };
+                format!("{lock}{} {} {} {}", c.prestage, c.reco, c.merge, c.cleanup)
+            },
+        });
+    }
+    p.datasets
+        .sort_by(|a, b| rest_order(a.at_rest_h, b.at_rest_h).then_with(|| a.name.cmp(&b.name)));
+    p.samples = samples
+        .into_iter()
+        .map(|(sample, (datasets, at_rest_h))| SampleEnd {
+            sample,
+            datasets,
+            at_rest_h,
+        })
+        .collect();
+    p.samples
+        .sort_by(|a, b| rest_order(a.at_rest_h, b.at_rest_h).then_with(|| a.sample.cmp(&b.sample)));
+    p.total = (!limits.total.is_none()).then_some(TotalPeak {
+        peak: total_peak,
+        limits: limits.total,
+    });
+    p.peaks = peaks
+        .into_iter()
+        .map(|(site, peak)| SitePeak {
+            limits: limits.of(site.as_deref()),
+            site,
+            peak,
+        })
+        .filter(|sp| sp.peak != Usage::default() || sp.site.is_some())
+        .collect();
+    p.bottleneck = p
+        .phase_hours
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .filter(|(_, h)| **h > 0.0)
+        .map(|(phase, _)| phase.clone());
+    p.wall_s = t0.elapsed().as_secs_f64();
+    Ok(p)
+}
+
+/// Earliest at rest first; never at rest last.
+fn rest_order(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+    let key = |h: Option<f64>| h.unwrap_or(f64::INFINITY);
+    key(a).total_cmp(&key(b))
+}
+
+/// A fresh database in the scenario's directory, with its campaign in it.
+async fn prepare(s: &Scenario) -> Result<Store> {
+    let io = |what: String| move |source| Error::Io { what, source };
+    for sub in ["simulate.db", "sim-world"] {
+        let p = s.dir.join(sub);
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).map_err(io(format!("cannot empty {}", p.display())))?;
+        }
+    }
+    std::fs::create_dir_all(&s.dir).map_err(io(format!("cannot create {}", s.dir.display())))?;
+    for name in ["simulate.db", "simulate.db-wal", "simulate.db-shm"] {
+        let p = s.dir.join(name);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(io(format!("cannot remove {}", p.display())))?;
+        }
+    }
+    let store = Store::open(&crate::demo::sqlite_url(&s.dir.join("simulate.db"))).await?;
+    store.migrate().await?;
+    match &s.campaign {
+        Campaign::Database(url) => {
+            let live = Store::open(url).await?;
+            live.check_schema().await?;
+            live.copy_campaign_into(&store).await?;
+        }
+        Campaign::Described(specs) => register(&store, specs).await?,
+    }
+    Ok(store.with_limits(s.config.limits()))
+}
+
+/// Registers a described campaign, unlocked.
+async fn register(store: &Store, specs: &[DatasetSpec]) -> Result<()> {
+    for spec in specs {
+        let names: Vec<String> = match spec.count {
+            None => vec![spec.name.clone()],
+            Some(n) => (0..n).map(|i| format!("{}.{i:03}", spec.name)).collect(),
+        };
+        let sample = spec.sample.clone().map(SampleName::new).transpose()?;
+        for name in names {
+            let name = DatasetName::new(name)?;
+            let files: Vec<NewFile> = (0..spec.files)
+                .map(|f| NewFile::new(format!("/store/{name}/raw/file_{f:06}.raw"), spec.size))
+                .collect();
+            let opts = Register {
+                unlock: true,
+                site: spec.site.clone(),
+                sample: sample.clone(),
+                priority: spec.priority,
+            };
+            store.register(&name, &files, &opts, "simulate").await?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives the simulated world what the copied datasets have in flight (stage requests,
+/// submitted jobs), as started when the simulation starts.
+async fn adopt_in_flight(store: &Store, backend: &SimBackend) -> Result<()> {
+    for d in store.list(&ListFilter::default()).await? {
+        if d.status.lock == LockWord::Lock || at_rest(d.status.state) {
+            continue;
+        }
+        let view = store.load(&d.name).await?;
+        let polls = repro_core::plan::polls(&view);
+        if !polls.is_empty() {
+            backend.adopt(&d.name, &polls)?;
+        }
+    }
+    Ok(())
+}
+
+impl Prediction {
+    /// The chart as an SVG image: files per phase (stacked), jobs in flight and disk held,
+    /// over simulated time.
+    pub fn chart_svg(&self) -> String {
+        const W: f64 = 760.0;
+        const PANEL: f64 = 130.0;
+        const GAP: f64 = 70.0;
+        const LEFT: f64 = 60.0;
+        let rows = &self.chart;
+        let end = rows.last().map_or(1.0, |r| r.hour).max(1.0);
+        let x = |h: f64| LEFT + (W - LEFT - 10.0) * h / end;
+        let mut svg = String::new();
+        let height = 3.0 * (PANEL + GAP);
+        let _ = write!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" font-family="sans-serif" font-size="11">"#
+        );
+        /// A series: its name, colour and value in a row.
+        type Series = (&'static str, &'static str, fn(&ChartRow) -> u64);
+        let panels: [(&str, Vec<Series>, bool); 3] = [
+            (
+                "raw files per phase (stacked)",
+                vec![
+                    ("cleaned", "#9ca3af", |r| r.cleaned),
+                    ("merged", "#d97706", |r| r.merged),
+                    ("to merge", "#16a34a", |r| r.to_merge),
+                    ("in reco", "#2563eb", |r| r.in_reco),
+                    ("to reco", "#93c5fd", |r| r.to_reco),
+                    ("staging", "#7c3aed", |r| r.staging),
+                    ("to stage", "#c4b5fd", |r| r.to_stage),
+                    ("failed", "#dc2626", |r| r.failed),
+                ],
+                true,
+            ),
+            (
+                "jobs in flight (reserved, queued or running)",
+                vec![
+                    ("reco jobs", "#2563eb", |r| r.reco_jobs),
+                    ("merge jobs", "#16a34a", |r| r.merge_jobs),
+                ],
+                false,
+            ),
+            (
+                "disk held: raw files of started datasets and TMB files",
+                vec![("bytes", "#d97706", |r| r.disk_bytes)],
+                false,
+            ),
+        ];
+        for (i, (title, series, stacked)) in panels.iter().enumerate() {
+            let top = 20.0 + i as f64 * (PANEL + GAP);
+            let bottom = top + PANEL;
+            let total = |r: &ChartRow| -> u64 {
+                let values = series.iter().map(|(_, _, f)| f(r));
+                if *stacked {
+                    values.sum()
+                } else {
+                    values.max().unwrap_or(0)
+                }
+            };
+            let max = rows.iter().map(total).max().unwrap_or(0).max(1) as f64;
+            let y = |v: u64| bottom - PANEL * v as f64 / max;
+            let _ = write!(
+                svg,
+                r##"<text x="{LEFT}" y="{}" font-weight="bold">{title}</text><line x1="{LEFT}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#999"/><text x="{}" y="{}" text-anchor="end" fill="#666">{}</text><text x="{}" y="{bottom}" text-anchor="end" fill="#666">0</text>"##,
+                top - 6.0,
+                W - 10.0,
+                LEFT - 4.0,
+                top + 8.0,
+                human(max),
+                LEFT - 4.0,
+            );
+            for k in 0..=4 {
+                let h = end * f64::from(k) / 4.0;
+                let anchor = ["start", "middle", "middle", "middle", "end"][k as usize];
+                let _ = write!(
+                    svg,
+                    r##"<text x="{:.1}" y="{}" text-anchor="{anchor}" fill="#666">{h:.0} h</text>"##,
+                    x(h),
+                    bottom + 13.0
+                );
+            }
+            let mut base = vec![0u64; rows.len()];
+            for (k, (name, colour, get)) in series.iter().enumerate() {
+                let top_line: Vec<(f64, u64)> = rows
+                    .iter()
+                    .zip(&base)
+                    .map(|(r, b)| (r.hour, get(r) + if *stacked { *b } else { 0 }))
+                    .collect();
+                let mut points = String::new();
+                for (h, v) in &top_line {
+                    let _ = write!(points, "{:.1},{:.1} ", x(*h), y(*v));
+                }
+                if *stacked {
+                    // A band from the layers below up to this one.
+                    for (r, b) in rows.iter().zip(&base).rev() {
+                        let _ = write!(points, "{:.1},{:.1} ", x(r.hour), y(*b));
+                    }
+                    let _ = write!(
+                        svg,
+                        r#"<polygon points="{points}" fill="{colour}" stroke="none"><title>{name}</title></polygon>"#
+                    );
+                    base = top_line.iter().map(|(_, v)| *v).collect();
+                } else {
+                    let _ = write!(
+                        svg,
+                        r#"<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"><title>{name}</title></polyline>"#
+                    );
+                }
+                let lx = LEFT + 86.0 * k as f64;
+                let _ = write!(
+                    svg,
+                    r##"<rect x="{lx}" y="{}" width="10" height="10" fill="{colour}"/><text x="{}" y="{}" fill="#444">{name}</text>"##,
+                    bottom + 22.0,
+                    lx + 13.0,
+                    bottom + 31.0,
+                );
+            }
+        }
+        svg.push_str("</svg>");
+        svg
+    }
+}
+
+/// `1234567` as `1.2M`.
+fn human(v: f64) -> String {
+    match v {
+        v if v >= 1e12 => format!("{:.1}T", v / 1e12),
+        v if v >= 1e9 => format!("{:.1}G", v / 1e9),
+        v if v >= 1e6 => format!("{:.1}M", v / 1e6),
+        v if v >= 1e4 => format!("{:.0}k", v / 1e3),
+        v => format!("{v:.0}"),
+    }
+}
+
+/// What a campaign's history says about its world: job run times and failure rates, how
+/// long staging took, and per site the most jobs that ran at once and the most files
+/// staged in an hour. [`Calibration::apply`] sets a simulated world from it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Calibration {
+    /// Reco jobs.
+    pub reco: JobStats,
+    /// Merge jobs.
+    pub merge: JobStats,
+    /// Stage requests.
+    pub stage: StageStats,
+    /// Per site (`""`: the datasets at none): the most jobs running at once, the most
+    /// files staged in one hour.
+    pub sites: BTreeMap<String, SiteStats>,
+}
+
+/// Finished attempts of one kind of job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobStats {
+    /// Attempts that finished well.
+    pub done: u64,
+    /// Attempts that failed.
+    pub failed: u64,
+    /// Attempts the batch system lost.
+    pub lost: u64,
+    /// Median seconds from running (or, where no start was recorded, from submission)
+    /// to done.
+    pub median_s: Option<f64>,
+    /// The sigma of the log of those times: the sim's `duration_spread`.
+    pub spread: Option<f64>,
+}
+
+/// Stage requests that came back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StageStats {
+    /// Requests that staged the file.
+    pub staged: u64,
+    /// Requests that failed.
+    pub failed: u64,
+    /// Median seconds from the request to the file on disk.
+    pub median_s: Option<f64>,
+}
+
+/// What one site showed it can do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SiteStats {
+    /// The most jobs running at once.
+    pub peak_running: u64,
+    /// The most files staged in one hour.
+    pub peak_staged_per_hour: u64,
+}
+
+impl JobStats {
+    fn from_times(mut times: Vec<f64>, done: u64, failed: u64, lost: u64) -> JobStats {
+        times.retain(|t| *t > 0.0);
+        times.sort_by(f64::total_cmp);
+        let median_s = (!times.is_empty()).then(|| times[times.len() / 2]);
+        let spread = (times.len() >= 2).then(|| {
+            let logs: Vec<f64> = times.iter().map(|t| t.ln()).collect();
+            let mean = logs.iter().sum::<f64>() / logs.len() as f64;
+            (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (logs.len() - 1) as f64).sqrt()
+        });
+        JobStats {
+            done,
+            failed,
+            lost,
+            median_s,
+            spread,
+        }
+    }
+
+    fn attempts(&self) -> u64 {
+        self.done + self.failed + self.lost
+    }
+}
+
+/// Reads the whole history of the campaign at `url` (only reading) and sums it up.
+pub async fn calibrate(url: &str) -> Result<Calibration> {
+    use chrono::NaiveDateTime;
+    let store = Store::open(url).await?;
+    store.check_schema().await?;
+    let site_of: BTreeMap<i64, String> = store
+        .list(&ListFilter::default())
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.site.unwrap_or_default()))
+        .collect();
+    #[derive(Default)]
+    struct Job {
+        site: String,
+        submitted: Option<NaiveDateTime>,
+        running: Option<NaiveDateTime>,
+        end: Option<(NaiveDateTime, String)>,
+    }
+    let mut jobs: BTreeMap<(bool, i64), Job> = BTreeMap::new();
+    let mut staging: BTreeMap<i64, NaiveDateTime> = BTreeMap::new();
+    let mut stage_times = Vec::new();
+    let mut staged_per_hour: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    let mut c = Calibration::default();
+    let mut after = i64::MIN;
+    loop {
+        let page = store
+            .history_page(&["file", "reco_job", "merge_job"], after, 50_000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        for (_, dataset, entity, id, to, at) in page {
+            let site = site_of.get(&dataset).cloned().unwrap_or_default();
+            if entity == "file" {
+                match to.as_str() {
+                    "staging" => {
+                        staging.insert(id, at);
+                    }
+                    "staged" => {
+                        c.stage.staged += 1;
+                        if let Some(from) = staging.remove(&id) {
+                            stage_times.push((at - from).as_seconds_f64());
+                        }
+                        *staged_per_hour
+                            .entry((site, at.and_utc().timestamp() / 3600))
+                            .or_default() += 1;
+                    }
+                    "stage_failed" => {
+                        c.stage.failed += 1;
+                        staging.remove(&id);
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            let job = jobs.entry((entity == "reco_job", id)).or_default();
+            job.site = site;
+            match to.as_str() {
+                "submitted" => job.submitted = Some(at),
+                "running" => job.running = job.running.or(Some(at)),
+                "done" | "failed" | "lost" => job.end = Some((at, to)),
+                _ => {}
+            }
+        }
+    }
+    stage_times.sort_by(f64::total_cmp);
+    c.stage.median_s = (!stage_times.is_empty()).then(|| stage_times[stage_times.len() / 2]);
+    // Per site, the most jobs running at once: +1 at each start, -1 at each end.
+    let mut edges: BTreeMap<String, Vec<(NaiveDateTime, i64)>> = BTreeMap::new();
+    for reco in [true, false] {
+        let (mut times, mut done, mut failed, mut lost) = (Vec::new(), 0, 0, 0);
+        for ((_, _), j) in jobs.range((reco, i64::MIN)..=(reco, i64::MAX)) {
+            let Some((end, state)) = &j.end else { continue };
+            let start = j.running.or(j.submitted);
+            match state.as_str() {
+                "done" => {
+                    done += 1;
+                    if let Some(s) = start {
+                        times.push((*end - s).as_seconds_f64());
+                    }
+                }
+                "failed" => failed += 1,
+                _ => lost += 1,
+            }
+            if let Some(s) = start {
+                let e = edges.entry(j.site.clone()).or_default();
+                e.push((s, 1));
+                e.push((*end, -1));
+            }
+        }
+        let stats = JobStats::from_times(times, done, failed, lost);
+        if reco {
+            c.reco = stats;
+        } else {
+            c.merge = stats;
+        }
+    }
+    for (site, mut e) in edges {
+        e.sort();
+        let (mut now, mut peak) = (0i64, 0i64);
+        for (_, d) in e {
+            now += d;
+            peak = peak.max(now);
+        }
+        c.sites.entry(site).or_default().peak_running = peak as u64;
+    }
+    for ((site, _), n) in staged_per_hour {
+        let s = c.sites.entry(site).or_default();
+        s.peak_staged_per_hour = s.peak_staged_per_hour.max(n);
+    }
+    Ok(c)
+}
+
+impl Calibration {
+    /// Sets `sim` from what was measured; what the history has no data for is left as
+    /// configured.
+    pub fn apply(&self, sim: &mut crate::config::SimConfig) {
+        let rate = |failed: u64, of: u64| (of > 0).then(|| failed as f64 / of as f64);
+        if let Some(m) = self.reco.median_s {
+            sim.reco_duration_s = Some(m);
+        }
+        if let Some(m) = self.merge.median_s {
+            sim.merge_duration_s = Some(m);
+        }
+        if let Some(m) = self.stage.median_s {
+            sim.stage_duration_s = Some(m);
+        }
+        if let Some(s) = self.reco.spread.or(self.merge.spread) {
+            sim.duration_spread = s.min(3.0);
+        }
+        if let Some(r) = rate(self.reco.failed, self.reco.attempts()) {
+            sim.reco_failure = r;
+        }
+        if let Some(r) = rate(self.merge.failed, self.merge.attempts()) {
+            sim.merge_failure = r;
+        }
+        if let Some(r) = rate(
+            self.reco.lost + self.merge.lost,
+            self.reco.attempts() + self.merge.attempts(),
+        ) {
+            sim.lost_job = r;
+        }
+        if let Some(r) = rate(self.stage.failed, self.stage.staged + self.stage.failed) {
+            sim.stage_failure = r;
+        }
+        for (site, s) in &self.sites {
+            let capacity = crate::config::SimSite {
+                slots: (s.peak_running > 0).then_some(s.peak_running),
+                stage_rate: (s.peak_staged_per_hour > 0).then_some(s.peak_staged_per_hour as f64),
+            };
+            if site.is_empty() {
+                sim.slots = capacity.slots;
+                sim.stage_rate = capacity.stage_rate;
+            } else {
+                sim.site.insert(site.clone(), capacity);
+            }
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! `simulate`: a campaign played forward with the real decisions, on a copy, within the
+//! limits, highest priority first, and the same for the same seed.
+
+use repro_core::{DatasetName, Limits, plan::at_rest};
+use repro_db::{ListFilter, NewFile, Register, Store};
+use repro_run::backend::sim::SimBackend;
+use repro_run::config::SimConfig;
+use repro_run::simulate::{Campaign, DatasetSpec, Prediction, Scenario, simulate};
+use repro_run::{Config, Driver, Op};
+
+const LIMITS: Limits = Limits {
+    stage_requests: Some(20),
+    disk_bytes: None,
+    reco_jobs: Some(12),
+    merge_jobs: Some(2),
+    submissions: None,
+};
+
+/// Two samples at one site: `hi` (priority 5) and `lo`, with limits and a world of 8 batch
+/// slots, hour-long reco jobs and a stage rate of 100 files an hour.
+fn scenario(dir: &std::path::Path, slots: u64) -> Scenario {
+    let mut config = Config::default();
+    config.limits.site.insert("fnal".into(), LIMITS);
+    let sim = &mut config.backend.sim;
+    sim.slots = Some(slots);
+    sim.stage_rate = Some(100.0);
+    sim.reco_duration_s = Some(3600.0);
+    sim.merge_duration_s = Some(1800.0);
+    sim.duration_spread = 0.3;
+    let spec = |name: &str, count, priority| DatasetSpec {
+        name: name.into(),
+        count: Some(count),
+        files: 24,
+        size: 1000,
+        site: Some("fnal".into()),
+        sample: Some(name.into()),
+        priority,
+    };
+    Scenario {
+        campaign: Campaign::Described(vec![spec("lo", 3, 0), spec("hi", 2, 5)]),
+        config,
+        seed: Some(7),
+        interval_s: 1800,
+        horizon_s: 60 * 86_400,
+        dir: dir.to_owned(),
+    }
+}
+
+async fn predict(s: &Scenario) -> Prediction {
+    simulate(s, |_, _, _| {}).await.unwrap()
+}
+
+/// The prediction as JSON, without the real time it took.
+fn stable(p: &Prediction) -> serde_json::Value {
+    let mut v = serde_json::to_value(p).unwrap();
+    v.as_object_mut().unwrap().remove("wall_s");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_with_limits_comes_to_rest_within_them_highest_priority_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = predict(&scenario(dir.path(), 8)).await;
+    let end = p.end_h.expect("the campaign comes to rest");
+    assert_eq!(p.datasets.len(), 5);
+    assert!(
+        p.datasets
+            .iter()
+            .all(|d| d.at_rest_h.is_some_and(|h| h <= end))
+    );
+    let sample = |name: &str| {
+        p.samples
+            .iter()
+            .find(|s| s.sample.as_deref() == Some(name))
+            .and_then(|s| s.at_rest_h)
+            .unwrap()
+    };
+    assert!(sample("hi") < sample("lo"), "{:?}", p.samples);
+    let fnal = p
+        .peaks
+        .iter()
+        .find(|s| s.site.as_deref() == Some("fnal"))
+        .unwrap();
+    assert_eq!(fnal.limits, LIMITS);
+    assert!(
+        fnal.peak.stage_requests <= 20 && fnal.peak.reco_jobs <= 12 && fnal.peak.merge_jobs <= 2
+    );
+    assert_eq!(
+        fnal.peak.reco_jobs, 12,
+        "the reco limit is what holds the campaign back"
+    );
+    assert!(
+        p.waits.get("reco jobs in flight").is_some_and(|n| *n > 0),
+        "{:?}",
+        p.waits
+    );
+    // Every raw file is somewhere in every row; the last row has them all at rest.
+    assert!(p.chart.iter().all(|r| r.files() == 120));
+    let last = p.chart.last().unwrap();
+    assert_eq!(last.cleaned + last.failed, 120);
+    assert!(p.chart.windows(2).all(|w| w[0].cleaned <= w[1].cleaned));
+    assert!(p.chart.iter().all(|r| r.reco_jobs <= 12));
+    assert!(p.bottleneck.is_some());
+    let svg = p.chart_svg();
+    assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+    assert_eq!(svg.matches("<polygon").count(), 8, "a band per phase");
+    assert_eq!(svg.matches("<polyline").count(), 3, "2 job kinds, disk");
+
+    // The same seed and scenario: the same prediction, in a directory of its own.
+    let again = tempfile::tempdir().unwrap();
+    assert_eq!(
+        stable(&predict(&scenario(again.path(), 8)).await),
+        stable(&p)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_batch_slots_take_longer_and_a_short_horizon_stops_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = predict(&scenario(dir.path(), 12)).await.end_h.unwrap();
+    let narrow = predict(&scenario(dir.path(), 2)).await.end_h.unwrap();
+    // Two slots for 120 hour-long jobs: at least 60 hours of reco alone.
+    assert!(
+        narrow >= 60.0 && narrow > wide * 2.0,
+        "{narrow} h against {wide} h"
+    );
+    let mut short = scenario(dir.path(), 12);
+    short.horizon_s = 4 * 3600;
+    let p = predict(&short).await;
+    assert_eq!(p.end_h, None);
+    assert!(p.datasets.iter().any(|d| d.at_rest_h.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_is_played_forward_on_a_copy_from_where_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = repro_run::demo::sqlite_url(&dir.path().join("live.db"));
+    let live = Store::open(&url).await.unwrap();
+    live.migrate().await.unwrap();
+    let a = DatasetName::new("live.a").unwrap();
+    let files: Vec<NewFile> = (0..30)
+        .map(|f| NewFile::new(format!("/raw/{f}"), 10))
+        .collect();
+    live.register(&a, &files, &Register::unlocked(), "t")
+        .await
+        .unwrap();
+    let locked = DatasetName::new("live.locked").unwrap();
+    live.register(&locked, &files, &Register::default(), "t")
+        .await
+        .unwrap();
+    // Two real ticks against a world of its own: staged, then every reco job submitted
+    // there (they run for a day).
+    let world = SimConfig {
+        world: dir.path().join("live-world"),
+        reco_failure: 0.0,
+        merge_failure: 0.0,
+        lost_job: 0.0,
+        reco_duration_s: Some(86_400.0),
+        ..SimConfig::default()
+    };
+    for t in [0.0, 60.0] {
+        let backend = SimBackend::new(world.clone(), t);
+        let run = Driver::new(&live, &backend)
+            .with_workers(1)
+            .run_many(Op::Tick, std::slice::from_ref(&a), false)
+            .await;
+        assert!(run.errors.is_empty(), "{:?}", run.errors);
+    }
+    let before = live.load(&a).await.unwrap();
+    assert_eq!(before.jobs.len(), 30, "every reco job in flight");
+    let listed = live.list(&ListFilter::default()).await.unwrap();
+
+    let sim_dir = dir.path().join("sim");
+    let mut config = Config::default();
+    config.backend.sim.reco_failure = 0.0;
+    config.backend.sim.merge_failure = 0.0;
+    config.backend.sim.lost_job = 0.0;
+    config.backend.sim.reco_duration_s = Some(7200.0);
+    let s = Scenario {
+        campaign: Campaign::Database(url.clone()),
+        config,
+        seed: Some(1),
+        interval_s: 3600,
+        horizon_s: 30 * 86_400,
+        dir: sim_dir.clone(),
+    };
+    let p = predict(&s).await;
+    // The jobs in flight were taken as started at hour 0 and end at hour 2: none is
+    // lost or submitted again, so the dataset is at rest a few ticks later.
+    let end = p.end_h.unwrap();
+    assert!((3.0..=6.0).contains(&end), "at rest at {end} h");
+    let copy = Store::open(&repro_run::demo::sqlite_url(&sim_dir.join("simulate.db")))
+        .await
+        .unwrap();
+    let after = copy.load(&a).await.unwrap();
+    assert!(at_rest(after.status.state));
+    assert!(
+        after.jobs.keys().all(|k| k.attempt == 1),
+        "nothing retried: {:?}",
+        after.jobs.keys()
+    );
+    // The locked dataset stays where it is, and out of the end time.
+    let l = p.datasets.iter().find(|d| d.name == "live.locked").unwrap();
+    assert_eq!((l.at_rest_h, l.state.starts_with("LOCK ")), (None, true));
+    // The live database was only read.
+    assert_eq!(live.load(&a).await.unwrap(), before);
+    assert_eq!(live.list(&ListFilter::default()).await.unwrap(), listed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calibration_reads_run_times_failures_and_what_each_site_managed_from_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = repro_run::demo::sqlite_url(&dir.path().join("past.db"));
+    let store = Store::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let files: Vec<NewFile> = (0..4)
+        .map(|f| NewFile::new(format!("/raw/{f}"), 10))
+        .collect();
+    let at_fnal = Register {
+        site: Some("fnal".into()),
+        ..Register::default()
+    };
+    store
+        .register(&DatasetName::new("past").unwrap(), &files, &at_fnal, "t")
+        .await
+        .unwrap();
+    let id = store.list(&ListFilter::default()).await.unwrap()[0].id;
+    // A past campaign, as its history recorded it (seconds after 10:00).
+    let mut rows = Vec::new();
+    let mut row = |entity: &str, eid: i64, to: &str, s: i64| {
+        rows.push(format!(
+            "({id}, '{entity}', {eid}, '-', '{to}', 'x', 'cron', '2026-11-01 {:02}:{:02}:{:02}')",
+            10 + s / 3600,
+            s % 3600 / 60,
+            s % 60
+        ));
+    };
+    // Four files staged 10 minutes after the request, one failed once first.
+    for f in 1..=4 {
+        row("file", f, "staging", 0);
+        row("file", f, "staged", 600);
+    }
+    row("file", 5, "staging", 0);
+    row("file", 5, "stage_failed", 300);
+    // Reco: three run 1 h, 2 h and 4 h (median 2 h), two of them at once; one fails,
+    // one is lost. Merge: one 30-minute job.
+    for (job, start, end, how) in [
+        (1, 700, 700 + 3600, "done"),
+        (2, 700, 700 + 7200, "done"),
+        (3, 8000, 8000 + 14_400, "done"),
+        (4, 8000, 8100, "failed"),
+        (5, 23_000, 23_500, "lost"),
+    ] {
+        row("reco_job", job, "submitted", start - 60);
+        row("reco_job", job, "running", start);
+        row("reco_job", job, how, end);
+    }
+    row("merge_job", 1, "submitted", 23_000);
+    row("merge_job", 1, "running", 23_000);
+    row("merge_job", 1, "done", 24_800);
+    store
+        .execute_unprepared(&format!(
+            "INSERT INTO transitions (dataset_id, entity, entity_id, from_state, to_state, via, actor, at) VALUES {}",
+            rows.join(", ")
+        ))
+        .await
+        .unwrap();
+
+    let c = repro_run::simulate::calibrate(&url).await.unwrap();
+    assert_eq!((c.reco.done, c.reco.failed, c.reco.lost), (3, 1, 1));
+    assert_eq!(c.reco.median_s, Some(7200.0));
+    let spread = c.reco.spread.unwrap();
+    assert!(
+        (0.6..0.8).contains(&spread),
+        "sd of ln(1 h, 2 h, 4 h) is ln 2: {spread}"
+    );
+    assert_eq!((c.merge.done, c.merge.median_s), (1, Some(1800.0)));
+    assert_eq!(
+        (c.stage.staged, c.stage.failed, c.stage.median_s),
+        (4, 1, Some(600.0))
+    );
+    let fnal = &c.sites["fnal"];
+    // Jobs 3 and 4 overlap, and 1 and 2; the merge job after job 3 ends.
+    assert_eq!((fnal.peak_running, fnal.peak_staged_per_hour), (2, 4));
+
+    let mut sim = SimConfig::default();
+    c.apply(&mut sim);
+    assert_eq!(
+        (
+            sim.reco_duration_s,
+            sim.merge_duration_s,
+            sim.stage_duration_s
+        ),
+        (Some(7200.0), Some(1800.0), Some(600.0))
+    );
+    assert!(
+        (sim.reco_failure - 0.2).abs() < 1e-9,
+        "{}",
+        sim.reco_failure
+    );
+    assert!((sim.lost_job - 1.0 / 6.0).abs() < 1e-9, "{}", sim.lost_job);
+    assert!((sim.stage_failure - 0.2).abs() < 1e-9);
+    assert_eq!(sim.capacity(Some("fnal")).slots, Some(2));
+    assert_eq!(sim.capacity(Some("fnal")).stage_rate, Some(4.0));
+}
+
+/// The same campaign split over two sites, each within the old limits, under a total of
+/// 8 reco jobs over both: the total holds and is what the campaign fills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_total_over_two_sites_holds_and_is_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = scenario(dir.path(), 30);
+    s.config.limits.site.insert("cern".into(), LIMITS);
+    s.config.limits.total = Limits {
+        reco_jobs: Some(8),
+        ..Limits::default()
+    };
+    let Campaign::Described(specs) = &mut s.campaign else {
+        unreachable!()
+    };
+    specs[0].site = Some("cern".into());
+    let p = predict(&s).await;
+    assert!(p.end_h.is_some(), "the campaign comes to rest");
+    let total = p.total.expect("a total is reported when one is set");
+    assert_eq!(total.limits.reco_jobs, Some(8));
+    assert_eq!(
+        total.peak.reco_jobs, 8,
+        "the total is what holds the campaign back"
+    );
+    let per_site: u64 = p.peaks.iter().map(|s| s.peak.reco_jobs).max().unwrap();
+    assert!(per_site <= 8, "{:?}", p.peaks);
+    assert!(p.waits.contains_key("reco jobs in flight"), "{:?}", p.waits);
+}
+
+/// A big sample registered first and a small one after it, at one priority: the small one
+/// is not starved behind the big one's older datasets, and weighting the big one makes the
+/// small one wait longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_sample_does_not_starve_a_small_one_and_weights_shift_the_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = scenario(dir.path(), 12);
+    let Campaign::Described(specs) = &mut s.campaign else {
+        unreachable!()
+    };
+    let mut big = specs[0].clone();
+    big.name = "big".into();
+    big.sample = Some("big".into());
+    big.count = Some(4);
+    let mut small = big.clone();
+    small.name = "small".into();
+    small.sample = Some("small".into());
+    small.count = Some(1);
+    *specs = vec![big, small];
+    let at_rest = |p: &Prediction, sample: &str| {
+        p.samples
+            .iter()
+            .find(|s| s.sample.as_deref() == Some(sample))
+            .and_then(|s| s.at_rest_h)
+            .unwrap()
+    };
+    let even = predict(&s).await;
+    assert!(
+        at_rest(&even, "small") < at_rest(&even, "big"),
+        "{:?}",
+        even.samples
+    );
+    let first_big = even
+        .datasets
+        .iter()
+        .filter(|d| d.sample.as_deref() == Some("big"))
+        .filter_map(|d| d.at_rest_h)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        at_rest(&even, "small") <= first_big,
+        "the small sample holds half the budget, so its one dataset ends before any of the big one's four: {:?}",
+        even.datasets
+    );
+    s.config.weights.insert("big".into(), 4);
+    let weighted = predict(&s).await;
+    assert!(
+        at_rest(&weighted, "small") > at_rest(&even, "small"),
+        "small at rest after {} h weighted 4:1, {} h even",
+        at_rest(&weighted, "small"),
+        at_rest(&even, "small")
+    );
+}
