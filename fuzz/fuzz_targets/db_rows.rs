@@ -99,6 +99,8 @@ fuzz_target!(|r: Rows| {
         sample: Some(r.name.clone()),
         priority: 0,
         waiting: None,
+        revision: 0,
+        settled: None,
     };
     match convert::sample(&d) {
         Ok(s) => assert_eq!(s.map(|s| s.to_string()).as_ref(), d.sample.as_ref()),

@@ -18,6 +18,7 @@ mod m20261201_000007_check_state_words;
 mod m20261201_000008_create_site_ticks;
 mod m20261202_000009_dataset_sample_priority;
 mod m20261202_000010_create_site_locks;
+mod m20261203_000011_dataset_revision;
 
 pub use m20261201_000007_check_state_words::{CHECKED, Checked, statements as check_statements};
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_create_site_ticks::Migration),
             Box::new(m20261202_000009_dataset_sample_priority::Migration),
             Box::new(m20261202_000010_create_site_locks::Migration),
+            Box::new(m20261203_000011_dataset_revision::Migration),
         ]
     }
 }

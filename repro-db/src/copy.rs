@@ -28,6 +28,8 @@ impl Store {
                     lease_owner: None,
                     lease_until: None,
                     waiting: None,
+                    // A copy is played against another world: what settled here did not there.
+                    settled: None,
                     ..m
                 }
             })

@@ -43,13 +43,18 @@ use repro_core::file::FileState;
 use repro_core::typed::{AnyDataset, Typed};
 use repro_core::view::DatasetView;
 use repro_core::{Change, DatasetName, SampleName, Status};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DbBackend, EntityTrait, QueryFilter, TransactionTrait,
 };
 
 pub use error::{DbError, Result};
+
+/// How many writes have changed a dataset: every transaction that writes to it counts one,
+/// on its row. A view loaded at one revision is of the state every later write starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Revision(pub i64);
 pub use query::{DatasetSummary, FileCounts, HistoryEntry, ListFilter, SampleSummary, Totals};
 
 use entity::{dataset_status, file_status, prelude::*};
@@ -502,12 +507,68 @@ impl Store {
         self.apply(&name, &dataset.into_changes(), actor).await
     }
 
+    /// Closes this store's connections (every clone's: they share them) and waits until
+    /// they are closed, so that a SQLite file can then be removed or replaced: a pool that
+    /// is only dropped closes its connections in the background, and one that checkpoints
+    /// late writes into whatever file has that name by then.
+    pub async fn close(self) -> Result<()> {
+        self.db.close().await?;
+        Ok(())
+    }
+
     /// Loads a dataset with its files, merge groups and jobs, from one consistent snapshot.
     pub async fn load(&self, name: &DatasetName) -> Result<DatasetView> {
+        Ok(self.load_revised(name).await?.0)
+    }
+
+    /// [`Store::load`], with the [`Revision`] the view is of.
+    pub async fn load_revised(&self, name: &DatasetName) -> Result<(DatasetView, Revision)> {
         let txn = query::snapshot(&self.db).await?;
-        let view = query::load(&txn, name).await?;
+        let (view, revision) = query::load(&txn, name).await?;
         txn.commit().await?;
-        Ok(view)
+        Ok((view, Revision(revision)))
+    }
+
+    /// Records that a tick found nothing to record and nothing to do for `name` at
+    /// `revision` (as [`Store::load_revised`] gave it), with `token` saying under what
+    /// (the policy, the backend's cursor). Written only if the dataset is still at
+    /// `revision`: a write since then means the finding is stale, and `false` is returned.
+    pub async fn settle(
+        &self,
+        name: &DatasetName,
+        revision: Revision,
+        token: &str,
+    ) -> Result<bool> {
+        use dataset_status::Column as C;
+        let marker = format!("{}|{token}", revision.0);
+        let r = DatasetStatus::update_many()
+            .col_expr(C::Settled, Expr::value(Some(marker)))
+            .filter(C::Name.eq(name.as_str()))
+            .filter(C::Revision.eq(revision.0))
+            .exec(&self.db)
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// Whether a tick found nothing to do for `name` under `token` ([`Store::settle`]) and
+    /// nothing has been written to it since: then a tick under the same token would find
+    /// the same nothing. One statement on the dataset's row; no file is read.
+    pub async fn is_settled(&self, name: &DatasetName, token: &str) -> Result<bool> {
+        use dataset_status::Column as C;
+        use sea_orm::QuerySelect;
+        let row: Option<(i64, Option<String>)> = DatasetStatus::find()
+            .select_only()
+            .column(C::Revision)
+            .column(C::Settled)
+            .filter(C::Name.eq(name.as_str()))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let (revision, settled) = row.ok_or_else(|| DbError::NotFound(name.to_string()))?;
+        Ok(settled.is_some_and(|s| {
+            s.split_once('|')
+                .is_some_and(|(r, t)| r == revision.to_string() && t == token)
+        }))
     }
 
     /// Writes `changes` (computed by the core from a view of `name`) in one transaction,
@@ -557,8 +618,14 @@ impl Store {
         let txn = self.write_txn().await?;
         // Touching the dataset row first takes SQLite's write lock before anything is read,
         // so concurrent writers queue on the busy timeout instead of deadlocking.
+        // It also counts the write in the row's revision, so a tick that found the
+        // dataset settled at an older revision looks at it again.
         let touched = DatasetStatus::update_many()
             .col_expr(dataset_status::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                dataset_status::Column::Revision,
+                Expr::col(dataset_status::Column::Revision).add(1),
+            )
             .filter(dataset_status::Column::Name.eq(name.as_str()))
             .exec(&txn)
             .await?;
@@ -950,8 +1017,10 @@ impl Store {
             .ok_or_else(|| DbError::NotFound(name.to_string()))?;
         let id = row.id;
         let now = now();
+        let revision = row.revision;
         let (mut m, from, to) = change(row);
         m.updated_at = Set(now);
+        m.revision = Set(revision + 1);
         m.update(&txn).await?;
         entity::transitions::ActiveModel {
             dataset_id: Set(id),

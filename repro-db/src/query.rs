@@ -46,8 +46,11 @@ async fn dataset_row<C: ConnectionTrait>(
         .ok_or_else(|| DbError::NotFound(name.to_string()))
 }
 
-/// Loads one dataset with everything the decisions look at.
-pub(crate) async fn load(txn: &DatabaseTransaction, name: &DatasetName) -> Result<DatasetView> {
+/// Loads one dataset with everything the decisions look at, and the revision it is at.
+pub(crate) async fn load(
+    txn: &DatabaseTransaction,
+    name: &DatasetName,
+) -> Result<(DatasetView, i64)> {
     let ds = dataset_row(txn, name).await?;
     let (name, status) = convert::dataset(&ds)?;
     let file_rows = FileStatus::find()
@@ -113,13 +116,14 @@ pub(crate) async fn load(txn: &DatabaseTransaction, name: &DatasetName) -> Resul
         let j = convert::merge_job(&row, &group_nos)?;
         jobs.insert(j.key, j);
     }
-    Ok(DatasetView {
+    let view = DatasetView {
         name,
         status,
         files,
         jobs,
         groups,
-    })
+    };
+    Ok((view, ds.revision))
 }
 
 /// How many files a dataset has in each state.

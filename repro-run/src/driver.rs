@@ -134,6 +134,10 @@ pub struct Report {
     /// Why nothing was done, when it was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Left alone without loading it: nothing was written to it and its backend's cursor
+    /// did not move since a tick found nothing to do (see [`Backend::cursor`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub settled: bool,
     /// Work that waits for budget ("waiting: 1,200 files for stage requests").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
@@ -511,6 +515,18 @@ impl<'a> Driver<'a> {
     /// the work goes on, so it can be short and a holder that died elsewhere is taken over
     /// soon after.
     pub async fn run(&self, op: Op, name: &DatasetName) -> Result<Report> {
+        if let Some(token) = self.settle_token(op, name)?
+            && self.store.is_settled(name, &token).await?
+        {
+            // Nothing written to it, nothing new out there: a tick would find what the
+            // last one found, nothing to do. No lease is needed to know that.
+            debug!(dataset = %name, "settled");
+            return Ok(Report {
+                name: name.to_string(),
+                settled: true,
+                ..Report::default()
+            });
+        }
         let now = repro_db::now();
         let lease = self
             .store
@@ -560,7 +576,7 @@ impl<'a> Driver<'a> {
             name: name.to_string(),
             ..Report::default()
         };
-        let mut view = self.store.load(name).await?;
+        let (mut view, revision) = self.store.load_revised(name).await?;
         if view.status.lock == repro_core::LockWord::Lock {
             return Err(Error::Locked {
                 dataset: name.to_string(),
@@ -575,6 +591,8 @@ impl<'a> Driver<'a> {
                 when: op.when(),
             });
         }
+        // Read before the poll: whatever changes out there after it moves the cursor on.
+        let token = self.settle_token(op, name)?;
         if op.polls() {
             let due = polls(&view);
             if !due.is_empty() {
@@ -583,6 +601,7 @@ impl<'a> Driver<'a> {
                 report.outcomes += self.record(&mut view, &outcomes).await?;
             }
         }
+        let mut wrote = report.outcomes > 0;
         let mut conflicts = 0;
         for _ in 0..64 {
             let Some(policy) = op.policy(&self.policy, &view) else {
@@ -596,6 +615,7 @@ impl<'a> Driver<'a> {
             if plan.is_empty() {
                 break;
             }
+            wrote = true;
             match self.store.apply(name, &plan.changes, &self.actor).await {
                 Ok(()) => {}
                 Err(e @ DbError::OverBudget { .. }) => {
@@ -640,7 +660,36 @@ impl<'a> Driver<'a> {
                 break;
             }
         }
+        // Nothing recorded, nothing to do, nothing waiting for budget: until something is
+        // written to it or its cursor moves, a tick would find the same.
+        if let Some(token) = token
+            && !wrote
+            && report.waiting.is_none()
+            && self.store.settle(name, revision, &token).await?
+        {
+            debug!(dataset = %name, "settled");
+        }
         Ok(report)
+    }
+
+    /// What a tick finding nothing to do for `name` depends on besides the dataset's rows:
+    /// the policy it plans under and the backend's cursor ([`Backend::cursor`]). `None`
+    /// when the operation is not a tick or the backend has no cursor: then the dataset is
+    /// always looked at.
+    fn settle_token(&self, op: Op, name: &DatasetName) -> Result<Option<String>> {
+        if op != Op::Tick {
+            return Ok(None);
+        }
+        let Some(cursor) = self.call(|b| b.cursor(name))? else {
+            return Ok(None);
+        };
+        // FNV-1a of the policy's words: stable across runs and builds of one version.
+        let policy = format!("{:?}", self.policy)
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        Ok(Some(format!("{policy:x}|{cursor}")))
     }
 
     /// What is due for `view` within what is left of its site's budget in this run (all

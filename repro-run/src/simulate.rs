@@ -484,6 +484,9 @@ pub async fn simulate(
         .max_by(|a, b| a.1.total_cmp(b.1))
         .filter(|(_, h)| **h > 0.0)
         .map(|(phase, _)| phase.clone());
+    // Closed before the copy is left behind: another simulation in the same directory
+    // removes and recreates its files, which this pool's late checkpoint would corrupt.
+    store.close().await?;
     p.wall_s = t0.elapsed().as_secs_f64();
     Ok(p)
 }

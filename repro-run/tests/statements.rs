@@ -237,8 +237,8 @@ async fn check(server: Option<&str>) {
     if server.is_none() {
         TEXTS.lock().unwrap().clear();
     }
-    // With everything in flight and nothing finishing, a tick is one poll per dataset and
-    // the same statements at 100 and at 2,000 files a dataset.
+    // With everything in flight and nothing finishing, a tick is one call to the backend
+    // per dataset and the same statements at 100 and at 2,000 files a dataset.
     let small = per_tick(server, 100, true, 4).await;
     let big = per_tick(server, 2_000, true, 4).await;
     println!(
@@ -248,6 +248,13 @@ async fn check(server: Option<&str>) {
         small[2..],
         big[2..],
         "{label}: a poll-only tick's statements grew with the files"
+    );
+    // The second tick found nothing new and nothing to do; from then on a tick reads one
+    // row per dataset (its revision and what settled it) and nothing else.
+    assert_eq!(
+        big[2..],
+        [DATASETS as usize; 2],
+        "{label}: a quiet tick did more than read each dataset's row"
     );
 
     // A whole campaign to CLEANED: same ticks, and per tick few more statements at 20 times

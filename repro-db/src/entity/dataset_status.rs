@@ -23,6 +23,8 @@ pub struct Model {
     pub sample: Option<String>,
     pub priority: i32,
     pub waiting: Option<String>,
+    pub revision: i64,
+    pub settled: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,3 +13,4 @@ mod test_limits;
 mod test_migrations;
 mod test_refusals;
 mod test_samples;
+mod test_settled;

@@ -113,4 +113,20 @@ pub trait Backend: Send + Sync {
 
     /// Answers `polls` for `dataset`; a poll with nothing new answers nothing.
     fn poll(&self, dataset: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError>;
+
+    /// A cursor over what this backend holds for `dataset`: a token that is the same
+    /// between two calls only if no answer to any poll of `dataset` can have changed in
+    /// between (no work done for it, no request answered, no job started, finished or
+    /// lost). `None`, the default, says the backend cannot tell.
+    ///
+    /// A tick reads the cursor before it polls. When it then records nothing and finds
+    /// nothing to do, it keeps the cursor with the dataset; later ticks that read the same
+    /// cursor, with nothing written to the dataset since, leave it alone without loading
+    /// its files or polling them: one call here per dataset is all a quiet tick costs.
+    /// A cursor that stays the same when an answer did change would leave that dataset
+    /// alone for good, so when in doubt, answer `None` or a new token.
+    fn cursor(&self, dataset: &DatasetName) -> Result<Option<String>, BackendError> {
+        let _ = dataset;
+        Ok(None)
+    }
 }

@@ -295,12 +295,17 @@ impl SimBackend {
             |s| s.bytes().map(|b| format!("{b:02x}")).collect(),
         );
         let dir = self.config.world.join("sites");
-        let (out, ()) = locked_json(&dir, &key, |world: &mut SiteWorld| {
-            let mut q = Queues::new(capacity, world);
-            let out = f(&mut q);
-            *world = q.save();
-            (out, ())
-        })?;
+        let (out, ()) = locked_json(
+            &dir,
+            &key,
+            |world: &mut SiteWorld| {
+                let mut q = Queues::new(capacity, world);
+                let out = f(&mut q);
+                *world = q.save();
+                (out, ())
+            },
+            |_| Ok(()),
+        )?;
         out
     }
 
@@ -363,23 +368,109 @@ impl SimBackend {
         f: impl FnOnce(&mut World, &mut Journal) -> T,
     ) -> Result<T, BackendError> {
         let mut journal = Journal::open(self.config.journal.as_deref())?;
-        let (out, flushed) = locked_json(&self.config.world, dataset, |world| {
-            let out = f(world, &mut journal);
-            // Flushed while the world is still locked, so the journal keeps its order.
-            (out, journal.flush())
-        })?;
+        let dir = &self.config.world;
+        let (out, flushed) = locked_json(
+            dir,
+            dataset,
+            |world| {
+                let out = f(world, &mut journal);
+                // Flushed while the world is still locked, so the journal keeps its order.
+                (out, journal.flush())
+            },
+            // The events after the world, both under the lock: a cursor read in between
+            // (it takes the lock too) cannot see new events with an old world.
+            |world: &World| Events::of(world).write(&dir.join(format!("{dataset}.events"))),
+        )?;
         flushed?;
         Ok(out)
+    }
+}
+
+/// When what a dataset's world holds can next answer differently: every time at which a
+/// stage request is ready or a job starts or ends, sorted, and a generation that changes
+/// with each change to the world. Kept beside the world (`NAME.events`: the generation,
+/// then the times, little-endian), so that a cursor costs a read of this, not of the world.
+#[derive(Debug, PartialEq)]
+struct Events {
+    generation: u64,
+    times: Vec<f64>,
+}
+
+impl Events {
+    fn of(world: &World) -> Events {
+        let mut times: Vec<f64> = world.stage.values().map(|r| r.ready_at).collect();
+        times.extend(world.jobs.values().flat_map(|j| [j.start_at, j.ready_at]));
+        times.sort_by(f64::total_cmp);
+        Events {
+            generation: 0,
+            times,
+        }
+    }
+
+    /// Writes these events with the next generation of those at `path`: the clock's
+    /// nanoseconds, or one more than the last if the clock is behind it, so that a world
+    /// made anew (a new `simulate`, a world directory emptied) does not repeat an old one.
+    fn write(mut self, path: &Path) -> Result<(), BackendError> {
+        let last = Events::read_generation(path)?;
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.generation = clock.max(last.map_or(0, |g| g + 1));
+        let mut bytes = Vec::with_capacity(8 * (1 + self.times.len()));
+        bytes.extend_from_slice(&self.generation.to_le_bytes());
+        for t in &self.times {
+            bytes.extend_from_slice(&t.to_le_bytes());
+        }
+        write_atomically(path, &bytes)
+    }
+
+    fn read_generation(path: &Path) -> Result<Option<u64>, BackendError> {
+        match std::fs::read(path) {
+            Ok(b) => Ok(Some(Events::parse(path, &b)?.generation)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(err(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    fn parse(path: &Path, bytes: &[u8]) -> Result<Events, BackendError> {
+        if !bytes.len().is_multiple_of(8) || bytes.is_empty() {
+            return Err(err(format!(
+                "events file {} is corrupt: {} bytes, not a generation and whole times",
+                path.display(),
+                bytes.len()
+            )));
+        }
+        let mut words = bytes
+            .chunks_exact(8)
+            .map(|c| <[u8; 8]>::try_from(c).unwrap_or_default());
+        let generation = words.next().map_or(0, u64::from_le_bytes);
+        let times: Vec<f64> = words.map(f64::from_le_bytes).collect();
+        if times.is_sorted_by(|a, b| a <= b) {
+            Ok(Events { generation, times })
+        } else {
+            Err(err(format!(
+                "events file {} is corrupt: its times are not in order",
+                path.display()
+            )))
+        }
+    }
+
+    /// The cursor at `now`: the generation and how many of the events are due.
+    fn cursor(&self, now: f64) -> String {
+        let due = self.times.partition_point(|t| *t <= now);
+        format!("{:x}.{due}", self.generation)
     }
 }
 
 /// Runs `f` on the JSON value kept in `dir/NAME.json` (the default when there is none)
 /// under the lock of `dir/NAME.lock`, and writes it back before the lock is released.
 /// `f` returns its result and something to finish under the lock.
+/// The value is written back, and then `changed` called on it, only if `f` changed it.
 fn locked_json<V: Default + Serialize + for<'de> Deserialize<'de>, T, U>(
     dir: &Path,
     name: &str,
     f: impl FnOnce(&mut V) -> (T, U),
+    changed: impl FnOnce(&V) -> Result<(), BackendError>,
 ) -> Result<(T, U), BackendError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         err(format!(
@@ -397,14 +488,21 @@ fn locked_json<V: Default + Serialize + for<'de> Deserialize<'de>, T, U>(
         .map_err(|e| err(format!("cannot open {}: {e}", lock_path.display())))?;
     lock.lock()
         .map_err(|e| err(format!("cannot lock {}: {e}", lock_path.display())))?;
-    let mut value: V = match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| err(format!("world file {} is corrupt: {e}", path.display())))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => V::default(),
+    let (mut value, old): (V, Option<Vec<u8>>) = match std::fs::read(path) {
+        Ok(bytes) => (
+            serde_json::from_slice(&bytes)
+                .map_err(|e| err(format!("world file {} is corrupt: {e}", path.display())))?,
+            Some(bytes),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (V::default(), None),
         Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
     };
     let out = f(&mut value);
-    write_atomically(path, &serde_json::to_vec(&value).map_err(err)?)?;
+    let new = serde_json::to_vec(&value).map_err(err)?;
+    if old.as_ref() != Some(&new) {
+        write_atomically(path, &new)?;
+        changed(&value)?;
+    }
     drop(lock);
     Ok(out)
 }
@@ -457,7 +555,45 @@ impl Journal {
     }
 }
 
+impl SimBackend {
+    /// The cursor of `dataset` (see [`Backend::cursor`]): read under the world's lock.
+    fn events_cursor(&self, dataset: &str) -> Result<Option<String>, BackendError> {
+        let dir = &self.config.world;
+        let world = dir.join(format!("{dataset}.json"));
+        let events = dir.join(format!("{dataset}.events"));
+        let lock_path = dir.join(format!("{dataset}.lock"));
+        let lock = match File::open(&lock_path) {
+            Ok(l) => l,
+            // Nothing was ever asked for it here.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Some("none".into()));
+            }
+            Err(e) => return Err(err(format!("cannot open {}: {e}", lock_path.display()))),
+        };
+        lock.lock_shared()
+            .map_err(|e| err(format!("cannot lock {}: {e}", lock_path.display())))?;
+        let bytes = match std::fs::read(&events) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A world written before events were kept: the cursor cannot tell.
+                return Ok(if world.exists() {
+                    None
+                } else {
+                    Some("none".into())
+                });
+            }
+            Err(e) => return Err(err(format!("cannot read {}: {e}", events.display()))),
+        };
+        drop(lock);
+        Ok(Some(Events::parse(&events, &bytes)?.cursor(self.now)))
+    }
+}
+
 impl Backend for SimBackend {
+    fn cursor(&self, dataset: &DatasetName) -> Result<Option<String>, BackendError> {
+        self.events_cursor(dataset.as_str())
+    }
+
     fn perform(
         &self,
         dataset: &DatasetName,
@@ -742,6 +878,52 @@ mod tests {
             .filter(|o| matches!(o, Outcome::RecoDone { .. }))
             .count();
         (started, done)
+    }
+
+    #[test]
+    fn the_cursor_moves_when_an_answer_can_change_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = world(dir.path());
+        let ds = DatasetName::new("ds").unwrap();
+        let at = |now: f64| SimBackend::new(config.clone(), now);
+        let cursor = |now: f64| at(now).cursor(&ds).unwrap().expect("the sim has a cursor");
+        assert_eq!(cursor(0.0), "none", "nothing was ever asked for it");
+
+        // A job submitted at 0 starts at once and ends at 10.
+        let (submit, poll) = reco(1);
+        at(0.0).perform(&ds, &[submit]).unwrap();
+        let queued = cursor(0.0);
+        assert_eq!(cursor(9.9), queued, "nothing starts or ends in between");
+        // Polls that change nothing out there leave the cursor where it was.
+        assert_eq!(
+            poll_at(&config, &ds, 5.0, std::slice::from_ref(&poll)),
+            (1, 0)
+        );
+        assert_eq!(cursor(9.9), queued);
+        let ended = cursor(10.0);
+        assert_ne!(ended, queued, "the job ended");
+        assert_eq!(cursor(1e6), ended, "and nothing happens after");
+
+        // New work moves it at once, even with no time passing.
+        let (another, _) = reco(2);
+        at(10.0).perform(&ds, &[another]).unwrap();
+        assert_ne!(cursor(10.0), ended);
+
+        // A damaged events file is an error naming it, not a cursor that never moves.
+        let events = dir.path().join("ds.events");
+        std::fs::write(&events, [1u8, 2, 3]).unwrap();
+        let e = at(10.0).cursor(&ds).unwrap_err().to_string();
+        assert!(e.contains("ds.events") && e.contains("corrupt"), "{e}");
+        let mut unordered = 7u64.to_le_bytes().to_vec();
+        unordered.extend(5.0f64.to_le_bytes());
+        unordered.extend(1.0f64.to_le_bytes());
+        std::fs::write(&events, unordered).unwrap();
+        let e = at(10.0).cursor(&ds).unwrap_err().to_string();
+        assert!(e.contains("not in order"), "{e}");
+
+        // A world kept before events were: the cursor cannot tell.
+        std::fs::remove_file(&events).unwrap();
+        assert_eq!(at(10.0).cursor(&ds).unwrap(), None);
     }
 
     #[test]

@@ -1,0 +1,148 @@
+//! What a cron tick costs with a whole campaign in flight and nothing finishing: DATASETS
+//! datasets of FILES raw files are registered, staged at once, and given reco jobs that
+//! never end (the sim backend, `reco_duration_s` 10^9); then ticks run as cron would start
+//! them, each timed, until TICKS ticks have run. Prints one line per tick: its wall time,
+//! the datasets it left alone (settled: nothing written, nothing new out there since a
+//! tick found nothing to do) and the SQL statements it sent, then the time of a full load
+//! of every dataset (what `repro plan` costs today) and of a `dataset list`.
+//!
+//! ```sh
+//! cargo run --release -p repro-run --example quiet_tick -- 20 50000            # SQLite
+//! cargo run --release -p repro-run --example quiet_tick -- 20 5000 8 'mysql://root@127.0.0.1:3306/quiet'
+//! ```
+//!
+//! A server URL names a database this drops and creates anew.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use repro_core::DatasetName;
+use repro_db::{ListFilter, NewFile, Register, Store};
+use repro_run::backend::sim::SimBackend;
+use repro_run::config::SimConfig;
+use repro_run::{Driver, Op};
+use tracing_subscriber::layer::SubscriberExt;
+
+static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts the statements the store sends (events of target `sqlx::query`).
+struct Count;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            STATEMENTS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Count))?;
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, default: usize| -> Result<usize, String> {
+        args.get(i).map_or(Ok(default), |a| {
+            a.parse()
+                .map_err(|_| format!("argument {i} must be a whole number, not {a:?}"))
+        })
+    };
+    let (datasets, files, ticks) = (arg(1, 20)?, arg(2, 5_000)?, arg(3, 8)?);
+    let dir = tempfile::tempdir()?;
+    let url = match args.get(4) {
+        Some(url) => {
+            let (server, db) = url
+                .rsplit_once('/')
+                .ok_or_else(|| format!("{url} names no database"))?;
+            let admin = Store::open(&format!("{server}/test")).await?;
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {db}"))
+                .await?;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {db}"))
+                .await?;
+            url.clone()
+        }
+        None => repro_run::demo::sqlite_url(&dir.path().join("quiet.db")),
+    };
+    let store = Store::open(&url).await?;
+    store.migrate().await?;
+    let t = Instant::now();
+    let mut names = Vec::new();
+    for d in 0..datasets {
+        let name = DatasetName::new(format!("quiet.ds{d:03}"))?;
+        let list: Vec<NewFile> = (0..files)
+            .map(|f| NewFile::new(format!("/store/{name}/raw_{f:06}.raw"), 1 << 30))
+            .collect();
+        let opts = Register {
+            unlock: true,
+            ..Register::default()
+        };
+        store.register(&name, &list, &opts, "bench").await?;
+        names.push(name);
+    }
+    println!(
+        "{datasets} datasets x {files} files = {} raw files, registered in {:.2} s ({url})",
+        datasets * files,
+        t.elapsed().as_secs_f64()
+    );
+    let config = SimConfig {
+        world: dir.path().join("world"),
+        stage_failure: 0.0,
+        reco_failure: 0.0,
+        merge_failure: 0.0,
+        lost_job: 0.0,
+        stage_duration_s: Some(0.0),
+        reco_duration_s: Some(1e9),
+        ..SimConfig::default()
+    };
+    println!("| tick | wall | datasets left alone | statements |");
+    println!("|---:|---:|---:|---:|");
+    for i in 0..ticks {
+        // A new backend per tick, a second later each time, as cron starts `repro tick`.
+        let backend = SimBackend::new(config.clone(), 1.0 + i as f64);
+        let before = STATEMENTS.load(Ordering::Relaxed);
+        let t = Instant::now();
+        let run = Driver::new(&store, &backend)
+            .run_many(Op::Tick, &names, true)
+            .await;
+        let wall = t.elapsed().as_secs_f64();
+        if let Some((n, e)) = run.errors.first() {
+            return Err(format!("tick {}: {n}: {e}", i + 1).into());
+        }
+        let alone = run.reports.iter().filter(|r| r.settled).count();
+        println!(
+            "| {} | {wall:.3} s | {alone} of {datasets} | {} |",
+            i + 1,
+            STATEMENTS.load(Ordering::Relaxed) - before
+        );
+    }
+    let t = Instant::now();
+    let mut loaded = 0;
+    for n in &names {
+        loaded += store.load(n).await?.files.len();
+    }
+    println!(
+        "loading every dataset ({loaded} files, what `repro plan` reads): {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let list = store.list(&ListFilter::default()).await?;
+    println!(
+        "listing {} datasets with their file counts (`repro dataset list`): {:.3} s",
+        list.len(),
+        t.elapsed().as_secs_f64()
+    );
+    println!("peak RSS: {} MiB", peak_rss_mib());
+    Ok(())
+}
