@@ -212,16 +212,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let policy = config.policy();
             let mut previews = Vec::new();
             for n in names {
-                let view = store.load(&n).await?;
-                let site = if store.limits().is_none() {
-                    None
-                } else {
-                    store.site_of(&n).await?
-                };
-                let planned = ledger
-                    .plan(&store, &view, site.as_deref(), &policy, |_| true)
-                    .await?;
-                previews.push(repro_run::Preview::of(&view, planned));
+                previews.push(repro_run::preview_dataset(&store, &ledger, &n, &policy).await?);
             }
             if json {
                 print!("{}", output::json(&previews));

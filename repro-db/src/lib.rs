@@ -554,6 +554,12 @@ impl Store {
     /// nothing has been written to it since: then a tick under the same token would find
     /// the same nothing. One statement on the dataset's row; no file is read.
     pub async fn is_settled(&self, name: &DatasetName, token: &str) -> Result<bool> {
+        Ok(self.settled_token(name).await?.as_deref() == Some(token))
+    }
+
+    /// The token a tick settled `name` under ([`Store::settle`]), if nothing has been
+    /// written to it since.
+    pub async fn settled_token(&self, name: &DatasetName) -> Result<Option<String>> {
         use dataset_status::Column as C;
         use sea_orm::QuerySelect;
         let row: Option<(i64, Option<String>)> = DatasetStatus::find()
@@ -565,10 +571,16 @@ impl Store {
             .one(&self.db)
             .await?;
         let (revision, settled) = row.ok_or_else(|| DbError::NotFound(name.to_string()))?;
-        Ok(settled.is_some_and(|s| {
-            s.split_once('|')
-                .is_some_and(|(r, t)| r == revision.to_string() && t == token)
+        Ok(settled.and_then(|s| {
+            let (r, token) = s.split_once('|')?;
+            (r == revision.to_string()).then(|| token.to_owned())
         }))
+    }
+
+    /// How many things of `name` a check would poll now, counted by the database
+    /// (the length of [`repro_core::plan::polls`] of its view, without loading it).
+    pub async fn polls_due(&self, name: &DatasetName) -> Result<u64> {
+        query::polls_due(&self.db, name).await
     }
 
     /// Writes `changes` (computed by the core from a view of `name`) in one transaction,

@@ -126,6 +126,48 @@ pub(crate) async fn load(
     Ok((view, ds.revision))
 }
 
+/// How many things of a dataset a check would poll ([`repro_core::plan::polls`]) counted
+/// by the database instead of loaded: files staging or deleting, live jobs, groups being
+/// declared; none for a locked dataset. Four `COUNT`s over the `(dataset_id, state)` indexes.
+pub(crate) async fn polls_due(db: &DatabaseConnection, name: &DatasetName) -> Result<u64> {
+    use repro_core::GroupState;
+    use repro_core::job::JobState;
+    let ds = dataset_row(db, name).await?;
+    if ds.lock_state == repro_core::LockWord::Lock.as_str() {
+        return Ok(0);
+    }
+    let live: Vec<&str> = JobState::ALL
+        .iter()
+        .filter(|s| s.is_live())
+        .map(|s| s.as_str())
+        .collect();
+    let files = FileStatus::find()
+        .filter(file_status::Column::DatasetId.eq(ds.id))
+        .filter(
+            file_status::Column::State
+                .is_in([FileState::Staging.as_str(), FileState::Deleting.as_str()]),
+        )
+        .count(db)
+        .await?;
+    let reco = RecojobStatus::find()
+        .filter(recojob_status::Column::DatasetId.eq(ds.id))
+        .filter(recojob_status::Column::State.is_in(live.iter().copied()))
+        .count(db)
+        .await?;
+    let merge = MergejobStatus::find()
+        .filter(mergejob_status::Column::DatasetId.eq(ds.id))
+        .filter(mergejob_status::Column::State.is_in(live.iter().copied()))
+        .count(db)
+        .await?;
+    let declaring = MergeGroup::find()
+        .filter(merge_group::Column::DatasetId.eq(ds.id))
+        .filter(merge_group::Column::State.eq(GroupState::Declaring.as_str()))
+        .filter(merge_group::Column::MergedFile.is_not_null())
+        .count(db)
+        .await?;
+    Ok(files + reco + merge + declaring)
+}
+
 /// How many files a dataset has in each state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FileCounts {

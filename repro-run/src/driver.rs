@@ -683,13 +683,7 @@ impl<'a> Driver<'a> {
         let Some(cursor) = self.call(|b| b.cursor(name))? else {
             return Ok(None);
         };
-        // FNV-1a of the policy's words: stable across runs and builds of one version.
-        let policy = format!("{:?}", self.policy)
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
-        Ok(Some(format!("{policy:x}|{cursor}")))
+        Ok(Some(format!("{}|{cursor}", policy_token(&self.policy))))
     }
 
     /// What is due for `view` within what is left of its site's budget in this run (all
@@ -776,6 +770,56 @@ impl<'a> Driver<'a> {
         self.store.apply(&view.name, &all, &self.actor).await?;
         Ok(n)
     }
+}
+
+/// The policy as a settled dataset records it: FNV-1a of its words, stable across runs
+/// and builds of one version.
+fn policy_token(policy: &Policy) -> String {
+    let h = format!("{policy:?}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{h:x}")
+}
+
+/// What a tick would do now to `name` under `policy`, without doing it, taking from
+/// `ledger` the budget it would take (what `repro plan` shows). A dataset a tick settled
+/// under this policy, with nothing written to it since, has nothing due: its preview is
+/// read from its row and four counts, without loading its files.
+pub async fn preview_dataset(
+    store: &Store,
+    ledger: &Ledger,
+    name: &DatasetName,
+    policy: &Policy,
+) -> Result<Preview> {
+    let prefix = format!("{}|", policy_token(policy));
+    if store
+        .settled_token(name)
+        .await?
+        .is_some_and(|t| t.starts_with(&prefix))
+    {
+        let summary = store.summary(name).await?;
+        let polls = store.polls_due(name).await?;
+        return Ok(Preview {
+            name: name.to_string(),
+            state: summary.status.columns(),
+            transitions: Vec::new(),
+            actions: Vec::new(),
+            polls: usize::try_from(polls).unwrap_or(usize::MAX),
+            waiting: None,
+        });
+    }
+    let view = store.load(name).await?;
+    let site = if store.limits().is_none() {
+        None
+    } else {
+        store.site_of(name).await?
+    };
+    let planned = ledger
+        .plan(store, &view, site.as_deref(), policy, |_| true)
+        .await?;
+    Ok(Preview::of(&view, planned))
 }
 
 /// What `plan` shows for one dataset.

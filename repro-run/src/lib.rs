@@ -47,8 +47,8 @@ pub mod web;
 pub use backend::{Backend, BackendError};
 pub use config::{BackendKind, Config, ConfigError};
 pub use driver::{
-    Driver, Op, Preview, Report, Run, Scope, preview, preview_within, run_order, targets,
-    targets_weighted,
+    Driver, Op, Preview, Report, Run, Scope, preview, preview_dataset, preview_within, run_order,
+    targets, targets_weighted,
 };
 pub use error::{Error, ErrorKind, Result};
 

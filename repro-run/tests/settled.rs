@@ -175,6 +175,27 @@ async fn play(dir: &Path, cursor: bool) -> (usize, usize, Vec<Vec<String>>) {
             tick(&store, &NoCursor(sim), &names).await
         };
         left_alone += reports.iter().filter(|r| r.settled).count();
+        // What `repro plan` shows is the same whether read from a settled row or from
+        // the whole dataset.
+        let policy = repro_core::Policy::default();
+        for n in &names {
+            let ledger = repro_run::ledger::Ledger::new();
+            let shown = repro_run::preview_dataset(&store, &ledger, n, &policy)
+                .await
+                .unwrap();
+            let view = store.load(n).await.unwrap();
+            assert_eq!(
+                store.polls_due(n).await.unwrap(),
+                repro_core::plan::polls(&view).len() as u64,
+                "tick {i}, {n}: polls counted by the database"
+            );
+            let full = repro_run::preview(&view, &policy);
+            assert_eq!(
+                serde_json::to_value(&shown).unwrap(),
+                serde_json::to_value(&full).unwrap(),
+                "tick {i}, {n}"
+            );
+        }
         let list = store.list(&repro_db::ListFilter::default()).await.unwrap();
         if list
             .iter()
