@@ -590,14 +590,27 @@ impl Store {
     /// no such move, or the stored files do not found a closing transition), and nothing
     /// was written either.
     pub async fn apply(&self, name: &DatasetName, changes: &[Change], actor: &str) -> Result<()> {
+        self.apply_revised(name, changes, actor).await.map(|_| ())
+    }
+
+    /// [`Store::apply`], returning the dataset's [`Revision`] after the write (`None` when
+    /// `changes` is empty and nothing was written). A writer that knows the revision it
+    /// started from can tell whether anyone else wrote in between: then this is not one
+    /// more than that.
+    pub async fn apply_revised(
+        &self,
+        name: &DatasetName,
+        changes: &[Change],
+        actor: &str,
+    ) -> Result<Option<Revision>> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         // A deadlock or serialization failure rolls everything back; the changes are
         // guarded, so trying them again is safe.
         let mut attempt = 0;
         loop {
-            match self.apply_once(name, changes, actor).await {
+            match self.apply_once(name, changes, actor).await.map(Some) {
                 Err(DbError::Db(e)) if is_transient(&e) && attempt < 5 => {
                     attempt += 1;
                     tracing::debug!(dataset = %name, attempt, "transient database error, trying again: {e}");
@@ -622,7 +635,12 @@ impl Store {
         })
     }
 
-    async fn apply_once(&self, name: &DatasetName, changes: &[Change], actor: &str) -> Result<()> {
+    async fn apply_once(
+        &self,
+        name: &DatasetName,
+        changes: &[Change],
+        actor: &str,
+    ) -> Result<Revision> {
         // Every change legal by its table before anything is written; what the rows hold is
         // checked as each is written (guards, and the files behind a closing transition).
         Change::check_all(changes)?;
@@ -671,7 +689,7 @@ impl Store {
             check_budget(&txn, &ds, Sites::All, &total, spends).await?;
         }
         txn.commit().await?;
-        Ok(())
+        Ok(Revision(ds.revision))
     }
 
     /// Takes the site's lock row (`None`: the total's, over every site) for the rest of

@@ -9,7 +9,7 @@ use repro_core::plan::polls;
 use repro_core::{
     Change, DatasetName, DatasetView, Outcome, Plan, Policy, RecoOutcome, StageKind, Transition,
 };
-use repro_db::{DbError, ListFilter, Store};
+use repro_db::{DbError, ListFilter, Revision, Store};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
@@ -576,7 +576,9 @@ impl<'a> Driver<'a> {
             name: name.to_string(),
             ..Report::default()
         };
-        let (mut view, revision) = self.store.load_revised(name).await?;
+        let (mut view, mut revision) = self.store.load_revised(name).await?;
+        // The revision this run's own writes lead to; `None` once another's came between.
+        let mut at = Some(revision);
         if view.status.lock == repro_core::LockWord::Lock {
             return Err(Error::Locked {
                 dataset: name.to_string(),
@@ -598,10 +600,12 @@ impl<'a> Driver<'a> {
             if !due.is_empty() {
                 debug!(dataset = %name, polls = due.len(), "polling");
                 let outcomes = self.call(|b| b.poll(&view.name, &due))?;
-                report.outcomes += self.record(&mut view, &outcomes).await?;
+                report.outcomes += self.record(&mut view, &outcomes, &mut at).await?;
             }
         }
-        let mut wrote = report.outcomes > 0;
+        // Whether the run ends because nothing is left to do (not because of a failure
+        // that the next run retries, a lost race for budget or the round limit).
+        let mut done = false;
         let mut conflicts = 0;
         for _ in 0..64 {
             let Some(policy) = op.policy(&self.policy, &view) else {
@@ -613,11 +617,15 @@ impl<'a> Driver<'a> {
             }
             let plan = planned.plan;
             if plan.is_empty() {
+                done = true;
                 break;
             }
-            wrote = true;
-            match self.store.apply(name, &plan.changes, &self.actor).await {
-                Ok(()) => {}
+            match self
+                .store
+                .apply_revised(name, &plan.changes, &self.actor)
+                .await
+            {
+                Ok(written) => follow(&mut at, written),
                 Err(e @ DbError::OverBudget { .. }) => {
                     // Another process took the budget first: what is left waits.
                     info!(dataset = %name, "{e}");
@@ -628,7 +636,8 @@ impl<'a> Driver<'a> {
                     // Someone (an operator, most likely) moved it: decide again from what is there.
                     conflicts += 1;
                     info!(dataset = %name, "conflict, re-reading: {c}");
-                    view = self.store.load(name).await?;
+                    (view, revision) = self.store.load_revised(name).await?;
+                    at = Some(revision);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -651,7 +660,7 @@ impl<'a> Driver<'a> {
                 report.actions += plan.actions.len();
                 let outcomes = self.call(|b| b.perform(&view.name, &plan.actions))?;
                 failed = outcomes.iter().any(is_failure);
-                report.outcomes += self.record(&mut view, &outcomes).await?;
+                report.outcomes += self.record(&mut view, &outcomes, &mut at).await?;
             }
             // Go on while work completes (a declaration done lets the phase end at once); a
             // failure is retried by the next run, not at once, so a refusing tool is not
@@ -660,12 +669,14 @@ impl<'a> Driver<'a> {
                 break;
             }
         }
-        // Nothing recorded, nothing to do, nothing waiting for budget: until something is
-        // written to it or its cursor moves, a tick would find the same.
-        if let Some(token) = token
-            && !wrote
+        // Nothing left to do and nothing waiting for budget, at a revision that only this
+        // run's writes (what the poll found, what it did) led to: until something else is
+        // written to it or the cursor read before the poll moves, a tick would find the
+        // same. (A run that acted has moved the cursor: the next tick looks again.)
+        if let (Some(token), Some(at)) = (token, at)
+            && done
             && report.waiting.is_none()
-            && self.store.settle(name, revision, &token).await?
+            && self.store.settle(name, at, &token).await?
         {
             debug!(dataset = %name, "settled");
         }
@@ -742,8 +753,13 @@ impl<'a> Driver<'a> {
         )
     }
 
-    /// Records what the world said, all in one transaction.
-    async fn record(&self, view: &mut DatasetView, outcomes: &[Outcome]) -> Result<usize> {
+    /// Records what the world said, all in one transaction; follows the revision in `at`.
+    async fn record(
+        &self,
+        view: &mut DatasetView,
+        outcomes: &[Outcome],
+        at: &mut Option<Revision>,
+    ) -> Result<usize> {
         // Each outcome is decided on the view the ones before it left, so it is applied
         // to `view` as it goes (no copy of a dataset's view per run). If the store then
         // refuses the batch, the error ends this dataset's run and `view` with it.
@@ -767,8 +783,21 @@ impl<'a> Driver<'a> {
         // Changes from different outcomes touch different rows; the store writes each
         // run of alike ones as one statement.
         Change::batch_order(&mut all);
-        self.store.apply(&view.name, &all, &self.actor).await?;
+        follow(
+            at,
+            self.store
+                .apply_revised(&view.name, &all, &self.actor)
+                .await?,
+        );
         Ok(n)
+    }
+}
+
+/// Follows a dataset's revision through one run's own write (`written`: the revision after
+/// it): `at` stays known only if nobody else wrote in between.
+fn follow(at: &mut Option<Revision>, written: Option<Revision>) {
+    if let Some(w) = written {
+        *at = at.filter(|a| a.0 + 1 == w.0).map(|_| w);
     }
 }
 
@@ -904,6 +933,20 @@ mod tests {
         assert!(!holder_is_gone(&format!("elsewhere.{host}:{pid}:1")));
         assert!(!holder_is_gone("other-host:99"));
         assert!(!holder_is_gone("nonsense"));
+    }
+
+    #[test]
+    fn a_revision_is_followed_only_through_ones_own_writes() {
+        let mut at = Some(Revision(3));
+        follow(&mut at, None);
+        assert_eq!(at, Some(Revision(3)), "nothing written");
+        follow(&mut at, Some(Revision(4)));
+        assert_eq!(at, Some(Revision(4)));
+        // Someone else wrote 5: what this run saw is not what is stored.
+        follow(&mut at, Some(Revision(6)));
+        assert_eq!(at, None);
+        follow(&mut at, Some(Revision(7)));
+        assert_eq!(at, None, "and it stays unknown");
     }
 
     #[tokio::test]
