@@ -65,6 +65,11 @@ async fn step(store: &Store, model: &mut DatasetView, changes: &[repro_core::Cha
         &loaded, model,
         "reloaded view differs from the model after {what}"
     );
+    assert_eq!(
+        store.polls_due(&model.name).await.unwrap(),
+        polls(model).len() as u64,
+        "polls counted by the database after {what}"
+    );
 }
 
 /// Drives one dataset to CLEANED through the store, checking the reload at every step.

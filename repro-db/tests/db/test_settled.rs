@@ -38,8 +38,19 @@ on_every_backend! {
         assert!(r2 > r1, "{r2:?} after {r1:?}");
         assert!(store.settle(&name, r2, "p|c1").await.unwrap());
 
+        // What a check would poll, counted without loading: the staging files, none
+        // while the dataset is locked.
+        let plan = repro_core::plan::plan(&store.load(&name).await.unwrap(), &repro_core::Policy::default());
+        store.apply(&name, &plan.changes, "t").await.unwrap();
+        assert_eq!(store.polls_due(&name).await.unwrap(), 2);
+        let moved = store.load_dataset(&name).await.unwrap().take(Transition::Lock).unwrap();
+        store.save(moved, "alice").await.unwrap();
+        assert_eq!(store.polls_due(&name).await.unwrap(), 0);
+        assert!(repro_core::plan::polls(&store.load(&name).await.unwrap()).is_empty());
+
         let unknown = DatasetName::new("nobody").unwrap();
         assert!(matches!(store.is_settled(&unknown, "p|c1").await, Err(DbError::NotFound(_))));
+        assert!(matches!(store.polls_due(&unknown).await, Err(DbError::NotFound(_))));
         assert!(!store.settle(&unknown, r1, "p|c1").await.unwrap());
     }
 }
