@@ -1047,11 +1047,18 @@ impl Store {
             .ok_or_else(|| DbError::NotFound(name.to_string()))?;
         let id = row.id;
         let now = now();
-        let revision = row.revision;
         let (mut m, from, to) = change(row);
         m.updated_at = Set(now);
-        m.revision = Set(revision + 1);
         m.update(&txn).await?;
+        // Counted by the database, so that a write racing this one is not lost.
+        DatasetStatus::update_many()
+            .col_expr(
+                dataset_status::Column::Revision,
+                Expr::col(dataset_status::Column::Revision).add(1),
+            )
+            .filter(dataset_status::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
         entity::transitions::ActiveModel {
             dataset_id: Set(id),
             entity: Set("dataset".into()),

@@ -576,7 +576,7 @@ impl<'a> Driver<'a> {
             name: name.to_string(),
             ..Report::default()
         };
-        let (mut view, mut revision) = self.store.load_revised(name).await?;
+        let (mut view, revision) = self.store.load_revised(name).await?;
         // The revision this run's own writes lead to; `None` once another's came between.
         let mut at = Some(revision);
         if view.status.lock == repro_core::LockWord::Lock {
@@ -636,8 +636,10 @@ impl<'a> Driver<'a> {
                     // Someone (an operator, most likely) moved it: decide again from what is there.
                     conflicts += 1;
                     info!(dataset = %name, "conflict, re-reading: {c}");
-                    (view, revision) = self.store.load_revised(name).await?;
-                    at = Some(revision);
+                    view = self.store.load(name).await?;
+                    // What the other writer did may wait for a poll this run did not
+                    // make (a reservation whose holder then died): no settling on it.
+                    at = None;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -669,16 +671,41 @@ impl<'a> Driver<'a> {
                 break;
             }
         }
-        // Nothing left to do and nothing waiting for budget, at a revision that only this
-        // run's writes (what the poll found, what it did) led to: until something else is
-        // written to it or the cursor read before the poll moves, a tick would find the
-        // same. (A run that acted has moved the cursor: the next tick looks again.)
-        if let (Some(token), Some(at)) = (token, at)
+        // Nothing left to do, nothing waiting for budget and nobody else's write since the
+        // load: the dataset settles, under the cursor read before the poll whose answers
+        // it stands on. A run that acted has moved the world: the next tick looks again.
+        if let (Some(mut token), Some(mut at)) = (token, at)
             && done
             && report.waiting.is_none()
-            && self.store.settle(name, at, &token).await?
+            && report.actions == 0
         {
-            debug!(dataset = %name, "settled");
+            let mut settles = true;
+            if at != revision {
+                // What it recorded changed the questions (a job now has its batch id, a
+                // file is staged): the answers seen so far are not those the next tick
+                // would get. Ask once more; only if nothing new comes back does it settle,
+                // under the cursor read before this poll.
+                token = self.settle_token(op, name)?.unwrap_or_default();
+                settles = !token.is_empty();
+                let due = polls(&view);
+                if !due.is_empty() {
+                    let outcomes = self.call(|b| b.poll(&view.name, &due))?;
+                    let mut after = Some(at);
+                    let n = self.record(&mut view, &outcomes, &mut after).await?;
+                    report.outcomes += n;
+                    settles &= n == 0;
+                    at = after.unwrap_or(at);
+                }
+            }
+            // The work is done and recorded; a marker that cannot be written only means
+            // the next tick looks again.
+            if settles {
+                match self.store.settle(name, at, &token).await {
+                    Ok(true) => debug!(dataset = %name, "settled"),
+                    Ok(false) => {}
+                    Err(e) => warn!(dataset = %name, "cannot record that it settled: {e}"),
+                }
+            }
         }
         Ok(report)
     }
@@ -693,6 +720,12 @@ impl<'a> Driver<'a> {
         }
         let Some(cursor) = self.call(|b| b.cursor(name))? else {
             return Ok(None);
+        };
+        // The row keeps 255 characters: a long cursor is kept as its hash.
+        let cursor = if cursor.len() > 64 {
+            format!("#{}", fnv(&cursor))
+        } else {
+            cursor
         };
         Ok(Some(format!("{}|{cursor}", policy_token(&self.policy))))
     }
@@ -804,11 +837,14 @@ fn follow(at: &mut Option<Revision>, written: Option<Revision>) {
 /// The policy as a settled dataset records it: FNV-1a of its words, stable across runs
 /// and builds of one version.
 fn policy_token(policy: &Policy) -> String {
-    let h = format!("{policy:?}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    fnv(&format!("{policy:?}"))
+}
+
+/// FNV-1a of `s`, in hex.
+fn fnv(s: &str) -> String {
+    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{h:x}")
 }
 

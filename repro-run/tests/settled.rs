@@ -235,3 +235,57 @@ async fn leaving_settled_datasets_alone_changes_nothing_a_campaign_does() {
     assert_eq!(ticks, ticks_without);
     assert_eq!(history, history_without);
 }
+
+/// The sim, but the batch ids of its submissions are lost, as when a tick dies between
+/// submitting and recording.
+struct LosesBatchIds(SimBackend);
+
+impl Backend for LosesBatchIds {
+    fn perform(&self, d: &DatasetName, a: &[Action]) -> Result<Vec<Outcome>, BackendError> {
+        let out = self.0.perform(d, a)?;
+        Ok(out
+            .into_iter()
+            .filter(|o| !matches!(o, Outcome::Submitted { .. }))
+            .collect())
+    }
+
+    fn poll(&self, d: &DatasetName, p: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+        self.0.poll(d, p)
+    }
+
+    fn cursor(&self, d: &DatasetName) -> Result<Option<String>, BackendError> {
+        self.0.cursor(d)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_that_learns_a_lost_batch_id_does_not_settle_on_the_old_answer() {
+    // Jobs end as they are submitted. The first submissions' batch ids are lost: the next
+    // poll learns them ("submitted"), and only a poll with the batch id learns the job
+    // ended. Settling on the first answer would leave the dataset alone for good, with
+    // nothing out there changing any more.
+    let dir = tempfile::tempdir().unwrap();
+    let (store, names) = store(dir.path(), 1, 5).await;
+    let config = SimConfig {
+        world: dir.path().join("world"),
+        stage_failure: 0.0,
+        reco_failure: 0.0,
+        merge_failure: 0.0,
+        lost_job: 0.0,
+        duration_s: 0.0,
+        ..SimConfig::default()
+    };
+    let sim = || SimBackend::new(config.clone(), 10.0);
+    tick(&store, &sim(), &names).await; // stage
+    let submitted = tick(&store, &LosesBatchIds(sim()), &names).await;
+    assert!(submitted[0].transitions.contains(&Transition::StartReco));
+    for _ in 0..20 {
+        tick(&store, &sim(), &names).await;
+    }
+    let s = store.summary(&names[0]).await.unwrap();
+    assert!(
+        repro_core::plan::at_rest(s.status.state),
+        "{}",
+        s.status.columns()
+    );
+}

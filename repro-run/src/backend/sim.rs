@@ -304,7 +304,7 @@ impl SimBackend {
                 *world = q.save();
                 (out, ())
             },
-            |_| Ok(()),
+            None,
         )?;
         out
     }
@@ -369,6 +369,7 @@ impl SimBackend {
     ) -> Result<T, BackendError> {
         let mut journal = Journal::open(self.config.journal.as_deref())?;
         let dir = &self.config.world;
+        let events = dir.join(format!("{dataset}.events"));
         let (out, flushed) = locked_json(
             dir,
             dataset,
@@ -379,7 +380,7 @@ impl SimBackend {
             },
             // The events after the world, both under the lock: a cursor read in between
             // (it takes the lock too) cannot see new events with an old world.
-            |world: &World| Events::of(world).write(&dir.join(format!("{dataset}.events"))),
+            Some((&events, &|world: &World| Events::of(world).write(&events))),
         )?;
         flushed?;
         Ok(out)
@@ -465,12 +466,18 @@ impl Events {
 /// Runs `f` on the JSON value kept in `dir/NAME.json` (the default when there is none)
 /// under the lock of `dir/NAME.lock`, and writes it back before the lock is released.
 /// `f` returns its result and something to finish under the lock.
-/// The value is written back, and then `changed` called on it, only if `f` changed it.
+/// A file kept in step with a JSON value, and how to write it from the value.
+type Sidecar<'a, V> = (&'a Path, &'a dyn Fn(&V) -> Result<(), BackendError>);
+
+/// The value is written back only if `f` changed it. `sidecar`, if given, is a file kept
+/// in step with the value (the dataset's events): it is removed before a changed value is
+/// written and written anew after (or whenever it is missing), all under the lock, so that
+/// a crash in between leaves no sidecar rather than one of an older value.
 fn locked_json<V: Default + Serialize + for<'de> Deserialize<'de>, T, U>(
     dir: &Path,
     name: &str,
     f: impl FnOnce(&mut V) -> (T, U),
-    changed: impl FnOnce(&V) -> Result<(), BackendError>,
+    sidecar: Option<Sidecar<'_, V>>,
 ) -> Result<(T, U), BackendError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         err(format!(
@@ -499,9 +506,21 @@ fn locked_json<V: Default + Serialize + for<'de> Deserialize<'de>, T, U>(
     };
     let out = f(&mut value);
     let new = serde_json::to_vec(&value).map_err(err)?;
-    if old.as_ref() != Some(&new) {
+    let changed = old.as_ref() != Some(&new);
+    if changed {
+        if let Some((side, _)) = sidecar {
+            match std::fs::remove_file(side) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(format!("cannot remove {}: {e}", side.display()))),
+            }
+        }
         write_atomically(path, &new)?;
-        changed(&value)?;
+    }
+    if let Some((side, write)) = sidecar
+        && (changed || !side.exists())
+    {
+        write(&value)?;
     }
     drop(lock);
     Ok(out)
@@ -921,9 +940,13 @@ mod tests {
         let e = at(10.0).cursor(&ds).unwrap_err().to_string();
         assert!(e.contains("not in order"), "{e}");
 
-        // A world kept before events were: the cursor cannot tell.
+        // A world without its events (kept before events were, or a process that died
+        // between writing the world and its events): the cursor cannot tell, until the
+        // next call that locks the world writes them.
         std::fs::remove_file(&events).unwrap();
         assert_eq!(at(10.0).cursor(&ds).unwrap(), None);
+        at(10.0).poll(&ds, std::slice::from_ref(&poll)).unwrap();
+        assert!(at(10.0).cursor(&ds).unwrap().is_some());
     }
 
     #[test]
