@@ -1219,9 +1219,17 @@ pub(crate) enum Sites<'a> {
 fn is_configuration(e: &sea_orm::DbErr) -> bool {
     use sea_orm::{RuntimeErr, sqlx::Error};
     match e {
-        sea_orm::DbErr::Conn(RuntimeErr::SqlxError(inner)) => {
-            matches!(inner.as_ref(), Error::Configuration(_) | Error::Database(_))
-        }
+        sea_orm::DbErr::Conn(RuntimeErr::SqlxError(inner)) => match inner.as_ref() {
+            Error::Configuration(_) => true,
+            // The server answered, but with a refusal about itself, not about what was
+            // asked (SQLSTATE class 08, connection exception; class 57, operator
+            // intervention: PostgreSQL shutting down or starting up, MariaDB's "server
+            // shutdown in progress"): it cannot be reached now, the URL is fine.
+            Error::Database(db) => !db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+            _ => false,
+        },
         _ => false,
     }
 }
