@@ -529,8 +529,9 @@ impl Store {
         Ok((view, Revision(revision)))
     }
 
-    /// Records that a tick found nothing to record and nothing to do for `name` at
-    /// `revision` (as [`Store::load_revised`] gave it), with `token` saying under what
+    /// Records that a tick found nothing new and nothing to do for `name` at `revision`
+    /// (as [`Store::load_revised`] gave it, or its own writes since, as
+    /// [`Store::apply_revised`] returned them), with `token` saying under what
     /// (the policy, the backend's cursor). Written only if the dataset is still at
     /// `revision`: a write since then means the finding is stale, and `false` is returned.
     pub async fn settle(

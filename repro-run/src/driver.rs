@@ -515,8 +515,11 @@ impl<'a> Driver<'a> {
     /// the work goes on, so it can be short and a holder that died elsewhere is taken over
     /// soon after.
     pub async fn run(&self, op: Op, name: &DatasetName) -> Result<Report> {
-        if let Some(token) = self.settle_token(op, name)?
-            && self.store.is_settled(name, &token).await?
+        // Read once, before anything is polled: whatever changes out there after this
+        // moves the cursor on, so the run's own finding may be settled under it too.
+        let token = self.settle_token(op, name)?;
+        if let Some(token) = &token
+            && self.store.is_settled(name, token).await?
         {
             // Nothing written to it, nothing new out there: a tick would find what the
             // last one found, nothing to do. No lease is needed to know that.
@@ -551,7 +554,7 @@ impl<'a> Driver<'a> {
                 }
             })
         };
-        let result = self.work(op, name).await;
+        let result = self.work(op, name, token).await;
         renewal.abort();
         // What waited for budget, for `dataset show` and the page: one UPDATE, which
         // changes the row only when that changed (never, in a run without limits).
@@ -571,7 +574,7 @@ impl<'a> Driver<'a> {
         result
     }
 
-    async fn work(&self, op: Op, name: &DatasetName) -> Result<Report> {
+    async fn work(&self, op: Op, name: &DatasetName, token: Option<String>) -> Result<Report> {
         let mut report = Report {
             name: name.to_string(),
             ..Report::default()
@@ -593,8 +596,6 @@ impl<'a> Driver<'a> {
                 when: op.when(),
             });
         }
-        // Read before the poll: whatever changes out there after it moves the cursor on.
-        let token = self.settle_token(op, name)?;
         if op.polls() {
             let due = polls(&view);
             if !due.is_empty() {

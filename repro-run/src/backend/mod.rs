@@ -119,8 +119,8 @@ pub trait Backend: Send + Sync {
     /// between (no work done for it, no request answered, no job started, finished or
     /// lost). `None`, the default, says the backend cannot tell.
     ///
-    /// A tick reads the cursor before it polls. When it then records nothing and finds
-    /// nothing to do, it keeps the cursor with the dataset; later ticks that read the same
+    /// A tick reads the cursor before it polls. When the poll brings nothing new and
+    /// there is nothing to do, it keeps the cursor with the dataset; later ticks that read the same
     /// cursor, with nothing written to the dataset since, leave it alone without loading
     /// its files or polling them: one call here per dataset is all a quiet tick costs.
     /// A cursor that stays the same when an answer did change would leave that dataset
