@@ -19,8 +19,12 @@ mod m20261201_000008_create_site_ticks;
 mod m20261202_000009_dataset_sample_priority;
 mod m20261202_000010_create_site_locks;
 mod m20261203_000011_dataset_revision;
+mod m20261203_000012_create_counts;
 
 pub use m20261201_000007_check_state_words::{CHECKED, Checked, statements as check_statements};
+pub use m20261203_000012_create_counts::{
+    backfill as counts_backfill, hourly_select, state_selects,
+};
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -40,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_dataset_sample_priority::Migration),
             Box::new(m20261202_000010_create_site_locks::Migration),
             Box::new(m20261203_000011_dataset_revision::Migration),
+            Box::new(m20261203_000012_create_counts::Migration),
         ]
     }
 }

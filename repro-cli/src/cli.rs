@@ -107,6 +107,9 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Serve the status page, a JSON API and Prometheus metrics, reading the database only.
     Serve(ServeArgs),
+    /// Check the totals the page and metrics show against the rows and the history, and
+    /// rebuild them where they differ (after tables were edited by hand).
+    Recount(RecountArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -346,6 +349,14 @@ pub struct HistoryArgs {
     /// Which entries: dataset, file, group, reco_job, merge_job or all.
     #[arg(long, default_value = "dataset")]
     pub entity: String,
+}
+
+/// `repro recount`.
+#[derive(Debug, Args)]
+pub struct RecountArgs {
+    /// Only report the differences; exit 1 when there are any.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `repro cron`.

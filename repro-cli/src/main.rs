@@ -306,6 +306,32 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(store, args.bind).await,
+        Command::Recount(args) => {
+            let drift = if args.check {
+                store.count_drift().await?
+            } else {
+                store.recount().await?
+            };
+            if json {
+                print!("{}", output::json(&drift));
+            } else {
+                for d in &drift {
+                    println!("{d}");
+                }
+                match (drift.is_empty(), args.check) {
+                    (true, _) => println!("the totals agree with the rows and the history"),
+                    (false, true) => {
+                        println!("{} difference(s); `repro recount` mends them", drift.len())
+                    }
+                    (false, false) => println!("{} difference(s) mended", drift.len()),
+                }
+            }
+            Ok(if args.check && !drift.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Init
         | Command::Completions { .. }
         | Command::Man { .. }

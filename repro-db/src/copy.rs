@@ -3,8 +3,8 @@
 //! campaign forward somewhere it cannot be harmed (`repro simulate`).
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, ModelTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, ModelTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::entity::{dataset_status, file_status, merge_group, mergejob_status, recojob_status};
@@ -40,6 +40,13 @@ impl Store {
             .await?;
         n += copy_table::<mergejob_status::Entity>(&src, &dst, mergejob_status::Column::Id, |m| m)
             .await?;
+        // The copy's counts, from its rows (its history, and so its hourly counts, stay
+        // behind).
+        for select in migration::state_selects() {
+            let sql =
+                format!("INSERT INTO state_count (dataset_id, entity, state, n, sample) {select}");
+            dst.execute_unprepared(&sql).await?;
+        }
         dst.commit().await?;
         src.commit().await?;
         Ok(n)

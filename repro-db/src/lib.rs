@@ -30,6 +30,7 @@
 
 pub mod convert;
 mod copy;
+mod counts;
 pub mod entity;
 mod error;
 mod query;
@@ -416,6 +417,10 @@ impl Store {
                 .exec_without_returning(&txn)
                 .await?;
         }
+        let sample = opts.sample.as_ref().map(|s| s.as_str());
+        let mut deltas = counts::Deltas::of(id, sample);
+        deltas.created(id, "file", state, files.len() as u64);
+        deltas.write(&txn, now).await?;
         write::history(
             &txn,
             vec![write::HistoryRow {
@@ -741,8 +746,9 @@ impl Store {
         query::totals(&self.db).await
     }
 
-    /// History rows of `entity` moved by `via` per hour since `since`, for one dataset or
-    /// every one (e.g. files reconstructed per hour: `"file"`, `"reco_done"`).
+    /// History rows of `entity` moved by `via` per hour, from the hour holding `since`, for
+    /// one dataset or every one (e.g. files reconstructed per hour: `"file"`,
+    /// `"reco_done"`). Read from the hourly counts the writes keep, not from the history.
     pub async fn per_hour(
         &self,
         dataset: Option<&DatasetName>,
@@ -1004,6 +1010,7 @@ impl Store {
         let to = sample.map_or("-".to_owned(), |s| s.to_string());
         self.set_setting(name, actor, reason, "set_sample", |row| {
             let from = row.sample.clone().unwrap_or_else(|| "-".into());
+            // The dataset's counts move to the new sample with it, in the same transaction.
             let mut m: dataset_status::ActiveModel = row.into();
             m.sample = Set(sample.map(|s| s.to_string()));
             (m, from, to)
@@ -1060,19 +1067,34 @@ impl Store {
             .filter(dataset_status::Column::Id.eq(id))
             .exec(&txn)
             .await?;
-        entity::transitions::ActiveModel {
-            dataset_id: Set(id),
-            entity: Set("dataset".into()),
-            entity_id: Set(id),
-            from_state: Set(from),
-            to_state: Set(to),
-            via: Set(via.into()),
-            actor: Set(actor.into()),
-            reason: Set(reason.map(str::to_owned)),
-            at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
+        // The counts are kept with the dataset's sample, which this may have changed.
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            self.backend(),
+            match self.backend() {
+                DbBackend::Postgres => {
+                    "UPDATE state_count SET sample = (SELECT sample FROM dataset_status WHERE id = $1) WHERE dataset_id = $2"
+                }
+                _ => {
+                    "UPDATE state_count SET sample = (SELECT sample FROM dataset_status WHERE id = ?) WHERE dataset_id = ?"
+                }
+            },
+            [id.into(), id.into()],
+        ))
+        .await?;
+        write::history(
+            &txn,
+            vec![write::HistoryRow {
+                dataset_id: id,
+                entity: "dataset",
+                entity_id: id,
+                from,
+                to,
+                via: via.into(),
+                reason: reason.map(str::to_owned),
+            }],
+            actor,
+            now,
+        )
         .await?;
         txn.commit().await?;
         Ok(())

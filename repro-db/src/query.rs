@@ -16,7 +16,7 @@ use sea_orm::{
 use crate::convert;
 use crate::entity::{
     dataset_status, file_status, merge_group, mergejob_status, prelude::*, recojob_status,
-    transitions,
+    state_count, transitions,
 };
 use crate::error::{DbError, Result};
 
@@ -235,27 +235,29 @@ pub struct ListFilter {
     pub limit: Option<u64>,
 }
 
+/// Files per state of the datasets `ids`, from the counts their writes keep.
 async fn counts<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<BTreeMap<i64, FileCounts>> {
+    use state_count::Column as S;
     let mut out: BTreeMap<i64, FileCounts> = BTreeMap::new();
     for chunk in ids.chunks(crate::ID_CHUNK) {
-        let rows: Vec<(i64, String, i64)> = FileStatus::find()
+        let rows: Vec<(i64, String, i64)> = StateCount::find()
             .select_only()
-            .column(file_status::Column::DatasetId)
-            .column(file_status::Column::State)
-            .column_as(Expr::col(file_status::Column::Id).count(), "n")
-            .filter(file_status::Column::DatasetId.is_in(chunk.iter().copied()))
-            .group_by(file_status::Column::DatasetId)
-            .group_by(file_status::Column::State)
+            .columns([S::DatasetId, S::State, S::N])
+            .filter(S::Entity.eq("file"))
+            .filter(S::DatasetId.is_in(chunk.iter().copied()))
             .into_tuple()
             .all(db)
             .await?;
         for (id, state, n) in rows {
+            let n = crate::counts::checked("state_count", id, n)?;
+            if n == 0 {
+                continue;
+            }
             let state: FileState = state.parse().map_err(|e| DbError::CorruptRow {
-                table: "file_status",
+                table: "state_count",
                 id,
-                why: format!("a file of this dataset: {e}"),
+                why: format!("a file state of this dataset: {e}"),
             })?;
-            let n = u64::try_from(n).unwrap_or(0);
             let c = out.entry(id).or_default();
             c.total += n;
             *c.by_state.entry(state).or_default() += n;
@@ -362,56 +364,126 @@ pub struct SampleSummary {
 }
 
 /// The datasets of `site` (or all) summed per sample, samples by name and the datasets in
-/// none last; empty when no dataset of them is in a sample. Reads the dataset rows' columns
-/// (not whole rows), then, only when there are samples, their files per state in one
-/// grouped statement per 10,000 datasets.
+/// none last; empty when no dataset of them is in a sample. Two grouped statements: the
+/// datasets' columns per sample, and the counts their writes keep per sample and state.
 pub(crate) async fn samples(
     db: &DatabaseConnection,
     site: Option<&str>,
 ) -> Result<Vec<SampleSummary>> {
-    use dataset_status::Column as C;
-    let mut q = DatasetStatus::find().select_only().columns([
-        C::Id,
-        C::Sample,
-        C::LockState,
-        C::PrestageState,
-        C::RecoState,
-        C::MergeState,
-        C::CleanupState,
-    ]);
-    if let Some(site) = site {
-        q = q.filter(C::Site.eq(site));
+    use sea_orm::{FromQueryResult, Statement, Value};
+    let backend = db.get_database_backend();
+    let int = |e: &str| match backend {
+        DbBackend::Postgres => format!("CAST({e} AS BIGINT)"),
+        DbBackend::MySql => format!("CAST({e} AS SIGNED)"),
+        _ => e.to_owned(),
+    };
+    let when = |cond: &str| int(&format!("SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"));
+    let (lock, cleaned) = (
+        repro_core::LockWord::Lock.as_str(),
+        repro_core::CleanupWord::Cleaned.as_str(),
+    );
+    let site_filter = |col: &str| match (site, backend) {
+        (None, _) => String::new(),
+        (Some(_), DbBackend::Postgres) => format!(" WHERE {col} = $1"),
+        (Some(_), _) => format!(" WHERE {col} = ?"),
+    };
+    let values: Vec<Value> = site.map(Value::from).into_iter().collect();
+    let sql = format!(
+        "SELECT sample, {} AS datasets, {} AS cleaned, {} AS failed, {} AS locked \
+         FROM dataset_status{} GROUP BY sample",
+        int("COUNT(*)"),
+        when(&format!("cleanup_state = '{cleaned}'")),
+        when(
+            "prestage_state = 'FAILED' OR reco_state = 'FAILED' \
+             OR merge_state = 'FAILED' OR cleanup_state = 'FAILED'"
+        ),
+        when(&format!("lock_state = '{lock}'")),
+        site_filter("site"),
+    );
+    #[derive(FromQueryResult)]
+    struct PerSample {
+        sample: Option<String>,
+        datasets: i64,
+        cleaned: Option<i64>,
+        failed: Option<i64>,
+        locked: Option<i64>,
     }
-    type Row = (i64, Option<String>, String, String, String, String, String);
-    let rows: Vec<Row> = q.into_tuple().all(db).await?;
-    if rows.iter().all(|r| r.1.is_none()) {
+    let rows =
+        PerSample::find_by_statement(Statement::from_sql_and_values(backend, sql, values.clone()))
+            .all(db)
+            .await?;
+    if rows.iter().all(|r| r.sample.is_none()) {
         return Ok(Vec::new());
     }
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    let mut files = counts(db, &ids).await?;
+    let n = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
     let mut by: BTreeMap<(bool, Option<SampleName>), SampleSummary> = BTreeMap::new();
-    for (id, sample, lock, prestage, reco, merge, cleanup) in rows {
-        let sample = sample
-            .map(|s| SampleName::new(s).map_err(|e| convert::corrupt("dataset_status", id, e)))
-            .transpose()?;
-        let s = by
-            .entry((sample.is_none(), sample.clone()))
-            .or_insert_with(|| SampleSummary {
+    for r in rows {
+        let sample = match r.sample {
+            None => None,
+            Some(s) => match SampleName::new(&s) {
+                Ok(name) => Some(name),
+                Err(e) => {
+                    let id: Option<i64> = DatasetStatus::find()
+                        .select_only()
+                        .column(dataset_status::Column::Id)
+                        .filter(dataset_status::Column::Sample.eq(s.as_str()))
+                        .into_tuple()
+                        .one(db)
+                        .await?;
+                    return Err(convert::corrupt("dataset_status", id.unwrap_or(0), e));
+                }
+            },
+        };
+        by.insert(
+            (sample.is_none(), sample.clone()),
+            SampleSummary {
                 sample,
-                ..SampleSummary::default()
-            });
-        let failed = [&prestage, &reco, &merge, &cleanup]
-            .iter()
-            .any(|w| w.as_str() == "FAILED");
-        s.datasets += 1;
-        s.cleaned += u64::from(cleanup == repro_core::CleanupWord::Cleaned.as_str());
-        s.failed += u64::from(failed);
-        s.locked += u64::from(lock == repro_core::LockWord::Lock.as_str());
-        if let Some(f) = files.remove(&id) {
-            s.files.total += f.total;
-            for (state, n) in f.by_state {
-                *s.files.by_state.entry(state).or_default() += n;
-            }
+                datasets: n(Some(r.datasets)),
+                cleaned: n(r.cleaned),
+                failed: n(r.failed),
+                locked: n(r.locked),
+                files: FileCounts::default(),
+            },
+        );
+    }
+    // Files per sample and state: a sum over the counts the writes keep, which hold the
+    // sample too (over every site, from one index alone).
+    let sum = crate::counts::sum_n(backend).replace("(n)", "(c.n)");
+    let sql = match site {
+        None => format!(
+            "SELECT c.sample AS sample, c.state AS state, {sum} AS n FROM state_count c \
+             WHERE c.entity = 'file' GROUP BY c.sample, c.state"
+        ),
+        Some(_) => format!(
+            "SELECT c.sample AS sample, c.state AS state, {sum} AS n FROM state_count c \
+             JOIN dataset_status d ON d.id = c.dataset_id{} AND c.entity = 'file' \
+             GROUP BY c.sample, c.state",
+            site_filter("d.site")
+        ),
+    };
+    #[derive(FromQueryResult)]
+    struct SampleSum {
+        sample: Option<String>,
+        state: String,
+        n: Option<i64>,
+    }
+    let sums = SampleSum::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+        .all(db)
+        .await?;
+    for SampleSum { sample, state, n } in sums {
+        let n = crate::counts::checked("state_count", 0, n.unwrap_or(0))?;
+        if n == 0 {
+            continue;
+        }
+        let sample = sample.and_then(|s| SampleName::new(s).ok());
+        let state: FileState = state.parse().map_err(|e| DbError::CorruptRow {
+            table: "state_count",
+            id: 0,
+            why: format!("{e}"),
+        })?;
+        if let Some(s) = by.get_mut(&(sample.is_none(), sample)) {
+            s.files.total += n;
+            *s.files.by_state.entry(state).or_default() += n;
         }
     }
     Ok(by.into_values().collect())
@@ -486,7 +558,8 @@ pub(crate) async fn history(
         .collect())
 }
 
-/// Campaign-wide counts, for a status page and metrics: a handful of `GROUP BY`s.
+/// Campaign-wide counts, for a status page and metrics: one `GROUP BY` over the datasets and
+/// one over the counts their writes keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
     /// Datasets.
@@ -533,53 +606,53 @@ pub(crate) async fn totals(db: &DatabaseConnection) -> Result<Totals> {
             *t.columns.entry((col.to_owned(), word)).or_default() += n;
         }
     }
-    let rows: Vec<(String, i64)> = FileStatus::find()
-        .select_only()
-        .column(file_status::Column::State)
-        .column_as(Expr::col(file_status::Column::Id).count(), "n")
-        .group_by(file_status::Column::State)
-        .into_tuple()
-        .all(db)
-        .await?;
-    for (state, n) in rows {
-        let state: FileState = state.parse().map_err(|e| DbError::CorruptRow {
-            table: "file_status",
-            id: 0,
-            why: format!("{e}"),
-        })?;
-        let n = u64::try_from(n).unwrap_or(0);
-        t.files.total += n;
-        *t.files.by_state.entry(state).or_default() += n;
+    // Files and jobs per state: sums over the counts the writes keep, one small row per
+    // dataset and state.
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT entity, state, {} AS n FROM state_count GROUP BY entity, state",
+        crate::counts::sum_n(backend)
+    );
+    #[derive(sea_orm::FromQueryResult)]
+    struct Sum {
+        entity: String,
+        state: String,
+        n: Option<i64>,
     }
-    let rows: Vec<(String, i64)> = RecojobStatus::find()
-        .select_only()
-        .column(recojob_status::Column::State)
-        .column_as(Expr::col(recojob_status::Column::Id).count(), "n")
-        .group_by(recojob_status::Column::State)
-        .into_tuple()
+    use sea_orm::FromQueryResult;
+    let rows = Sum::find_by_statement(sea_orm::Statement::from_string(backend, sql))
         .all(db)
         .await?;
-    t.reco_jobs = rows
-        .into_iter()
-        .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
-        .collect();
-    let rows: Vec<(String, i64)> = MergejobStatus::find()
-        .select_only()
-        .column(mergejob_status::Column::State)
-        .column_as(Expr::col(mergejob_status::Column::Id).count(), "n")
-        .group_by(mergejob_status::Column::State)
-        .into_tuple()
-        .all(db)
-        .await?;
-    t.merge_jobs = rows
-        .into_iter()
-        .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
-        .collect();
+    for Sum { entity, state, n } in rows {
+        let n = crate::counts::checked("state_count", 0, n.unwrap_or(0))?;
+        if n == 0 {
+            continue;
+        }
+        match entity.as_str() {
+            "file" => {
+                let state: FileState = state.parse().map_err(|e| DbError::CorruptRow {
+                    table: "state_count",
+                    id: 0,
+                    why: format!("{e}"),
+                })?;
+                t.files.total += n;
+                *t.files.by_state.entry(state).or_default() += n;
+            }
+            "reco_job" => {
+                t.reco_jobs.insert(state, n);
+            }
+            "merge_job" => {
+                t.merge_jobs.insert(state, n);
+            }
+            _ => {}
+        }
+    }
     Ok(t)
 }
 
-/// How many history rows of `entity` moved by `via` fall in each hour since `since`
-/// (`YYYY-MM-DD HH:00`, UTC), for one dataset or all: one `GROUP BY` in the database.
+/// How many history rows of `entity` moved by `via` fall in each hour from the one holding
+/// `since` (`YYYY-MM-DD HH:00`, UTC), for one dataset or all: a sum over the hourly counts
+/// the writes keep, not a count of the history.
 pub(crate) async fn per_hour(
     db: &DatabaseConnection,
     dataset: Option<&DatasetName>,
@@ -589,25 +662,21 @@ pub(crate) async fn per_hour(
 ) -> Result<Vec<(String, u64)>> {
     use sea_orm::{FromQueryResult, Statement, Value};
     let backend = db.get_database_backend();
-    let hour = match backend {
-        DbBackend::Sqlite => "strftime('%Y-%m-%d %H:00', t.at)",
-        DbBackend::MySql => "DATE_FORMAT(t.at, '%Y-%m-%d %H:00')",
-        _ => "to_char(date_trunc('hour', t.at), 'YYYY-MM-DD HH24:00')",
-    };
     let p = |i: usize| match backend {
         DbBackend::Postgres => format!("${i}"),
         _ => "?".to_owned(),
     };
     let mut sql = format!(
-        "SELECT {hour} AS hour, COUNT(*) AS n FROM transitions t WHERE t.entity = {} AND t.via = {} AND t.at >= {}",
+        "SELECT hour, {} AS n FROM hourly_count WHERE entity = {} AND via = {} AND hour >= {}",
+        crate::counts::sum_n(backend),
         p(1),
         p(2),
         p(3)
     );
-    let mut values: Vec<Value> = vec![entity.into(), via.into(), since.into()];
+    let mut values: Vec<Value> = vec![entity.into(), via.into(), crate::counts::hour(since).into()];
     if let Some(name) = dataset {
         sql.push_str(&format!(
-            " AND t.dataset_id = (SELECT id FROM dataset_status WHERE name = {})",
+            " AND dataset_id = (SELECT id FROM dataset_status WHERE name = {})",
             p(4)
         ));
         values.push(name.as_str().into());
@@ -616,15 +685,20 @@ pub(crate) async fn per_hour(
     #[derive(FromQueryResult)]
     struct Row {
         hour: String,
-        n: i64,
+        n: Option<i64>,
     }
     let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
         .all(db)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.hour, u64::try_from(r.n).unwrap_or(0)))
-        .collect())
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                r.hour,
+                crate::counts::checked("hourly_count", 0, r.n.unwrap_or(0))?,
+            ))
+        })
+        .filter(|r| !matches!(r, Ok((_, 0))))
+        .collect()
 }
 
 /// What the datasets of `site` (`None`: at no site) have in flight, leaving out the dataset

@@ -15,6 +15,7 @@ use sea_orm::{
 };
 
 use crate::convert::{self, db_id};
+use crate::counts::Deltas;
 use crate::entity::{
     dataset_status, file_status, merge_group, mergejob_status, prelude::*, recojob_status,
     transitions,
@@ -33,8 +34,23 @@ pub(crate) struct HistoryRow {
     pub reason: Option<String>,
 }
 
-/// Appends history rows, in chunks.
+/// Appends history rows, in chunks, and counts them in the hour of `at`.
 pub(crate) async fn history(
+    txn: &DatabaseTransaction,
+    rows: Vec<HistoryRow>,
+    actor: &str,
+    at: NaiveDateTime,
+) -> Result<()> {
+    let mut deltas = Deltas::default();
+    for r in &rows {
+        deltas.history(r.dataset_id, r.entity, &r.via, 1);
+    }
+    insert_history(txn, rows, actor, at).await?;
+    deltas.write(txn, at).await
+}
+
+/// Appends history rows, in chunks, leaving the counting to the caller.
+async fn insert_history(
     txn: &DatabaseTransaction,
     rows: Vec<HistoryRow>,
     actor: &str,
@@ -109,6 +125,8 @@ struct Writer<'a> {
     /// Merge group numbers to row ids, filled on demand.
     groups: BTreeMap<GroupNo, i64>,
     actor: String,
+    /// What the writes so far add to the counts tables.
+    deltas: Deltas,
 }
 
 /// Writes `changes` in order inside `txn`. Consecutive file changes of the same kind become
@@ -129,6 +147,7 @@ pub(crate) async fn apply(
         history: Vec::new(),
         groups: BTreeMap::new(),
         actor: actor.to_owned(),
+        deltas: Deltas::of(ds.id, ds.sample.as_deref()),
     };
     let mut i = 0;
     while i < changes.len() {
@@ -177,7 +196,8 @@ pub(crate) async fn apply(
             }
         }
     }
-    w.flush().await
+    w.flush().await?;
+    w.deltas.write(txn, now).await
 }
 
 fn file_move(c: &Change) -> Option<FileMove> {
@@ -299,7 +319,7 @@ impl Writer<'_> {
     /// Writes the buffered history rows.
     async fn flush(&mut self) -> Result<()> {
         let rows = std::mem::take(&mut self.history);
-        history(self.txn, rows, &self.actor, self.now).await
+        insert_history(self.txn, rows, &self.actor, self.now).await
     }
 
     fn record(
@@ -311,13 +331,15 @@ impl Writer<'_> {
         via: impl ToString,
         reason: Option<String>,
     ) {
+        let via = via.to_string();
+        self.deltas.history(self.ds.id, entity, &via, 1);
         self.history.push(HistoryRow {
             dataset_id: self.ds.id,
             entity,
             entity_id,
             from: from.to_string(),
             to: to.to_string(),
-            via: via.to_string(),
+            via,
             reason,
         });
     }
@@ -385,6 +407,9 @@ impl Writer<'_> {
             if res.rows_affected != chunk.len() as u64 {
                 return Err(self.file_conflict(&ids, m).await);
             }
+            let n = chunk.len() as u64;
+            let (from, to) = (m.from.as_str(), m.to.as_str());
+            self.deltas.moved(self.ds.id, "file", from, to, n);
             if errors_in(chunk) {
                 for (id, p) in ids.iter().zip(chunk) {
                     self.record(
@@ -398,6 +423,8 @@ impl Writer<'_> {
                 }
             } else {
                 self.file_history(&ids, m).await?;
+                let via = m.event.as_str();
+                self.deltas.history(self.ds.id, "file", via, n);
             }
         }
         Ok(())
@@ -545,6 +572,19 @@ impl Writer<'_> {
                 .await
                 .map_err(dup)?;
         }
+        let reserved = JobState::Reserved.as_str();
+        let (n_reco, n_merge) = (
+            reco_files.len() as u64,
+            (keys.len() - reco_files.len()) as u64,
+        );
+        self.deltas
+            .created(self.ds.id, "reco_job", reserved, n_reco);
+        self.deltas
+            .created(self.ds.id, "merge_job", reserved, n_merge);
+        self.deltas
+            .history(self.ds.id, "reco_job", "reserve", n_reco);
+        self.deltas
+            .history(self.ds.id, "merge_job", "reserve", n_merge);
         // Job history rows name the job by its reservation.
         self.reservation_history(keys).await
     }
@@ -793,6 +833,8 @@ impl Writer<'_> {
                         ));
                     }
                 }
+                let merging = GroupState::Merging.as_str();
+                self.deltas.created(self.ds.id, "group", merging, 1);
                 self.record(
                     "group",
                     inserted.last_insert_id,
@@ -851,6 +893,8 @@ impl Writer<'_> {
                         found,
                     ));
                 }
+                let (f, t) = (from.as_str(), to.as_str());
+                self.deltas.moved(self.ds.id, "group", f, t, 1);
                 self.record("group", id, from, to, event, error.clone());
             }
             // Batched by `apply`, which never hands them here.
@@ -959,6 +1003,9 @@ impl Writer<'_> {
                     let moved = (m.from.as_str(), m.to.as_str(), m.event.as_str());
                     self.job_history($entity, $label, cols, &names, reason, moved)
                         .await?;
+                    let n = names.len() as u64;
+                    self.deltas.moved(self.ds.id, $label, moved.0, moved.1, n);
+                    self.deltas.history(self.ds.id, $label, moved.2, n);
                 }};
             }
             if m.reco {

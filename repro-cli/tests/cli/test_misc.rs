@@ -191,3 +191,32 @@ fn the_demo_runs_a_campaign_to_rest() {
         assert!(seen.insert(e.clone()), "done twice: {e:?}");
     }
 }
+
+#[test]
+fn recount_finds_totals_a_hand_edit_left_wrong_and_mends_them() {
+    let env = Env::new();
+    env.init_reliable();
+    env.add("p17.a", 3, &["--unlock"]);
+    assert!(env.ok(&["recount", "--check"]).contains("the totals agree"));
+    // An operator's old script moves a file behind repro's back.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(repro_db::Store::open(&env.db)).unwrap();
+    let moved = rt
+        .block_on(store.execute_unprepared(
+            "UPDATE file_status SET state = 'staged' WHERE id = (SELECT MIN(id) FROM file_status)",
+        ))
+        .unwrap();
+    assert_eq!(moved, 1);
+    let out = env.run(&["recount", "--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", env.show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("registered: 3 counted, 2 rows")
+            && text.contains("staged: 0 counted, 1 rows"),
+        "{text}"
+    );
+    assert!(env.ok(&["recount"]).contains("2 difference(s) mended"));
+    assert!(env.ok(&["recount", "--check"]).contains("the totals agree"));
+    let list = env.ok(&["--json", "dataset", "list"]);
+    assert!(list.contains("\"staged\": 1"), "{list}");
+}

@@ -8,6 +8,7 @@ mod test_bulk;
 mod test_concurrency;
 mod test_copy;
 mod test_corrupt_rows;
+mod test_counts;
 mod test_lifecycle;
 mod test_limits;
 mod test_migrations;

@@ -70,6 +70,11 @@ async fn step(store: &Store, model: &mut DatasetView, changes: &[repro_core::Cha
         polls(model).len() as u64,
         "polls counted by the database after {what}"
     );
+    assert_eq!(
+        store.count_drift().await.unwrap(),
+        Vec::<String>::new(),
+        "the counts tables against the rows and the history after {what}"
+    );
 }
 
 /// Drives one dataset to CLEANED through the store, checking the reload at every step.

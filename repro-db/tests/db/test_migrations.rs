@@ -22,6 +22,13 @@ on_every_backend! {
         Migrator::down(store.connection(), Some(1)).await.unwrap();
         let err = store.check_schema().await.unwrap_err();
         assert_eq!(err.to_string(), "the database schema is 1 migration(s) behind; run `repro init` to create or upgrade it");
+        // Going up again fills the counts from the rows and the history that are there.
+        store.migrate().await.unwrap();
+        assert_eq!(store.count_drift().await.unwrap(), Vec::<String>::new());
+        assert_eq!(store.totals().await.unwrap().files.total, 1);
+        let since = repro_db::now() - chrono::Duration::hours(1);
+        let registered = store.per_hour(Some(&name), "dataset", "register", since).await.unwrap();
+        assert_eq!(registered.iter().map(|(_, n)| n).sum::<u64>(), 1);
         Migrator::down(store.connection(), None).await.unwrap();
         assert!(matches!(store.check_schema().await, Err(DbError::SchemaOutdated { .. })));
         store.migrate().await.unwrap();
