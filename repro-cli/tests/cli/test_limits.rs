@@ -96,7 +96,16 @@ fn limited_campaign(env: &Env, db: &str, sample: Option<&(dyn Fn() -> repro_core
     let done = std::sync::atomic::AtomicBool::new(false);
     let cleaned = std::sync::atomic::AtomicBool::new(false);
     let most = std::sync::Mutex::new(repro_core::Usage::default());
+    /// Stops the sampler however the scope ends: a failed tick loop panics the join below,
+    /// and the scope would otherwise wait for the sampler for ever (CI hung so once).
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
     std::thread::scope(|s| {
+        let _stop = StopOnDrop(&done);
         if let Some(sample) = sample {
             s.spawn(|| {
                 while !done.load(std::sync::atomic::Ordering::SeqCst) {
