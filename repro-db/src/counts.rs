@@ -162,12 +162,13 @@ pub(crate) fn checked(table: &'static str, dataset: i64, n: i64) -> Result<u64> 
     })
 }
 
-/// `SUM(n)` as a 64-bit integer in every dialect (PostgreSQL and MySQL sum to decimals).
-pub(crate) fn sum_n(backend: DbBackend) -> &'static str {
+/// The SQL expression `expr` (a `SUM` or `COUNT`) as a 64-bit integer in every dialect:
+/// PostgreSQL sums to `NUMERIC` and MariaDB/MySQL to `DECIMAL`, which do not decode as one.
+pub(crate) fn as_i64(backend: DbBackend, expr: &str) -> String {
     match backend {
-        DbBackend::Postgres => "CAST(SUM(n) AS BIGINT)",
-        DbBackend::MySql => "CAST(SUM(n) AS SIGNED)",
-        _ => "SUM(n)",
+        DbBackend::Postgres => format!("CAST({expr} AS BIGINT)"),
+        DbBackend::MySql => format!("CAST({expr} AS SIGNED)"),
+        _ => expr.to_owned(),
     }
 }
 

@@ -372,11 +372,7 @@ pub(crate) async fn samples(
 ) -> Result<Vec<SampleSummary>> {
     use sea_orm::{FromQueryResult, Statement, Value};
     let backend = db.get_database_backend();
-    let int = |e: &str| match backend {
-        DbBackend::Postgres => format!("CAST({e} AS BIGINT)"),
-        DbBackend::MySql => format!("CAST({e} AS SIGNED)"),
-        _ => e.to_owned(),
-    };
+    let int = |e: &str| crate::counts::as_i64(backend, e);
     let when = |cond: &str| int(&format!("SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"));
     let (lock, cleaned) = (
         repro_core::LockWord::Lock.as_str(),
@@ -448,7 +444,7 @@ pub(crate) async fn samples(
     }
     // Files per sample and state: a sum over the counts the writes keep, which hold the
     // sample too (over every site, from one index alone).
-    let sum = crate::counts::sum_n(backend).replace("(n)", "(c.n)");
+    let sum = crate::counts::as_i64(backend, "SUM(c.n)");
     let sql = match site {
         None => format!(
             "SELECT c.sample AS sample, c.state AS state, {sum} AS n FROM state_count c \
@@ -611,7 +607,7 @@ pub(crate) async fn totals(db: &DatabaseConnection) -> Result<Totals> {
     let backend = db.get_database_backend();
     let sql = format!(
         "SELECT entity, state, {} AS n FROM state_count GROUP BY entity, state",
-        crate::counts::sum_n(backend)
+        crate::counts::as_i64(backend, "SUM(n)")
     );
     #[derive(sea_orm::FromQueryResult)]
     struct Sum {
@@ -668,7 +664,7 @@ pub(crate) async fn per_hour(
     };
     let mut sql = format!(
         "SELECT hour, {} AS n FROM hourly_count WHERE entity = {} AND via = {} AND hour >= {}",
-        crate::counts::sum_n(backend),
+        crate::counts::as_i64(backend, "SUM(n)"),
         p(1),
         p(2),
         p(3)
@@ -742,13 +738,13 @@ pub(crate) async fn usage<C: ConnectionTrait>(
         .collect();
     let mut u = repro_core::Usage::default();
     let n = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
-    // SUM of a BIGINT is a DECIMAL on MariaDB/MySQL and a NUMERIC on PostgreSQL.
     let sum = |col: &str| {
-        Expr::cust(match db.get_database_backend() {
-            DbBackend::MySql => format!("CAST(SUM(`{col}`) AS SIGNED)"),
-            DbBackend::Postgres => format!("CAST(SUM(\"{col}\") AS BIGINT)"),
-            _ => format!("SUM(\"{col}\")"),
-        })
+        let backend = db.get_database_backend();
+        let quoted = match backend {
+            DbBackend::MySql => format!("`{col}`"),
+            _ => format!("\"{col}\""),
+        };
+        Expr::cust(crate::counts::as_i64(backend, &format!("SUM({quoted})")))
     };
     for chunk in ids.chunks(crate::ID_CHUNK) {
         u.stage_requests += rows_in(
