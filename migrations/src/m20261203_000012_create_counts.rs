@@ -70,24 +70,41 @@ pub fn state_selects() -> Vec<String> {
     .collect()
 }
 
-/// `SELECT dataset_id, entity, via, hour, n`: what `hourly_count` holds when it is right.
+/// `SELECT dataset_id, entity, via, hour, n`: what `hourly_count` holds when it is right,
+/// on the schema of today (since migration 13 a history row counts `n` moves).
 pub fn hourly_select(backend: DbBackend) -> String {
+    // A sum is a decimal on MariaDB and PostgreSQL: read back as a 64-bit integer.
+    let sum = match backend {
+        DbBackend::Postgres => "CAST(SUM(n) AS BIGINT)",
+        DbBackend::MySql => "CAST(SUM(n) AS SIGNED)",
+        _ => "SUM(n)",
+    };
+    hourly_select_counting(backend, sum)
+}
+
+/// [`hourly_select`] with `count` as the moves of a group of history rows: `COUNT(*)` on
+/// the schema this migration ran on, before a row could stand for several moves.
+fn hourly_select_counting(backend: DbBackend, count: &str) -> String {
     let hour = hour_of(backend, "at");
     format!(
-        "SELECT dataset_id, entity, via, {hour} AS hour, COUNT(*) AS n FROM transitions \
+        "SELECT dataset_id, entity, via, {hour} AS hour, {count} AS n FROM transitions \
          GROUP BY dataset_id, entity, via, {hour}"
     )
 }
 
-/// Statements that fill both tables from the rows and the history (both empty before).
+/// Statements that fill both tables from the rows and the history (both empty before), on
+/// the schema of today.
 pub fn backfill(backend: DbBackend) -> Vec<String> {
+    backfill_with(hourly_select(backend))
+}
+
+fn backfill_with(hourly: String) -> Vec<String> {
     let mut out: Vec<String> = state_selects()
         .into_iter()
         .map(|s| format!("INSERT INTO state_count (dataset_id, entity, state, n, sample) {s}"))
         .collect();
     out.push(format!(
-        "INSERT INTO hourly_count (dataset_id, entity, via, hour, n) {}",
-        hourly_select(backend)
+        "INSERT INTO hourly_count (dataset_id, entity, via, hour, n) {hourly}"
     ));
     out
 }
@@ -201,7 +218,8 @@ impl MigrationTrait for Migration {
             )
             .await?;
         let db = manager.get_connection();
-        for sql in backfill(manager.get_database_backend()) {
+        let backend = manager.get_database_backend();
+        for sql in backfill_with(hourly_select_counting(backend, "COUNT(*)")) {
             db.execute_unprepared(&sql).await?;
         }
         Ok(())

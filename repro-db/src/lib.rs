@@ -33,6 +33,7 @@ mod copy;
 mod counts;
 pub mod entity;
 mod error;
+pub mod idset;
 mod query;
 mod write;
 
@@ -939,10 +940,12 @@ impl Store {
         Ok(out)
     }
 
-    /// One page of the history, oldest first: the rows after id `after` (at most `limit`)
-    /// about `entities` (`"file"`, `"reco_job"`, `"merge_job"`, ...), as (row id, dataset
-    /// id, entity, entity id, to state, when). For tools that read a campaign's history
-    /// whole, such as `repro simulate --calibrate-from`.
+    /// One page of the history, oldest first: the moves in the rows after id `after` (at
+    /// most `limit` rows; a row that stands for a bulk move gives one entry per file or job
+    /// it moved) about `entities` (`"file"`, `"reco_job"`, `"merge_job"`, ...), as (row id,
+    /// dataset id, entity, entity id, to state, when). The next page is after the last
+    /// entry's row id. For tools that read a campaign's history whole, such as
+    /// `repro simulate --calibrate-from`.
     pub async fn history_page(
         &self,
         entities: &[&str],
@@ -951,7 +954,17 @@ impl Store {
     ) -> Result<Vec<(i64, i64, String, i64, String, NaiveDateTime)>> {
         use entity::transitions::Column as T;
         use sea_orm::{QueryOrder, QuerySelect};
-        Ok(Transitions::find()
+        type Row = (
+            i64,
+            i64,
+            String,
+            i64,
+            String,
+            NaiveDateTime,
+            i64,
+            Option<String>,
+        );
+        let rows: Vec<Row> = Transitions::find()
             .select_only()
             .columns([
                 T::Id,
@@ -960,6 +973,8 @@ impl Store {
                 T::EntityId,
                 T::ToState,
                 T::At,
+                T::N,
+                T::Ids,
             ])
             .filter(T::Id.gt(after))
             .filter(T::Entity.is_in(entities.iter().copied()))
@@ -967,7 +982,14 @@ impl Store {
             .limit(limit)
             .into_tuple()
             .all(&self.db)
-            .await?)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, dataset, entity, entity_id, to, at, n, ids) in rows {
+            for e in query::ids_of(id, entity_id, n, ids.as_deref())? {
+                out.push((id, dataset, entity.clone(), e, to.clone(), at));
+            }
+        }
+        Ok(out)
     }
 
     /// The site of every dataset that has one, by dataset name.
@@ -1101,10 +1123,24 @@ impl Store {
     }
 
     /// Records what of a dataset waited for budget in the run that just worked on it
-    /// (`None`: nothing); writes only when that changed.
+    /// (`None`: nothing); writes only when that changed (and, should another process change
+    /// it between the read and the write, only if it still differs).
     pub async fn set_waiting(&self, name: &DatasetName, waiting: Option<&str>) -> Result<()> {
         use dataset_status::Column as C;
         use sea_orm::Condition;
+        use sea_orm::QuerySelect;
+        // Read first: on SQLite even an UPDATE that changes nothing waits for the write lock,
+        // behind whichever dataset's bulk write holds it.
+        let stored: Option<Option<String>> = DatasetStatus::find()
+            .select_only()
+            .column(C::Waiting)
+            .filter(C::Name.eq(name.as_str()))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        if stored.is_none_or(|w| w.as_deref() == waiting) {
+            return Ok(());
+        }
         let changed = match waiting {
             Some(w) => Condition::any()
                 .add(C::Waiting.is_null())

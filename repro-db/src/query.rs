@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
+use futures_util::TryStreamExt;
 use repro_core::file::{FileId, FileState};
 use repro_core::view::{DatasetView, GroupNo};
 use repro_core::{DatasetName, SampleName, Status};
@@ -53,21 +54,25 @@ pub(crate) async fn load(
 ) -> Result<(DatasetView, i64)> {
     let ds = dataset_row(txn, name).await?;
     let (name, status) = convert::dataset(&ds)?;
-    let file_rows = FileStatus::find()
+    // Rows are streamed into the view, one at a time: a dataset's rows are never all held
+    // at once beside it (sqlx's rows are several times the size of what they decode to).
+    let mut file_rows = FileStatus::find()
         .filter(file_status::Column::DatasetId.eq(ds.id))
         .order_by_asc(file_status::Column::Id)
         .into_partial_model::<convert::FileRow>()
-        .all(txn)
+        .stream(txn)
         .await?;
     let mut files = BTreeMap::new();
     let mut members: BTreeMap<GroupNo, Vec<FileId>> = BTreeMap::new();
-    for row in &file_rows {
-        let f = convert::file(row)?;
+    while let Some(row) = file_rows.try_next().await? {
+        let f = convert::file(&row)?;
         if let Some(g) = f.group {
             members.entry(g).or_default().push(f.id);
         }
         files.insert(f.id, f);
     }
+    // The stream holds the connection: done with before the next statement.
+    drop(file_rows);
     let group_rows = MergeGroup::find()
         .filter(merge_group::Column::DatasetId.eq(ds.id))
         .all(txn)
@@ -89,12 +94,12 @@ pub(crate) async fn load(
         }
     }
     let mut jobs = BTreeMap::new();
-    for row in RecojobStatus::find()
+    let mut reco_rows = RecojobStatus::find()
         .filter(recojob_status::Column::DatasetId.eq(ds.id))
         .into_partial_model::<convert::RecoJobRow>()
-        .all(txn)
-        .await?
-    {
+        .stream(txn)
+        .await?;
+    while let Some(row) = reco_rows.try_next().await? {
         let j = convert::reco_job(&row)?;
         if let repro_core::JobSubject::Reco(f) = j.key.subject
             && !files.contains_key(&f)
@@ -107,6 +112,7 @@ pub(crate) async fn load(
         }
         jobs.insert(j.key, j);
     }
+    drop(reco_rows);
     for row in MergejobStatus::find()
         .filter(mergejob_status::Column::DatasetId.eq(ds.id))
         .into_partial_model::<convert::MergeJobRow>()
@@ -537,21 +543,75 @@ pub(crate) async fn history(
     if let Some(e) = entity {
         q = q.filter(transitions::Column::Entity.eq(e));
     }
-    Ok(q.order_by_asc(transitions::Column::Id)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|r| HistoryEntry {
-            at: r.at,
-            entity: r.entity,
-            entity_id: r.entity_id,
-            from: r.from_state,
-            to: r.to_state,
-            via: r.via,
-            actor: r.actor,
-            reason: r.reason,
-        })
-        .collect())
+    let mut out = Vec::new();
+    for r in q.order_by_asc(transitions::Column::Id).all(db).await? {
+        let moved = moves_of(&r)?;
+        for (entity_id, reason) in moved {
+            out.push(HistoryEntry {
+                at: r.at,
+                entity: r.entity.clone(),
+                entity_id,
+                from: r.from_state.clone(),
+                to: r.to_state.clone(),
+                via: r.via.clone(),
+                actor: r.actor.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What a history row says moved: each id with its reason (one, or the `n` of a bulk
+/// move).
+pub(crate) fn moves_of(r: &transitions::Model) -> Result<Vec<(i64, Option<String>)>> {
+    let ids = ids_of(r.id, r.entity_id, r.n, r.ids.as_deref())?;
+    let Some(listed) = &r.reasons else {
+        return Ok(ids.into_iter().map(|id| (id, r.reason.clone())).collect());
+    };
+    let corrupt = |why: String| DbError::CorruptRow {
+        table: "transitions",
+        id: r.id,
+        why,
+    };
+    let reasons: Vec<Option<String>> = serde_json::from_str(listed)
+        .map_err(|e| corrupt(format!("reasons is not a JSON list of texts: {e}")))?;
+    if reasons.len() != ids.len() {
+        return Err(corrupt(format!(
+            "reasons lists {} for {} ids",
+            reasons.len(),
+            ids.len()
+        )));
+    }
+    Ok(ids.into_iter().zip(reasons).collect())
+}
+
+/// The ids a history row (`id`) is about: `entity_id`, or the `n` of a bulk move's `ids`.
+pub(crate) fn ids_of(id: i64, entity_id: i64, n: i64, ids: Option<&str>) -> Result<Vec<i64>> {
+    let corrupt = |why: String| DbError::CorruptRow {
+        table: "transitions",
+        id,
+        why,
+    };
+    // A write names at most `ID_CHUNK` ids in a row; far more is a corrupt `n`, not a
+    // reason to allocate.
+    const MOST: i64 = 100 * crate::ID_CHUNK as i64;
+    match (n, ids) {
+        (1, None) => Ok(vec![entity_id]),
+        (n, Some(_)) if n > MOST => Err(corrupt(format!("n is {n}, above {MOST}"))),
+        (n, Some(text)) if n > 1 => {
+            let ids = crate::idset::decode(text, n as u64)
+                .map_err(|e| corrupt(format!("ids {text:?}: {e}")))?;
+            if ids[0] != entity_id {
+                return Err(corrupt(format!(
+                    "entity_id {entity_id} is not the first of its ids {text:?}"
+                )));
+            }
+            Ok(ids)
+        }
+        (n, None) => Err(corrupt(format!("n is {n} without ids"))),
+        (n, Some(_)) => Err(corrupt(format!("n is {n} with ids"))),
+    }
 }
 
 /// Campaign-wide counts, for a status page and metrics: one `GROUP BY` over the datasets and

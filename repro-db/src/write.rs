@@ -10,8 +10,8 @@ use repro_core::view::{Conflict, GroupNo, GroupState, IllegalChange, MergedFile}
 use repro_core::{Change, DatasetName};
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, SqlErr,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr,
 };
 
 use crate::convert::{self, db_id};
@@ -277,42 +277,58 @@ fn errors_in(chunk: &[FilePayload<'_>]) -> bool {
 }
 
 impl Writer<'_> {
-    /// History rows for a run of files that share everything but their id, written by the
-    /// database itself (`INSERT ... SELECT`), so a bulk move costs one more statement, not
-    /// one more row of bind parameters per file.
+    /// The history of a run of files that share everything but their id: one row standing
+    /// for all of them (`n`, `ids`: migration 13), however many they are.
     async fn file_history(&mut self, ids: &[i64], m: &FileMove) -> Result<()> {
-        // Rows already buffered were written before these files moved: keep the order.
+        let moved = (m.from.as_str(), m.to.as_str(), m.event.as_str());
+        self.bulk_history("file", ids, Vec::new(), moved).await
+    }
+
+    /// One history row for the same move of every row of `entity` in `ids` (all of this
+    /// dataset: the guarded update that moved them said so), `reasons` (when not empty)
+    /// being each one's reason, in the order of `ids`, which is then ascending.
+    async fn bulk_history(
+        &mut self,
+        entity: &'static str,
+        ids: &[i64],
+        reasons: Vec<Option<String>>,
+        (from, to, via): (&str, &str, &str),
+    ) -> Result<()> {
+        let Some(&first) = ids.iter().min() else {
+            return Ok(());
+        };
+        // Rows already buffered were written before these moved: keep the order.
         self.flush().await?;
-        use sea_orm::sea_query::Query;
-        use transitions::Column as T;
-        let select = Query::select()
-            .column(file_status::Column::DatasetId)
-            .expr(Expr::val("file"))
-            .column(file_status::Column::Id)
-            .expr(Expr::val(m.from.as_str()))
-            .expr(Expr::val(m.to.as_str()))
-            .expr(Expr::val(m.event.as_str()))
-            .expr(Expr::val(self.actor.as_str()))
-            .expr(Expr::val(self.now))
-            .from(FileStatus)
-            .and_where(Expr::col(file_status::Column::Id).is_in(ids.iter().copied()))
-            .to_owned();
-        let insert = Query::insert()
-            .into_table(Transitions)
-            .columns([
-                T::DatasetId,
-                T::Entity,
-                T::EntityId,
-                T::FromState,
-                T::ToState,
-                T::Via,
-                T::Actor,
-                T::At,
-            ])
-            .select_from(select)
-            .map_err(|e| DbError::Db(DbErr::Custom(e.to_string())))?
-            .to_owned();
-        self.txn.execute(&insert).await?;
+        let n = ids.len();
+        // One reason for all when they share it; else each its own, as a JSON list.
+        let (reason, listed) = match reasons.split_first() {
+            None => (None, None),
+            Some((r, rest)) if rest.iter().all(|x| x == r) => (r.clone(), None),
+            Some(_) => (
+                None,
+                Some(serde_json::to_string(&reasons).map_err(|e| {
+                    DbError::Db(DbErr::Custom(format!("cannot write reasons: {e}")))
+                })?),
+            ),
+        };
+        let row = transitions::ActiveModel {
+            dataset_id: Set(self.ds.id),
+            entity: Set(entity.into()),
+            entity_id: Set(first),
+            from_state: Set(from.into()),
+            to_state: Set(to.into()),
+            via: Set(via.into()),
+            actor: Set(self.actor.clone()),
+            reason: Set(reason),
+            at: Set(self.now),
+            n: Set(n as i64),
+            ids: Set((n > 1).then(|| crate::idset::encode(ids))),
+            reasons: Set(listed),
+            ..Default::default()
+        };
+        Transitions::insert(row)
+            .exec_without_returning(self.txn)
+            .await?;
         Ok(())
     }
 
@@ -619,12 +635,12 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// History rows for the jobs `names` of `table`, one each, written by the database
-    /// itself (`INSERT ... SELECT`, as for files): no row travels to this process and back.
-    /// `reason`, when given, is the column whose value each row records as its reason.
+    /// History for the jobs `names` of the table `E` (named by value, `_table`): one row
+    /// for them all ([`Writer::bulk_history`]), with, when `reason` is given, the value of
+    /// that column (a name, a batch id, an error) as each job's reason.
     async fn job_history<E, C>(
         &mut self,
-        table: E,
+        _table: E,
         label: &'static str,
         (dataset_col, id_col, name_col): (C, C, C),
         names: &[String],
@@ -635,47 +651,35 @@ impl Writer<'_> {
         E: EntityTrait<Column = C>,
         C: ColumnTrait,
     {
-        // Rows already buffered were written before these jobs moved: keep the order.
-        self.flush().await?;
-        use sea_orm::sea_query::Query;
-        use transitions::Column as T;
-        let reason = match reason {
-            Some(c) => Expr::col(c),
-            None => Expr::val(None::<String>),
+        let rows: Vec<(i64, Option<String>)> = match reason {
+            Some(c) => {
+                E::find()
+                    .select_only()
+                    .column(id_col)
+                    .column(c)
+                    .filter(of_dataset(dataset_col, self.ds.id))
+                    .filter(name_col.is_in(names.iter().cloned()))
+                    .order_by_asc(id_col)
+                    .into_tuple()
+                    .all(self.txn)
+                    .await?
+            }
+            None => {
+                let ids: Vec<i64> = E::find()
+                    .select_only()
+                    .column(id_col)
+                    .filter(of_dataset(dataset_col, self.ds.id))
+                    .filter(name_col.is_in(names.iter().cloned()))
+                    .order_by_asc(id_col)
+                    .into_tuple()
+                    .all(self.txn)
+                    .await?;
+                ids.into_iter().map(|id| (id, None)).collect()
+            }
         };
-        let select = Query::select()
-            .column(dataset_col)
-            .expr(Expr::val(label))
-            .column(id_col)
-            .expr(Expr::val(from))
-            .expr(Expr::val(to))
-            .expr(Expr::val(via))
-            .expr(Expr::val(self.actor.as_str()))
-            .expr(reason)
-            .expr(Expr::val(self.now))
-            .from(table)
-            .and_where(of_dataset(dataset_col, self.ds.id))
-            .and_where(Expr::col(name_col).is_in(names.iter().cloned()))
-            .order_by(id_col, sea_orm::Order::Asc)
-            .to_owned();
-        let insert = Query::insert()
-            .into_table(Transitions)
-            .columns([
-                T::DatasetId,
-                T::Entity,
-                T::EntityId,
-                T::FromState,
-                T::ToState,
-                T::Via,
-                T::Actor,
-                T::Reason,
-                T::At,
-            ])
-            .select_from(select)
-            .map_err(|e| DbError::Db(DbErr::Custom(e.to_string())))?
-            .to_owned();
-        self.txn.execute(&insert).await?;
-        Ok(())
+        let (ids, reasons): (Vec<i64>, Vec<Option<String>>) = rows.into_iter().unzip();
+        self.bulk_history(label, &ids, reasons, (from, to, via))
+            .await
     }
 
     /// Files and groups per state as the transaction sees them now.

@@ -20,7 +20,7 @@ async fn peaks(db: &str) -> BTreeMap<&'static str, i64> {
         .connection()
         .query_all_raw(Statement::from_string(
             store.backend(),
-            "SELECT entity, from_state, to_state FROM transitions ORDER BY id".to_owned(),
+            "SELECT entity, from_state, to_state, n FROM transitions ORDER BY id".to_owned(),
         ))
         .await
         .unwrap();
@@ -31,6 +31,8 @@ async fn peaks(db: &str) -> BTreeMap<&'static str, i64> {
         let entity: String = r.try_get("", "entity").unwrap();
         let from: String = r.try_get("", "from_state").unwrap();
         let to: String = r.try_get("", "to_state").unwrap();
+        // A row may stand for the same move of several (migration 13).
+        let moved: i64 = r.try_get("", "n").unwrap();
         let (key, d) = match entity.as_str() {
             "file" => (
                 "staging",
@@ -41,7 +43,7 @@ async fn peaks(db: &str) -> BTreeMap<&'static str, i64> {
             _ => continue,
         };
         let n = now.entry(key).or_default();
-        *n += d;
+        *n += d * moved;
         let p = peak.entry(key).or_default();
         *p = (*p).max(*n);
     }

@@ -1,4 +1,5 @@
-//! `transitions`: the append-only history.
+//! `transitions`: the append-only history. A row is one move of one file, job, group or
+//! dataset, or (`n > 1`) the same move of `n` of them at once, named by `ids`.
 #![allow(missing_docs)]
 
 use sea_orm::entity::prelude::*;
@@ -17,6 +18,14 @@ pub struct Model {
     pub actor: String,
     pub reason: Option<String>,
     pub at: DateTime,
+    /// How many rows of `entity` this row stands for (a bulk move: migration 13).
+    pub n: i64,
+    /// When `n > 1`, their ids as a compact set ([`crate::idset`]); `entity_id` is the
+    /// first.
+    pub ids: Option<String>,
+    /// When `n > 1` and their reasons differ, each one's reason (JSON array of strings or
+    /// nulls, in the order of `ids`); `reason` is then null.
+    pub reasons: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -83,3 +83,35 @@ on_every_backend! {
         assert!(err.to_string().contains("\"lock\" is not a lock state"), "{err}");
     }
 }
+
+on_every_backend! {
+    async fn a_bulk_history_row_whose_ids_do_not_read_names_the_row(db: &TestDb) {
+        let store = repro_db::Store::open(&db.url).await.unwrap();
+        store.migrate().await.unwrap();
+        let name = DatasetName::new("bad.history").unwrap();
+        store.delete(&name).await.ok();
+        let files = [NewFile { lfn: "a".into(), size: 1 }, NewFile { lfn: "b".into(), size: 2 }];
+        store.register(&name, &files, &Register::default(), "t").await.unwrap();
+        for (n, ids, reasons, why) in [
+            ("3", "'7-8'", "NULL", "holds 2 ids, the row says 3"),
+            ("2", "'8-7'", "NULL", "runs backwards"),
+            ("2", "'x,9'", "NULL", "is not an id"),
+            ("2", "NULL", "NULL", "n is 2 without ids"),
+            ("2", "'1-900000000000'", "NULL", "more than the row's 2 ids"),
+            ("2", "'7-8'", "'[\"one\"]'", "reasons lists 1 for 2 ids"),
+            ("2", "'7-8'", "'{}'", "reasons is not a JSON list"),
+        ] {
+            store.execute_unprepared(&format!(
+                "INSERT INTO transitions (dataset_id, entity, entity_id, from_state, to_state, via, actor, at, n, ids, reasons) \
+                 SELECT id, 'file', 7, 'registered', 'staging', 'stage', 'hand', updated_at, {n}, {ids}, {reasons} \
+                 FROM dataset_status WHERE name = 'bad.history'"
+            )).await.unwrap();
+            let err = store.history(&name, Some("file")).await.unwrap_err();
+            assert!(matches!(err, DbError::CorruptRow { table: "transitions", .. }), "{err}");
+            assert!(err.to_string().contains(why), "{why}: {err}");
+            store.execute_unprepared("DELETE FROM transitions WHERE actor = 'hand'").await.unwrap();
+        }
+        // What the hand left is gone, and the rest reads again.
+        assert!(store.history(&name, None).await.is_ok());
+    }
+}

@@ -143,6 +143,32 @@ on_every_backend! {
         let file_moves = store.history(&name, Some("file")).await.unwrap();
         // registered -> staging -> staged -> reco_submitted -> reconstructed -> merged -> deleting -> cleaned
         assert_eq!(file_moves.len(), 7 * 7, "every file moved seven times");
+        // Each file's own story, in order, although its moves were written in bulk.
+        let mut per_file: std::collections::BTreeMap<i64, Vec<&str>> = Default::default();
+        for e in &file_moves {
+            per_file.entry(e.entity_id).or_default().push(e.to.as_str());
+        }
+        assert_eq!(per_file.len(), 7);
+        for (id, tos) in &per_file {
+            assert_eq!(tos, &["staging", "staged", "reco_submitted", "reconstructed", "merged", "deleting", "cleaned"], "file {id}");
+        }
+        // ... in far fewer rows than moves: a bulk move is one row naming its files.
+        use sea_orm::ConnectionTrait;
+        let rows = store
+            .connection()
+            .query_all_raw(sea_orm::Statement::from_string(
+                store.backend(),
+                "SELECT t.n FROM transitions t JOIN dataset_status d ON d.id = t.dataset_id \
+                 WHERE d.name = 'life.cycle' AND t.entity = 'file'",
+            ))
+            .await
+            .unwrap();
+        let ns: Vec<i64> = rows.iter().map(|r| r.try_get("", "n").unwrap()).collect();
+        assert_eq!(ns.iter().sum::<i64>(), 7 * 7);
+        // (This test records each file's answers one at a time; moves planned together,
+        // such as staging all seven, are one row.)
+        assert!(ns.len() < 7 * 7, "{} rows for 49 moves: {ns:?}", ns.len());
+        assert!(ns.contains(&7), "the seven files staged in one row: {ns:?}");
         // Every job's life is there too, from its reservation.
         for (entity, jobs) in [("reco_job", 7), ("merge_job", 3)] {
             let h = store.history(&name, Some(entity)).await.unwrap();
