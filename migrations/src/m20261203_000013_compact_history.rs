@@ -15,7 +15,7 @@
 //! `down` refuses while a row stands for more than one id: an older `repro` would read it
 //! as a move of its first id only, and the history would be wrong without a word.
 
-use sea_orm_migration::sea_orm::{ConnectionTrait, Statement};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
@@ -53,22 +53,26 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Transitions::Table)
-                    .add_column(text_null(Transitions::Ids))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Transitions::Table)
-                    .add_column(text_null(Transitions::Reasons))
-                    .to_owned(),
-            )
-            .await
+        // A row names up to 10,000 ids and reasons: hundreds of kilobytes, past MariaDB's
+        // TEXT (64 KiB); SQLite's and PostgreSQL's TEXT have no such limit.
+        let long = manager.get_database_backend() == DbBackend::MySql;
+        for col in [Transitions::Ids, Transitions::Reasons] {
+            let mut def = ColumnDef::new(col);
+            if long {
+                def.custom(Alias::new("LONGTEXT"));
+            } else {
+                def.text();
+            }
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Transitions::Table)
+                        .add_column(def.null().to_owned())
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -781,6 +781,7 @@ async fn demo(args: &DemoArgs, json: bool) -> Result<ExitCode, CliError> {
         seed: args.seed,
         dir,
         workers: usize::from(args.workers),
+        url: None,
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(u64::from(args.datasets));
@@ -819,8 +820,15 @@ async fn demo(args: &DemoArgs, json: bool) -> Result<ExitCode, CliError> {
             s.datasets, s.cleaned, s.failed, s.files, s.files_cleaned, s.files_failed_for_good
         );
         println!(
-            "{} reco jobs and {} merge jobs, {} of them retries; {} ticks in {:.1} s",
-            s.reco_jobs, s.merge_jobs, s.retries, s.ticks, s.wall_time_s
+            "{} reco jobs and {} merge jobs, {} of them retries; {} ticks in {:.1} s \
+             (registration {:.1} s, ticks {:.1} s)",
+            s.reco_jobs,
+            s.merge_jobs,
+            s.retries,
+            s.ticks,
+            s.wall_time_s,
+            s.registration_s,
+            s.ticks_s
         );
         if let Some(d) = &args.keep {
             println!(

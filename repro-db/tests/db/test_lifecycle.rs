@@ -223,3 +223,58 @@ on_every_backend! {
         assert!(failed.iter().all(|e| e.reason.as_deref() == Some("tape robot down")), "{failed:?}");
     }
 }
+
+on_every_backend! {
+    async fn a_bulk_move_of_thousands_of_jobs_keeps_each_ones_reason(db: &TestDb) {
+        // 3,000 reservations in one write, each with its job's name (about 80 characters)
+        // as its reason: one history row of some 250 KB, past MariaDB's TEXT.
+        let store = db.store().await;
+        let name = DatasetName::new(format!("bulk.{}", "long_dataset_name_".repeat(3))).unwrap();
+        store.register(&name, &files(3_000), &Register { unlock: true, ..Register::default() }, "t").await.unwrap();
+        let mut model = store.load(&name).await.unwrap();
+        let policy = Policy::default();
+        let all_at_once = |model: &mut DatasetView, outcomes: Vec<Outcome>| {
+            let mut changes = Vec::new();
+            for o in outcomes {
+                let c = record(model, &o).unwrap();
+                model.apply(&c).unwrap();
+                changes.extend(c);
+            }
+            changes
+        };
+        let stage = plan(&model, &policy);
+        store.apply(&name, &stage.changes, "t").await.unwrap();
+        model.apply(&stage.changes).unwrap();
+        let staged: Vec<Outcome> = polls(&model).iter().filter_map(|p| answer(&model, p)).collect();
+        assert_eq!(staged.len(), 3_000);
+        let changes = all_at_once(&mut model, staged);
+        store.apply(&name, &changes, "t").await.unwrap();
+        let reco = plan(&model, &policy);
+        store.apply(&name, &reco.changes, "t").await.unwrap();
+        model.apply(&reco.changes).unwrap();
+        assert_eq!(store.load(&name).await.unwrap(), model);
+        let h = store.history(&name, Some("reco_job")).await.unwrap();
+        let reserved: Vec<_> = h.iter().filter(|e| e.via == "reserve").collect();
+        assert_eq!(reserved.len(), 3_000);
+        let names: std::collections::BTreeSet<String> = model
+            .jobs
+            .values()
+            .map(|j| j.key.name(&name))
+            .collect();
+        let reasons: std::collections::BTreeSet<String> =
+            reserved.iter().map(|e| e.reason.clone().unwrap()).collect();
+        assert_eq!(reasons, names, "each reservation names its own job");
+        assert_eq!(store.count_drift().await.unwrap(), Vec::<String>::new());
+        use sea_orm::ConnectionTrait;
+        let lists = store
+            .connection()
+            .query_all_raw(sea_orm::Statement::from_string(
+                store.backend(),
+                "SELECT reasons FROM transitions WHERE reasons IS NOT NULL",
+            ))
+            .await
+            .unwrap();
+        let longest = lists.iter().map(|r| r.try_get::<String>("", "reasons").unwrap().len()).max().unwrap_or(0);
+        assert!(longest > 200_000, "the reasons were written in one row of {longest} bytes");
+    }
+}
