@@ -651,29 +651,18 @@ impl Writer<'_> {
         E: EntityTrait<Column = C>,
         C: ColumnTrait,
     {
+        let mut q = E::find().select_only().column(id_col);
+        if let Some(c) = reason {
+            q = q.column(c);
+        }
+        let q = q
+            .filter(of_dataset(dataset_col, self.ds.id))
+            .filter(name_col.is_in(names.iter().cloned()))
+            .order_by_asc(id_col);
         let rows: Vec<(i64, Option<String>)> = match reason {
-            Some(c) => {
-                E::find()
-                    .select_only()
-                    .column(id_col)
-                    .column(c)
-                    .filter(of_dataset(dataset_col, self.ds.id))
-                    .filter(name_col.is_in(names.iter().cloned()))
-                    .order_by_asc(id_col)
-                    .into_tuple()
-                    .all(self.txn)
-                    .await?
-            }
+            Some(_) => q.into_tuple().all(self.txn).await?,
             None => {
-                let ids: Vec<i64> = E::find()
-                    .select_only()
-                    .column(id_col)
-                    .filter(of_dataset(dataset_col, self.ds.id))
-                    .filter(name_col.is_in(names.iter().cloned()))
-                    .order_by_asc(id_col)
-                    .into_tuple()
-                    .all(self.txn)
-                    .await?;
+                let ids: Vec<i64> = q.into_tuple().all(self.txn).await?;
                 ids.into_iter().map(|id| (id, None)).collect()
             }
         };
