@@ -57,7 +57,9 @@ pub use error::{DbError, Result};
 /// on its row. A view loaded at one revision is of the state every later write starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Revision(pub i64);
-pub use query::{DatasetSummary, FileCounts, HistoryEntry, ListFilter, SampleSummary, Totals};
+pub use query::{
+    DatasetSummary, FileCounts, HistoryEntry, JobTotals, ListFilter, SampleSummary, Totals,
+};
 
 use entity::{dataset_status, file_status, prelude::*};
 
@@ -740,6 +742,11 @@ impl Store {
     /// Datasets matching `filter`, with their file counts, in two statements.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DatasetSummary>> {
         query::list(&self.db, filter).await
+    }
+
+    /// Reco and merge jobs of every dataset, every attempt, and how many were retries.
+    pub async fn job_totals(&self) -> Result<JobTotals> {
+        query::job_totals(&self.db).await
     }
 
     /// Campaign-wide counts of datasets per column word, files per state and jobs per state.

@@ -491,6 +491,36 @@ pub(crate) async fn samples(
     Ok(by.into_values().collect())
 }
 
+/// Jobs of every dataset, every attempt counted: what a campaign ran, for its closing
+/// summary. Counted by the database (no job row is read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JobTotals {
+    /// Reco jobs.
+    pub reco: u64,
+    /// Merge jobs.
+    pub merge: u64,
+    /// Jobs of either kind that were a retry (attempt 2 or later).
+    pub retries: u64,
+}
+
+pub(crate) async fn job_totals(db: &DatabaseConnection) -> Result<JobTotals> {
+    let reco = RecojobStatus::find().count(db).await?;
+    let merge = MergejobStatus::find().count(db).await?;
+    let retries = RecojobStatus::find()
+        .filter(recojob_status::Column::Attempt.gt(1))
+        .count(db)
+        .await?
+        + MergejobStatus::find()
+            .filter(mergejob_status::Column::Attempt.gt(1))
+            .count(db)
+            .await?;
+    Ok(JobTotals {
+        reco,
+        merge,
+        retries,
+    })
+}
+
 /// Number of datasets matching `filter` (ignoring offset and limit).
 pub(crate) async fn count(db: &DatabaseConnection, filter: &ListFilter) -> Result<u64> {
     Ok(filtered(filter).count(db).await?)

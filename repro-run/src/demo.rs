@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use repro_core::job::JobSubject;
 use repro_core::plan::at_rest;
 use repro_core::{DatasetName, FileState};
 use repro_db::{DatasetSummary, ListFilter, NewFile, Register, Store};
@@ -48,11 +47,11 @@ pub struct Summary {
     /// Raw files that failed for good.
     pub files_failed_for_good: u64,
     /// Reco jobs, every attempt.
-    pub reco_jobs: usize,
+    pub reco_jobs: u64,
     /// Merge jobs, every attempt.
-    pub merge_jobs: usize,
+    pub merge_jobs: u64,
     /// Jobs that were retries.
-    pub retries: usize,
+    pub retries: u64,
     /// Ticks until every dataset was at rest.
     pub ticks: usize,
     /// Wall time, registration included.
@@ -173,17 +172,9 @@ pub async fn run(c: &Campaign, mut progress: impl FnMut(usize, usize)) -> Result
         s.files_cleaned += d.files.get(FileState::Cleaned);
         s.files_failed_for_good +=
             d.files.get(FileState::StageFailedForGood) + d.files.get(FileState::RecoFailedForGood);
-        let view = store.load(&d.name).await?;
-        for j in view.jobs.values() {
-            match j.key.subject {
-                JobSubject::Reco(_) => s.reco_jobs += 1,
-                JobSubject::Merge(_) => s.merge_jobs += 1,
-            }
-            if j.key.attempt > 1 {
-                s.retries += 1;
-            }
-        }
     }
+    let jobs = store.job_totals().await?;
+    (s.reco_jobs, s.merge_jobs, s.retries) = (jobs.reco, jobs.merge, jobs.retries);
     s.wall_time_s = t0.elapsed().as_secs_f64();
     Ok(Finished {
         summary: s,

@@ -278,3 +278,51 @@ on_every_backend! {
         assert!(longest > 200_000, "the reasons were written in one row of {longest} bytes");
     }
 }
+
+on_every_backend! {
+    async fn job_totals_count_every_attempt_of_every_dataset(db: &TestDb) {
+        // Two datasets driven to rest, the first attempt of every other reco job failing:
+        // the database's totals are what the views hold, retries included.
+        let store = db.store().await;
+        let policy = Policy::default();
+        let mut expected = repro_db::JobTotals::default();
+        for (n, k) in [("totals.a", 3), ("totals.b", 6)] {
+            let name = DatasetName::new(n).unwrap();
+            store.register(&name, &files(k), &Register { unlock: true, ..Register::default() }, "t").await.unwrap();
+            let mut model = store.load(&name).await.unwrap();
+            for _ in 0..50 {
+                let p = plan(&model, &policy);
+                step(&store, &mut model, &p.changes, "plan").await;
+                for a in &p.actions {
+                    if let Some(o) = succeed(a) {
+                        let c = record(&model, &o).unwrap();
+                        step(&store, &mut model, &c, "act").await;
+                    }
+                }
+                for poll in polls(&model) {
+                    let o = match &poll {
+                        Poll::Job { job, .. } if job.attempt == 1 && matches!(job.subject, JobSubject::Reco(f) if f.0 % 2 == 0) => {
+                            Outcome::JobFailed { job: *job, exit_code: Some(1), reason: "segfault".into() }
+                        }
+                        _ => answer(&model, &poll).unwrap(),
+                    };
+                    let c = record(&model, &o).unwrap();
+                    step(&store, &mut model, &c, "poll").await;
+                }
+                if repro_core::plan::at_rest(model.status.state) {
+                    break;
+                }
+            }
+            assert_eq!(model.status.columns().cleanup.to_string(), "CLEANED");
+            for j in model.jobs.values() {
+                match j.key.subject {
+                    JobSubject::Reco(_) => expected.reco += 1,
+                    JobSubject::Merge(_) => expected.merge += 1,
+                }
+                expected.retries += u64::from(j.key.attempt > 1);
+            }
+        }
+        assert!(expected.retries > 0 && expected.merge > 0, "{expected:?}");
+        assert_eq!(store.job_totals().await.unwrap(), expected);
+    }
+}

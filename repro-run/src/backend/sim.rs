@@ -252,6 +252,7 @@ impl SimBackend {
                         _ => {}
                     }
                 }
+                ((), true)
             })
         })
     }
@@ -302,7 +303,7 @@ impl SimBackend {
                 let mut q = Queues::new(capacity, world);
                 let out = f(&mut q);
                 *world = q.save();
-                (out, ())
+                (out, (), true)
             },
             None,
         )?;
@@ -360,12 +361,14 @@ impl SimBackend {
     }
 
     /// Runs `f` on one dataset's part of the world with its file locked, writing it back
-    /// afterwards. Each dataset has a file of its own (datasets share nothing outside), so a
-    /// call costs what that dataset holds, not the whole campaign.
+    /// afterwards if `f` says it may have changed it (the `bool` it returns beside its
+    /// result; a poll mostly only reads). Each dataset has a file of its own (datasets
+    /// share nothing outside), so a call costs what that dataset holds, not the whole
+    /// campaign.
     fn with_world<T>(
         &self,
         dataset: &str,
-        f: impl FnOnce(&mut World, &mut Journal) -> T,
+        f: impl FnOnce(&mut World, &mut Journal) -> (T, bool),
     ) -> Result<T, BackendError> {
         let mut journal = Journal::open(self.config.journal.as_deref())?;
         let dir = &self.config.world;
@@ -374,9 +377,9 @@ impl SimBackend {
             dir,
             dataset,
             |world| {
-                let out = f(world, &mut journal);
+                let (out, touched) = f(world, &mut journal);
                 // Flushed while the world is still locked, so the journal keeps its order.
-                (out, journal.flush())
+                (out, journal.flush(), touched)
             },
             // The events after the world, both under the lock: a cursor read in between
             // (it takes the lock too) cannot see new events with an old world.
@@ -469,14 +472,16 @@ impl Events {
 /// A file kept in step with a JSON value, and how to write it from the value.
 type Sidecar<'a, V> = (&'a Path, &'a dyn Fn(&V) -> Result<(), BackendError>);
 
-/// The value is written back only if `f` changed it. `sidecar`, if given, is a file kept
+/// `f` also says whether it may have changed the value: when it says not (a poll that
+/// only read), the value is neither serialized nor written. Otherwise it is written back
+/// only if it changed. `sidecar`, if given, is a file kept
 /// in step with the value (the dataset's events): it is removed before a changed value is
 /// written and written anew after (or whenever it is missing), all under the lock, so that
 /// a crash in between leaves no sidecar rather than one of an older value.
 fn locked_json<V: Default + Serialize + for<'de> Deserialize<'de>, T, U>(
     dir: &Path,
     name: &str,
-    f: impl FnOnce(&mut V) -> (T, U),
+    f: impl FnOnce(&mut V) -> (T, U, bool),
     sidecar: Option<Sidecar<'_, V>>,
 ) -> Result<(T, U), BackendError> {
     std::fs::create_dir_all(dir).map_err(|e| {
@@ -504,18 +509,22 @@ fn locked_json<V: Default + Serialize + for<'de> Deserialize<'de>, T, U>(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (V::default(), None),
         Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
     };
-    let out = f(&mut value);
-    let new = serde_json::to_vec(&value).map_err(err)?;
-    let changed = old.as_ref() != Some(&new);
-    if changed {
-        if let Some((side, _)) = sidecar {
-            match std::fs::remove_file(side) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(err(format!("cannot remove {}: {e}", side.display()))),
+    let (out, post, touched) = f(&mut value);
+    let mut changed = false;
+    if touched {
+        let new = serde_json::to_vec(&value).map_err(err)?;
+        changed = old.as_ref() != Some(&new);
+        drop(old);
+        if changed {
+            if let Some((side, _)) = sidecar {
+                match std::fs::remove_file(side) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(err(format!("cannot remove {}: {e}", side.display()))),
+                }
             }
+            write_atomically(path, &new)?;
         }
-        write_atomically(path, &new)?;
     }
     if let Some((side, write)) = sidecar
         && (changed || !side.exists())
@@ -523,7 +532,7 @@ fn locked_json<V: Default + Serialize + for<'de> Deserialize<'de>, T, U>(
         write(&value)?;
     }
     drop(lock);
-    Ok(out)
+    Ok((out, post))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackendError> {
@@ -716,7 +725,7 @@ impl Backend for SimBackend {
                         }
                     }
                 }
-                out
+                (out, true)
             })
         })
     }
@@ -726,6 +735,8 @@ impl Backend for SimBackend {
         let now = self.now;
         self.with_world(ds, |w, _| {
             let mut out = Vec::new();
+            // A poll only reads the world, but for a lost job, which it forgets.
+            let mut forgot = false;
             for p in polls {
                 match p {
                     Poll::Stage { file, lfn } => {
@@ -755,7 +766,7 @@ impl Backend for SimBackend {
                         batch_id,
                         lfn,
                     } => {
-                        let Some(sj) = w.jobs.get_mut(name) else {
+                        let Some(sj) = w.jobs.get(name) else {
                             out.push(if batch_id.is_none() {
                                 Outcome::JobFailed {
                                     job: *job,
@@ -788,6 +799,7 @@ impl Backend for SimBackend {
                         match sj.fate {
                             Fate::Lost => {
                                 w.jobs.remove(name);
+                                forgot = true;
                                 out.push(Outcome::JobLost { job: *job });
                             }
                             Fate::Failed => out.push(Outcome::JobFailed {
@@ -841,7 +853,7 @@ impl Backend for SimBackend {
                     }
                 }
             }
-            out
+            (out, forgot)
         })
     }
 }
@@ -897,6 +909,32 @@ mod tests {
             .filter(|o| matches!(o, Outcome::RecoDone { .. }))
             .count();
         (started, done)
+    }
+
+    #[test]
+    fn a_poll_that_finds_a_job_lost_forgets_it_and_a_poll_that_reads_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SimConfig {
+            lost_job: 1.0,
+            ..world(dir.path())
+        };
+        let ds = DatasetName::new("ds").unwrap();
+        let at = |now: f64| SimBackend::new(config.clone(), now);
+        let (submit, poll) = reco(1);
+        at(0.0).perform(&ds, &[submit]).unwrap();
+        let file = dir.path().join("ds.json");
+        let written = std::fs::read(&file).unwrap();
+        let cursor = at(20.0).cursor(&ds).unwrap();
+        // Still running at 5: the poll reads, and the world stays as it was.
+        at(5.0).poll(&ds, std::slice::from_ref(&poll)).unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), written);
+        assert_eq!(at(20.0).cursor(&ds).unwrap(), cursor);
+        // At 20 it is lost: the world forgets it, and its cursor says so.
+        let out = at(20.0).poll(&ds, std::slice::from_ref(&poll)).unwrap();
+        assert!(matches!(out[..], [Outcome::JobLost { .. }]), "{out:?}");
+        let world: World = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert!(world.jobs.is_empty(), "{world:?}");
+        assert_ne!(at(20.0).cursor(&ds).unwrap(), cursor);
     }
 
     #[test]
