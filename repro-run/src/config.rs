@@ -228,6 +228,11 @@ pub struct CommandConfig {
     pub declare: Option<Vec<String>>,
     /// Delete a raw file's intermediates (`{file}` staged copy, `{tmb}`). Unset: nothing is deleted.
     pub delete: Option<Vec<String>>,
+    /// What the site's tools hold for `{dataset}`, as one token that changes whenever an
+    /// answer of `stage_status` or `job_status` about it can (an event log's length, the
+    /// time of its last change). Set, a tick leaves a dataset alone while the token and the
+    /// dataset's rows stay the same; unset, every tick polls every dataset.
+    pub cursor: Option<Vec<String>>,
 }
 
 impl Default for CommandConfig {
@@ -244,6 +249,7 @@ impl Default for CommandConfig {
             job_lookup: None,
             declare: None,
             delete: None,
+            cursor: None,
         }
     }
 }
@@ -491,6 +497,22 @@ impl Config {
                             key,
                             "unset".into(),
                             "the command backend needs this step",
+                        ));
+                    }
+                }
+                for (key, v) in [
+                    ("backend.command.stage", &c.stage),
+                    ("backend.command.stage_status", &c.stage_status),
+                    ("backend.command.job_lookup", &c.job_lookup),
+                    ("backend.command.declare", &c.declare),
+                    ("backend.command.delete", &c.delete),
+                    ("backend.command.cursor", &c.cursor),
+                ] {
+                    if v.as_ref().is_some_and(Vec::is_empty) {
+                        return Err(bad(
+                            key,
+                            "[]".into(),
+                            "a step is a command and its arguments (leave it unset for none)",
                         ));
                     }
                 }

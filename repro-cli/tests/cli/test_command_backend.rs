@@ -5,12 +5,18 @@ use crate::support::{Env, render};
 
 /// A fake batch system, stager and catalog in one script. Its behaviour is switched by
 /// files in `state/`: `garbage` (submit prints HTML), `hang` (submit hangs), `refuse`
-/// (submit exits 1), `lose` (every job vanishes), `crash` (every job fails).
+/// (submit exits 1), `lose` (every job vanishes), `crash` (every job fails), `hold` (every
+/// job stays queued), `garbled` (the cursor prints two lines). Every call is logged in
+/// `calls`, beside `state/`.
 const TOOL: &str = r#"#!/bin/sh
 state="$(dirname "$0")/state"
 mkdir -p "$state/jobs"
 cmd="$1"; shift
+echo "$cmd" >> "$(dirname "$0")/calls"
 case "$cmd" in
+  cursor)            # cursor DATASET: moves with anything `status` answers from
+    [ -e "$state/garbled" ] && { printf 'one\ntwo\n'; exit 0; }
+    { ls "$state"; cat "$state"/jobs/* 2>/dev/null; } | cksum | cut -d' ' -f1 ;;
   submit)            # submit JOB OUTPUT [INPUTS]
     [ -e "$state/hang" ] && sleep 30
     [ -e "$state/garbage" ] && { echo "<html><body>Service Unavailable</body></html>"; exit 0; }
@@ -27,6 +33,7 @@ case "$cmd" in
   status)            # status BATCH_ID
     id="${1%.0}"
     [ -f "$state/jobs/$id" ] || { echo "unknown job $1" >&2; exit 2; }
+    [ -e "$state/hold" ] && { echo PENDING; exit 0; }
     if grep -q lose "$state/jobs/$id"; then echo LOST
     elif grep -q crash "$state/jobs/$id"; then echo "FAILED 139 segmentation violation"
     else echo DONE; fi ;;
@@ -39,11 +46,17 @@ esac
 "#;
 
 fn setup(env: &Env, timeout_s: u64) {
+    setup_with(env, timeout_s, "");
+}
+
+/// [`setup`], with more `[backend.command]` keys (`{t}` is the tool).
+fn setup_with(env: &Env, timeout_s: u64, more: &str) {
     let tool = env.write("tool.sh", TOOL);
     let mut perm = std::fs::metadata(&tool).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
     std::fs::set_permissions(&tool, perm).unwrap();
     let t = tool.display();
+    let more = more.replace("{t}", &t.to_string());
     env.write(
         "repro.toml",
         &format!(
@@ -59,6 +72,7 @@ job_status = ["{t}", "status", "{{batch_id}}"]
 job_lookup = ["{t}", "lookup", "{{job}}"]
 declare = ["{t}", "declare", "{{file}}"]
 delete = ["{t}", "delete", "{{tmb}}"]
+{more}
 [policy]
 max_attempts = 3
 merge_group_files = 2
@@ -294,4 +308,95 @@ fn files_that_failed_for_good_are_recovered_after_cleaned_without_redoing_what_w
     );
     let h = env.ok(&["history", "tape", "--entity", "dataset"]);
     assert!(h.contains("recover") && h.contains("tape fixed"), "{h}");
+}
+
+/// How many times the tool was called with `cmd`.
+fn calls(env: &Env, cmd: &str) -> usize {
+    std::fs::read_to_string(env.path("calls"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == cmd)
+        .count()
+}
+
+/// Whether one `repro --json tick` left `name` alone.
+fn tick_settled(env: &Env, name: &str) -> bool {
+    let out = env.run(&["--json", "tick"]);
+    assert!(out.status.success(), "{}", render(&out));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no report for {name}: {reports}"));
+    r["settled"] == true
+}
+
+#[test]
+fn with_a_cursor_tool_ticks_leave_a_waiting_dataset_alone_until_the_cursor_moves() {
+    let env = Env::new();
+    setup_with(&env, 10, r#"cursor = ["{t}", "cursor", "{dataset}"]"#);
+    switch(&env, "hold", true);
+    env.add("cmd", 4, &["--unlock"]);
+    // Jobs submitted and queued: within a few ticks one finds nothing new and nothing to
+    // do, and from then on ticks leave the dataset alone.
+    let mut quiet = false;
+    for _ in 0..6 {
+        if tick_settled(&env, "cmd") {
+            quiet = true;
+            break;
+        }
+    }
+    assert!(quiet, "the dataset never settled: {}", state(&env, "cmd"));
+    assert_eq!(state(&env, "cmd")["reco"], "RUNNING");
+    let (asked, cursors) = (calls(&env, "status"), calls(&env, "cursor"));
+    for _ in 0..3 {
+        assert!(tick_settled(&env, "cmd"));
+    }
+    assert_eq!(calls(&env, "status"), asked, "a settled dataset was polled");
+    assert_eq!(calls(&env, "cursor"), cursors + 3, "one cursor call a tick");
+
+    // The jobs are let go: the cursor moves, the next tick looks and the dataset goes on.
+    switch(&env, "hold", false);
+    assert!(!tick_settled(&env, "cmd"));
+    assert!(calls(&env, "status") > asked);
+    let v = tick_until_rest(&env, "cmd");
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+}
+
+#[test]
+fn a_cursor_tool_that_prints_garbage_fails_the_tick_naming_it() {
+    let env = Env::new();
+    setup_with(&env, 10, r#"cursor = ["{t}", "cursor", "{dataset}"]"#);
+    env.add("cmd", 2, &["--unlock"]);
+    switch(&env, "garbled", true);
+    let out = env.run(&["tick"]);
+    assert!(!out.status.success(), "{}", render(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cursor for cmd")
+            && err.contains("tool.sh printed no cursor")
+            && err.contains("one\\ntwo"),
+        "{err}"
+    );
+    // Nothing was lost: with the tool mended, the dataset goes on to the end.
+    switch(&env, "garbled", false);
+    let v = tick_until_rest(&env, "cmd");
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+}
+
+#[test]
+fn an_empty_command_in_the_configuration_names_its_key() {
+    let env = Env::new();
+    setup(&env, 10);
+    let config = std::fs::read_to_string(env.path("repro.toml")).unwrap();
+    env.write(
+        "repro.toml",
+        &config.replace("[policy]", "cursor = []\n[policy]"),
+    );
+    let out = env.run(&["tick"]);
+    assert_eq!(out.status.code(), Some(2), "{}", render(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("backend.command.cursor"), "{err}");
 }

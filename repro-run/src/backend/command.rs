@@ -165,6 +165,16 @@ pub fn parse_batch_id(stdout: &str) -> Option<String> {
     plausible.then(|| word.to_owned())
 }
 
+/// A cursor as a `cursor` tool prints it: one line, trimmed, not empty, printable, at most
+/// 255 characters. Anything else (two lines, an empty line, control characters) is not a
+/// token a tick can keep.
+pub fn parse_cursor(stdout: &str) -> Option<String> {
+    let token = stdout.trim();
+    let fits =
+        !token.is_empty() && token.chars().count() <= 255 && !token.chars().any(char::is_control);
+    fits.then(|| token.to_owned())
+}
+
 /// A job's state as a `job_status` tool reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reported {
@@ -545,11 +555,49 @@ impl Backend for CommandBackend {
                 .collect(),
         )
     }
+
+    /// The `cursor` tool's token, if one is configured. A tool that fails or prints no
+    /// token is an error for the dataset (never a token that might not move).
+    fn cursor(&self, dataset: &DatasetName) -> Result<Option<String>, BackendError> {
+        let Some(t) = &self.cfg.cursor else {
+            return Ok(None);
+        };
+        let argv0 = t.first().cloned().unwrap_or_default();
+        let fail = |message| BackendError {
+            backend: "command",
+            message,
+        };
+        let ran = self
+            .step(t, &[("dataset", dataset.as_str())])
+            .map_err(|reason| fail(format!("cursor for {dataset}: {reason}")))?;
+        parse_cursor(&ran.stdout).map(Some).ok_or_else(|| {
+            fail(format!(
+                "cursor for {dataset}: {}",
+                garbage(
+                    &argv0,
+                    "cursor (one line of at most 255 printable characters)",
+                    &ran
+                )
+            ))
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_from_real_tools_and_garbage() {
+        assert_eq!(parse_cursor("4711\n").as_deref(), Some("4711"));
+        assert_eq!(
+            parse_cursor("  2026-12-03T17:00:00 events=42 \n").as_deref(),
+            Some("2026-12-03T17:00:00 events=42")
+        );
+        for garbage in ["", "\n\n", "a\nb\n", "tab\there", &"x".repeat(256)] {
+            assert_eq!(parse_cursor(garbage), None, "{garbage:?}");
+        }
+    }
 
     #[test]
     fn batch_ids_from_real_tools_and_garbage() {
