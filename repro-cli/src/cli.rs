@@ -379,8 +379,8 @@ pub struct DemoArgs {
     /// Seed of the simulation.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Datasets each tick works on at once.
-    #[arg(long, default_value_t = repro_run::config::DEFAULT_WORKERS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Datasets each tick works on at once [default: one per core, 2 to 4].
+    #[arg(long, default_value_t = repro_run::config::default_workers() as u16, hide_default_value = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
     /// Keep the database, world and journal in this directory instead of a temporary one.
     #[arg(long)]

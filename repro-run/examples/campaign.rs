@@ -15,20 +15,10 @@
 
 use std::time::Instant;
 
-use repro_db::Store;
+use common::peak_rss_mib;
 use repro_run::demo::{Campaign, run};
 
-/// The process's peak RSS since the last [`reset_peak`], in MiB.
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / 1024)
-}
+mod common;
 
 /// Starts the peak RSS again from what the process holds now (Linux: `clear_refs` 5).
 fn reset_peak() {
@@ -41,30 +31,7 @@ async fn fresh(url: &str) -> Result<Option<String>, Box<dyn std::error::Error>> 
     if url == "sqlite" {
         return Ok(None);
     }
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let (server, db) = path
-        .rsplit_once('/')
-        .ok_or_else(|| format!("{url} names no database"))?;
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    if db.is_empty() || db == "test" || !db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        return Err(format!(
-            "{url}: name a database of letters, digits and _ other than test; it is dropped"
-        )
-        .into());
-    }
-    let admin = Store::open(&format!("{server}/test{query}")).await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {db}"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {db}"))
-        .await?;
-    Ok(Some(url.to_owned()))
+    Ok(Some(common::fresh_server_database(url).await?))
 }
 
 #[tokio::main]
@@ -82,8 +49,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => vec!["sqlite".to_owned()],
     };
     println!(
-        "{datasets} datasets x {files} raw files = {} raw files, default failures, 4 workers",
-        u64::from(datasets) * u64::from(files)
+        "{datasets} datasets x {files} raw files = {} raw files, default failures, {} workers",
+        u64::from(datasets) * u64::from(files),
+        repro_run::config::default_workers()
     );
     println!(
         "| database | registration | ticks to rest | wall of the ticks | whole run | peak RSS |"
@@ -96,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             files,
             seed: 42,
             dir: dir.path().to_owned(),
-            workers: 4,
+            workers: repro_run::config::default_workers(),
             url: fresh(url).await?,
         };
         reset_peak();

@@ -24,6 +24,10 @@ use repro_run::config::SimConfig;
 use repro_run::{Driver, Op};
 use tracing_subscriber::layer::SubscriberExt;
 
+use common::peak_rss_mib;
+
+mod common;
+
 static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts the statements the store sends (events of target `sqlx::query`).
@@ -35,17 +39,6 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
             STATEMENTS.fetch_add(1, Ordering::Relaxed);
         }
     }
-}
-
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / 1024)
 }
 
 #[tokio::main]
@@ -61,19 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (datasets, files, ticks) = (arg(1, 20)?, arg(2, 5_000)?, arg(3, 8)?);
     let dir = tempfile::tempdir()?;
     let url = match args.get(4) {
-        Some(url) => {
-            let (server, db) = url
-                .rsplit_once('/')
-                .ok_or_else(|| format!("{url} names no database"))?;
-            let admin = Store::open(&format!("{server}/test")).await?;
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {db}"))
-                .await?;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {db}"))
-                .await?;
-            url.clone()
-        }
+        Some(url) => common::fresh_server_database(url).await?,
         None => repro_run::demo::sqlite_url(&dir.path().join("quiet.db")),
     };
     let store = Store::open(&url).await?;

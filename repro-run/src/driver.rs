@@ -385,7 +385,7 @@ fn is_failure(o: &Outcome) -> bool {
 impl<'a> Driver<'a> {
     /// A driver with the default policy, actor ([`default_actor`]), lease owner
     /// ([`default_owner`]), a lease of two minutes (renewed while it works) and
-    /// [`DEFAULT_WORKERS`](crate::config::DEFAULT_WORKERS) datasets at once.
+    /// [`default_workers`](crate::config::default_workers) datasets at once.
     pub fn new(store: &'a Store, backend: &'a dyn Backend) -> Self {
         Driver {
             store,
@@ -394,7 +394,7 @@ impl<'a> Driver<'a> {
             actor: default_actor(),
             owner: default_owner(),
             lease_ttl: Duration::from_secs(crate::config::DEFAULT_LEASE_TTL_S),
-            workers: crate::config::DEFAULT_WORKERS,
+            workers: crate::config::default_workers(),
             ledger: Ledger::new(),
         }
     }
