@@ -21,6 +21,7 @@ mod m20261202_000010_create_site_locks;
 mod m20261203_000011_dataset_revision;
 mod m20261203_000012_create_counts;
 mod m20261203_000013_compact_history;
+mod m20261203_000014_sqlite_checks_in_tables;
 
 pub use m20261201_000007_check_state_words::{CHECKED, Checked, statements as check_statements};
 pub use m20261203_000012_create_counts::{
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_dataset_revision::Migration),
             Box::new(m20261203_000012_create_counts::Migration),
             Box::new(m20261203_000013_compact_history::Migration),
+            Box::new(m20261203_000014_sqlite_checks_in_tables::Migration),
         ]
     }
 }

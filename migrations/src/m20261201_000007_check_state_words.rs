@@ -113,17 +113,18 @@ const COUNTERS: &[(&str, &str)] = &[
 ];
 
 /// One check: its name, table, column, the predicate on the column, and the message.
-struct Check {
+pub(crate) struct Check {
     /// Whether the column holds words (compared byte for byte) or a number.
-    words: bool,
-    name: String,
-    table: &'static str,
-    column: &'static str,
-    predicate: String,
-    why: String,
+    pub(crate) words: bool,
+    pub(crate) name: String,
+    pub(crate) table: &'static str,
+    pub(crate) column: &'static str,
+    pub(crate) predicate: String,
+    pub(crate) why: String,
 }
 
-fn checks() -> Vec<Check> {
+/// Every check, in a fixed order (also migration 14's, which moves SQLite's into the tables).
+pub(crate) fn checks() -> Vec<Check> {
     let mut out: Vec<Check> = CHECKED
         .iter()
         .map(|c| {

@@ -253,7 +253,7 @@ impl crate::Store {
     /// them.
     pub async fn recount(&self) -> Result<Vec<String>> {
         let mended = self.count_drift().await?;
-        let txn = self.write_txn().await?;
+        let (_turn, txn) = self.write_txn().await?;
         // Every dataset's row first, as each writer touches its own: writers wait until the
         // counts are rebuilt, and ticks look at every dataset again.
         txn.execute_unprepared("UPDATE dataset_status SET revision = revision + 1")

@@ -135,7 +135,18 @@ pub struct Store {
     db: DatabaseConnection,
     /// Limits every write that spends budget is checked against, in its transaction.
     limits: std::sync::Arc<repro_core::SiteLimits>,
+    /// This process's writers to SQLite take turns here before they ask SQLite for its
+    /// write lock. SQLite lets one transaction write at a time and makes the others poll
+    /// for the lock, sleeping up to 100 ms between tries; queued here, the next writer
+    /// starts as soon as the last one is done. Other processes still meet at SQLite's
+    /// lock (the busy timeout). Shared by the store's clones; unused on the servers, whose
+    /// row locks let writers of different datasets go at once.
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+/// On SQLite, this process's turn to write ([`Store::turn`]); held until the write it
+/// was taken for has committed or rolled back.
+pub(crate) type Turn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 /// A database URL fit for messages: the password, if any, left out.
 pub fn redact(url: &str) -> String {
@@ -183,6 +194,7 @@ impl Store {
         Ok(Store {
             db,
             limits: Default::default(),
+            gate: Default::default(),
         })
     }
 
@@ -258,6 +270,7 @@ impl Store {
         Ok(Store {
             db,
             limits: Default::default(),
+            gate: Default::default(),
         })
     }
 
@@ -366,7 +379,7 @@ impl Store {
             Status::NEW
         };
         let c = status.columns();
-        let txn = self.write_txn().await?;
+        let (_turn, txn) = self.write_txn().await?;
         let inserted = DatasetStatus::insert(dataset_status::ActiveModel {
             name: Set(name.to_string()),
             lock_state: Set(c.lock.as_str().into()),
@@ -550,6 +563,7 @@ impl Store {
     ) -> Result<bool> {
         use dataset_status::Column as C;
         let marker = format!("{}|{token}", revision.0);
+        let _turn = self.turn().await;
         let r = DatasetStatus::update_many()
             .col_expr(C::Settled, Expr::value(Some(marker)))
             .filter(C::Name.eq(name.as_str()))
@@ -631,17 +645,30 @@ impl Store {
         }
     }
 
-    /// A transaction for writing. On MariaDB/MySQL it reads committed data, so that the
-    /// gap locks of REPEATABLE READ do not make writers of different datasets deadlock.
-    async fn write_txn(&self) -> Result<sea_orm::DatabaseTransaction> {
+    /// A transaction for writing, and on SQLite this process's turn to write: bind both,
+    /// the turn first (`let (_turn, txn) = ...`), so that the transaction ends before the
+    /// turn does. On MariaDB/MySQL it reads committed data, so that the gap locks of
+    /// REPEATABLE READ do not make writers of different datasets deadlock.
+    pub(crate) async fn write_txn(&self) -> Result<(Turn, sea_orm::DatabaseTransaction)> {
         Ok(match self.backend() {
             DbBackend::MySql => {
-                self.db
+                let txn = self
+                    .db
                     .begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None)
-                    .await?
+                    .await?;
+                (None, txn)
             }
-            _ => self.db.begin().await?,
+            _ => (self.turn().await, self.db.begin().await?),
         })
+    }
+
+    /// On SQLite, waits for this process's turn to write (see `gate`); every write takes
+    /// it, a transaction or a single statement. `None` on the servers.
+    pub(crate) async fn turn(&self) -> Turn {
+        match self.backend() {
+            DbBackend::Sqlite => Some(self.gate.clone().lock_owned().await),
+            _ => None,
+        }
     }
 
     async fn apply_once(
@@ -654,7 +681,7 @@ impl Store {
         // checked as each is written (guards, and the files behind a closing transition).
         Change::check_all(changes)?;
         let now = now();
-        let txn = self.write_txn().await?;
+        let (_turn, txn) = self.write_txn().await?;
         // Touching the dataset row first takes SQLite's write lock before anything is read,
         // so concurrent writers queue on the busy timeout instead of deadlocking.
         // It also counts the write in the row's revision, so a tick that found the
@@ -837,7 +864,7 @@ impl Store {
                     });
                 }
             };
-            let txn = self.write_txn().await?;
+            let (_turn, txn) = self.write_txn().await?;
             let mut q = DatasetStatus::update_many()
                 .col_expr(C::LeaseOwner, Expr::value(owner))
                 .col_expr(C::LeaseUntil, Expr::value(until))
@@ -902,6 +929,7 @@ impl Store {
         if sites.is_empty() {
             return Ok(());
         }
+        let _turn = self.turn().await;
         let rows = sites.iter().map(|s| site_tick::ActiveModel {
             site: Set(s.clone()),
             last_tick_at: Set(now),
@@ -1018,6 +1046,7 @@ impl Store {
     /// Gives a lease back. Releasing a lease that expired and was taken over does nothing.
     pub async fn release(&self, lease: &Lease) -> Result<()> {
         use dataset_status::Column as C;
+        let _turn = self.turn().await;
         DatasetStatus::update_many()
             .col_expr(C::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(C::LeaseUntil, Expr::value(Option::<NaiveDateTime>::None))
@@ -1076,7 +1105,7 @@ impl Store {
         change: impl FnOnce(dataset_status::Model) -> (dataset_status::ActiveModel, String, String),
     ) -> Result<()> {
         use sea_orm::ActiveModelTrait;
-        let txn = self.write_txn().await?;
+        let (_turn, txn) = self.write_txn().await?;
         let row = DatasetStatus::find()
             .filter(dataset_status::Column::Name.eq(name.as_str()))
             .one(&txn)
@@ -1154,6 +1183,7 @@ impl Store {
                 .add(C::Waiting.ne(w)),
             None => Condition::all().add(C::Waiting.is_not_null()),
         };
+        let _turn = self.turn().await;
         DatasetStatus::update_many()
             .col_expr(C::Waiting, Expr::value(waiting.map(str::to_owned)))
             .filter(C::Name.eq(name.as_str()))
@@ -1171,6 +1201,7 @@ impl Store {
 
     /// Deletes a dataset and everything recorded about it.
     pub async fn delete(&self, name: &DatasetName) -> Result<()> {
+        let _turn = self.turn().await;
         let res = DatasetStatus::delete_many()
             .filter(dataset_status::Column::Name.eq(name.as_str()))
             .exec(&self.db)

@@ -25,6 +25,22 @@ async fn without_checks(db: &TestDb) -> repro_db::Store {
     store
 }
 
+/// Runs `sql`, which breaks a check, past the checks. On SQLite they are constraints of
+/// the tables (migration 14), which cannot be dropped, only ignored by the connection that
+/// writes: one call, so one connection.
+async fn corrupt(store: &repro_db::Store, sql: &str) {
+    if store.backend() == sea_orm::DbBackend::Sqlite {
+        store
+            .execute_unprepared(&format!(
+                "PRAGMA ignore_check_constraints = ON; {sql}; PRAGMA ignore_check_constraints = OFF"
+            ))
+            .await
+            .unwrap();
+    } else {
+        store.execute_unprepared(sql).await.unwrap();
+    }
+}
+
 async fn corrupt_and_load(db: &TestDb, sql: &str) -> DbError {
     let store = without_checks(db).await;
     let name = DatasetName::new("bad.row").unwrap();
@@ -42,7 +58,7 @@ async fn corrupt_and_load(db: &TestDb, sql: &str) -> DbError {
         .register(&name, &files, &Register::default(), "t")
         .await
         .unwrap();
-    store.execute_unprepared(sql).await.unwrap();
+    corrupt(&store, sql).await;
     let err = store.load(&name).await.unwrap_err();
     // Nothing was repaired: the row is still as corrupt as it was.
     assert!(store.load(&name).await.is_err());
@@ -78,7 +94,7 @@ on_every_backend! {
         let store = without_checks(db).await;
         let name = DatasetName::new("bad.list").unwrap();
         store.register(&name, &[NewFile { lfn: "a".into(), size: 1 }], &Register::default(), "t").await.unwrap();
-        store.execute_unprepared("UPDATE dataset_status SET lock_state = 'lock'").await.unwrap();
+        corrupt(&store, "UPDATE dataset_status SET lock_state = 'lock'").await;
         let err = store.list(&Default::default()).await.unwrap_err();
         assert!(err.to_string().contains("\"lock\" is not a lock state"), "{err}");
     }

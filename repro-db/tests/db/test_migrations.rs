@@ -69,3 +69,120 @@ async fn a_bad_url_is_an_error_naming_it() {
     let err = Store::open("repro.db").await.unwrap_err();
     assert!(err.to_string().contains("expected sqlite://PATH"), "{err}");
 }
+
+/// Migration 14 rebuilds SQLite's checked tables with their checks as constraints: what
+/// they held is kept, ids are never reused, foreign keys still hold and cascade, and the
+/// checks still refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_checks_move_into_their_tables_and_keep_every_row() {
+    use crate::support::{Backend, TestDb};
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let store = Store::open(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    Migrator::down(store.connection(), Some(1)).await.unwrap();
+    let triggers = async |store: &Store| {
+        let sql = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'";
+        let row = store
+            .connection()
+            .query_one_raw(Statement::from_string(store.backend(), sql))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    };
+    assert_eq!(
+        triggers(&store).await,
+        30,
+        "migration 7's triggers, before 14"
+    );
+    let files = |n: usize| -> Vec<NewFile> {
+        (0..n)
+            .map(|i| NewFile {
+                lfn: format!("f{i}"),
+                size: i as u64 + 1,
+            })
+            .collect()
+    };
+    let (kept, gone) = (
+        DatasetName::new("kept").unwrap(),
+        DatasetName::new("gone").unwrap(),
+    );
+    store
+        .register(&kept, &files(3), &Register::default(), "t")
+        .await
+        .unwrap();
+    store
+        .register(&gone, &files(4), &Register::default(), "t")
+        .await
+        .unwrap();
+    // The last ids taken belong to a dataset that is deleted: never to be handed out again.
+    store.delete(&gone).await.unwrap();
+    let before = store.load(&kept).await.unwrap();
+    let highest = *before.files.keys().max().unwrap();
+
+    store.migrate().await.unwrap();
+    store.check_schema().await.unwrap();
+    assert_eq!(triggers(&store).await, 0);
+    assert_eq!(store.load(&kept).await.unwrap(), before);
+    assert_eq!(store.count_drift().await.unwrap(), Vec::<String>::new());
+    // The checks refuse as the triggers did, naming themselves.
+    for (sql, check) in [
+        (
+            "UPDATE file_status SET state = 'eaten'",
+            "ck_file_status_state",
+        ),
+        (
+            "UPDATE file_status SET attempts = -1",
+            "ck_file_status_attempts",
+        ),
+        (
+            "UPDATE dataset_status SET lock_state = 'lock'",
+            "ck_dataset_status_lock_state",
+        ),
+    ] {
+        let err = store.execute_unprepared(sql).await.unwrap_err();
+        assert!(err.to_string().contains(check), "{sql}: {err}");
+    }
+    assert_eq!(store.load(&kept).await.unwrap(), before);
+    // New rows get ids past every id ever taken, deleted ones included.
+    let again = DatasetName::new("again").unwrap();
+    store
+        .register(&again, &files(2), &Register::default(), "t")
+        .await
+        .unwrap();
+    let lowest_new = *store
+        .load(&again)
+        .await
+        .unwrap()
+        .files
+        .keys()
+        .min()
+        .unwrap();
+    assert!(
+        lowest_new.0 > highest.0 + 4,
+        "{lowest_new:?} reuses an id of the deleted dataset"
+    );
+    // Deleting a dataset still takes its files with it (the foreign keys came through).
+    store.delete(&kept).await.unwrap();
+    let left = store
+        .execute_unprepared(
+            "DELETE FROM file_status WHERE dataset_id NOT IN (SELECT id FROM dataset_status)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "files outlived their dataset");
+    // And back: the triggers return, the constraints go.
+    Migrator::down(store.connection(), Some(1)).await.unwrap();
+    assert_eq!(triggers(&store).await, 30);
+    let err = store
+        .execute_unprepared("UPDATE file_status SET state = 'eaten'")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("file_status.state must be one of"),
+        "{err}"
+    );
+    store.migrate().await.unwrap();
+    db.drop_db().await;
+}
