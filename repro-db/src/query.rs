@@ -56,9 +56,10 @@ pub(crate) async fn load(
     let (name, status) = convert::dataset(&ds)?;
     // Rows are streamed into the view, one at a time: a dataset's rows are never all held
     // at once beside it (sqlx's rows are several times the size of what they decode to).
+    // In no particular order (the view's maps order them; asking SQLite for id order
+    // made it sort every row first, in a temporary B-tree).
     let mut file_rows = FileStatus::find()
         .filter(file_status::Column::DatasetId.eq(ds.id))
-        .order_by_asc(file_status::Column::Id)
         .into_partial_model::<convert::FileRow>()
         .stream(txn)
         .await?;
@@ -73,6 +74,9 @@ pub(crate) async fn load(
     }
     // The stream holds the connection: done with before the next statement.
     drop(file_rows);
+    for ids in members.values_mut() {
+        ids.sort_unstable();
+    }
     let group_rows = MergeGroup::find()
         .filter(merge_group::Column::DatasetId.eq(ds.id))
         .all(txn)
