@@ -22,11 +22,11 @@ mod m20261203_000011_dataset_revision;
 mod m20261203_000012_create_counts;
 mod m20261203_000013_compact_history;
 mod m20261203_000014_sqlite_checks_in_tables;
+mod m20261204_000015_state_count_bytes;
 
 pub use m20261201_000007_check_state_words::{CHECKED, Checked, statements as check_statements};
-pub use m20261203_000012_create_counts::{
-    backfill as counts_backfill, hourly_select, state_selects,
-};
+pub use m20261203_000012_create_counts::{backfill as counts_backfill, hourly_select};
+pub use m20261204_000015_state_count_bytes::state_selects;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -49,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000012_create_counts::Migration),
             Box::new(m20261203_000013_compact_history::Migration),
             Box::new(m20261203_000014_sqlite_checks_in_tables::Migration),
+            Box::new(m20261204_000015_state_count_bytes::Migration),
         ]
     }
 }

@@ -49,9 +49,10 @@ fn hour_of(backend: DbBackend, col: &str) -> String {
     }
 }
 
-/// `SELECT dataset_id, entity, state, n, sample`: what `state_count` holds when it is
-/// right, one statement per counted table.
-pub fn state_selects() -> Vec<String> {
+/// `SELECT dataset_id, entity, state, n, sample`: what `state_count` held when it was
+/// right on the schema this migration made (before migration 15 kept bytes too), one
+/// statement per counted table.
+fn state_selects_counting() -> Vec<String> {
     [
         ("file", "file_status"),
         ("reco_job", "recojob_status"),
@@ -95,11 +96,17 @@ fn hourly_select_counting(backend: DbBackend, count: &str) -> String {
 /// Statements that fill both tables from the rows and the history (both empty before), on
 /// the schema of today.
 pub fn backfill(backend: DbBackend) -> Vec<String> {
-    backfill_with(hourly_select(backend))
+    let mut out = crate::m20261204_000015_state_count_bytes::fill(backend);
+    out.push(format!(
+        "INSERT INTO hourly_count (dataset_id, entity, via, hour, n) {}",
+        hourly_select(backend)
+    ));
+    out
 }
 
-fn backfill_with(hourly: String) -> Vec<String> {
-    let mut out: Vec<String> = state_selects()
+/// The same on the schema this migration made.
+fn backfill_counting(hourly: String) -> Vec<String> {
+    let mut out: Vec<String> = state_selects_counting()
         .into_iter()
         .map(|s| format!("INSERT INTO state_count (dataset_id, entity, state, n, sample) {s}"))
         .collect();
@@ -219,7 +226,7 @@ impl MigrationTrait for Migration {
             .await?;
         let db = manager.get_connection();
         let backend = manager.get_database_backend();
-        for sql in backfill_with(hourly_select_counting(backend, "COUNT(*)")) {
+        for sql in backfill_counting(hourly_select_counting(backend, "COUNT(*)")) {
             db.execute_unprepared(&sql).await?;
         }
         Ok(())

@@ -624,6 +624,56 @@ impl DatasetView {
         t
     }
 
+    /// Whether [`DatasetView::apply`] would take `changes`, without changing the view.
+    /// They are tried on a copy of the rows they name (and the subjects of the jobs they
+    /// name), not of the whole view; a dataset move, whose rules may count every file, on
+    /// a copy of the whole.
+    pub fn applies(&self, changes: &[Change]) -> bool {
+        if changes.iter().any(|c| matches!(c, Change::Dataset(_))) {
+            return self.clone().apply(changes).is_ok();
+        }
+        let mut part = DatasetView {
+            name: self.name.clone(),
+            status: self.status,
+            files: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            groups: BTreeMap::new(),
+        };
+        let file = |part: &mut DatasetView, id: &FileId| {
+            if let Some(f) = self.files.get(id) {
+                part.files.entry(*id).or_insert_with(|| f.clone());
+            }
+        };
+        let group = |part: &mut DatasetView, no: &GroupNo| {
+            if let Some(g) = self.groups.get(no) {
+                part.groups.entry(*no).or_insert_with(|| g.clone());
+            }
+        };
+        for c in changes {
+            match c {
+                Change::Dataset(_) => {}
+                Change::File { id, .. } => file(&mut part, id),
+                Change::NewGroup { no, files, .. } => {
+                    group(&mut part, no);
+                    for id in files {
+                        file(&mut part, id);
+                    }
+                }
+                Change::Group { no, .. } => group(&mut part, no),
+                Change::NewJob { key } | Change::Job { key, .. } => {
+                    if let Some(j) = self.jobs.get(key) {
+                        part.jobs.entry(*key).or_insert_with(|| j.clone());
+                    }
+                    match &key.subject {
+                        JobSubject::Reco(f) => file(&mut part, f),
+                        JobSubject::Merge(g) => group(&mut part, g),
+                    }
+                }
+            }
+        }
+        part.apply(changes).is_ok()
+    }
+
     /// Applies `changes` in order, all or nothing, with the rules storage enforces: each
     /// change is legal by its table ([`Change::check`]), finds what it expects (else a
     /// [`Conflict`]), and a closing dataset transition is founded on the files and groups

@@ -126,13 +126,21 @@ proptest! {
                     let first = plan(&v, &policy);
                     let again = plan(&v, &policy);
                     prop_assert_eq!(&first, &again, "planning is not deterministic");
+                    prop_assert!(v.applies(&first.changes), "a plan that does not apply");
                     let mut once = v.clone();
                     once.apply(&first.changes).unwrap();
                     if !first.changes.is_empty() {
                         // Applying the same decisions twice: the second is a conflict and writes nothing.
                         let mut twice = once.clone();
+                        prop_assert!(!once.applies(&first.changes), "applies twice");
                         prop_assert!(twice.apply(&first.changes).is_err());
                         prop_assert_eq!(&twice, &once);
+                        // Each step alone, tried on the rows it names, as `apply` on the whole.
+                        for c in &first.changes {
+                            let one = std::slice::from_ref(c);
+                            prop_assert_eq!(v.applies(one), v.clone().apply(one).is_ok(), "{}", c);
+                            prop_assert_eq!(once.applies(one), once.clone().apply(one).is_ok(), "{}", c);
+                        }
                     }
                     let next = plan(&once, &policy);
                     let repeated = repeated_reservations(&first.changes, &next.changes);

@@ -42,9 +42,10 @@ impl Store {
             .await?;
         // The copy's counts, from its rows (its history, and so its hourly counts, stay
         // behind).
-        for select in migration::state_selects() {
-            let sql =
-                format!("INSERT INTO state_count (dataset_id, entity, state, n, sample) {select}");
+        for select in migration::state_selects(dest.backend()) {
+            let sql = format!(
+                "INSERT INTO state_count (dataset_id, entity, state, n, sample, bytes, tmb_bytes) {select}"
+            );
             dst.execute_unprepared(&sql).await?;
         }
         dst.commit().await?;

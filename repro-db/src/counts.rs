@@ -21,11 +21,26 @@ pub(crate) fn hour(at: NaiveDateTime) -> String {
     at.format("%Y-%m-%d %H:00").to_string()
 }
 
+/// Bytes of a set of raw files: their sizes, and their TMB files' sizes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bytes {
+    pub(crate) raw: i64,
+    pub(crate) tmb: i64,
+}
+
+/// What one state of one entity of a dataset gains (or loses, negative).
+#[derive(Debug, Default, Clone, Copy)]
+struct Delta {
+    n: i64,
+    bytes: Bytes,
+}
+
 /// What one write transaction adds to the counts.
 #[derive(Debug, Default)]
 pub(crate) struct Deltas {
-    /// Per (dataset, entity, state): rows that arrived minus rows that left.
-    states: BTreeMap<(i64, &'static str, String), i64>,
+    /// Per (dataset, entity, state): rows that arrived minus rows that left, and their
+    /// bytes (files only).
+    states: BTreeMap<(i64, &'static str, String), Delta>,
     /// Per (dataset, entity, via): history rows written.
     hourly: BTreeMap<(i64, &'static str, String), i64>,
     /// The sample of each dataset whose states moved, stored with its counts.
@@ -40,7 +55,17 @@ impl Deltas {
         d
     }
 
-    /// `n` rows of `entity` moved from `from` to `to`.
+    fn add(&mut self, dataset: i64, entity: &'static str, state: &str, n: i64, bytes: Bytes) {
+        let d = self
+            .states
+            .entry((dataset, entity, state.to_owned()))
+            .or_default();
+        d.n += n;
+        d.bytes.raw += bytes.raw;
+        d.bytes.tmb += bytes.tmb;
+    }
+
+    /// `n` rows of `entity` (not files) moved from `from` to `to`.
     pub(crate) fn moved(
         &mut self,
         dataset: i64,
@@ -49,27 +74,50 @@ impl Deltas {
         to: &str,
         n: u64,
     ) {
-        if from == to || n == 0 {
+        self.moved_holding(
+            dataset,
+            entity,
+            (from, to),
+            n,
+            Bytes::default(),
+            Bytes::default(),
+        );
+    }
+
+    /// `n` rows moved from `from`, where they held `before`, to `to`, where they hold
+    /// `after` (a reco success gives a file its TMB file).
+    pub(crate) fn moved_holding(
+        &mut self,
+        dataset: i64,
+        entity: &'static str,
+        (from, to): (&str, &str),
+        n: u64,
+        before: Bytes,
+        after: Bytes,
+    ) {
+        if (from == to && before == after) || n == 0 {
             return;
         }
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        *self
-            .states
-            .entry((dataset, entity, from.to_owned()))
-            .or_default() -= n;
-        *self
-            .states
-            .entry((dataset, entity, to.to_owned()))
-            .or_default() += n;
+        let neg = Bytes {
+            raw: -before.raw,
+            tmb: -before.tmb,
+        };
+        self.add(dataset, entity, from, -n, neg);
+        self.add(dataset, entity, to, n, after);
     }
 
-    /// `n` rows of `entity` were created in `state`.
-    pub(crate) fn created(&mut self, dataset: i64, entity: &'static str, state: &str, n: u64) {
+    /// `n` rows of `entity` were created in `state`, holding `bytes`.
+    pub(crate) fn created(
+        &mut self,
+        dataset: i64,
+        entity: &'static str,
+        state: &str,
+        n: u64,
+        bytes: Bytes,
+    ) {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        *self
-            .states
-            .entry((dataset, entity, state.to_owned()))
-            .or_default() += n;
+        self.add(dataset, entity, state, n, bytes);
     }
 
     /// `n` history rows of `entity` moved by `via` were written.
@@ -85,18 +133,27 @@ impl Deltas {
     pub(crate) async fn write<C: ConnectionTrait>(self, db: &C, at: NaiveDateTime) -> Result<()> {
         let backend = db.get_database_backend();
         let samples = self.samples;
-        let states: Vec<[Value; 5]> = self
+        let states: Vec<[Value; 7]> = self
             .states
             .into_iter()
-            .filter(|(_, n)| *n != 0)
-            .map(|((d, e, s), n)| {
+            .filter(|(_, d)| d.n != 0 || d.bytes != Bytes::default())
+            .map(|((d, e, s), delta)| {
                 let sample = samples.get(&d).cloned().flatten();
-                [d.into(), e.into(), s.into(), n.into(), sample.into()]
+                [
+                    d.into(),
+                    e.into(),
+                    s.into(),
+                    delta.n.into(),
+                    delta.bytes.raw.into(),
+                    delta.bytes.tmb.into(),
+                    sample.into(),
+                ]
             })
             .collect();
         for chunk in states.chunks(UPSERT_CHUNK) {
             let key = ["dataset_id", "entity", "state"];
-            let sql = upsert(backend, "state_count", &key, &["n", "sample"], chunk.len());
+            let add = ["n", "bytes", "tmb_bytes"];
+            let sql = upsert(backend, "state_count", &key, &add, &["sample"], chunk.len());
             let values: Vec<Value> = chunk.iter().flat_map(|r| r.iter().cloned()).collect();
             db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
                 .await?;
@@ -110,7 +167,7 @@ impl Deltas {
             .collect();
         for chunk in hourly.chunks(UPSERT_CHUNK) {
             let key = ["dataset_id", "entity", "via", "hour"];
-            let sql = upsert(backend, "hourly_count", &key, &["n"], chunk.len());
+            let sql = upsert(backend, "hourly_count", &key, &["n"], &[], chunk.len());
             let values: Vec<Value> = chunk.iter().flat_map(|r| r.iter().cloned()).collect();
             db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
                 .await?;
@@ -119,11 +176,19 @@ impl Deltas {
     }
 }
 
-/// `INSERT INTO table (key..., n, rest...) VALUES (...), ...`, adding `n` to a row whose key
-/// exists instead (and leaving the rest of it as it is).
-fn upsert(backend: DbBackend, table: &str, key: &[&str], rest: &[&str], rows: usize) -> String {
-    let width = key.len() + rest.len();
-    let cols: Vec<&str> = key.iter().chain(rest).copied().collect();
+/// `INSERT INTO table (key..., add..., keep...) VALUES (...), ...`, adding the `add`
+/// columns to those of a row whose key exists instead (and leaving its `keep` columns as
+/// they are).
+fn upsert(
+    backend: DbBackend,
+    table: &str,
+    key: &[&str],
+    add: &[&str],
+    keep: &[&str],
+    rows: usize,
+) -> String {
+    let width = key.len() + add.len() + keep.len();
+    let cols: Vec<&str> = key.iter().chain(add).chain(keep).copied().collect();
     let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
     let mut i = 0;
     for r in 0..rows {
@@ -144,11 +209,24 @@ fn upsert(backend: DbBackend, table: &str, key: &[&str], rest: &[&str], rows: us
         sql.push(')');
     }
     match backend {
-        DbBackend::MySql => sql.push_str(" ON DUPLICATE KEY UPDATE n = n + VALUES(n)"),
-        _ => sql.push_str(&format!(
-            " ON CONFLICT ({}) DO UPDATE SET n = {table}.n + excluded.n",
-            key.join(", ")
-        )),
+        DbBackend::MySql => {
+            let sums: Vec<String> = add
+                .iter()
+                .map(|c| format!("{c} = {c} + VALUES({c})"))
+                .collect();
+            sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", sums.join(", ")));
+        }
+        _ => {
+            let sums: Vec<String> = add
+                .iter()
+                .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+                .collect();
+            sql.push_str(&format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                key.join(", "),
+                sums.join(", ")
+            ));
+        }
     }
     sql
 }
@@ -187,6 +265,20 @@ impl crate::Store {
             state: String,
             n: i64,
             sample: Option<String>,
+            bytes: i64,
+            tmb_bytes: i64,
+        }
+        // The counts of a row, and for files their bytes, each under a key of its own.
+        fn counted(into: &mut BTreeMap<(i64, String, String), i64>, entity: String, r: StateRow) {
+            if r.entity == "file" {
+                let (raw, tmb) = (
+                    format!("{} bytes", r.state),
+                    format!("{} TMB bytes", r.state),
+                );
+                into.insert((r.dataset_id, entity.clone(), raw), r.bytes);
+                into.insert((r.dataset_id, entity.clone(), tmb), r.tmb_bytes);
+            }
+            into.insert((r.dataset_id, entity, r.state), r.n);
         }
         #[derive(FromQueryResult)]
         struct HourRow {
@@ -206,17 +298,17 @@ impl crate::Store {
         let read = |sql: String| Statement::from_string(backend, sql);
         let mut kept: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
         for r in StateRow::find_by_statement(read(
-            "SELECT dataset_id, entity, state, n, sample FROM state_count".into(),
+            "SELECT dataset_id, entity, state, n, sample, bytes, tmb_bytes FROM state_count".into(),
         ))
         .all(&db)
         .await?
         {
-            kept.insert((r.dataset_id, in_sample(&r), r.state), r.n);
+            counted(&mut kept, in_sample(&r), r);
         }
         let mut rows: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
-        for sql in migration::state_selects() {
+        for sql in migration::state_selects(backend) {
             for r in StateRow::find_by_statement(read(sql)).all(&db).await? {
-                rows.insert((r.dataset_id, in_sample(&r), r.state), r.n);
+                counted(&mut rows, in_sample(&r), r);
             }
         }
         let mut out = drift("state_count", kept, rows);

@@ -57,6 +57,18 @@ pub use error::{DbError, Result};
 /// on its row. A view loaded at one revision is of the state every later write starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Revision(pub i64);
+
+/// Which dataset row a view is of, and at which [`Revision`]: a view kept from an earlier
+/// run ([`Store::load_stamped`]) is still the dataset's as long as [`Store::stamp`] gives
+/// the same. The row's id tells a dataset deleted and registered again under the same
+/// name (its revisions start again) from the one the view was of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stamp {
+    /// The dataset's row.
+    pub id: i64,
+    /// Its revision.
+    pub revision: Revision,
+}
 pub use query::{
     DatasetSummary, FileCounts, HistoryEntry, JobTotals, ListFilter, SampleSummary, Totals,
 };
@@ -435,7 +447,12 @@ impl Store {
         }
         let sample = opts.sample.as_ref().map(|s| s.as_str());
         let mut deltas = counts::Deltas::of(id, sample);
-        deltas.created(id, "file", state, files.len() as u64);
+        let raw = files
+            .iter()
+            .map(|f| i64::try_from(f.size).unwrap_or(i64::MAX))
+            .fold(0i64, i64::saturating_add);
+        let bytes = counts::Bytes { raw, tmb: 0 };
+        deltas.created(id, "file", state, files.len() as u64, bytes);
         deltas.write(&txn, now).await?;
         write::history(
             &txn,
@@ -544,10 +561,37 @@ impl Store {
 
     /// [`Store::load`], with the [`Revision`] the view is of.
     pub async fn load_revised(&self, name: &DatasetName) -> Result<(DatasetView, Revision)> {
+        let (view, stamp) = self.load_stamped(name).await?;
+        Ok((view, stamp.revision))
+    }
+
+    /// [`Store::load`], with the [`Stamp`] the view is of.
+    pub async fn load_stamped(&self, name: &DatasetName) -> Result<(DatasetView, Stamp)> {
         let txn = query::snapshot(&self.db).await?;
-        let (view, revision) = query::load(&txn, name).await?;
+        let (view, stamp) = query::load(&txn, name).await?;
         txn.commit().await?;
-        Ok((view, Revision(revision)))
+        Ok((view, stamp))
+    }
+
+    /// The dataset's row and revision now: one statement on its row, no file read. A view
+    /// loaded at the same [`Stamp`] is the dataset as it is, since every write to it counts
+    /// in its revision.
+    pub async fn stamp(&self, name: &DatasetName) -> Result<Stamp> {
+        use dataset_status::Column as C;
+        use sea_orm::QuerySelect;
+        let row: Option<(i64, i64)> = DatasetStatus::find()
+            .select_only()
+            .column(C::Id)
+            .column(C::Revision)
+            .filter(C::Name.eq(name.as_str()))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let (id, revision) = row.ok_or_else(|| DbError::NotFound(name.to_string()))?;
+        Ok(Stamp {
+            id,
+            revision: Revision(revision),
+        })
     }
 
     /// Records that a tick found nothing new and nothing to do for `name` at `revision`

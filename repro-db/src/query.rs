@@ -47,11 +47,12 @@ async fn dataset_row<C: ConnectionTrait>(
         .ok_or_else(|| DbError::NotFound(name.to_string()))
 }
 
-/// Loads one dataset with everything the decisions look at, and the revision it is at.
+/// Loads one dataset with everything the decisions look at, and the row and revision it
+/// is at.
 pub(crate) async fn load(
     txn: &DatabaseTransaction,
     name: &DatasetName,
-) -> Result<(DatasetView, i64)> {
+) -> Result<(DatasetView, crate::Stamp)> {
     let ds = dataset_row(txn, name).await?;
     let (name, status) = convert::dataset(&ds)?;
     // Rows are streamed into the view, one at a time: a dataset's rows are never all held
@@ -133,7 +134,13 @@ pub(crate) async fn load(
         jobs,
         groups,
     };
-    Ok((view, ds.revision))
+    Ok((
+        view,
+        crate::Stamp {
+            id: ds.id,
+            revision: crate::Revision(ds.revision),
+        },
+    ))
 }
 
 /// How many things of a dataset a check would poll ([`repro_core::plan::polls`]) counted
@@ -793,127 +800,107 @@ pub(crate) async fn per_hour(
 
 /// What the datasets of `site` (`None`: at no site) have in flight, leaving out the dataset
 /// with row id `except`: the database's count of what [`repro_core::Usage::of`] counts in
-/// a view. One statement per measure and 10,000 datasets, each served by the
-/// `(dataset_id, state)` indexes.
+/// a view. One statement over `state_count`, whose rows (one per dataset and state, with
+/// the files' bytes) the writes keep: the work grows with the site's datasets, not with
+/// its files.
 pub(crate) async fn usage<C: ConnectionTrait>(
     db: &C,
     site: crate::Sites<'_>,
     except: Option<i64>,
 ) -> Result<repro_core::Usage> {
-    use dataset_status::Column as D;
-    use file_status::Column as F;
     use repro_core::job::JobState;
-    let mut q =
-        DatasetStatus::find()
-            .select_only()
-            .columns([D::Id, D::PrestageState, D::CleanupState]);
-    q = match site {
-        crate::Sites::One(Some(s)) => q.filter(D::Site.eq(s)),
-        crate::Sites::One(None) => q.filter(D::Site.is_null()),
-        crate::Sites::All => q,
-    };
-    if let Some(id) = except {
-        q = q.filter(D::Id.ne(id));
+    use sea_orm::FromQueryResult;
+    #[derive(FromQueryResult)]
+    struct Row {
+        entity: String,
+        state: String,
+        holding: i64,
+        n: i64,
+        bytes: i64,
+        tmb_bytes: i64,
     }
-    let rows: Vec<(i64, String, String)> = q.into_tuple().all(db).await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut param = |v: sea_orm::Value| {
+        values.push(v);
+        match backend {
+            DbBackend::Postgres => format!("${}", values.len()),
+            _ => "?".to_owned(),
+        }
+    };
+    // Bound in the order they stand in the statement (`?` is positional).
     // From the start of prestage until CLEANED a dataset holds disk for its raw files.
-    let holding: Vec<i64> = rows
-        .iter()
-        .filter(|(_, prestage, cleanup)| {
-            prestage != repro_core::PrestageWord::NotDone.as_str()
-                && cleanup != repro_core::CleanupWord::Cleaned.as_str()
-        })
-        .map(|r| r.0)
-        .collect();
-    let live: Vec<&str> = [JobState::Reserved, JobState::Submitted, JobState::Running]
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
-    let mut u = repro_core::Usage::default();
-    let n = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
-    let sum = |col: &str| {
-        let backend = db.get_database_backend();
-        let quoted = match backend {
-            DbBackend::MySql => format!("`{col}`"),
-            _ => format!("\"{col}\""),
-        };
-        Expr::cust(crate::counts::as_i64(backend, &format!("SUM({quoted})")))
-    };
-    for chunk in ids.chunks(crate::ID_CHUNK) {
-        u.stage_requests += rows_in(
-            db,
-            FileStatus,
-            (F::Id, F::DatasetId, F::State),
-            chunk,
-            &[FileState::Staging.as_str()],
-        )
-        .await?;
-        use mergejob_status::Column as M;
-        use recojob_status::Column as R;
-        u.reco_jobs += rows_in(
-            db,
-            RecojobStatus,
-            (R::Id, R::DatasetId, R::State),
-            chunk,
-            &live,
-        )
-        .await?;
-        u.merge_jobs += rows_in(
-            db,
-            MergejobStatus,
-            (M::Id, M::DatasetId, M::State),
-            chunk,
-            &live,
-        )
-        .await?;
-        // TMB files of any dataset, until cleaned.
-        let tmb: Option<Option<i64>> = FileStatus::find()
-            .select_only()
-            .column_as(sum("tmb_size"), "b")
-            .filter(F::DatasetId.is_in(chunk.iter().copied()))
-            .filter(F::State.is_in([
-                FileState::Reconstructed.as_str(),
-                FileState::Merged.as_str(),
-                FileState::Deleting.as_str(),
-            ]))
-            .into_tuple()
-            .one(db)
-            .await?;
-        u.tmb_bytes = u.tmb_bytes.saturating_add(n(tmb.flatten()));
+    let not_done = param(repro_core::PrestageWord::NotDone.as_str().into());
+    let cleaned = param(repro_core::CleanupWord::Cleaned.as_str().into());
+    let mut filter = String::new();
+    match site {
+        crate::Sites::One(Some(s)) => {
+            filter.push_str(&format!(" AND d.site = {}", param(s.into())));
+        }
+        crate::Sites::One(None) => filter.push_str(" AND d.site IS NULL"),
+        crate::Sites::All => {}
     }
-    for chunk in holding.chunks(crate::ID_CHUNK) {
-        let raw: Option<Option<i64>> = FileStatus::find()
-            .select_only()
-            .column_as(sum("size"), "b")
-            .filter(F::DatasetId.is_in(chunk.iter().copied()))
-            .filter(F::State.is_not_in([
-                FileState::Cleaned.as_str(),
-                FileState::StageFailedForGood.as_str(),
-            ]))
-            .into_tuple()
-            .one(db)
-            .await?;
-        u.disk_bytes = u.disk_bytes.saturating_add(n(raw.flatten()));
+    if let Some(id) = except {
+        filter.push_str(&format!(" AND d.id <> {}", param(id.into())));
+    }
+    let sum = |col: &str| crate::counts::as_i64(backend, &format!("SUM(c.{col})"));
+    // One row per entity, state and holding or not: a sum over a row per dataset and
+    // state that the writes keep, not over the files.
+    let sql = format!(
+        "SELECT c.entity AS entity, c.state AS state, \
+         {holding} AS holding, \
+         {n} AS n, {bytes} AS bytes, {tmb} AS tmb_bytes \
+         FROM state_count c JOIN dataset_status d ON d.id = c.dataset_id \
+         WHERE c.entity IN ('file', 'reco_job', 'merge_job'){filter} \
+         GROUP BY c.entity, c.state, holding",
+        holding = crate::counts::as_i64(
+            backend,
+            &format!(
+                "CASE WHEN d.prestage_state <> {not_done} AND d.cleanup_state <> {cleaned} THEN 1 ELSE 0 END"
+            ),
+        ),
+        n = sum("n"),
+        bytes = sum("bytes"),
+        tmb = sum("tmb_bytes"),
+    );
+    let rows = Row::find_by_statement(sea_orm::Statement::from_sql_and_values(
+        backend, sql, values,
+    ))
+    .all(db)
+    .await?;
+    let live = [JobState::Reserved, JobState::Submitted, JobState::Running];
+    let is_live = |state: &str| live.iter().any(|s| s.as_str() == state);
+    let tmb_held = [
+        FileState::Reconstructed.as_str(),
+        FileState::Merged.as_str(),
+        FileState::Deleting.as_str(),
+    ];
+    let raw_gone = [
+        FileState::Cleaned.as_str(),
+        FileState::StageFailedForGood.as_str(),
+    ];
+    let mut u = repro_core::Usage::default();
+    for r in rows {
+        let n = crate::counts::checked("state_count", 0, r.n)?;
+        let bytes = crate::counts::checked("state_count", 0, r.bytes)?;
+        let tmb = crate::counts::checked("state_count", 0, r.tmb_bytes)?;
+        match r.entity.as_str() {
+            "file" => {
+                if r.state == FileState::Staging.as_str() {
+                    u.stage_requests += n;
+                }
+                // TMB files of any dataset, until cleaned.
+                if tmb_held.contains(&r.state.as_str()) {
+                    u.tmb_bytes = u.tmb_bytes.saturating_add(tmb);
+                }
+                if r.holding == 1 && !raw_gone.contains(&r.state.as_str()) {
+                    u.disk_bytes = u.disk_bytes.saturating_add(bytes);
+                }
+            }
+            "reco_job" if is_live(&r.state) => u.reco_jobs += n,
+            "merge_job" if is_live(&r.state) => u.merge_jobs += n,
+            _ => {}
+        }
     }
     Ok(u)
-}
-
-/// Rows of `E` of the datasets `ids` in one of `states`.
-async fn rows_in<C: ConnectionTrait, E: EntityTrait>(
-    db: &C,
-    _: E,
-    (id, dataset, state): (E::Column, E::Column, E::Column),
-    ids: &[i64],
-    states: &[&str],
-) -> Result<u64> {
-    let n: Option<i64> = E::find()
-        .select_only()
-        .column_as(Expr::col(id).count(), "n")
-        .filter(dataset.is_in(ids.iter().copied()))
-        .filter(state.is_in(states.iter().copied()))
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
 }

@@ -15,7 +15,7 @@ use sea_orm::{
 };
 
 use crate::convert::{self, db_id};
-use crate::counts::Deltas;
+use crate::counts::{Bytes, Deltas};
 use crate::entity::{
     dataset_status, file_status, merge_group, mergejob_status, prelude::*, recojob_status,
     transitions,
@@ -368,6 +368,16 @@ impl Writer<'_> {
         } else {
             ID_CHUNK
         };
+        // What the files hold, for the counts of their states: read before any of them
+        // moves (if one is not where expected, an update below finds it and nothing is
+        // kept), and again after if they got TMB files. A statement per 10,000 files, not
+        // per chunk of the updates.
+        let all = items
+            .iter()
+            .map(|p| db_id(p.id))
+            .collect::<Result<Vec<i64>>>()?;
+        let before = self.bytes_of(&all).await?;
+        let mut with_tmb = false;
         for chunk in items.chunks(chunk_len) {
             let ids = chunk
                 .iter()
@@ -413,6 +423,7 @@ impl Writer<'_> {
                     .col_expr(C::TmbPath, per_row(C::Id, C::TmbPath, paths))
                     .col_expr(C::TmbSize, per_row(C::Id, C::TmbSize, sizes));
             }
+            with_tmb |= !tmbs.is_empty();
             let res = q
                 .filter(C::DatasetId.eq(self.ds.id))
                 .filter(C::Id.is_in(ids.iter().copied()))
@@ -424,8 +435,6 @@ impl Writer<'_> {
                 return Err(self.file_conflict(&ids, m).await);
             }
             let n = chunk.len() as u64;
-            let (from, to) = (m.from.as_str(), m.to.as_str());
-            self.deltas.moved(self.ds.id, "file", from, to, n);
             if errors_in(chunk) {
                 for (id, p) in ids.iter().zip(chunk) {
                     self.record(
@@ -443,7 +452,56 @@ impl Writer<'_> {
                 self.deltas.history(self.ds.id, "file", via, n);
             }
         }
+        let after = if with_tmb {
+            self.bytes_of(&all).await?
+        } else {
+            before
+        };
+        let (from, to) = (m.from.as_str(), m.to.as_str());
+        let n = items.len() as u64;
+        self.deltas
+            .moved_holding(self.ds.id, "file", (from, to), n, before, after);
         Ok(())
+    }
+
+    /// The sizes of the raw files `ids` and of their TMB files, summed by the database:
+    /// a statement per 10,000 that reads the rows by their key.
+    async fn bytes_of(&self, ids: &[i64]) -> Result<Bytes> {
+        let mut total = Bytes::default();
+        for chunk in ids.chunks(ID_CHUNK) {
+            let b = self.bytes_of_chunk(chunk).await?;
+            total.raw = total.raw.saturating_add(b.raw);
+            total.tmb = total.tmb.saturating_add(b.tmb);
+        }
+        Ok(total)
+    }
+
+    async fn bytes_of_chunk(&self, ids: &[i64]) -> Result<Bytes> {
+        use file_status::Column as C;
+        let backend = sea_orm::ConnectionTrait::get_database_backend(self.txn);
+        let sum = |col: &str| {
+            let quoted = match backend {
+                sea_orm::DbBackend::MySql => format!("`{col}`"),
+                _ => format!("\"{col}\""),
+            };
+            Expr::cust(crate::counts::as_i64(
+                backend,
+                &format!("COALESCE(SUM({quoted}), 0)"),
+            ))
+        };
+        let (raw, tmb): (i64, i64) = FileStatus::find()
+            .select_only()
+            .column_as(sum("size"), "raw")
+            .column_as(sum("tmb_size"), "tmb")
+            // By key alone: the guarded update beside it checks that they are this
+            // dataset's (a `dataset_id` filter here made SQLite walk the dataset's rows
+            // through its `(dataset_id, state)` index for each chunk).
+            .filter(C::Id.is_in(ids.iter().copied()))
+            .into_tuple()
+            .one(self.txn)
+            .await?
+            .unwrap_or((0, 0));
+        Ok(Bytes { raw, tmb })
     }
 
     /// Names the first file of a failed guarded update that is not where it was expected.
@@ -594,9 +652,9 @@ impl Writer<'_> {
             (keys.len() - reco_files.len()) as u64,
         );
         self.deltas
-            .created(self.ds.id, "reco_job", reserved, n_reco);
+            .created(self.ds.id, "reco_job", reserved, n_reco, Bytes::default());
         self.deltas
-            .created(self.ds.id, "merge_job", reserved, n_merge);
+            .created(self.ds.id, "merge_job", reserved, n_merge, Bytes::default());
         self.deltas
             .history(self.ds.id, "reco_job", "reserve", n_reco);
         self.deltas
@@ -827,7 +885,8 @@ impl Writer<'_> {
                     }
                 }
                 let merging = GroupState::Merging.as_str();
-                self.deltas.created(self.ds.id, "group", merging, 1);
+                self.deltas
+                    .created(self.ds.id, "group", merging, 1, Bytes::default());
                 self.record(
                     "group",
                     inserted.last_insert_id,

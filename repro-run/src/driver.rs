@@ -9,11 +9,12 @@ use repro_core::plan::polls;
 use repro_core::{
     Change, DatasetName, DatasetView, Outcome, Plan, Policy, RecoOutcome, StageKind, Transition,
 };
-use repro_db::{DbError, ListFilter, Revision, Store};
+use repro_db::{DbError, ListFilter, Revision, Stamp, Store};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::backend::Backend;
+use crate::cache::ViewCache;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ledger::{Ledger, Planned};
 use repro_core::fair::{Claim, Weights};
@@ -233,6 +234,8 @@ pub struct Driver<'a> {
     /// What is left of each site's budget and of the total in this run, taken by the
     /// datasets in the order they are planned.
     ledger: Ledger,
+    /// Views kept between runs, if this process keeps them.
+    cache: Option<&'a ViewCache>,
 }
 
 /// What [`Driver::run_many`] did: a report per dataset it worked on, an error per dataset
@@ -396,7 +399,17 @@ impl<'a> Driver<'a> {
             lease_ttl: Duration::from_secs(crate::config::DEFAULT_LEASE_TTL_S),
             workers: crate::config::default_workers(),
             ledger: Ledger::new(),
+            cache: None,
         }
+    }
+
+    /// The same driver, keeping each dataset's view in `cache` when a run ends and using it
+    /// in the next run instead of loading the dataset, as long as nobody else wrote to it
+    /// (see [`ViewCache`]). For a process that runs again and again on the same datasets;
+    /// the cache may outlive the driver and serve the next one.
+    pub fn with_view_cache(mut self, cache: &'a ViewCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The same driver, working on up to `n` datasets at once (at least one).
@@ -579,7 +592,8 @@ impl<'a> Driver<'a> {
             name: name.to_string(),
             ..Report::default()
         };
-        let (mut view, revision) = self.store.load_revised(name).await?;
+        let (mut view, stamp) = self.view_of(name).await?;
+        let revision = stamp.revision;
         // The revision this run's own writes lead to; `None` once another's came between.
         let mut at = Some(revision);
         if view.status.lock == repro_core::LockWord::Lock {
@@ -675,13 +689,13 @@ impl<'a> Driver<'a> {
         // Nothing left to do, nothing waiting for budget and nobody else's write since the
         // load: the dataset settles, under the cursor read before the poll whose answers
         // it stands on. A run that acted has moved the world: the next tick looks again.
-        if let (Some(mut token), Some(mut at)) = (token, at)
+        if let (Some(mut token), Some(at)) = (token, at.as_mut())
             && done
             && report.waiting.is_none()
             && report.actions == 0
         {
             let mut settles = true;
-            if at != revision {
+            if *at != revision {
                 // What it recorded changed the questions (a job now has its batch id, a
                 // file is staged): the answers seen so far are not those the next tick
                 // would get. Ask once more; only if nothing new comes back does it settle,
@@ -691,24 +705,52 @@ impl<'a> Driver<'a> {
                 let due = polls(&view);
                 if !due.is_empty() {
                     let outcomes = self.call(|b| b.poll(&view.name, &due))?;
-                    let mut after = Some(at);
+                    let mut after = Some(*at);
                     let n = self.record(&mut view, &outcomes, &mut after).await?;
                     report.outcomes += n;
                     settles &= n == 0;
-                    at = after.unwrap_or(at);
+                    *at = after.unwrap_or(*at);
                 }
             }
             // The work is done and recorded; a marker that cannot be written only means
             // the next tick looks again.
             if settles {
-                match self.store.settle(name, at, &token).await {
+                match self.store.settle(name, *at, &token).await {
                     Ok(true) => debug!(dataset = %name, "settled"),
                     Ok(false) => {}
                     Err(e) => warn!(dataset = %name, "cannot record that it settled: {e}"),
                 }
             }
         }
+        // The view is the dataset as this run's last write left it, unless someone else
+        // wrote in between.
+        if let (Some(cache), Some(at)) = (self.cache, at) {
+            cache.put(
+                Stamp {
+                    id: stamp.id,
+                    revision: at,
+                },
+                view,
+            );
+        }
         Ok(report)
+    }
+
+    /// The dataset's view and the stamp it is at: the one kept in the cache if the dataset
+    /// is still at its stamp, else loaded.
+    async fn view_of(&self, name: &DatasetName) -> Result<(DatasetView, Stamp)> {
+        if let Some(cache) = self.cache {
+            if let Some((stamp, view)) = cache.take(name) {
+                let now = self.store.stamp(name).await?;
+                if now == stamp {
+                    cache.count(true);
+                    return Ok((view, stamp));
+                }
+                debug!(dataset = %name, kept = ?stamp, now = ?now, "the view kept is stale");
+            }
+            cache.count(false);
+        }
+        Ok(self.store.load_stamped(name).await?)
     }
 
     /// What a tick finding nothing to do for `name` depends on besides the dataset's rows:

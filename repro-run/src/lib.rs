@@ -34,6 +34,7 @@
 
 pub mod attention;
 pub mod backend;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod driver;
@@ -45,6 +46,7 @@ pub mod simulate;
 pub mod web;
 
 pub use backend::{Backend, BackendError};
+pub use cache::ViewCache;
 pub use config::{BackendKind, Config, ConfigError};
 pub use driver::{
     Driver, Op, Preview, Report, Run, Scope, preview, preview_dataset, preview_within, run_order,

@@ -293,7 +293,13 @@ pub async fn simulate(
     sim.world = s.dir.join("sim-world");
     sim.journal = None;
     let sites = store.dataset_sites().await?;
-    let backend_at = |t: f64| SimBackend::new(sim.clone(), t).with_sites(sites.clone());
+    // The world is this simulation's alone: kept in memory, not in files.
+    let memory = crate::backend::sim::SimMemory::new();
+    let backend_at = |t: f64| {
+        SimBackend::new(sim.clone(), t)
+            .with_sites(sites.clone())
+            .with_memory(memory.clone())
+    };
     if matches!(s.campaign, Campaign::Database(_)) {
         adopt_in_flight(&store, &backend_at(0.0)).await?;
     }
@@ -310,6 +316,9 @@ pub async fn simulate(
     let mut peaks: BTreeMap<Option<String>, Usage> = BTreeMap::new();
     let mut total_peak = Usage::default();
     let step_h = (s.interval_s as f64 / 3600.0).max(1.0);
+    // The copy is this process's alone: every dataset's view is kept from one tick to the
+    // next instead of loaded again.
+    let views = crate::ViewCache::new(usize::MAX);
     let mut t = 0u64;
     loop {
         let hour = t as f64 / 3600.0;
@@ -402,7 +411,8 @@ pub async fn simulate(
             .with_policy(s.config.policy())
             .with_actor("simulate")
             .with_lease_ttl(Duration::from_secs(3600))
-            .with_workers(s.config.run.workers);
+            .with_workers(s.config.run.workers)
+            .with_view_cache(&views);
         let run = driver.run_many(Op::Tick, &names, true).await;
         if let Some((name, e)) = run
             .errors

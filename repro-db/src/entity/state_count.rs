@@ -14,6 +14,10 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub state: String,
     pub n: i64,
+    /// The raw files' sizes (files only; migration 15).
+    pub bytes: i64,
+    /// Their TMB files' sizes (files only; migration 15).
+    pub tmb_bytes: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -60,9 +60,12 @@ on_every_backend! {
         let moved = store.execute_unprepared("UPDATE file_status SET state = 'staged' WHERE lfn = 'raw_0' AND state = 'registered'").await.unwrap();
         assert_eq!(moved, 1);
         let drift = store.count_drift().await.unwrap();
-        assert_eq!(drift.len(), 2, "{drift:?}");
+        assert_eq!(drift.len(), 4, "{drift:?}");
         assert!(drift.iter().any(|d| d.contains("registered: 5 counted, 4 rows")), "{drift:?}");
         assert!(drift.iter().any(|d| d.contains("staged: 0 counted, 1 rows")), "{drift:?}");
+        // The file's bytes went with it (100 bytes a file here).
+        assert!(drift.iter().any(|d| d.contains("registered bytes: 500 counted, 400 rows")), "{drift:?}");
+        assert!(drift.iter().any(|d| d.contains("staged bytes: 0 counted, 100 rows")), "{drift:?}");
         assert_eq!(store.recount().await.unwrap(), drift);
         assert_eq!(store.count_drift().await.unwrap(), Vec::<String>::new());
         assert_eq!(store.totals().await.unwrap().files.get(FileState::Staged), 1);

@@ -70,6 +70,14 @@ async fn step(store: &Store, model: &mut DatasetView, changes: &[repro_core::Cha
         polls(model).len() as u64,
         "polls counted by the database after {what}"
     );
+    // What the budgets count, from the counts the writes keep, is what the model holds
+    // (the dataset is the only one at its site).
+    let site = store.site_of(&model.name).await.unwrap();
+    assert_eq!(
+        store.usage(site.as_deref()).await.unwrap(),
+        repro_core::Usage::of(model),
+        "usage counted by the database after {what}"
+    );
     assert_eq!(
         store.count_drift().await.unwrap(),
         Vec::<String>::new(),
