@@ -6,30 +6,16 @@
 use std::path::Path;
 
 use repro_core::{Action, DatasetName, Outcome, Poll, Transition};
-use repro_db::{NewFile, Register, Store};
+use repro_db::Store;
 use repro_run::backend::sim::SimBackend;
 use repro_run::config::SimConfig;
 use repro_run::{Backend, BackendError, Driver, Op, Report};
 
+mod support;
+use support::NoCursor;
+
 async fn store(dir: &Path, datasets: u32, files: u32) -> (Store, Vec<DatasetName>) {
-    let store = Store::open(&repro_run::demo::sqlite_url(&dir.join("s.db")))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let mut names = Vec::new();
-    for d in 0..datasets {
-        let name = DatasetName::new(format!("quiet.ds{d}")).unwrap();
-        let list: Vec<NewFile> = (0..files)
-            .map(|f| NewFile::new(format!("/store/{name}/f{f:04}.raw"), 1_000 + u64::from(f)))
-            .collect();
-        let opts = Register {
-            unlock: true,
-            ..Register::default()
-        };
-        store.register(&name, &list, &opts, "t").await.unwrap();
-        names.push(name);
-    }
-    (store, names)
+    support::campaign(dir, "quiet", datasets, files).await
 }
 
 /// One tick of `names` at simulated time `now`, as a cron run would start it.
@@ -135,19 +121,6 @@ async fn a_quiet_tick_leaves_datasets_alone_until_something_changes() {
         .run_many(Op::Tick, &names, true)
         .await;
     assert!(run.reports.iter().all(|r| !r.settled));
-}
-
-/// The sim, with no cursor: every tick looks at every dataset, as before cursors.
-struct NoCursor(SimBackend);
-
-impl Backend for NoCursor {
-    fn perform(&self, d: &DatasetName, a: &[Action]) -> Result<Vec<Outcome>, BackendError> {
-        self.0.perform(d, a)
-    }
-
-    fn poll(&self, d: &DatasetName, p: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
-        self.0.poll(d, p)
-    }
 }
 
 /// Plays a campaign with failures to rest, a tick every 37 simulated seconds; returns the

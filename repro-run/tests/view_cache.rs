@@ -6,45 +6,17 @@
 
 use std::path::Path;
 
-use repro_core::{Action, DatasetName, Outcome, Poll, Transition};
-use repro_db::{NewFile, Register, Store};
+use repro_core::{DatasetName, Transition};
+use repro_db::Store;
 use repro_run::backend::sim::SimBackend;
 use repro_run::config::SimConfig;
-use repro_run::{Backend, BackendError, Driver, Op, ViewCache};
+use repro_run::{Driver, Op, ViewCache};
 
-/// The sim without its cursor: no dataset is ever left alone as settled, so every run of
-/// every tick goes through its view (kept or loaded) and the counts below are exact.
-struct NoCursor(SimBackend);
-
-impl Backend for NoCursor {
-    fn perform(&self, d: &DatasetName, a: &[Action]) -> Result<Vec<Outcome>, BackendError> {
-        self.0.perform(d, a)
-    }
-
-    fn poll(&self, d: &DatasetName, p: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
-        self.0.poll(d, p)
-    }
-}
+mod support;
+use support::NoCursor;
 
 async fn campaign(dir: &Path, datasets: u32, files: u32) -> (Store, Vec<DatasetName>) {
-    let store = Store::open(&repro_run::demo::sqlite_url(&dir.join("s.db")))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let mut names = Vec::new();
-    for d in 0..datasets {
-        let name = DatasetName::new(format!("kept.ds{d}")).unwrap();
-        let list: Vec<NewFile> = (0..files)
-            .map(|f| NewFile::new(format!("/store/{name}/f{f:04}.raw"), 1_000 + u64::from(f)))
-            .collect();
-        let opts = Register {
-            unlock: true,
-            ..Register::default()
-        };
-        store.register(&name, &list, &opts, "t").await.unwrap();
-        names.push(name);
-    }
-    (store, names)
+    support::campaign(dir, "kept", datasets, files).await
 }
 
 /// The sim with every kind of failure, so that retries, lost jobs and partial merges
