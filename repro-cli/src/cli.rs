@@ -385,6 +385,10 @@ pub struct DemoArgs {
     /// Keep the database, world and journal in this directory instead of a temporary one.
     #[arg(long)]
     pub keep: Option<PathBuf>,
+    /// A world where nothing fails: no failed job, declaration or deletion, no lost job
+    /// (by default 5% of reco jobs fail, 2% of merge jobs, and 1% of jobs are lost).
+    #[arg(long)]
+    pub no_failures: bool,
 }
 
 /// `repro simulate`.

@@ -782,6 +782,7 @@ async fn demo(args: &DemoArgs, json: bool) -> Result<ExitCode, CliError> {
         dir,
         workers: usize::from(args.workers),
         url: None,
+        failures: !args.no_failures,
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(u64::from(args.datasets));

@@ -10,13 +10,12 @@
 //!
 //! [`polls`] lists what a check should ask the outside world about.
 
-use std::borrow::Cow;
-
 use crate::budget::{Budget, Draw, Limit, Waiting};
 use crate::file::{FileEvent, FileId, FileState, TmbFile};
 use crate::job::{JobKey, JobSubject};
+use crate::name::DatasetName;
 use crate::policy::Policy;
-use crate::state::{DatasetState, Phase, StageKind};
+use crate::state::{DatasetState, Phase, StageKind, Status};
 use crate::transition::Transition;
 use crate::typed::AnyDataset;
 use crate::view::{Change, DatasetView, GroupEvent, GroupNo, GroupState, MergeGroup, MergedFile};
@@ -185,60 +184,77 @@ pub fn plan_within(
     if view.status.lock == LockWord::Lock {
         return out;
     }
-    // The view as the steps planned so far leave it: copied only once a step moves the
-    // dataset and the next stage is planned on what it leaves (a copy of a 50,000-file
-    // view per plan was most of the cost of planning).
-    let mut work = Cow::Borrowed(view);
+    // A step either moves the dataset (starting or closing a phase: the move alone, since
+    // a phase closes only when none of its work is left) and planning goes on at the next
+    // stage, or does the stage's work and is the last. The rows are the view's throughout:
+    // only the status moves, so the view is never copied (a copy of a 50,000-file view per
+    // plan was most of the cost of planning, and a third of a tick's memory).
+    let mut status = view.status;
     // Automatic edges only go forward, so this ends within one pass over the stages.
     for _ in 0..StageKind::ALL.len() {
-        if !at(work.status.state.kind()) {
+        if !at(status.state.kind()) {
             break;
         }
-        let mut step = stage_step(&work, policy, budget);
-        batch(&mut step.changes);
-        for (limit, n) in std::mem::take(&mut step.waiting) {
+        let Step { mut work, leave } = stage_step(view, status, policy, budget);
+        for (limit, n) in std::mem::take(&mut work.waiting) {
             *out.waiting.entry(limit).or_default() += n;
         }
-        if step.changes.is_empty() {
+        if let Some(via) = leave {
+            debug_assert!(work.is_empty(), "a phase closes with none of its work left");
+            let Some(change) = dataset_move(&view.name, status, via) else {
+                break;
+            };
+            match view.status_after(status, &change) {
+                Ok(next) => status = next,
+                // Only an inconsistent snapshot gets here; what was planned so far stands.
+                Err(_) => break,
+            }
+            out.changes.push(change);
+            continue;
+        }
+        if work.changes.is_empty() {
             break;
         }
-        let moved = step.transitions().next().is_some();
-        // A step that does not move the dataset is the last: checked against the view
-        // without being applied (the view is left as it was, whatever the answer).
-        let applies = if moved {
-            work.to_mut().apply(&step.changes).is_ok()
-        } else {
-            work.applies(&step.changes)
-        };
-        if !applies {
-            // Only an inconsistent snapshot gets here; what was planned so far stands.
-            break;
+        Change::batch_order(&mut work.changes);
+        // The last step, checked against the view without being applied.
+        if view.applies(&work.changes) {
+            out.changes.extend(work.changes);
+            out.actions.extend(work.actions);
         }
-        out.changes.extend(step.changes);
-        out.actions.extend(step.actions);
-        if !moved {
-            break;
-        }
+        break;
     }
     out
 }
 
-/// Orders one stage's work with [`Change::batch_order`], so the store writes it in few
-/// statements. A stage's work touches each row once and never moves the dataset; a step
-/// that moves the dataset (starting or closing a phase) is that move alone.
-fn batch(changes: &mut Vec<Change>) {
-    if !changes.iter().any(|c| matches!(c, Change::Dataset(_))) {
-        Change::batch_order(changes);
+/// What one stage plans: its work, and the transition that leaves the stage once none of
+/// its work is left (made by [`plan_within`] on the status the dataset has by then).
+#[derive(Default)]
+struct Step {
+    work: Plan,
+    leave: Option<Transition>,
+}
+
+impl Step {
+    fn leave(via: Transition) -> Self {
+        Step {
+            work: Plan::default(),
+            leave: Some(via),
+        }
     }
 }
 
 /// The work of the stage the dataset is at, and the transition that leaves it when the
 /// stage's work is done. One function per stage.
-fn stage_step(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Plan {
-    match v.status.state.kind() {
+fn stage_step(
+    v: &DatasetView,
+    status: Status,
+    policy: &Policy,
+    budget: &mut (impl Draw + ?Sized),
+) -> Step {
+    match status.state.kind() {
         StageKind::PrestageNotDone => start_prestage(v, budget),
-        StageKind::RecoNotDone => start(v, Transition::StartReco),
-        StageKind::MergeNotDone => start_merge(v, policy),
+        StageKind::RecoNotDone => Step::leave(Transition::StartReco),
+        StageKind::MergeNotDone => start_merge(status, policy),
         StageKind::PrestageRunning => prestaging(v, policy, budget),
         StageKind::RecoRunning => reconstructing(v, policy, budget),
         StageKind::MergeRunning => merging(v, policy, budget),
@@ -249,15 +265,14 @@ fn stage_step(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized
         | StageKind::RecoFailed
         | StageKind::MergeFailed
         | StageKind::CleanupFailed
-        | StageKind::Cleaned => Plan::default(),
+        | StageKind::Cleaned => Step::default(),
     }
 }
 
-/// The dataset move `via`, made by the typed method it names on the recovered dataset.
-fn dataset_move(v: &DatasetView, via: Transition) -> Option<Change> {
-    let moved = AnyDataset::recover(v.name.clone(), v.status)
-        .take(via)
-        .ok()?;
+/// The dataset move `via` from `status`, made by the typed method it names on the
+/// recovered dataset.
+fn dataset_move(name: &DatasetName, status: Status, via: Transition) -> Option<Change> {
+    let moved = AnyDataset::recover(name.clone(), status).take(via).ok()?;
     moved.into_changes().pop()
 }
 
@@ -271,50 +286,39 @@ impl Plan {
         }
     }
 
-    /// Moves the dataset along `via`.
-    fn close(&mut self, v: &DatasetView, via: Transition) {
-        self.changes.extend(dataset_move(v, via));
-    }
-
     /// Counts one piece of work held back by `limit`.
     fn wait(&mut self, limit: Limit) {
         *self.waiting.entry(limit).or_default() += 1;
     }
 }
 
-/// A phase that starts with no work of its own.
-fn start(v: &DatasetView, via: Transition) -> Plan {
-    let mut p = Plan::default();
-    p.close(v, via);
-    p
-}
-
 /// Prestage `NOT DONE`: starts when the disk budget has room for all its raw files.
-fn start_prestage(v: &DatasetView, budget: &mut (impl Draw + ?Sized)) -> Plan {
+fn start_prestage(v: &DatasetView, budget: &mut (impl Draw + ?Sized)) -> Step {
     let bytes = v.files.values().fold(0u64, |b, f| b.saturating_add(f.size));
-    let mut p = Plan::default();
     match budget.take_disk(bytes) {
-        Ok(()) => p.close(v, Transition::StartPrestage),
+        Ok(()) => Step::leave(Transition::StartPrestage),
         Err(limit) => {
-            *p.waiting.entry(limit).or_default() += v.files.len() as u64;
+            let mut work = Plan::default();
+            *work.waiting.entry(limit).or_default() += v.files.len() as u64;
+            Step { work, leave: None }
         }
     }
-    p
 }
 
 /// Merge `NOT DONE`: a reco-`PARTIAL` dataset waits unless the policy merges partial ones.
-fn start_merge(v: &DatasetView, policy: &Policy) -> Plan {
-    let partial = v.status.state.reco_outcome() == Some(crate::RecoOutcome::Partial);
+fn start_merge(status: Status, policy: &Policy) -> Step {
+    let partial = status.state.reco_outcome() == Some(crate::RecoOutcome::Partial);
     if partial && !policy.merge_partial {
-        return Plan::default();
+        return Step::default();
     }
-    start(v, Transition::StartMerge)
+    Step::leave(Transition::StartMerge)
 }
 
 /// Prestage `RUNNING`: stage what has attempts left, give up on what has none; when no file
 /// is left to stage, finish (some staged) or fail (none).
-fn prestaging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Plan {
+fn prestaging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Step {
     let mut p = Plan::default();
+    let mut leave = None;
     let mut open = false;
     for f in v.files.values() {
         match f.state {
@@ -341,23 +345,21 @@ fn prestaging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized
     }
     if !open {
         let any_staged = v.files.values().any(|f| !f.state.failed_for_good());
-        p.close(
-            v,
-            if any_staged {
-                Transition::FinishPrestage
-            } else {
-                Transition::FailPrestage
-            },
-        );
+        leave = Some(if any_staged {
+            Transition::FinishPrestage
+        } else {
+            Transition::FailPrestage
+        });
     }
-    p
+    Step { work: p, leave }
 }
 
 /// Reco `RUNNING`: submit a job for each staged file (or failed one with attempts left)
 /// that has none live, give up on the rest; when every file is settled, end complete,
 /// partial or failed by how many have a TMB file.
-fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Plan {
+fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Step {
     let mut p = Plan::default();
+    let mut leave = None;
     let mut open = false;
     for f in v.files.values() {
         let subject = JobSubject::Reco(f.id);
@@ -400,16 +402,17 @@ fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?S
         } else {
             Transition::FailReco
         };
-        p.close(v, via);
+        leave = Some(via);
     }
-    p
+    Step { work: p, leave }
 }
 
 /// Merge `RUNNING`: resubmit merging groups with no live job (or give them up), form new
 /// groups from reconstructed, ungrouped files and submit them; when nothing merges any
 /// more, finish, or fail if a group failed for good.
-fn merging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Plan {
+fn merging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Step {
     let mut p = Plan::default();
+    let mut leave = None;
     let mut open = false;
     for grp in v.groups.values() {
         if grp.state != GroupState::Merging {
@@ -447,16 +450,13 @@ fn merging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) 
             .groups
             .values()
             .any(|g| g.state == GroupState::FailedForGood);
-        p.close(
-            v,
-            if failed {
-                Transition::FailMerge
-            } else {
-                Transition::FinishMerge
-            },
-        );
+        leave = Some(if failed {
+            Transition::FailMerge
+        } else {
+            Transition::FinishMerge
+        });
     }
-    p
+    Step { work: p, leave }
 }
 
 /// Reserves the next merge job of `grp` and its submission.
@@ -479,8 +479,9 @@ fn submit_merge(v: &DatasetView, grp: &MergeGroup, p: &mut Plan) {
 
 /// Merge `MERGED`/`PARTIAL`: declare each merged file with attempts left; when none is
 /// left to declare, declare the dataset (`MERGED_DBUP`), or fail if attempts ran out.
-fn declaring(v: &DatasetView, policy: &Policy) -> Plan {
+fn declaring(v: &DatasetView, policy: &Policy) -> Step {
     let mut p = Plan::default();
+    let mut leave = None;
     let mut open = false;
     let mut exhausted = false;
     for grp in v.groups.values() {
@@ -502,22 +503,20 @@ fn declaring(v: &DatasetView, policy: &Policy) -> Plan {
         }
     }
     if !open {
-        p.close(
-            v,
-            if exhausted {
-                Transition::FailMerge
-            } else {
-                Transition::DeclareMerged
-            },
-        );
+        leave = Some(if exhausted {
+            Transition::FailMerge
+        } else {
+            Transition::DeclareMerged
+        });
     }
-    p
+    Step { work: p, leave }
 }
 
 /// Cleanup `NOT DONE`: delete each merged file's intermediates with attempts left; when
 /// none is left, clean, or fail if attempts ran out.
-fn cleaning(v: &DatasetView, policy: &Policy) -> Plan {
+fn cleaning(v: &DatasetView, policy: &Policy) -> Step {
     let mut p = Plan::default();
+    let mut leave = None;
     let mut open = false;
     let mut exhausted = false;
     for f in v.files.values() {
@@ -538,16 +537,13 @@ fn cleaning(v: &DatasetView, policy: &Policy) -> Plan {
         }
     }
     if !open {
-        p.close(
-            v,
-            if exhausted {
-                Transition::FailCleanup
-            } else {
-                Transition::Clean
-            },
-        );
+        leave = Some(if exhausted {
+            Transition::FailCleanup
+        } else {
+            Transition::Clean
+        });
     }
-    p
+    Step { work: p, leave }
 }
 
 fn tmb_size(v: &DatasetView, id: FileId) -> u64 {
@@ -675,6 +671,39 @@ mod tests {
             state,
         };
         v
+    }
+
+    /// A stage's step as a plan: its work, or the move that leaves the stage.
+    fn as_plan(v: &DatasetView, step: Step) -> Plan {
+        let mut p = step.work;
+        if let Some(via) = step.leave {
+            p.changes.extend(dataset_move(&v.name, v.status, via));
+        }
+        p
+    }
+
+    fn prestaging(v: &DatasetView, policy: &Policy, budget: &mut Budget) -> Plan {
+        as_plan(v, super::prestaging(v, policy, budget))
+    }
+
+    fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut Budget) -> Plan {
+        as_plan(v, super::reconstructing(v, policy, budget))
+    }
+
+    fn merging(v: &DatasetView, policy: &Policy, budget: &mut Budget) -> Plan {
+        as_plan(v, super::merging(v, policy, budget))
+    }
+
+    fn declaring(v: &DatasetView, policy: &Policy) -> Plan {
+        as_plan(v, super::declaring(v, policy))
+    }
+
+    fn cleaning(v: &DatasetView, policy: &Policy) -> Plan {
+        as_plan(v, super::cleaning(v, policy))
+    }
+
+    fn start_merge(v: &DatasetView, policy: &Policy) -> Plan {
+        as_plan(v, super::start_merge(v.status, policy))
     }
 
     fn vias(p: &Plan) -> Vec<Transition> {

@@ -140,6 +140,14 @@ proptest! {
                             let one = std::slice::from_ref(c);
                             prop_assert_eq!(v.applies(one), v.clone().apply(one).is_ok(), "{}", c);
                             prop_assert_eq!(once.applies(one), once.clone().apply(one).is_ok(), "{}", c);
+                            // A dataset move's status, found without applying it.
+                            if matches!(c, Change::Dataset(_)) {
+                                for at in [&v, &once] {
+                                    let mut whole = at.clone();
+                                    let applied = whole.apply(one).map(|()| whole.status);
+                                    prop_assert_eq!(at.status_after(at.status, c).ok(), applied.ok(), "{}", c);
+                                }
+                            }
                         }
                     }
                     let next = plan(&once, &policy);

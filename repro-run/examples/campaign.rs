@@ -66,6 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             dir: dir.path().to_owned(),
             workers: repro_run::config::default_workers(),
             url: fresh(url).await?,
+            failures: true,
         };
         reset_peak();
         let t = Instant::now();

@@ -2,14 +2,15 @@
 //!
 //! A run loads its dataset whole (files, groups, jobs) before it decides anything: at
 //! 50,000 files that is the largest part of a run that finds little to do. A process that
-//! ticks the same datasets again and again (`repro simulate`, `repro demo`, a service
-//! linking this crate) can keep each dataset's view as its last run left it, with the
+//! ticks the same datasets again and again (`repro simulate`, a service linking this
+//! crate) can keep each dataset's view as its last run left it, with the
 //! [`Stamp`] its own last write led to, and use it next time instead of loading, if the
 //! dataset's row still has that stamp: every write to a dataset, by any process, counts
 //! in its revision, so an equal stamp means nobody else wrote since. Anything else (a write
 //! by another process or an operator, a run that failed, a dataset deleted and registered
 //! again) and the next run loads it afresh. A cron tick, a process of its own each time,
-//! has no use for one.
+//! has no use for one; `repro demo` keeps none either, since it plays a campaign as cron
+//! would, and views of all its datasets would not fit its memory budget.
 //!
 //! Only a hand edit of the rows that does not go through `repro` (one that does not count
 //! in the revision, which also leaves settled datasets alone; see `repro recount`) is not

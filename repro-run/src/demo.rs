@@ -29,6 +29,9 @@ pub struct Campaign {
     pub workers: usize,
     /// The database, empty or new (`None`: `repro.db`, SQLite, in `dir`).
     pub url: Option<String>,
+    /// Whether the simulation fails now and then (its default rates: 5% of reco jobs,
+    /// 2% of merge jobs, 1% of jobs lost), or never.
+    pub failures: bool,
 }
 
 /// The campaign's closing numbers.
@@ -90,6 +93,11 @@ pub async fn run(c: &Campaign, mut progress: impl FnMut(usize, usize)) -> Result
     config.backend.sim.seed = c.seed;
     config.backend.sim.world = c.dir.join("sim-world");
     config.backend.sim.journal = Some(c.dir.join("sim-journal.jsonl"));
+    if !c.failures {
+        let sim = &mut config.backend.sim;
+        (sim.stage_failure, sim.reco_failure, sim.merge_failure) = (0.0, 0.0, 0.0);
+        (sim.declare_failure, sim.delete_failure, sim.lost_job) = (0.0, 0.0, 0.0);
+    }
     let url = match &c.url {
         Some(url) => url.clone(),
         None => sqlite_url(&c.dir.join("repro.db")),

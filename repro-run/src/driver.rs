@@ -611,11 +611,19 @@ impl<'a> Driver<'a> {
             });
         }
         if op.polls() {
-            let due = polls(&view);
-            if !due.is_empty() {
-                debug!(dataset = %name, polls = due.len(), "polling");
-                let outcomes = self.call(|b| b.poll(&view.name, &due))?;
-                report.outcomes += self.record(&mut view, &outcomes, &mut at).await?;
+            // The questions are dropped before the answers are recorded (at 50,000 files
+            // each is a tenth of what a tick holds).
+            let outcomes = {
+                let due = polls(&view);
+                if due.is_empty() {
+                    None
+                } else {
+                    debug!(dataset = %name, polls = due.len(), "polling");
+                    Some(self.call(|b| b.poll(&view.name, &due))?)
+                }
+            };
+            if let Some(outcomes) = outcomes {
+                report.outcomes += self.record(&mut view, outcomes, &mut at).await?;
             }
         }
         // Whether the run ends because nothing is left to do (not because of a failure
@@ -635,11 +643,11 @@ impl<'a> Driver<'a> {
                 done = true;
                 break;
             }
-            match self
-                .store
-                .apply_revised(name, &plan.changes, &self.actor)
-                .await
-            {
+            let moves: Vec<Transition> = plan.transitions().collect();
+            let Plan {
+                changes, actions, ..
+            } = plan;
+            match self.store.apply_revised(name, &changes, &self.actor).await {
                 Ok(written) => follow(&mut at, written),
                 Err(e @ DbError::OverBudget { .. }) => {
                     // Another process took the budget first: what is left waits.
@@ -659,25 +667,25 @@ impl<'a> Driver<'a> {
                 }
                 Err(e) => return Err(e.into()),
             }
-            view.apply(&plan.changes)
-                .map_err(|source| Error::Diverged {
-                    dataset: name.to_string(),
-                    source: Box::new(source),
-                })?;
-            report.alerts.extend(alerts(&view, &plan.changes));
-            let moves: Vec<Transition> = plan.transitions().collect();
+            view.apply(&changes).map_err(|source| Error::Diverged {
+                dataset: name.to_string(),
+                source: Box::new(source),
+            })?;
+            report.alerts.extend(alerts(&view, &changes));
+            drop(changes);
             if !moves.is_empty() {
                 let via: Vec<&str> = moves.iter().map(|t| t.as_str()).collect();
                 info!(dataset = %name, via = %via.join(" -> "), now = %view.status.columns(), "moved");
                 report.transitions.extend(moves);
             }
             let mut failed = false;
-            if !plan.actions.is_empty() {
-                debug!(dataset = %name, actions = plan.actions.len(), "acting");
-                report.actions += plan.actions.len();
-                let outcomes = self.call(|b| b.perform(&view.name, &plan.actions))?;
+            if !actions.is_empty() {
+                debug!(dataset = %name, actions = actions.len(), "acting");
+                report.actions += actions.len();
+                let outcomes = self.call(|b| b.perform(&view.name, &actions))?;
+                drop(actions);
                 failed = outcomes.iter().any(is_failure);
-                report.outcomes += self.record(&mut view, &outcomes, &mut at).await?;
+                report.outcomes += self.record(&mut view, outcomes, &mut at).await?;
             }
             // Go on while work completes (a declaration done lets the phase end at once); a
             // failure is retried by the next run, not at once, so a refusing tool is not
@@ -705,8 +713,9 @@ impl<'a> Driver<'a> {
                 let due = polls(&view);
                 if !due.is_empty() {
                     let outcomes = self.call(|b| b.poll(&view.name, &due))?;
+                    drop(due);
                     let mut after = Some(*at);
-                    let n = self.record(&mut view, &outcomes, &mut after).await?;
+                    let n = self.record(&mut view, outcomes, &mut after).await?;
                     report.outcomes += n;
                     settles &= n == 0;
                     *at = after.unwrap_or(*at);
@@ -833,7 +842,7 @@ impl<'a> Driver<'a> {
     async fn record(
         &self,
         view: &mut DatasetView,
-        outcomes: &[Outcome],
+        outcomes: Vec<Outcome>,
         at: &mut Option<Revision>,
     ) -> Result<usize> {
         // Each outcome is decided on the view the ones before it left, so it is applied
@@ -841,7 +850,7 @@ impl<'a> Driver<'a> {
         // refuses the batch, the error ends this dataset's run and `view` with it.
         let mut all = Vec::new();
         let mut n = 0;
-        for o in outcomes {
+        for o in &outcomes {
             match repro_core::outcome::record(view, o) {
                 // Nothing new (a job still running): not an outcome worth counting.
                 Ok(changes) if changes.is_empty() => {}
@@ -856,6 +865,7 @@ impl<'a> Driver<'a> {
                 Err(stale) => warn!(dataset = %view.name, "skipping {stale}"),
             }
         }
+        drop(outcomes);
         // Changes from different outcomes touch different rows; the store writes each
         // run of alike ones as one statement.
         Change::batch_order(&mut all);

@@ -193,6 +193,28 @@ fn the_demo_runs_a_campaign_to_rest() {
 }
 
 #[test]
+fn the_demo_without_failures_cleans_every_file_with_one_job_each() {
+    let env = Env::new();
+    let out = env.run(&[
+        "--json",
+        "demo",
+        "--datasets",
+        "2",
+        "--files",
+        "60",
+        "--no-failures",
+    ]);
+    assert!(out.status.success(), "{}", crate::support::render(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["summary"];
+    assert_eq!(s["cleaned"], 2, "{s}");
+    assert_eq!(s["files_cleaned"], 120, "{s}");
+    assert_eq!(s["files_failed_for_good"], 0, "{s}");
+    assert_eq!(s["reco_jobs"], 120, "no retries: {s}");
+    assert_eq!(s["retries"], 0, "{s}");
+}
+
+#[test]
 fn recount_finds_totals_a_hand_edit_left_wrong_and_mends_them() {
     let env = Env::new();
     env.init_reliable();
