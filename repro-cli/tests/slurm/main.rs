@@ -41,7 +41,7 @@ catalog = "work/catalog.txt"
 local_files = true
 time_limit = "{time_limit}"
 parallel = 8
-reco_command = ["/bin/sh", "-c", "case $(cat \"$1\") in fail) exit 3;; hang) sleep 600;; esac; cat \"$1\" > \"$2\"; echo reconstructed >> \"$2\"", "reco", "{{input}}", "{{output}}"]
+reco_command = ["/bin/sh", "-c", "case $(cat \"$1\") in fail) exit 3;; hang) sleep 600;; slow) sleep 20;; esac; cat \"$1\" > \"$2\"; echo reconstructed >> \"$2\"", "reco", "{{input}}", "{{output}}"]
 merge_command = ["/bin/sh", "-c", "xargs cat < \"$1\" > \"$2\"", "merge", "{{files}}", "{{output}}"]
 [policy]
 max_attempts = {max_attempts}
@@ -210,6 +210,48 @@ fn failed_cancelled_and_timed_out_jobs_keep_slurms_reason() {
     assert!(errors[1].contains("slurm: CANCELLED"), "{errors:?}");
     assert!(errors[2].contains("slurm: TIMEOUT"), "{errors:?}");
     assert_eq!(errors[3], "", "{errors:?}");
+}
+
+/// Whether one `repro --json tick` left `name` alone (settled, not loaded nor polled).
+fn tick_settled(env: &Env, name: &str) -> bool {
+    let out = env.run(&["--json", "tick"]);
+    assert!(out.status.success(), "{}", render(&out));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no report for {name}: {reports}"));
+    r["settled"] == true
+}
+
+#[test]
+#[ignore = "needs a Slurm cluster (.ci/slurm-up.sh starts one); run with --ignored"]
+fn ticks_leave_a_dataset_alone_while_slurms_queue_shows_no_change_to_its_jobs() {
+    assert_slurm_is_up();
+    let env = Env::new();
+    setup(&env, "5", 2);
+    let name = format!("quiet{}", std::process::id());
+    // Reco jobs that sleep 20 s: the queue stands still while they run.
+    raw_files(&env, &name, &["slow", "slow"]);
+    env.ok(&["unlock", &name]);
+    let t0 = Instant::now();
+    let mut quiet_twice = false;
+    while !quiet_twice && t0.elapsed() < Duration::from_secs(60) {
+        quiet_twice = tick_settled(&env, &name) && tick_settled(&env, &name);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        quiet_twice,
+        "no two ticks in a row left the dataset alone while its jobs ran: {}",
+        show(&env, &name)
+    );
+    assert_eq!(show(&env, &name)["reco"], "RUNNING");
+    // The jobs' end moves the queue, and so the cursor: ticks take the dataset to rest.
+    tick_until_rest(&env, &name, 1, Duration::from_secs(120));
+    let v = show(&env, &name);
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
 }
 
 /// Raw files for the limits test: `REPRO_SLURM_LIMIT_FILES` (400 in CI; the issue's

@@ -145,6 +145,93 @@ pub fn parse_scontrol(stdout: &str) -> Option<SlurmJob> {
     })
 }
 
+/// What Slurm's queue shows of one dataset's jobs: how many, and a hash of their ids and
+/// states. Any job of the dataset queued, started, ended or forgotten changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueMark {
+    /// Jobs of the dataset in the listing.
+    pub jobs: u64,
+    /// FNV-1a over their `id|state` lines, in job id order.
+    pub hash: u64,
+}
+
+impl std::fmt::Display for QueueMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:016x}", self.jobs, self.hash)
+    }
+}
+
+/// The dataset a repro job name belongs to: `DATASET` of `DATASET.reco.f12.a2` or
+/// `DATASET.merge.g3.a1` ([`JobKey::name`]). `None` for any other name.
+pub fn dataset_of_job(name: &str) -> Option<&str> {
+    let numbered = |word: &str, letter: char| {
+        word.strip_prefix(letter)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let (rest, attempt) = name.rsplit_once('.')?;
+    let (rest, subject) = rest.rsplit_once('.')?;
+    let (dataset, kind) = rest.rsplit_once('.')?;
+    let ours = numbered(attempt, 'a')
+        && match kind {
+            "reco" => numbered(subject, 'f'),
+            "merge" => numbered(subject, 'g'),
+            _ => false,
+        };
+    (ours && !dataset.is_empty()).then_some(dataset)
+}
+
+/// Parses `squeue -h -t all -o '%i|%j|%T'` (every job that Slurm still holds, ended ones
+/// included until it forgets them) into a [`QueueMark`] per dataset.
+/// Jobs whose names are not repro's are left out. A line that is not `ID|NAME|STATE` is
+/// garbage, and so is the whole listing: `Err` names the line.
+pub fn parse_queue(stdout: &str) -> Result<HashMap<String, QueueMark>, String> {
+    let mut jobs: Vec<(&str, u64, &str, &str)> = Vec::new();
+    for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let parsed = line.split_once('|').and_then(|(id, rest)| {
+            let (name, state) = rest.rsplit_once('|')?;
+            let plausible = parse_batch_id(id).as_deref() == Some(id)
+                && !state.is_empty()
+                && state.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+            plausible.then_some((id, name, state))
+        });
+        let Some((id, name, state)) = parsed else {
+            return Err(format!("squeue printed {line:?}, not ID|NAME|STATE"));
+        };
+        if let Some(dataset) = dataset_of_job(name) {
+            // Numeric order where the ids are numbers (array and het jobs are not repro's).
+            let n = id.parse().unwrap_or(u64::MAX);
+            jobs.push((dataset, n, id, state));
+        }
+    }
+    jobs.sort_unstable();
+    let mut out: HashMap<String, QueueMark> = HashMap::new();
+    for (dataset, _, id, state) in jobs {
+        let m = match out.get_mut(dataset) {
+            Some(m) => m,
+            None => out.entry(dataset.to_owned()).or_insert(QueueMark {
+                jobs: 0,
+                hash: 0xcbf2_9ce4_8422_2325,
+            }),
+        };
+        m.jobs += 1;
+        for b in id.bytes().chain([b'|']).chain(state.bytes()).chain([b'\n']) {
+            m.hash = (m.hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    Ok(out)
+}
+
+/// How long one `squeue` listing answers [`Backend::cursor`] for every dataset: a tick
+/// lists the queue once, not once per dataset. A listing is always older than the polls
+/// that follow it, so one that is out of date can only make a dataset looked at again.
+const QUEUE_LISTING_TTL: Duration = Duration::from_secs(5);
+
+/// A listing of the queue, by dataset, and when it was taken.
+type Listing = (
+    std::time::Instant,
+    std::sync::Arc<HashMap<String, QueueMark>>,
+);
+
 /// The `slurm` backend.
 #[derive(Debug)]
 pub struct SlurmBackend {
@@ -152,6 +239,8 @@ pub struct SlurmBackend {
     layout: Layout,
     /// Staging, declaring and deleting through site tools, when not local.
     steps: Option<CommandBackend>,
+    /// The last listing of the queue, for cursors.
+    listing: std::sync::Mutex<Option<Listing>>,
 }
 
 impl SlurmBackend {
@@ -161,7 +250,12 @@ impl SlurmBackend {
             workdir: cfg.workdir.clone(),
         };
         let steps = (!cfg.local_files).then(|| CommandBackend::new(steps));
-        SlurmBackend { cfg, layout, steps }
+        SlurmBackend {
+            cfg,
+            layout,
+            steps,
+            listing: std::sync::Mutex::new(None),
+        }
     }
 
     fn timeout(&self) -> Duration {
@@ -462,6 +556,37 @@ impl SlurmBackend {
         Ok(out)
     }
 
+    /// What the queue shows of each dataset's jobs, listed at most every
+    /// [`QUEUE_LISTING_TTL`]. `Ok(None)` when Slurm does not answer.
+    fn queue(&self) -> Result<Option<std::sync::Arc<HashMap<String, QueueMark>>>, String> {
+        let mut kept = self
+            .listing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, listing)) = kept.as_ref()
+            && at.elapsed() < QUEUE_LISTING_TTL
+        {
+            return Ok(Some(listing.clone()));
+        }
+        let at = std::time::Instant::now();
+        // Every user's jobs, not `--me`: a job submitted by an operator's own tick is the
+        // dataset's as much as cron's.
+        let argv: Vec<String> = ["squeue", "-h", "-t", "all", "-o", "%i|%j|%T"]
+            .map(String::from)
+            .to_vec();
+        let stdout = match self.slurm(&argv) {
+            Ok(out) => out,
+            Err(e) => {
+                // Slurm not answering is no dataset's news: the tick polls as before.
+                tracing::warn!("cannot list Slurm's queue for cursors: {e}");
+                return Ok(None);
+            }
+        };
+        let listing = std::sync::Arc::new(parse_queue(&stdout)?);
+        *kept = Some((at, listing.clone()));
+        Ok(Some(listing))
+    }
+
     fn poll_job(
         &self,
         dataset: &DatasetName,
@@ -575,6 +700,32 @@ impl Backend for SlurmBackend {
         );
         Ok(out)
     }
+
+    /// What Slurm's queue shows of the dataset's jobs ([`QueueMark`]), with the site
+    /// tools' cursor when staging, declaring and deleting go through them (`None` if they
+    /// have none). Files on the local filesystem need no cursor of their own: their polls
+    /// always answer, so a dataset settles with none of them outstanding.
+    fn cursor(&self, dataset: &DatasetName) -> Result<Option<String>, BackendError> {
+        let steps = match &self.steps {
+            Some(steps) => match steps.cursor(dataset)? {
+                Some(c) => Some(c),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let queue = self.queue().map_err(|message| BackendError {
+            backend: "slurm",
+            message,
+        })?;
+        let Some(queue) = queue else {
+            return Ok(None);
+        };
+        let mark = queue.get(dataset.as_str()).copied().unwrap_or_default();
+        Ok(Some(match steps {
+            Some(c) => format!("slurm {mark} steps {c}"),
+            None => format!("slurm {mark}"),
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -634,6 +785,63 @@ mod tests {
             ("FAILED", Some(3), "NonZeroExitCode")
         );
         assert!(parse_scontrol("slurm_load_jobs error: Invalid job id specified").is_none());
+    }
+
+    #[test]
+    fn job_names_name_their_dataset() {
+        assert_eq!(dataset_of_job("p17.wz.reco.f12.a2"), Some("p17.wz"));
+        assert_eq!(dataset_of_job("a.merge.g3.a1"), Some("a"));
+        assert_eq!(dataset_of_job("a.reco.reco.f1.a1"), Some("a.reco"));
+        for not_ours in [
+            "interactive",
+            "x.reco.g1.a1",
+            "x.merge.f1.a1",
+            "x.reco.f.a1",
+            "x.reco.f1.a",
+            "x.reco.f1.b1",
+            ".reco.f1.a1",
+            "reco.f1.a1",
+        ] {
+            assert_eq!(dataset_of_job(not_ours), None, "{not_ours}");
+        }
+    }
+
+    #[test]
+    fn the_queue_marks_each_datasets_jobs_and_moves_with_any_of_them() {
+        let q = "12|a.reco.f1.a1|RUNNING\n13|a.reco.f2.a1|PENDING\n\n14|b.c.merge.g1.a1|COMPLETED\n15|my notebook|RUNNING\n16|x|y|RUNNING\n";
+        let m = parse_queue(q).unwrap();
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!((m["a"].jobs, m["b.c"].jobs), (2, 1));
+        // The order squeue prints in does not matter; any state, job or forgotten job does.
+        let reordered = "13|a.reco.f2.a1|PENDING\n12|a.reco.f1.a1|RUNNING\n";
+        assert_eq!(parse_queue(reordered).unwrap()["a"], m["a"]);
+        for changed in [
+            "12|a.reco.f1.a1|COMPLETED\n13|a.reco.f2.a1|PENDING\n",
+            "12|a.reco.f1.a1|RUNNING\n13|a.reco.f2.a1|RUNNING\n",
+            "13|a.reco.f2.a1|PENDING\n",
+            "12|a.reco.f1.a1|RUNNING\n13|a.reco.f2.a1|PENDING\n17|a.reco.f1.a2|PENDING\n",
+        ] {
+            assert_ne!(parse_queue(changed).unwrap()["a"], m["a"], "{changed}");
+        }
+        // A dataset with no job in the queue is an empty mark, not an error.
+        assert_eq!(
+            parse_queue("")
+                .unwrap()
+                .get("a")
+                .copied()
+                .unwrap_or_default(),
+            QueueMark::default()
+        );
+        for garbage in [
+            "squeue: error: Invalid user",
+            "12 a.reco.f1.a1 RUNNING",
+            "12|a.reco.f1.a1|",
+            "|a.reco.f1.a1|RUNNING",
+            "12|a.reco.f1.a1|running",
+        ] {
+            let e = parse_queue(garbage).unwrap_err();
+            assert!(e.contains(garbage.trim()), "{e}");
+        }
     }
 
     #[test]
