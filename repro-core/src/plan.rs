@@ -362,8 +362,16 @@ fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?S
     let mut leave = None;
     let mut open = false;
     for f in v.files.values() {
+        if !matches!(
+            f.state,
+            FileState::Staged | FileState::RecoSubmitted | FileState::RecoFailed
+        ) {
+            continue;
+        }
         let subject = JobSubject::Reco(f.id);
-        let idle = v.live_job(subject).is_none();
+        // Looked up only for the files of this phase (not the reconstructed, merged and
+        // cleaned ones a long reco phase accumulates).
+        let idle = f.state != FileState::RecoSubmitted && v.live_job(subject).is_none();
         match f.state {
             FileState::Staged | FileState::RecoFailed if idle && f.may_try(policy.max_attempts) => {
                 open = true;
