@@ -189,7 +189,10 @@ pub fn parse_queue(stdout: &str) -> Result<HashMap<String, QueueMark>, String> {
     for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let parsed = line.split_once('|').and_then(|(id, rest)| {
             let (name, state) = rest.rsplit_once('|')?;
-            let plausible = parse_batch_id(id).as_deref() == Some(id)
+            // Any user's jobs are listed: array (`1234_[5-10]`) and heterogeneous
+            // (`77+0`) ids too, which are not repro's but are not garbage either.
+            let plausible = !id.is_empty()
+                && !id.contains(char::is_whitespace)
                 && !state.is_empty()
                 && state.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
             plausible.then_some((id, name, state))
@@ -808,7 +811,7 @@ mod tests {
 
     #[test]
     fn the_queue_marks_each_datasets_jobs_and_moves_with_any_of_them() {
-        let q = "12|a.reco.f1.a1|RUNNING\n13|a.reco.f2.a1|PENDING\n\n14|b.c.merge.g1.a1|COMPLETED\n15|my notebook|RUNNING\n16|x|y|RUNNING\n";
+        let q = "12|a.reco.f1.a1|RUNNING\n13|a.reco.f2.a1|PENDING\n\n14|b.c.merge.g1.a1|COMPLETED\n15|my notebook|RUNNING\n16|x|y|RUNNING\n1234_[5-10]|sweep|PENDING\n77+0|het|RUNNING\n";
         let m = parse_queue(q).unwrap();
         assert_eq!(m.len(), 2, "{m:?}");
         assert_eq!((m["a"].jobs, m["b.c"].jobs), (2, 1));
@@ -835,6 +838,7 @@ mod tests {
         for garbage in [
             "squeue: error: Invalid user",
             "12 a.reco.f1.a1 RUNNING",
+            "1 2|a.reco.f1.a1|RUNNING",
             "12|a.reco.f1.a1|",
             "|a.reco.f1.a1|RUNNING",
             "12|a.reco.f1.a1|running",
