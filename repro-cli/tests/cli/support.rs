@@ -144,10 +144,13 @@ fn is_time(w: &[u8]) -> bool {
     })
 }
 
-/// The journal's lines as (action, dataset, file, attempt).
+/// The journal's lines as (action, dataset, file, attempt). A line cut short is the start
+/// of an entry written by a process killed while appending it, before it saved the world:
+/// its action was not done, and is left out. Any other line that is not JSON fails.
 pub fn journal(path: &Path) -> Vec<(String, String, String, u64)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
+        .filter(|l| !matches!(serde_json::from_str::<serde_json::Value>(l), Err(e) if e.is_eof()))
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("journal lines are JSON");
             (

@@ -639,6 +639,7 @@ impl Journal {
                 OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .read(true)
                     .open(p)
                     .map_err(|e| err(format!("cannot open journal {}: {e}", p.display())))?,
             )),
@@ -657,11 +658,36 @@ impl Journal {
         }
     }
 
+    /// Appends what was logged, under an exclusive lock on the journal (processes and
+    /// datasets take turns). A process killed while appending can leave its last line
+    /// unfinished (the kernel stops a large write between pages); that line is ended
+    /// first, so what follows stays a line of its own. The unfinished line is the start of
+    /// an entry whose world was never saved (the world is written after the journal): its
+    /// action was not done, and a later call does it again.
     fn flush(&mut self) -> Result<(), BackendError> {
-        if let Some((path, f)) = &mut self.file {
-            f.write_all(&self.buf)
-                .map_err(|e| err(format!("cannot append to journal {}: {e}", path.display())))?;
+        let Some((path, f)) = &mut self.file else {
+            return Ok(());
+        };
+        if self.buf.is_empty() {
+            return Ok(());
         }
+        let fail =
+            |e: std::io::Error| err(format!("cannot append to journal {}: {e}", path.display()));
+        f.lock().map_err(fail)?;
+        let appended = (|| {
+            let len = f.metadata()?.len();
+            let mut last = [b'\n'];
+            if len > 0 {
+                std::os::unix::fs::FileExt::read_exact_at(&*f, &mut last, len - 1)?;
+            }
+            if last[0] != b'\n' {
+                f.write_all(b"\n")?;
+            }
+            f.write_all(&self.buf)
+        })();
+        let unlocked = f.unlock();
+        appended.and(unlocked).map_err(fail)?;
+        self.buf.clear();
         Ok(())
     }
 }
@@ -956,6 +982,41 @@ impl Backend for SimBackend {
 mod tests {
     use super::*;
     use repro_core::{FileId, JobKey};
+
+    #[test]
+    fn a_line_left_unfinished_by_a_killed_process_is_ended_before_the_next_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let entry = |file| JournalEntry {
+            action: "stage",
+            dataset: "d",
+            file,
+            attempt: 1,
+            job: None,
+        };
+        for torn in ["", "{\"action\":\"sta"] {
+            std::fs::write(&path, torn).unwrap();
+            let mut j = Journal::open(Some(&path)).unwrap();
+            j.log(&entry("f1"));
+            j.flush().unwrap();
+            j.log(&entry("f2"));
+            j.flush().unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            let whole: Vec<&str> = lines.iter().copied().filter(|l| *l != torn).collect();
+            assert_eq!(
+                lines.len(),
+                whole.len() + usize::from(!torn.is_empty()),
+                "{text}"
+            );
+            assert_eq!(whole.len(), 2, "{text}");
+            for (l, f) in whole.iter().zip(["f1", "f2"]) {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert_eq!(v["file"], f, "{text}");
+            }
+            assert!(text.ends_with('\n'));
+        }
+    }
 
     fn reco(i: u64) -> (Action, Poll) {
         let job = JobKey {
