@@ -162,3 +162,17 @@ pub fn journal(path: &Path) -> Vec<(String, String, String, u64)> {
         })
         .collect()
 }
+
+/// Whether one `repro --json tick` left `name` alone (settled: not loaded, not polled).
+pub fn tick_settled(env: &Env, name: &str) -> bool {
+    let out = env.run(&["--json", "tick"]);
+    assert!(out.status.success(), "{}", render(&out));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no report for {name}: {reports}"));
+    r["settled"] == true
+}

@@ -1,7 +1,7 @@
 //! The `command` backend against small scripts playing the site's tools, including ones
 //! that fail, hang past the timeout, print garbage, and lose a job after printing its id.
 
-use crate::support::{Env, render};
+use crate::support::{Env, render, tick_settled};
 
 /// A fake batch system, stager and catalog in one script. Its behaviour is switched by
 /// files in `state/`: `garbage` (submit prints HTML), `hang` (submit hangs), `refuse`
@@ -317,20 +317,6 @@ fn calls(env: &Env, cmd: &str) -> usize {
         .lines()
         .filter(|l| *l == cmd)
         .count()
-}
-
-/// Whether one `repro --json tick` left `name` alone.
-fn tick_settled(env: &Env, name: &str) -> bool {
-    let out = env.run(&["--json", "tick"]);
-    assert!(out.status.success(), "{}", render(&out));
-    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let r = reports
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("no report for {name}: {reports}"));
-    r["settled"] == true
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Env, render};
+use support::{Env, render, tick_settled};
 
 /// Why these tests are ignored by default.
 const NEEDS_SLURM: &str = "needs a Slurm cluster (.ci/slurm-up.sh starts one); run with --ignored";
@@ -210,20 +210,6 @@ fn failed_cancelled_and_timed_out_jobs_keep_slurms_reason() {
     assert!(errors[1].contains("slurm: CANCELLED"), "{errors:?}");
     assert!(errors[2].contains("slurm: TIMEOUT"), "{errors:?}");
     assert_eq!(errors[3], "", "{errors:?}");
-}
-
-/// Whether one `repro --json tick` left `name` alone (settled, not loaded nor polled).
-fn tick_settled(env: &Env, name: &str) -> bool {
-    let out = env.run(&["--json", "tick"]);
-    assert!(out.status.success(), "{}", render(&out));
-    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let r = reports
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("no report for {name}: {reports}"));
-    r["settled"] == true
 }
 
 #[test]
