@@ -302,6 +302,18 @@ impl Usage {
         u
     }
 
+    /// What `after` no longer holds of this: each part that went down, by how much
+    /// (0 for a part that went up).
+    pub fn freed_by(self, after: Usage) -> Usage {
+        Usage {
+            stage_requests: self.stage_requests.saturating_sub(after.stage_requests),
+            disk_bytes: self.disk_bytes.saturating_sub(after.disk_bytes),
+            tmb_bytes: self.tmb_bytes.saturating_sub(after.tmb_bytes),
+            reco_jobs: self.reco_jobs.saturating_sub(after.reco_jobs),
+            merge_jobs: self.merge_jobs.saturating_sub(after.merge_jobs),
+        }
+    }
+
     /// The sum of two usages.
     pub fn plus(self, o: Usage) -> Usage {
         Usage {
@@ -411,6 +423,23 @@ pub fn describe_where(
 }
 
 impl Budget {
+    /// Gives back what was `freed` since this budget was read (work that ended).
+    /// Submissions are per run and are not given back.
+    pub fn credit(&mut self, freed: &Usage) {
+        let add = |left: &mut Option<u64>, n: u64| {
+            if let Some(l) = left {
+                *l = l.saturating_add(n);
+            }
+        };
+        add(&mut self.stage_requests, freed.stage_requests);
+        add(
+            &mut self.disk_bytes,
+            freed.disk_bytes.saturating_add(freed.tmb_bytes),
+        );
+        add(&mut self.reco_jobs, freed.reco_jobs);
+        add(&mut self.merge_jobs, freed.merge_jobs);
+    }
+
     /// Whether `limit` has nothing left here (a closed disk included).
     pub fn is_spent(&self, limit: Limit) -> bool {
         let left = match limit {
@@ -440,6 +469,51 @@ fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_work_frees_is_given_back_to_the_limited_parts_of_a_budget_only() {
+        let before = Usage {
+            stage_requests: 5,
+            disk_bytes: 1000,
+            tmb_bytes: 50,
+            reco_jobs: 4,
+            merge_jobs: 1,
+        };
+        let after = Usage {
+            stage_requests: 2,
+            disk_bytes: 1000,
+            tmb_bytes: 80,
+            reco_jobs: 1,
+            merge_jobs: 1,
+        };
+        let freed = before.freed_by(after);
+        assert_eq!(
+            freed,
+            Usage {
+                stage_requests: 3,
+                reco_jobs: 3,
+                ..Usage::default()
+            },
+            "a part that went up frees nothing"
+        );
+        let mut b = Budget {
+            stage_requests: Some(1),
+            reco_jobs: Some(0),
+            disk_bytes: Some(10),
+            submissions: Some(7),
+            ..Budget::UNLIMITED
+        };
+        b.credit(&Usage {
+            disk_bytes: 5,
+            tmb_bytes: 2,
+            ..freed
+        });
+        assert_eq!(b.stage_requests, Some(4));
+        assert_eq!(b.reco_jobs, Some(3));
+        assert_eq!(b.disk_bytes, Some(17), "raw and TMB bytes both free disk");
+        assert_eq!(b.merge_jobs, None, "an unlimited part stays unlimited");
+        assert_eq!(b.submissions, Some(7), "submissions are per run");
+    }
 
     #[test]
     fn site_limits_are_none_only_when_nothing_anywhere_is_limited() {

@@ -210,6 +210,41 @@ impl Store {
         })
     }
 
+    /// A SQLite database at `path` that this process alone uses and then throws away
+    /// (`repro simulate`'s copy): created if missing, with nothing written for a crash's
+    /// sake (no sync, the statement journals in memory), a 64 MiB page cache per
+    /// connection and a longer write-ahead log between checkpoints. A crash can leave
+    /// it corrupt: never open a database that must survive one this way.
+    pub async fn open_scratch(path: &std::path::Path) -> Result<Store> {
+        use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut opts = ConnectOptions::new(url.clone());
+        opts.sqlx_logging(true)
+            .sqlx_logging_level(log::LevelFilter::Debug)
+            .sqlx_slow_statements_logging_settings(log::LevelFilter::Info, Duration::from_secs(1))
+            .acquire_timeout(Duration::from_secs(60))
+            .max_connections(4)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Off)
+                    .busy_timeout(Duration::from_secs(60))
+                    .foreign_keys(true)
+                    .statement_cache_capacity(STATEMENT_CACHE)
+                    .pragma("temp_store", "MEMORY")
+                    .pragma("cache_size", "-65536")
+                    .pragma("wal_autocheckpoint", "16384")
+            });
+        let db = Database::connect(opts).await.map_err(|e| DbError::BadUrl {
+            url: redact(&url),
+            why: e.to_string(),
+        })?;
+        Ok(Store {
+            db,
+            limits: Default::default(),
+            gate: Default::default(),
+        })
+    }
+
     /// How long [`Store::open`] waits for a database server.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -1,6 +1,7 @@
 //! The drivers: each of the seed's operations on one dataset, under a lease, as
 //! load -> decide (core) -> write (store) -> act (backend) -> record.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use repro_core::plan::polls;
 use repro_core::{
     Change, DatasetName, DatasetView, Outcome, Plan, Policy, RecoOutcome, StageKind, Transition,
+    Usage,
 };
 use repro_db::{DbError, ListFilter, Revision, Stamp, Store};
 use serde::Serialize;
@@ -16,7 +18,7 @@ use tracing::{debug, info, warn};
 use crate::backend::Backend;
 use crate::cache::ViewCache;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ledger::{Ledger, Planned};
+use crate::ledger::{Ledger, Planned, Turn, Turns};
 use repro_core::fair::{Claim, Weights};
 
 /// One of the seed's operations.
@@ -442,21 +444,34 @@ impl<'a> Driver<'a> {
     /// saying so; other errors are collected and the rest go on. An error that stops the
     /// run (the disk is full, the database is gone) starts no further dataset.
     pub async fn run_many(&self, op: Op, names: &[DatasetName], tolerant: bool) -> Run {
-        // Each run has the budget that is free when it starts.
+        // Each run has the budget that is free when it starts, and what its datasets free
+        // before the first plans (`Ledger::credit`).
         self.ledger.clear();
         // Workers need a runtime with threads of its own (`#[tokio::main]`'s default); on
         // a current-thread runtime the datasets go one after the other.
-        // With limits, the datasets take their sites' budgets one after the other, in the
-        // order given (highest priority first), so none gets budget before one ahead of it.
-        let workers = if multi_threaded() && self.store.limits().is_none() {
+        let mut workers = if multi_threaded() {
             self.workers.max(1).min(names.len())
         } else {
             1
         };
+        // With limits, the datasets take their sites' budgets in turns, in the order given
+        // (highest priority first), so none gets budget before one ahead of it; the
+        // budgets are read before any dataset starts, so what each gets is the same
+        // whichever worker got further first, and with any number of workers.
+        let turns = (!self.store.limits().is_none()).then(Turns::new);
+        if turns.is_some()
+            && let Err(e) = self.read_budgets(names).await
+        {
+            // Each dataset then reads its site's budget when it first plans, one after
+            // the other.
+            warn!("cannot read the budgets before the run, planning one dataset at a time: {e}");
+            workers = 1;
+        }
+        let ticket = |i: usize| turns.as_ref().map(|t| t.ticket(i));
         let mut results = Vec::with_capacity(names.len());
         if workers <= 1 {
-            for n in names {
-                let result = self.run(op, n).await;
+            for (i, n) in names.iter().enumerate() {
+                let result = self.run_turn(op, n, ticket(i)).await;
                 let fatal = result.as_ref().is_err_and(Error::stops_the_run);
                 results.push((n, result));
                 if fatal {
@@ -478,7 +493,7 @@ impl<'a> Driver<'a> {
                             while !stop.load(Ordering::SeqCst) {
                                 let i = next.fetch_add(1, Ordering::SeqCst);
                                 let Some(n) = names.get(i) else { break };
-                                let result = handle.block_on(self.run(op, n));
+                                let result = handle.block_on(self.run_turn(op, n, ticket(i)));
                                 if result.as_ref().is_err_and(Error::stops_the_run) {
                                     stop.store(true, Ordering::SeqCst);
                                 }
@@ -528,6 +543,19 @@ impl<'a> Driver<'a> {
     /// the work goes on, so it can be short and a holder that died elsewhere is taken over
     /// soon after.
     pub async fn run(&self, op: Op, name: &DatasetName) -> Result<Report> {
+        self.run_turn(op, name, None).await
+    }
+
+    /// The budgets of the sites of `names` (and the total), read into the run's ledger.
+    async fn read_budgets(&self, names: &[DatasetName]) -> Result<()> {
+        let of = self.store.dataset_sites().await?;
+        let sites: BTreeSet<Option<String>> =
+            names.iter().map(|n| of.get(n.as_str()).cloned()).collect();
+        self.ledger.read(self.store, sites).await
+    }
+
+    /// [`Driver::run`], planning in `turn` if the run has one.
+    async fn run_turn(&self, op: Op, name: &DatasetName, turn: Option<Turn<'_>>) -> Result<Report> {
         // Read once, before anything is polled: whatever changes out there after this
         // moves the cursor on, so the run's own finding may be settled under it too.
         let token = self.settle_token(op, name)?;
@@ -567,7 +595,7 @@ impl<'a> Driver<'a> {
                 }
             })
         };
-        let result = self.work(op, name, token).await;
+        let result = self.work(op, name, token, turn).await;
         renewal.abort();
         // What waited for budget, for `dataset show` and the page: one UPDATE, which
         // changes the row only when that changed (never, in a run without limits).
@@ -587,7 +615,13 @@ impl<'a> Driver<'a> {
         result
     }
 
-    async fn work(&self, op: Op, name: &DatasetName, token: Option<String>) -> Result<Report> {
+    async fn work(
+        &self,
+        op: Op,
+        name: &DatasetName,
+        token: Option<String>,
+        turn: Option<Turn<'_>>,
+    ) -> Result<Report> {
         let mut report = Report {
             name: name.to_string(),
             ..Report::default()
@@ -610,6 +644,10 @@ impl<'a> Driver<'a> {
                 when: op.when(),
             });
         }
+        let limited = !self.store.limits().is_none();
+        // What the answers free (a job ended, a file staged or deleted), given back at this
+        // dataset's turn while nobody has planned at its site yet (`Ledger::credit`).
+        let mut freed = None;
         if op.polls() {
             // The questions are dropped before the answers are recorded (at 50,000 files
             // each is a tenth of what a tick holds).
@@ -623,7 +661,20 @@ impl<'a> Driver<'a> {
                 }
             };
             if let Some(outcomes) = outcomes {
+                let before = (turn.is_some() && !outcomes.is_empty()).then(|| Usage::of(&view));
                 report.outcomes += self.record(&mut view, outcomes, &mut at).await?;
+                freed = before.map(|b| b.freed_by(Usage::of(&view)));
+            }
+        }
+        let site = if limited {
+            self.store.site_of(name).await?
+        } else {
+            None
+        };
+        if let Some(turn) = &turn {
+            turn.wait().await;
+            if let Some(freed) = &freed {
+                self.ledger.credit(site.as_deref(), freed);
             }
         }
         // Whether the run ends because nothing is left to do (not because of a failure
@@ -634,7 +685,7 @@ impl<'a> Driver<'a> {
             let Some(policy) = op.policy(&self.policy, &view) else {
                 break;
             };
-            let planned = self.plan(&view, &policy, op).await?;
+            let planned = self.plan(&view, site.as_deref(), &policy, op).await?;
             if planned.waiting.is_some() {
                 report.waiting = planned.waiting;
             }
@@ -694,6 +745,8 @@ impl<'a> Driver<'a> {
                 break;
             }
         }
+        // Done taking budget: the next dataset's turn.
+        drop(turn);
         // Nothing left to do, nothing waiting for budget and nobody else's write since the
         // load: the dataset settles, under the cursor read before the poll whose answers
         // it stands on. A run that acted has moved the world: the next tick looks again.
@@ -784,16 +837,15 @@ impl<'a> Driver<'a> {
 
     /// What is due for `view` within what is left of its site's budget in this run (all
     /// of it when the store has no limits).
-    async fn plan(&self, view: &DatasetView, policy: &Policy, op: Op) -> Result<Planned> {
-        let site = if self.store.limits().is_none() {
-            None
-        } else {
-            self.store.site_of(&view.name).await?
-        };
+    async fn plan(
+        &self,
+        view: &DatasetView,
+        site: Option<&str>,
+        policy: &Policy,
+        op: Op,
+    ) -> Result<Planned> {
         self.ledger
-            .plan(self.store, view, site.as_deref(), policy, |k| {
-                op.works_at(k)
-            })
+            .plan(self.store, view, site, policy, |k| op.works_at(k))
             .await
     }
 

@@ -523,7 +523,7 @@ async fn prepare(s: &Scenario) -> Result<Store> {
             std::fs::remove_file(&p).map_err(io(format!("cannot remove {}", p.display())))?;
         }
     }
-    let store = Store::open(&crate::demo::sqlite_url(&s.dir.join("simulate.db"))).await?;
+    let store = Store::open_scratch(&s.dir.join("simulate.db")).await?;
     store.migrate().await?;
     match &s.campaign {
         Campaign::Database(url) => {

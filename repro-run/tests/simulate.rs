@@ -112,6 +112,14 @@ async fn a_campaign_with_limits_comes_to_rest_within_them_highest_priority_first
         stable(&predict(&scenario(again.path(), 8)).await),
         stable(&p)
     );
+    // The datasets plan in turns, in their order, while the workers poll and record
+    // ahead: the budgets go the same way with one worker or four.
+    for workers in [1, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = scenario(dir.path(), 8);
+        s.config.run.workers = workers;
+        assert_eq!(stable(&predict(&s).await), stable(&p), "{workers} workers");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

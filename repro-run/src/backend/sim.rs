@@ -184,7 +184,10 @@ pub struct SimMemory {
 #[derive(Debug, Default)]
 struct KeptWorld {
     world: World,
+    /// The world's events, worked out when a cursor is asked for after a change (a tick
+    /// may change the world several times and asks for its cursor once).
     events: Option<Events>,
+    /// Moves on with each change; 0 while nothing was ever asked of this world.
     generation: u64,
 }
 
@@ -440,11 +443,9 @@ impl SimBackend {
             let mut k = locked(&kept);
             let (out, touched) = f(&mut k.world, &mut journal);
             journal.flush()?;
-            if touched || k.events.is_none() {
+            if touched || k.generation == 0 {
                 k.generation += 1;
-                let mut events = Events::of(&k.world);
-                events.generation = k.generation;
-                k.events = Some(events);
+                k.events = None;
             }
             return Ok(out);
         }
@@ -700,10 +701,21 @@ impl SimBackend {
             return Ok(Some(match kept {
                 // Nothing was ever asked for it here.
                 None => "none".into(),
-                Some(k) => locked(&k)
-                    .events
-                    .as_ref()
-                    .map_or_else(|| "none".into(), |e| e.cursor(self.now)),
+                Some(k) => {
+                    let mut k = locked(&k);
+                    if k.generation == 0 {
+                        "none".into()
+                    } else {
+                        let generation = k.generation;
+                        let KeptWorld { world, events, .. } = &mut *k;
+                        events
+                            .get_or_insert_with(|| Events {
+                                generation,
+                                ..Events::of(world)
+                            })
+                            .cursor(self.now)
+                    }
+                }
             }));
         }
         let dir = &self.config.world;
