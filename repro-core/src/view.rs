@@ -366,8 +366,8 @@ impl Change {
     }
 
     /// Orders a batch so that alike changes are adjacent, which a store writes as one
-    /// statement per run: merge groups formed, group moves, job moves, file moves (by
-    /// `(from, attempts, event)`, which one guarded `UPDATE` shares), job reservations, and
+    /// statement per run: merge groups formed, group moves, job moves, file moves (group
+    /// and file moves by `(from, attempts, event)`, which one guarded `UPDATE` shares), job reservations, and
     /// dataset moves last. The changes of one row keep their order: a row's second change
     /// sorts after every row's first. A plan's reservation comes after the file or group
     /// move it reserves; an outcome's job move before its file's move; a closing dataset
@@ -386,6 +386,7 @@ impl Change {
             u32,
             Option<(FileState, u32, FileEvent)>,
             Option<(bool, JobState, JobEvent)>,
+            Option<(GroupState, u32, GroupEvent)>,
         );
         let mut nth: HashMap<Row, u32> = HashMap::with_capacity(changes.len());
         // The keys are sorted with each change's place, and the changes are then moved
@@ -421,7 +422,16 @@ impl Change {
                     } => Some((matches!(key.subject, JobSubject::Reco(_)), *from, *event)),
                     _ => None,
                 };
-                ((rank, n, file, job), i)
+                let group = match c {
+                    Change::Group {
+                        from,
+                        attempts,
+                        event,
+                        ..
+                    } => Some((*from, *attempts, *event)),
+                    _ => None,
+                };
+                ((rank, n, file, job, group), i)
             })
             .collect();
         drop(nth);

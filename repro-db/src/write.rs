@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use repro_core::file::{FileEvent, FileId, FileState, TmbFile};
 use repro_core::guard::{Tally, admits, needs_tally};
 use repro_core::job::{JobEvent, JobKey, JobState, JobSubject};
-use repro_core::view::{Conflict, GroupNo, GroupState, IllegalChange, MergedFile};
+use repro_core::view::{Conflict, GroupEvent, GroupNo, GroupState, IllegalChange, MergedFile};
 use repro_core::{Change, DatasetName};
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
@@ -182,6 +182,19 @@ pub(crate) async fn apply(
                     w.jobs(&key, &run).await?;
                 }
             }
+            Change::Group { .. } => {
+                let key = group_move(&changes[i]);
+                let mut run = Vec::new();
+                while let Some(c @ Change::Group { .. }) = changes.get(i)
+                    && group_move(c) == key
+                {
+                    run.push(c);
+                    i += 1;
+                }
+                if let Some(key) = key {
+                    w.groups(&key, &run).await?;
+                }
+            }
             Change::NewJob { .. } => {
                 let mut keys = Vec::new();
                 while let Some(Change::NewJob { key }) = changes.get(i) {
@@ -198,6 +211,33 @@ pub(crate) async fn apply(
     }
     w.flush().await?;
     w.deltas.write(txn, now).await
+}
+
+/// What a run of merge group moves has in common, so that it can be one `UPDATE`.
+#[derive(PartialEq)]
+struct GroupMove {
+    from: GroupState,
+    attempts: u32,
+    event: GroupEvent,
+    to: GroupState,
+}
+
+fn group_move(c: &Change) -> Option<GroupMove> {
+    match c {
+        Change::Group {
+            from,
+            attempts,
+            event,
+            to,
+            ..
+        } => Some(GroupMove {
+            from: *from,
+            attempts: *attempts,
+            event: *event,
+            to: *to,
+        }),
+        _ => None,
+    }
 }
 
 fn file_move(c: &Change) -> Option<FileMove> {
@@ -896,63 +936,119 @@ impl Writer<'_> {
                     Some(format!("{} files", files.len())),
                 );
             }
-            Change::Group {
-                no,
-                from,
-                attempts,
-                event,
-                to,
-                error,
-                output,
-            } => {
-                use merge_group::Column as C;
-                let id = self.group_id(*no).await?;
-                let mut q = MergeGroup::update_many()
-                    .col_expr(C::State, Expr::value(to.as_str()))
-                    .col_expr(
-                        C::Attempts,
-                        Expr::value(count(event.attempts_after(*attempts))),
-                    )
-                    .col_expr(C::UpdatedAt, Expr::value(self.now));
-                if let Some(base) = event.new_base(*attempts) {
-                    q = q.col_expr(C::AttemptBase, Expr::value(count(base)));
-                }
-                if let Some(e) = error {
-                    q = q.col_expr(C::LastError, Expr::value(e.as_str()));
-                }
-                if let Some(MergedFile { name, size }) = output {
-                    q = q
-                        .col_expr(C::MergedFile, Expr::value(name.as_str()))
-                        .col_expr(
-                            C::MergedSize,
-                            Expr::value(i64::try_from(*size).unwrap_or(i64::MAX)),
-                        );
-                }
-                let res = q
-                    .filter(C::Id.eq(id))
-                    .filter(C::State.eq(from.as_str()))
-                    .filter(C::Attempts.eq(count(*attempts)))
-                    .exec(self.txn)
-                    .await?;
-                if res.rows_affected != 1 {
-                    let row = MergeGroup::find_by_id(id).one(self.txn).await?;
-                    let found = row.map_or("deleted".into(), |r| {
-                        format!("{} after {} attempts", r.state, r.attempts)
-                    });
-                    return Err(conflict(
-                        format!("merge group {no} of {}", self.name),
-                        format!("{from} after {attempts} attempts"),
-                        found,
-                    ));
-                }
-                let (f, t) = (from.as_str(), to.as_str());
-                self.deltas.moved(self.ds.id, "group", f, t, 1);
-                self.record("group", id, from, to, event, error.clone());
-            }
             // Batched by `apply`, which never hands them here.
-            Change::File { .. } | Change::NewJob { .. } | Change::Job { .. } => {}
+            Change::File { .. }
+            | Change::Group { .. }
+            | Change::NewJob { .. }
+            | Change::Job { .. } => {}
         }
         Ok(())
+    }
+
+    /// A run of alike merge group moves: one guarded `UPDATE` per chunk, each group with
+    /// its own error and merged file, and a history row each.
+    async fn groups(&mut self, m: &GroupMove, run: &[&Change]) -> Result<()> {
+        use merge_group::Column as C;
+        let with_payload = run.iter().any(|c| {
+            matches!(c, Change::Group { error, output, .. } if error.is_some() || output.is_some())
+        });
+        let chunk_len = if with_payload {
+            PAYLOAD_CHUNK
+        } else {
+            ID_CHUNK
+        };
+        for chunk in run.chunks(chunk_len) {
+            let mut ids = Vec::with_capacity(chunk.len());
+            let mut errors = Vec::new();
+            let mut names = Vec::new();
+            let mut sizes = Vec::new();
+            for c in chunk {
+                let Change::Group {
+                    no, error, output, ..
+                } = c
+                else {
+                    continue;
+                };
+                let id = self.group_id(*no).await?;
+                ids.push(id);
+                if let Some(e) = error {
+                    errors.push((id, e.clone()));
+                }
+                if let Some(MergedFile { name, size }) = output {
+                    names.push((id, name.clone()));
+                    sizes.push((id, i64::try_from(*size).unwrap_or(i64::MAX)));
+                }
+            }
+            let mut q = MergeGroup::update_many()
+                .col_expr(C::State, Expr::value(m.to.as_str()))
+                .col_expr(
+                    C::Attempts,
+                    Expr::value(count(m.event.attempts_after(m.attempts))),
+                )
+                .col_expr(C::UpdatedAt, Expr::value(self.now));
+            if let Some(base) = m.event.new_base(m.attempts) {
+                q = q.col_expr(C::AttemptBase, Expr::value(count(base)));
+            }
+            if !errors.is_empty() {
+                q = q.col_expr(C::LastError, per_row(C::Id, C::LastError, errors));
+            }
+            if !names.is_empty() {
+                q = q
+                    .col_expr(C::MergedFile, per_row(C::Id, C::MergedFile, names))
+                    .col_expr(C::MergedSize, per_row(C::Id, C::MergedSize, sizes));
+            }
+            // The ids are this dataset's own (`group_id`); a filter on `dataset_id` would let
+            // SQLite walk the dataset's groups through its index for every chunk.
+            let res = q
+                .filter(C::Id.is_in(ids.iter().copied()))
+                .filter(C::State.eq(m.from.as_str()))
+                .filter(C::Attempts.eq(count(m.attempts)))
+                .exec(self.txn)
+                .await?;
+            if res.rows_affected != ids.len() as u64 {
+                return Err(self.group_conflict(&ids, m).await);
+            }
+            let (f, t) = (m.from.as_str(), m.to.as_str());
+            self.deltas
+                .moved(self.ds.id, "group", f, t, ids.len() as u64);
+            for (id, c) in ids.iter().zip(chunk) {
+                let error = match c {
+                    Change::Group { error, .. } => error.clone(),
+                    _ => None,
+                };
+                self.record("group", *id, m.from, m.to, m.event, error);
+            }
+        }
+        Ok(())
+    }
+
+    /// The conflict that kept a run of group moves from writing: the first group of `ids`
+    /// that is not where the run expected it.
+    async fn group_conflict(&self, ids: &[i64], m: &GroupMove) -> DbError {
+        use merge_group::Column as C;
+        let expected = format!("{} after {} attempts", m.from, m.attempts);
+        let found = MergeGroup::find()
+            .filter(C::Id.is_in(ids.iter().copied()))
+            .filter(
+                C::State
+                    .ne(m.from.as_str())
+                    .or(C::Attempts.ne(count(m.attempts))),
+            )
+            .one(self.txn)
+            .await;
+        match found {
+            Ok(Some(row)) => conflict(
+                format!("merge group {} of {}", row.group_no, self.name),
+                expected,
+                format!("{} after {} attempts", row.state, row.attempts),
+            ),
+            Ok(None) => conflict(
+                format!("{} merge groups of {}", ids.len(), self.name),
+                expected,
+                "some deleted",
+            ),
+            Err(e) => DbError::from(e),
+        }
     }
 
     async fn jobs(&mut self, m: &JobMove, run: &[&Change]) -> Result<()> {

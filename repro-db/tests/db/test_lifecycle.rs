@@ -120,6 +120,60 @@ fn files(n: usize) -> Vec<NewFile> {
 }
 
 on_every_backend! {
+    async fn merge_groups_answered_together_move_in_one_batch_each_with_its_own_file(db: &TestDb) {
+        let store = db.store().await;
+        let name = DatasetName::new("groups").unwrap();
+        let unlocked = Register { unlock: true, ..Register::default() };
+        store.register(&name, &files(8), &unlocked, "t").await.unwrap();
+        let policy = Policy { merge_group_files: 2, ..Policy::default() };
+        let mut model = store.load(&name).await.unwrap();
+        let mut merges_together = None;
+        for round in 0..50 {
+            let p = plan(&model, &policy);
+            step(&store, &mut model, &p.changes, &format!("plan {round}")).await;
+            for a in &p.actions {
+                if let Some(o) = succeed(a) {
+                    let c = record(&model, &o).unwrap();
+                    step(&store, &mut model, &c, &format!("{o:?}")).await;
+                }
+            }
+            // Every answer of the round in one batch, ordered, as the driver records them.
+            let mut after = model.clone();
+            let mut batch = Vec::new();
+            for poll in polls(&model) {
+                if let Some(o) = answer(&model, &poll) {
+                    let c = record(&after, &o).unwrap();
+                    after.apply(&c).unwrap();
+                    batch.extend(c);
+                }
+            }
+            repro_core::Change::batch_order(&mut batch);
+            let merged = batch
+                .iter()
+                .filter(|c| matches!(c, repro_core::Change::Group { output: Some(_), .. }))
+                .count();
+            step(&store, &mut model, &batch, &format!("answers {round}")).await;
+            if merged > 1 && merges_together.is_none() {
+                merges_together = Some(batch);
+            }
+            if repro_core::plan::at_rest(model.status.state) {
+                break;
+            }
+        }
+        assert_eq!(model.status.columns().cleanup.to_string(), "CLEANED");
+        assert_eq!(model.groups.len(), 4);
+        for (no, g) in &model.groups {
+            assert_eq!(g.output.as_ref().unwrap().name, MergedFile::name_for(&name, *no));
+        }
+        // The same answers again: refused at the first group, nothing written.
+        let batch = merges_together.expect("the four merge jobs were answered in one round");
+        let before = store.load(&name).await.unwrap();
+        let err = store.apply(&name, &batch, "again").await.unwrap_err();
+        assert!(matches!(err, repro_db::DbError::Conflict(_)), "{err}");
+        assert!(err.to_string().contains("merge group 1 of groups"), "{err}");
+        assert_eq!(store.load(&name).await.unwrap(), before);
+    }
+
     async fn a_whole_lifecycle_survives_a_reload_at_every_step(db: &TestDb) {
         let store = db.store().await;
         let name = DatasetName::new("life.cycle").unwrap();
