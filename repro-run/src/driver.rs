@@ -947,10 +947,7 @@ fn policy_token(policy: &Policy) -> String {
 
 /// FNV-1a of `s`, in hex.
 fn fnv(s: &str) -> String {
-    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{h:x}")
+    format!("{:x}", crate::fnv1a(crate::FNV_OFFSET, s.bytes()))
 }
 
 /// What a tick would do now to `name` under `policy`, without doing it, taking from

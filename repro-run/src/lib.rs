@@ -45,6 +45,18 @@ pub mod ledger;
 pub mod simulate;
 pub mod web;
 
+/// FNV-1a's starting value: [`fnv1a`] of nothing.
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Folds `bytes` into the FNV-1a hash `h` (start from [`FNV_OFFSET`]). Unlike std's
+/// hasher it is the same in every run, build and process: what it hashes is kept in the
+/// database (a settled dataset's token) or compared between ticks (Slurm's queue).
+pub(crate) fn fnv1a(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes
+        .into_iter()
+        .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 pub use backend::{Backend, BackendError};
 pub use cache::ViewCache;
 pub use config::{BackendKind, Config, ConfigError};
@@ -100,5 +112,21 @@ pub fn backend_from_config(config: &Config, now_s: f64) -> Box<dyn Backend> {
             config.backend.slurm.clone(),
             config.backend.command.clone(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_is_the_published_function_and_folds_in_pieces() {
+        assert_eq!(fnv1a(FNV_OFFSET, *b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(FNV_OFFSET, *b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(FNV_OFFSET, *b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(
+            fnv1a(fnv1a(FNV_OFFSET, *b"foo"), *b"bar"),
+            fnv1a(FNV_OFFSET, *b"foobar")
+        );
     }
 }

@@ -213,13 +213,12 @@ pub fn parse_queue(stdout: &str) -> Result<HashMap<String, QueueMark>, String> {
             Some(m) => m,
             None => out.entry(dataset.to_owned()).or_insert(QueueMark {
                 jobs: 0,
-                hash: 0xcbf2_9ce4_8422_2325,
+                hash: crate::FNV_OFFSET,
             }),
         };
         m.jobs += 1;
-        for b in id.bytes().chain([b'|']).chain(state.bytes()).chain([b'\n']) {
-            m.hash = (m.hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        let line = id.bytes().chain([b'|']).chain(state.bytes()).chain([b'\n']);
+        m.hash = crate::fnv1a(m.hash, line);
     }
     Ok(out)
 }
