@@ -121,7 +121,8 @@ struct Writer<'a> {
     ds: &'a dataset_status::Model,
     name: DatasetName,
     now: NaiveDateTime,
-    history: Vec<HistoryRow>,
+    /// History rows to write, in order, all in the same few statements at the end.
+    history: Vec<transitions::ActiveModel>,
     /// Merge group numbers to row ids, filled on demand.
     groups: BTreeMap<GroupNo, i64>,
     actor: String,
@@ -337,8 +338,6 @@ impl Writer<'_> {
         let Some(&first) = ids.iter().min() else {
             return Ok(());
         };
-        // Rows already buffered were written before these moved: keep the order.
-        self.flush().await?;
         let n = ids.len();
         // One reason for all when they share it; else each its own, as a JSON list.
         let (reason, listed) = match reasons.split_first() {
@@ -366,16 +365,21 @@ impl Writer<'_> {
             reasons: Set(listed),
             ..Default::default()
         };
-        Transitions::insert(row)
-            .exec_without_returning(self.txn)
-            .await?;
+        // After the rows buffered before it, which moved before these did.
+        self.history.push(row);
         Ok(())
     }
 
-    /// Writes the buffered history rows.
+    /// Writes the buffered history rows, in their order, a chunk per statement.
     async fn flush(&mut self) -> Result<()> {
-        let rows = std::mem::take(&mut self.history);
-        insert_history(self.txn, rows, &self.actor, self.now).await
+        let mut rows = std::mem::take(&mut self.history).into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+            Transitions::insert_many(chunk)
+                .exec_without_returning(self.txn)
+                .await?;
+        }
+        Ok(())
     }
 
     fn record(
@@ -389,14 +393,21 @@ impl Writer<'_> {
     ) {
         let via = via.to_string();
         self.deltas.history(self.ds.id, entity, &via, 1);
-        self.history.push(HistoryRow {
-            dataset_id: self.ds.id,
-            entity,
-            entity_id,
-            from: from.to_string(),
-            to: to.to_string(),
-            via,
-            reason,
+        // Every column set, as the bulk rows set them, so that both go in one insert.
+        self.history.push(transitions::ActiveModel {
+            dataset_id: Set(self.ds.id),
+            entity: Set(entity.into()),
+            entity_id: Set(entity_id),
+            from_state: Set(from.to_string()),
+            to_state: Set(to.to_string()),
+            via: Set(via),
+            actor: Set(self.actor.clone()),
+            reason: Set(reason),
+            at: Set(self.now),
+            n: Set(1),
+            ids: Set(None),
+            reasons: Set(None),
+            ..Default::default()
         });
     }
 

@@ -645,8 +645,14 @@ impl<'a> Driver<'a> {
             });
         }
         let limited = !self.store.limits().is_none();
+        let site = if limited {
+            self.store.site_of(name).await?
+        } else {
+            None
+        };
         // What the answers free (a job ended, a file staged or deleted), given back at this
-        // dataset's turn while nobody has planned at its site yet (`Ledger::credit`).
+        // dataset's turn while nobody has planned at its site yet (`Ledger::credit`);
+        // not worked out once somebody has (two passes over the dataset).
         let mut freed = None;
         if op.polls() {
             // The questions are dropped before the answers are recorded (at 50,000 files
@@ -661,16 +667,14 @@ impl<'a> Driver<'a> {
                 }
             };
             if let Some(outcomes) = outcomes {
-                let before = (turn.is_some() && !outcomes.is_empty()).then(|| Usage::of(&view));
+                let before = (turn.is_some()
+                    && !outcomes.is_empty()
+                    && self.ledger.may_credit(site.as_deref()))
+                .then(|| Usage::of(&view));
                 report.outcomes += self.record(&mut view, outcomes, &mut at).await?;
                 freed = before.map(|b| b.freed_by(Usage::of(&view)));
             }
         }
-        let site = if limited {
-            self.store.site_of(name).await?
-        } else {
-            None
-        };
         if let Some(turn) = &turn {
             turn.wait().await;
             if let Some(freed) = &freed {

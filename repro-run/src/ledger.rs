@@ -90,6 +90,12 @@ impl Ledger {
         }
     }
 
+    /// Whether [`Ledger::credit`] would still give anything back at `site`: no dataset
+    /// has planned there in this run (once one has, none will again).
+    pub fn may_credit(&self, site: Option<&str>) -> bool {
+        !self.lock().planned.contains(&site.map(str::to_owned))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|e| e.into_inner())
     }
