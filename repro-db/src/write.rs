@@ -393,7 +393,8 @@ impl Writer<'_> {
     ) {
         let via = via.to_string();
         self.deltas.history(self.ds.id, entity, &via, 1);
-        // Every column set, as the bulk rows set them, so that both go in one insert.
+        // In one insert with bulk rows, a column a row leaves unset is NULL, not its
+        // default: `n` is set; `ids` and `reasons` are NULL for a row of its own.
         self.history.push(transitions::ActiveModel {
             dataset_id: Set(self.ds.id),
             entity: Set(entity.into()),
@@ -405,8 +406,6 @@ impl Writer<'_> {
             reason: Set(reason),
             at: Set(self.now),
             n: Set(1),
-            ids: Set(None),
-            reasons: Set(None),
             ..Default::default()
         });
     }
