@@ -171,28 +171,12 @@ pub(crate) async fn apply(
                 }
             }
             Change::Job { .. } => {
-                let key = job_move(&changes[i]);
-                let mut run = Vec::new();
-                while let Some(c @ Change::Job { .. }) = changes.get(i)
-                    && job_move(c) == key
-                {
-                    run.push(c);
-                    i += 1;
-                }
-                if let Some(key) = key {
+                if let (Some(key), run) = run_of(changes, &mut i, job_move) {
                     w.jobs(&key, &run).await?;
                 }
             }
             Change::Group { .. } => {
-                let key = group_move(&changes[i]);
-                let mut run = Vec::new();
-                while let Some(c @ Change::Group { .. }) = changes.get(i)
-                    && group_move(c) == key
-                {
-                    run.push(c);
-                    i += 1;
-                }
-                if let Some(key) = key {
+                if let (Some(key), run) = run_of(changes, &mut i, group_move) {
                     w.groups(&key, &run).await?;
                 }
             }
@@ -212,6 +196,26 @@ pub(crate) async fn apply(
     }
     w.flush().await?;
     w.deltas.write(txn, now).await
+}
+
+/// The run of changes from `i` on that share the first one's `key` (`None` for a change
+/// of another kind), and that key; `i` is left after the run.
+fn run_of<'c, K: PartialEq>(
+    changes: &'c [Change],
+    i: &mut usize,
+    key: impl Fn(&Change) -> Option<K>,
+) -> (Option<K>, Vec<&'c Change>) {
+    let mut run = Vec::new();
+    let Some(first) = changes.get(*i).and_then(&key) else {
+        return (None, run);
+    };
+    while let Some(c) = changes.get(*i)
+        && key(c).as_ref() == Some(&first)
+    {
+        run.push(c);
+        *i += 1;
+    }
+    (Some(first), run)
 }
 
 /// What a run of merge group moves has in common, so that it can be one `UPDATE`.
