@@ -139,6 +139,9 @@ pub struct Lease {
     pub owner: String,
     /// When it expires.
     pub until: NaiveDateTime,
+    /// The dataset's site, as the claim read it (a run under the lease needs it for the
+    /// budgets, and the claim reads the row anyway).
+    pub site: Option<String>,
 }
 
 /// A connection pool to one `repro` database.
@@ -981,6 +984,7 @@ impl Store {
                 dataset: name.to_string(),
                 owner: owner.to_owned(),
                 until,
+                site: row.site,
             });
         }
         let row = DatasetStatus::find()
@@ -1124,12 +1128,23 @@ impl Store {
 
     /// Gives a lease back. Releasing a lease that expired and was taken over does nothing.
     pub async fn release(&self, lease: &Lease) -> Result<()> {
+        self.release_noting(lease, None).await
+    }
+
+    /// Gives a lease back and records, in the same statement, what of the dataset waited
+    /// for budget in the run that held it (`Some(None)`: nothing; see
+    /// [`Store::set_waiting`]). A lease that expired and was taken over is left to its
+    /// new holder, with what it records.
+    pub async fn release_noting(&self, lease: &Lease, waiting: Option<Option<&str>>) -> Result<()> {
         use dataset_status::Column as C;
         let _turn = self.turn().await;
-        DatasetStatus::update_many()
+        let mut q = DatasetStatus::update_many()
             .col_expr(C::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(C::LeaseUntil, Expr::value(Option::<NaiveDateTime>::None))
-            .filter(C::Name.eq(lease.dataset.as_str()))
+            .col_expr(C::LeaseUntil, Expr::value(Option::<NaiveDateTime>::None));
+        if let Some(waiting) = waiting {
+            q = q.col_expr(C::Waiting, Expr::value(waiting.map(str::to_owned)));
+        }
+        q.filter(C::Name.eq(lease.dataset.as_str()))
             .filter(C::LeaseOwner.eq(lease.owner.as_str()))
             .exec(&self.db)
             .await?;

@@ -595,20 +595,17 @@ impl<'a> Driver<'a> {
                 }
             })
         };
-        let result = self.work(op, name, token, turn).await;
+        let result = self
+            .work(op, name, lease.site.as_deref(), token, turn)
+            .await;
         renewal.abort();
-        // What waited for budget, for `dataset show` and the page: one UPDATE, which
-        // changes the row only when that changed (never, in a run without limits).
-        if let Ok(r) = &result
-            && let Err(e) = self.store.set_waiting(name, r.waiting.as_deref()).await
-        {
-            warn!(dataset = %name, "cannot record what waits: {e}");
-        }
         // With the disk full or the server gone, releasing cannot work either: the lease of
         // a process that exits is taken over at once on this host, on another when it
-        // expires.
+        // expires. A run that worked records with the release what waited for budget, for
+        // `dataset show` and the page (nothing, in a run without limits).
+        let waiting = result.as_ref().ok().map(|r| r.waiting.as_deref());
         if !result.as_ref().is_err_and(Error::stops_the_run)
-            && let Err(e) = self.store.release(&lease).await
+            && let Err(e) = self.store.release_noting(&lease, waiting).await
         {
             warn!(dataset = %name, "cannot release lease: {e}");
         }
@@ -619,6 +616,7 @@ impl<'a> Driver<'a> {
         &self,
         op: Op,
         name: &DatasetName,
+        site: Option<&str>,
         token: Option<String>,
         turn: Option<Turn<'_>>,
     ) -> Result<Report> {
@@ -644,11 +642,11 @@ impl<'a> Driver<'a> {
                 when: op.when(),
             });
         }
-        let limited = !self.store.limits().is_none();
-        let site = if limited {
-            self.store.site_of(name).await?
-        } else {
+        // The budgets are the site's (the claim read it), when there are limits.
+        let site = if self.store.limits().is_none() {
             None
+        } else {
+            site.map(str::to_owned)
         };
         // What the answers free (a job ended, a file staged or deleted), given back at this
         // dataset's turn while nobody has planned at its site yet (`Ledger::credit`);

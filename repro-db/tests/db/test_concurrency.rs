@@ -63,6 +63,38 @@ on_every_backend! {
         assert!(matches!(store.claim(&missing, "x", ttl, t0).await, Err(DbError::NotFound(_))));
     }
 
+    async fn a_release_notes_what_waited_and_the_claim_reads_the_site(db: &TestDb) {
+        let store = db.store().await;
+        let name = DatasetName::new("noted").unwrap();
+        let reg = Register { site: Some("fnal".into()), ..Register::default() };
+        store.register(&name, &[NewFile::new("f", 1)], &reg, "t").await.unwrap();
+        let t0 = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap().and_hms_opt(12, 0, 0).unwrap();
+        let ttl = Duration::from_secs(60);
+        let waiting = async || {
+            let list = store.list(&repro_db::ListFilter::default()).await.unwrap();
+            list.into_iter().find(|d| d.name == name).unwrap().waiting
+        };
+        let a = store.claim(&name, "host-a:1", ttl, t0).await.unwrap();
+        assert_eq!(a.site.as_deref(), Some("fnal"));
+        store.release_noting(&a, Some(Some("waiting: 1 file for stage requests"))).await.unwrap();
+        assert_eq!(waiting().await.as_deref(), Some("waiting: 1 file for stage requests"));
+        // A release that says nothing (a failed run) leaves it; one that says nothing waits clears it.
+        let a = store.claim(&name, "host-a:1", ttl, t0).await.unwrap();
+        store.release_noting(&a, None).await.unwrap();
+        assert_eq!(waiting().await.as_deref(), Some("waiting: 1 file for stage requests"));
+        let a = store.claim(&name, "host-a:1", ttl, t0).await.unwrap();
+        store.release_noting(&a, Some(None)).await.unwrap();
+        assert_eq!(waiting().await, None);
+        // A late release of a lease taken over writes nothing: what waits is the new holder's.
+        let a = store.claim(&name, "host-a:1", ttl, t0).await.unwrap();
+        let b = store.claim(&name, "host-b:2", ttl, t0 + chrono::Duration::seconds(61)).await.unwrap();
+        store.release_noting(&a, Some(Some("stale"))).await.unwrap();
+        assert_eq!(waiting().await, None);
+        assert!(store.claim(&name, "host-c:3", ttl, t0 + chrono::Duration::seconds(62)).await.is_err(), "b still holds it");
+        store.release_noting(&b, Some(Some("waiting: at fnal"))).await.unwrap();
+        assert_eq!(waiting().await.as_deref(), Some("waiting: at fnal"));
+    }
+
     async fn a_gone_holders_lease_is_taken_over_at_once_and_recorded(db: &TestDb) {
         let store = db.store().await;
         let name = DatasetName::new("gone").unwrap();
