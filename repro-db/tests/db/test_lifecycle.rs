@@ -284,6 +284,47 @@ on_every_backend! {
         assert_eq!(failed.len(), 2, "{fh:?}");
         assert!(failed.iter().all(|e| e.reason.as_deref() == Some("tape robot down")), "{failed:?}");
     }
+
+    async fn a_history_row_for_one_job_keeps_its_reason_in_the_reason_column(db: &TestDb) {
+        // ARCHITECTURE.md: `reasons` lists each one's reason only for a row standing for
+        // several moves whose reasons differ. A row of one move (one file, one reco job,
+        // one merge job) keeps its reason where a reader of the table looks first.
+        let store = db.store().await;
+        let name = DatasetName::new("single").unwrap();
+        store.register(&name, &files(1), &Register { unlock: true, ..Register::default() }, "t").await.unwrap();
+        let end = drive_to_cleaned(&store, &name, &Policy::default()).await;
+        assert_eq!(end.status.columns().cleanup.to_string(), "CLEANED");
+        use sea_orm::ConnectionTrait;
+        let rows = store
+            .connection()
+            .query_all_raw(sea_orm::Statement::from_string(
+                store.backend(),
+                "SELECT t.entity, t.n, t.reason, t.reasons FROM transitions t \
+                 JOIN dataset_status d ON d.id = t.dataset_id \
+                 WHERE d.name = 'single' AND t.via = 'reserve' ORDER BY t.entity",
+            ))
+            .await
+            .unwrap();
+        let got: Vec<(String, i64, Option<String>, Option<String>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("", "entity").unwrap(),
+                    r.try_get("", "n").unwrap(),
+                    r.try_get("", "reason").unwrap(),
+                    r.try_get("", "reasons").unwrap(),
+                )
+            })
+            .collect();
+        let job = |kind: &str| end.jobs.values().map(|j| j.key.name(&name)).find(|n| n.contains(kind)).unwrap();
+        assert_eq!(
+            got,
+            [
+                ("merge_job".to_string(), 1, Some(job(".merge.")), None),
+                ("reco_job".to_string(), 1, Some(job(".reco.")), None),
+            ]
+        );
+    }
 }
 
 on_every_backend! {
