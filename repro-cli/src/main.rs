@@ -675,7 +675,8 @@ async fn simulate(
     db: &str,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    use repro_run::simulate::{Campaign, DatasetSpec, Scenario};
+    use crate::cli::CopyArg;
+    use repro_run::simulate::{Campaign, CopyIn, DatasetSpec, Scenario};
     let campaign = if let Some(path) = &args.campaign {
         Campaign::Described(repro_run::simulate::read_campaign(path)?)
     } else if let (Some(datasets), Some(files)) = (args.datasets, args.files) {
@@ -708,6 +709,10 @@ async fn simulate(
         interval_s: args.every,
         horizon_s: args.horizon,
         dir,
+        copy: match args.copy {
+            CopyArg::Memory => CopyIn::Memory,
+            CopyArg::Sqlite => CopyIn::Sqlite,
+        },
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(0);

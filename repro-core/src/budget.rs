@@ -391,6 +391,98 @@ impl Limits {
     }
 }
 
+/// Which budgets a batch of changes spends: the limits a store checks it against once it
+/// is written and before it is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spends {
+    /// It requests staging.
+    pub stage: bool,
+    /// It starts a prestage, which holds the disk for the dataset's raw files.
+    pub disk: bool,
+    /// It reserves reco jobs.
+    pub reco: bool,
+    /// It reserves merge jobs.
+    pub merge: bool,
+}
+
+impl Spends {
+    /// What `changes` spend.
+    pub fn of(changes: &[crate::Change]) -> Spends {
+        use crate::Change;
+        use crate::file::FileEvent;
+        let mut s = Spends::default();
+        for c in changes {
+            match c {
+                Change::File {
+                    event: FileEvent::RequestStage,
+                    ..
+                } => s.stage = true,
+                Change::NewJob { key } => match key.subject {
+                    crate::JobSubject::Reco(_) => s.reco = true,
+                    crate::JobSubject::Merge(_) => s.merge = true,
+                },
+                Change::Dataset(m) if m.via() == crate::Transition::StartPrestage => {
+                    s.disk = true;
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// Whether it spends any budget.
+    pub fn any(self) -> bool {
+        self.stage || self.disk || self.reco || self.merge
+    }
+}
+
+impl Limits {
+    /// The limit a write that `spends` takes past, with what is then in flight and the
+    /// limit; `None` if it stays within them. `used` is what the datasets these limits are
+    /// for (a site's, or all) hold with the write in; `others`, needed when it spends
+    /// disk, what the other datasets among them hold: a dataset that starts prestage may
+    /// go past the disk budget only when no other dataset holds disk (one bigger than the
+    /// budget then runs alone). Without `others`, the others are taken to hold some.
+    pub fn breach(
+        &self,
+        spends: Spends,
+        used: &Usage,
+        others: Option<&Usage>,
+    ) -> Option<(Limit, u64, u64)> {
+        let over = |limit: Limit, used: u64, max: Option<u64>| {
+            max.filter(|&max| used > max).map(|max| (limit, used, max))
+        };
+        let counted = [
+            (
+                spends.stage,
+                Limit::StageRequests,
+                used.stage_requests,
+                self.stage_requests,
+            ),
+            (spends.reco, Limit::RecoJobs, used.reco_jobs, self.reco_jobs),
+            (
+                spends.merge,
+                Limit::MergeJobs,
+                used.merge_jobs,
+                self.merge_jobs,
+            ),
+        ];
+        if let Some(b) = counted
+            .into_iter()
+            .filter(|(spent, ..)| *spent)
+            .find_map(|(_, limit, used, max)| over(limit, used, max))
+        {
+            return Some(b);
+        }
+        if !spends.disk {
+            return None;
+        }
+        let alone = others.is_some_and(|o| o.disk_bytes == 0 && o.tmb_bytes == 0);
+        let total = used.disk_bytes.saturating_add(used.tmb_bytes);
+        over(Limit::DiskBytes, total, self.disk_bytes).filter(|_| !alone)
+    }
+}
+
 /// "waiting: 1,200 files for stage requests, 3 groups for merge jobs in flight".
 pub fn describe(waiting: &Waiting) -> Option<String> {
     describe_where(waiting, |_| None)

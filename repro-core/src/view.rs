@@ -186,7 +186,13 @@ pub enum Change {
     },
 }
 
+/// What a batch of changes overwrote in a view ([`DatasetView::apply_undoable`]).
+#[derive(Debug)]
+#[must_use = "an undo log does nothing unless given to DatasetView::undo"]
+pub struct UndoLog(Vec<Undo>);
+
 /// What one change overwrote, to put back if a later change of the batch fails.
+#[derive(Debug)]
 enum Undo {
     Status(Status),
     File(FileId, Option<RawFile>),
@@ -664,7 +670,12 @@ impl DatasetView {
     /// not hold for the rows.
     fn moved(&self, index: usize, status: Status, m: &DatasetMove) -> Result<Status, ApplyError> {
         if status != m.from() {
-            return Err(conflict(&self.name, m.from().columns(), status.columns()).into());
+            return Err(conflict(
+                format!("dataset {}", self.name),
+                m.from().columns(),
+                status.columns(),
+            )
+            .into());
         }
         if needs_tally(m.via()) {
             admits(m.from().state.kind(), m.via(), &self.tally()).map_err(|u| IllegalChange {
@@ -683,7 +694,12 @@ impl DatasetView {
         Change::check_all(std::slice::from_ref(change))?;
         match change {
             Change::Dataset(m) => self.moved(0, status, m),
-            other => Err(conflict(&self.name, "a dataset move", other.to_string()).into()),
+            other => Err(conflict(
+                format!("dataset {}", self.name),
+                "a dataset move",
+                other.to_string(),
+            )
+            .into()),
         }
     }
 
@@ -747,6 +763,13 @@ impl DatasetView {
     /// [`Conflict`]), and a closing dataset transition is founded on the files and groups
     /// as the earlier changes left them ([`crate::guard`]).
     pub fn apply(&mut self, changes: &[Change]) -> Result<(), ApplyError> {
+        self.apply_undoable(changes).map(drop)
+    }
+
+    /// [`DatasetView::apply`], keeping what the changes overwrote: [`DatasetView::undo`]
+    /// puts the view back as it was before them. For a store that holds views as its
+    /// rows and checks something after the changes (a budget) before it keeps them.
+    pub fn apply_undoable(&mut self, changes: &[Change]) -> Result<UndoLog, ApplyError> {
         Change::check_all(changes)?;
         // An undo log of what each change touches, rather than a copy of the whole view:
         // recording thousands of outcomes one by one stays linear.
@@ -758,7 +781,13 @@ impl DatasetView {
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(UndoLog(undo))
+    }
+
+    /// Puts back what the changes that gave `log` overwrote. Only right on the view they
+    /// were applied to, with nothing applied since.
+    pub fn undo(&mut self, log: UndoLog) {
+        self.roll_back(log.0);
     }
 
     fn remember(&self, change: &Change, undo: &mut Vec<Undo>) {

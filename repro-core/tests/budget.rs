@@ -326,3 +326,210 @@ proptest! {
         }
     }
 }
+
+/// Applies `changes` to `view` with an undo log, checking the contract a store relies on
+/// when it checks only the limits a batch spends: a budget the batch does not spend is
+/// not raised by it. Then the log puts the view back exactly, and the batch is applied
+/// for good.
+fn spend_checked(
+    view: &mut DatasetView,
+    changes: &[repro_core::Change],
+    planned: bool,
+) -> Result<(), TestCaseError> {
+    use repro_core::budget::Spends;
+    let before = view.clone();
+    let used = Usage::of(view);
+    let spends = Spends::of(changes);
+    let log = view
+        .apply_undoable(changes)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let after = Usage::of(view);
+    let raised = |a: u64, b: u64| b > a;
+    prop_assert!(
+        !raised(used.stage_requests, after.stage_requests) || spends.stage,
+        "{spends:?}: {used:?} -> {after:?}"
+    );
+    prop_assert!(
+        !raised(used.disk_bytes, after.disk_bytes) || spends.disk,
+        "{spends:?}: {used:?} -> {after:?}"
+    );
+    prop_assert!(
+        !raised(used.reco_jobs, after.reco_jobs) || spends.reco,
+        "{spends:?}: {used:?} -> {after:?}"
+    );
+    prop_assert!(
+        !raised(used.merge_jobs, after.merge_jobs) || spends.merge,
+        "{spends:?}: {used:?} -> {after:?}"
+    );
+    // Recording what the world said spends nothing; only plans do.
+    prop_assert!(
+        planned || !spends.any(),
+        "a recorded outcome spends {spends:?}"
+    );
+    let changed = *view != before;
+    view.undo(log);
+    prop_assert_eq!(&*view, &before, "the undo log puts the view back");
+    view.apply(changes)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(changed, !changes.is_empty());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(REGRESSIONS),
+        )),
+        ..ProptestConfig::default()
+    })]
+
+    /// Every batch of a campaign, planned or recorded, raises only the budgets it says it
+    /// spends ([`Spends::of`]), and its undo log puts the view back as it was.
+    #[test]
+    fn a_batch_raises_only_the_budgets_it_says_it_spends(seed in any::<u64>(), files in 1u64..24, failure in 0u8..40) {
+        let mut view = dataset(files);
+        let mut world = World::new(failure);
+        let mut rng = Rng::new(seed);
+        let policy = Policy { max_attempts: 2, ..Policy::default() };
+        let mut spent = repro_core::budget::Spends::default();
+        for _ in 0..300 {
+            let p = plan(&view, &policy);
+            let s = repro_core::budget::Spends::of(&p.changes);
+            spent = repro_core::budget::Spends {
+                stage: spent.stage || s.stage,
+                disk: spent.disk || s.disk,
+                reco: spent.reco || s.reco,
+                merge: spent.merge || s.merge,
+            };
+            spend_checked(&mut view, &p.changes, true)?;
+            let mut outcomes: Vec<_> = p.actions.iter().filter_map(|a| world.perform(&view, a, &mut rng)).collect();
+            outcomes.extend(repro_core::plan::polls(&view).iter().filter_map(|q| world.answer(&view, q, &mut rng)));
+            for o in &outcomes {
+                if let Ok(changes) = repro_core::outcome::record(&view, o) {
+                    spend_checked(&mut view, &changes, false)?;
+                }
+            }
+            if at_rest(view.status.state) {
+                break;
+            }
+        }
+        // A campaign that got anywhere spent each budget on the way.
+        if view.status.columns().cleanup.to_string() == "CLEANED" {
+            prop_assert_eq!(spent, repro_core::budget::Spends { stage: true, disk: true, reco: true, merge: true });
+        }
+    }
+}
+
+/// A write is refused for the first limit it spends and takes past; at a limit is within
+/// it; the disk counts raw and TMB bytes together and may be overrun by a dataset alone.
+#[test]
+fn a_write_is_refused_for_the_first_limit_it_spends_and_takes_past() {
+    use repro_core::budget::Spends;
+    let limits = Limits {
+        stage_requests: Some(3),
+        disk_bytes: Some(1000),
+        reco_jobs: Some(2),
+        merge_jobs: Some(1),
+        submissions: Some(1),
+    };
+    let used = Usage {
+        stage_requests: 4,
+        disk_bytes: 1500,
+        tmb_bytes: 0,
+        reco_jobs: 3,
+        merge_jobs: 2,
+    };
+    let all = Spends {
+        stage: true,
+        disk: true,
+        reco: true,
+        merge: true,
+    };
+    let only = |f: fn(&mut Spends)| {
+        let mut s = Spends::default();
+        f(&mut s);
+        s
+    };
+    assert!(all.any() && !Spends::default().any());
+    assert!(only(|s| s.stage = true).any() && only(|s| s.disk = true).any());
+    assert!(only(|s| s.reco = true).any() && only(|s| s.merge = true).any());
+    assert_eq!(
+        limits.breach(all, &used, None),
+        Some((Limit::StageRequests, 4, 3))
+    );
+    assert_eq!(
+        limits.breach(
+            Spends {
+                stage: false,
+                ..all
+            },
+            &used,
+            None
+        ),
+        Some((Limit::RecoJobs, 3, 2))
+    );
+    assert_eq!(
+        limits.breach(only(|s| s.merge = true), &used, None),
+        Some((Limit::MergeJobs, 2, 1))
+    );
+    assert_eq!(
+        limits.breach(Spends::default(), &used, None),
+        None,
+        "nothing spent, nothing refused"
+    );
+    assert_eq!(
+        Limits::default().breach(all, &used, None),
+        None,
+        "no limits"
+    );
+    let at = Usage {
+        stage_requests: 3,
+        disk_bytes: 600,
+        tmb_bytes: 400,
+        reco_jobs: 2,
+        merge_jobs: 1,
+    };
+    assert_eq!(
+        limits.breach(all, &at, None),
+        None,
+        "at a limit is within it"
+    );
+    let disk = only(|s| s.disk = true);
+    let over = Usage {
+        tmb_bytes: 401,
+        ..at
+    };
+    assert_eq!(
+        limits.breach(disk, &over, None),
+        Some((Limit::DiskBytes, 1001, 1000))
+    );
+    assert_eq!(
+        limits.breach(only(|s| s.stage = true), &over, None),
+        None,
+        "disk not spent"
+    );
+    let holding = |u: Usage| limits.breach(disk, &over, Some(&u));
+    assert_eq!(
+        holding(Usage {
+            disk_bytes: 1,
+            ..Usage::default()
+        }),
+        Some((Limit::DiskBytes, 1001, 1000))
+    );
+    assert_eq!(
+        holding(Usage {
+            tmb_bytes: 1,
+            ..Usage::default()
+        }),
+        Some((Limit::DiskBytes, 1001, 1000))
+    );
+    assert_eq!(
+        holding(Usage {
+            reco_jobs: 5,
+            ..Usage::default()
+        }),
+        None,
+        "alone on disk"
+    );
+}

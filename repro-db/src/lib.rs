@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
 use migration::{Migrator, MigratorTrait};
+use repro_core::budget::Spends;
 use repro_core::file::FileState;
 use repro_core::typed::{AnyDataset, Typed};
 use repro_core::view::DatasetView;
@@ -787,7 +788,7 @@ impl Store {
             .ok_or_else(|| DbError::NotFound(name.to_string()))?;
         let limits = self.limits.of(ds.site.as_deref());
         let total = self.limits.total;
-        let spends = budget_spent(changes);
+        let spends = Spends::of(changes);
         let guarded = !limits.is_none() && spends.any();
         let guarded_total = !total.is_none() && spends.any();
         // Always the site's lock before the total's, so writers never wait in a circle.
@@ -1312,43 +1313,6 @@ impl Store {
     }
 }
 
-/// Which budgets a batch of changes spends.
-#[derive(Debug, Clone, Copy, Default)]
-struct Spends {
-    stage: bool,
-    disk: bool,
-    reco: bool,
-    merge: bool,
-}
-
-impl Spends {
-    fn any(self) -> bool {
-        self.stage || self.disk || self.reco || self.merge
-    }
-}
-
-fn budget_spent(changes: &[Change]) -> Spends {
-    use repro_core::file::FileEvent;
-    let mut s = Spends::default();
-    for c in changes {
-        match c {
-            Change::File {
-                event: FileEvent::RequestStage,
-                ..
-            } => s.stage = true,
-            Change::NewJob { key } => match key.subject {
-                repro_core::JobSubject::Reco(_) => s.reco = true,
-                repro_core::JobSubject::Merge(_) => s.merge = true,
-            },
-            Change::Dataset(m) if m.via() == repro_core::Transition::StartPrestage => {
-                s.disk = true;
-            }
-            _ => {}
-        }
-    }
-    s
-}
-
 /// Refuses, after the changes are written and before they commit, a batch that takes the
 /// site of `ds` past `limits` in what it spends. A dataset that starts prestage may go past
 /// the disk budget only when no other dataset holds disk (one bigger than the budget then
@@ -1360,10 +1324,15 @@ async fn check_budget(
     limits: &repro_core::Limits,
     spends: Spends,
 ) -> Result<()> {
-    use repro_core::Limit;
     let used = query::usage(txn, sites, None).await?;
-    let over = |limit: Limit, used: u64, max: Option<u64>| match max {
-        Some(max) if used > max => Err(DbError::OverBudget {
+    // Only a prestage that starts asks what the others hold (once in a dataset's life).
+    let others = match spends.disk {
+        true => Some(query::usage(txn, sites, Some(ds.id)).await?),
+        false => None,
+    };
+    match limits.breach(spends, &used, others.as_ref()) {
+        None => Ok(()),
+        Some((limit, used, max)) => Err(DbError::OverBudget {
             site: match sites {
                 Sites::One(site) => site.unwrap_or("-").to_owned(),
                 Sites::All => "all sites together".to_owned(),
@@ -1372,31 +1341,7 @@ async fn check_budget(
             used,
             max,
         }),
-        _ => Ok(()),
-    };
-    if spends.stage {
-        over(
-            Limit::StageRequests,
-            used.stage_requests,
-            limits.stage_requests,
-        )?;
     }
-    if spends.reco {
-        over(Limit::RecoJobs, used.reco_jobs, limits.reco_jobs)?;
-    }
-    if spends.merge {
-        over(Limit::MergeJobs, used.merge_jobs, limits.merge_jobs)?;
-    }
-    if spends.disk {
-        let total = used.disk_bytes.saturating_add(used.tmb_bytes);
-        if limits.disk_bytes.is_some_and(|max| total > max) {
-            let others = query::usage(txn, sites, Some(ds.id)).await?;
-            if others.disk_bytes.saturating_add(others.tmb_bytes) > 0 {
-                over(Limit::DiskBytes, total, limits.disk_bytes)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Which datasets a budget covers: those of one site (`None`: at no site), or all.

@@ -19,6 +19,7 @@ use crate::backend::Backend;
 use crate::cache::ViewCache;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ledger::{Ledger, Planned, Turn, Turns};
+use crate::storage::Storage;
 use repro_core::fair::{Claim, Weights};
 
 /// One of the seed's operations.
@@ -218,9 +219,9 @@ fn alerts(view: &DatasetView, changes: &[Change]) -> Vec<String> {
 /// }
 /// # Ok(()) }
 /// ```
-pub struct Driver<'a> {
-    /// The database.
-    pub store: &'a Store,
+pub struct Driver<'a, S: Storage = Store> {
+    /// The database (or, for `repro simulate`, its copy in memory).
+    pub store: &'a S,
     /// The outside world.
     pub backend: &'a dyn Backend,
     /// Retry and grouping rules.
@@ -387,11 +388,11 @@ fn is_failure(o: &Outcome) -> bool {
     )
 }
 
-impl<'a> Driver<'a> {
+impl<'a, S: Storage> Driver<'a, S> {
     /// A driver with the default policy, actor ([`default_actor`]), lease owner
     /// ([`default_owner`]), a lease of two minutes (renewed while it works) and
     /// [`default_workers`](crate::config::default_workers) datasets at once.
-    pub fn new(store: &'a Store, backend: &'a dyn Backend) -> Self {
+    pub fn new(store: &'a S, backend: &'a dyn Backend) -> Self {
         Driver {
             store,
             backend,
@@ -862,34 +863,9 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Who locked `name`, when and why, from its history (` by alice at ... (why)`).
+    /// Who locked `name`, when and why, as the store can say.
     async fn locked_by(&self, name: &DatasetName) -> String {
-        let Ok(history) = self.store.history(name, Some("dataset")).await else {
-            return String::new();
-        };
-        let Some(h) = history
-            .iter()
-            .rev()
-            .find(|h| h.via == "lock" || h.via == "register")
-        else {
-            return String::new();
-        };
-        let since = if h.via == "register" {
-            " since it was registered"
-        } else {
-            ""
-        };
-        let why = h
-            .reason
-            .as_deref()
-            .filter(|r| h.via == "lock" && !r.is_empty())
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default();
-        format!(
-            "{since} by {} at {} UTC{why}",
-            h.actor,
-            h.at.format("%Y-%m-%d %H:%M:%S")
-        )
+        self.store.locked_by(name).await
     }
 
     /// Records what the world said, all in one transaction; follows the revision in `at`.

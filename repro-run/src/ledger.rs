@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use repro_core::budget::describe_where;
 use repro_core::plan::plan_within;
 use repro_core::{Budget, DatasetView, Limit, Plan, Policy, StageKind, Usage};
-use repro_db::Store;
 
 use crate::Result;
+use crate::storage::Storage;
 
 /// The budgets of one run. A tick's [`Driver`](crate::Driver) keeps one; `repro plan` keeps
 /// one to show what a tick would do. Safe to share between a run's workers.
@@ -47,7 +47,7 @@ impl Ledger {
     /// got further first.
     pub async fn read(
         &self,
-        store: &Store,
+        store: &impl Storage,
         sites: impl IntoIterator<Item = Option<String>>,
     ) -> Result<()> {
         let limits = store.limits();
@@ -106,7 +106,7 @@ impl Ledger {
     /// the total held it). Without limits this is the whole plan.
     pub async fn plan(
         &self,
-        store: &Store,
+        store: &impl Storage,
         view: &DatasetView,
         site: Option<&str>,
         policy: &Policy,

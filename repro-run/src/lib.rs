@@ -42,7 +42,9 @@ mod error;
 pub mod filelist;
 pub mod json;
 pub mod ledger;
+pub mod memory;
 pub mod simulate;
+pub mod storage;
 pub mod web;
 
 /// FNV-1a's starting value: [`fnv1a`] of nothing.
@@ -65,6 +67,7 @@ pub use driver::{
     targets, targets_weighted,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use storage::Storage;
 
 /// Whether `w` is one of the seed's state words (`LOCK`, `NOT DONE`, `MERGED_DBUP`, ...).
 pub fn is_state_word(w: &str) -> bool {
