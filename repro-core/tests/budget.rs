@@ -361,10 +361,28 @@ fn spend_checked(
         !raised(used.merge_jobs, after.merge_jobs) || spends.merge,
         "{spends:?}: {used:?} -> {after:?}"
     );
-    // Recording what the world said spends nothing; only plans do.
+    // Recording what the world said spends nothing; only plans do, and a plan spends a
+    // budget only when it raises it (a store never refuses a batch for a budget the
+    // batch does not take).
     prop_assert!(
         planned || !spends.any(),
         "a recorded outcome spends {spends:?}"
+    );
+    prop_assert!(
+        !spends.stage || raised(used.stage_requests, after.stage_requests),
+        "{spends:?}: {used:?} -> {after:?}"
+    );
+    prop_assert!(
+        !spends.disk || raised(used.disk_bytes, after.disk_bytes),
+        "{spends:?}: {used:?} -> {after:?}"
+    );
+    prop_assert!(
+        !spends.reco || raised(used.reco_jobs, after.reco_jobs),
+        "{spends:?}: {used:?} -> {after:?}"
+    );
+    prop_assert!(
+        !spends.merge || raised(used.merge_jobs, after.merge_jobs),
+        "{spends:?}: {used:?} -> {after:?}"
     );
     let changed = *view != before;
     view.undo(log);
@@ -385,9 +403,10 @@ proptest! {
     })]
 
     /// Every batch of a campaign, planned or recorded, raises only the budgets it says it
-    /// spends ([`Spends::of`]), and its undo log puts the view back as it was.
+    /// spends ([`Spends::of`]); a plan says it spends only what it raises, and recorded
+    /// outcomes spend nothing. Its undo log puts the view back as it was.
     #[test]
-    fn a_batch_raises_only_the_budgets_it_says_it_spends(seed in any::<u64>(), files in 1u64..24, failure in 0u8..40) {
+    fn a_batch_spends_the_budgets_it_raises_and_no_other(seed in any::<u64>(), files in 1u64..24, failure in 0u8..40) {
         let mut view = dataset(files);
         let mut world = World::new(failure);
         let mut rng = Rng::new(seed);

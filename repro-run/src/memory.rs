@@ -45,11 +45,19 @@ struct Entry {
     lease: Option<(String, NaiveDateTime)>,
     /// What it has in flight, once counted since its last write.
     usage: Option<Usage>,
+    /// Its files per state, once counted since its last write.
+    counts: Option<FileCounts>,
 }
 
 impl Entry {
     fn usage(&mut self) -> Usage {
         *self.usage.get_or_insert_with(|| Usage::of(&self.view))
+    }
+
+    /// Its view changed: what was counted of it no longer holds.
+    fn changed(&mut self) {
+        self.usage = None;
+        self.counts = None;
     }
 }
 
@@ -66,6 +74,7 @@ impl MemoryStore {
                     lease: None,
                     settled: None,
                     usage: None,
+                    counts: None,
                     view,
                     row,
                 },
@@ -87,11 +96,11 @@ impl MemoryStore {
     pub fn list(&self, by_priority: bool) -> Vec<DatasetSummary> {
         let mut rows: Vec<DatasetSummary> = self
             .lock()
-            .values()
+            .values_mut()
             .map(|e| {
                 let mut row = e.row.clone();
                 row.status = e.view.status;
-                row.files = counts(&e.view);
+                row.files = e.counts.get_or_insert_with(|| counts(&e.view)).clone();
                 row.lease = e.lease.clone();
                 row
             })
@@ -163,7 +172,7 @@ impl MemoryStore {
             .get_mut(name)
             .ok_or_else(|| DbError::NotFound(name.to_string()))?;
         let undo = entry.view.apply_undoable(changes)?;
-        entry.usage = None;
+        entry.changed();
         let spends = Spends::of(changes);
         let site = entry.row.site.clone();
         let id = entry.row.id;
@@ -197,7 +206,7 @@ impl MemoryStore {
         let entry = all.get_mut(name).expect("the entry written to is there");
         if let Some((site, (limit, used, max))) = breach {
             entry.view.undo(undo);
-            entry.usage = None;
+            entry.changed();
             return Err(DbError::OverBudget {
                 site,
                 limit,
@@ -212,13 +221,26 @@ impl MemoryStore {
     }
 }
 
-/// Files per state of `view`.
+/// Files per state of `view`. Files of neighbouring ids are mostly in the same state, so
+/// each run of alike ones is counted before it is added up.
 fn counts(view: &DatasetView) -> FileCounts {
     let mut c = FileCounts::default();
+    let mut add = |state, n| *c.by_state.entry(state).or_default() += n;
+    let mut run = None;
     for f in view.files.values() {
-        *c.by_state.entry(f.state).or_default() += 1;
-        c.total += 1;
+        run = match run {
+            Some((state, n)) if state == f.state => Some((state, n + 1)),
+            Some((state, n)) => {
+                add(state, n);
+                Some((f.state, 1))
+            }
+            None => Some((f.state, 1)),
+        };
     }
+    if let Some((state, n)) = run {
+        add(state, n);
+    }
+    c.total = view.files.len() as u64;
     c
 }
 

@@ -213,6 +213,14 @@ async fn a_database_is_played_forward_on_a_copy_from_where_it_stands() {
     // The locked dataset stays where it is, and out of the end time.
     let l = p.datasets.iter().find(|d| d.name == "live.locked").unwrap();
     assert_eq!((l.at_rest_h, l.state.starts_with("LOCK ")), (None, true));
+    // Played in memory, from the same place: the same prediction.
+    let in_memory = predict(&Scenario {
+        copy: CopyIn::Memory,
+        dir: dir.path().join("sim-in-memory"),
+        ..s.clone()
+    })
+    .await;
+    assert_eq!(stable(&in_memory), stable(&p));
     // The live database was only read.
     assert_eq!(live.load(&a).await.unwrap(), before);
     assert_eq!(live.list(&ListFilter::default()).await.unwrap(), listed);
