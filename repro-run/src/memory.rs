@@ -305,18 +305,22 @@ impl Storage for MemoryStore {
     }
 
     async fn release_noting(&self, lease: &Lease, waiting: Option<Option<&str>>) -> Result<()> {
-        let name = DatasetName::new(lease.dataset.as_str())
-            .map_err(|_| DbError::NotFound(lease.dataset.clone()))?;
-        self.with(&name, |e| {
-            // A lease taken over since is its new holder's, with what it records.
-            if e.lease.as_ref().is_some_and(|(o, _)| *o == lease.owner) {
-                e.lease = None;
-                if let Some(w) = waiting {
-                    e.row.waiting = w.map(str::to_owned);
-                }
+        // As the database's release: a lease of a dataset that is gone, or that was taken
+        // over since (its new holder's, with what it records), is left alone.
+        let Ok(name) = DatasetName::new(lease.dataset.as_str()) else {
+            return Ok(());
+        };
+        let mut all = self.lock();
+        let held = all
+            .get_mut(&name)
+            .filter(|e| e.lease.as_ref().is_some_and(|(o, _)| *o == lease.owner));
+        if let Some(e) = held {
+            e.lease = None;
+            if let Some(w) = waiting {
+                e.row.waiting = w.map(str::to_owned);
             }
-            Ok(())
-        })
+        }
+        Ok(())
     }
 
     async fn stamp(&self, name: &DatasetName) -> Result<Stamp> {
