@@ -932,21 +932,8 @@ impl Store {
                 .one(&self.db)
                 .await?
                 .ok_or_else(|| DbError::NotFound(name.to_string()))?;
-            let takeover = match (&row.lease_owner, row.lease_until) {
-                (None, _) => None,
-                (Some(h), _) if h == owner => None,
-                (Some(h), Some(u)) if u < now => {
-                    Some(format!("the lease of {h} expired at {u} UTC"))
-                }
-                (Some(h), _) if gone(h) => Some(format!("{h} is gone")),
-                (Some(h), u) => {
-                    return Err(DbError::LeaseHeld {
-                        dataset: name.to_string(),
-                        owner: h.clone(),
-                        until: u.unwrap_or(now),
-                    });
-                }
-            };
+            let held = row.lease_owner.as_deref().map(|h| (h, row.lease_until));
+            let takeover = may_claim(name, held, owner, now, &gone)?;
             let (_turn, txn) = self.write_txn().await?;
             let mut q = DatasetStatus::update_many()
                 .col_expr(C::LeaseOwner, Expr::value(owner))
@@ -1379,6 +1366,30 @@ fn is_transient(e: &sea_orm::DbErr) -> bool {
         || m.contains("40P01")
         || m.contains("Deadlock")
         || m.contains("deadlock")
+}
+
+/// Whether `owner` may take `dataset`'s lease at `now`, `held` being who holds it and until
+/// when (`None`: nobody): `Ok(None)` when it is free or already `owner`'s, `Ok(Some(why))`
+/// when it is taken over (it expired, or `gone` says its holder is gone), else
+/// [`DbError::LeaseHeld`]. The rule of [`Store::claim_or_take_over`], for any store.
+pub fn may_claim(
+    dataset: &DatasetName,
+    held: Option<(&str, Option<NaiveDateTime>)>,
+    owner: &str,
+    now: NaiveDateTime,
+    gone: impl Fn(&str) -> bool,
+) -> Result<Option<String>> {
+    match held {
+        None => Ok(None),
+        Some((h, _)) if h == owner => Ok(None),
+        Some((h, Some(u))) if u < now => Ok(Some(format!("the lease of {h} expired at {u} UTC"))),
+        Some((h, _)) if gone(h) => Ok(Some(format!("{h} is gone"))),
+        Some((h, u)) => Err(DbError::LeaseHeld {
+            dataset: dataset.to_string(),
+            owner: h.to_owned(),
+            until: u.unwrap_or(now),
+        }),
+    }
 }
 
 /// The current time as stored: UTC, without a zone.

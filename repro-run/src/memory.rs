@@ -143,17 +143,8 @@ impl MemoryStore {
     ) -> Result<Lease> {
         let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
         self.with(name, |e| {
-            if let Some((holder, u)) = &e.lease
-                && holder != owner
-                && *u >= now
-                && !gone(holder)
-            {
-                return Err(DbError::LeaseHeld {
-                    dataset: name.to_string(),
-                    owner: holder.clone(),
-                    until: *u,
-                });
-            }
+            let held = e.lease.as_ref().map(|(h, u)| (h.as_str(), Some(*u)));
+            repro_db::may_claim(name, held, owner, now, gone)?;
             e.lease = Some((owner.to_owned(), until));
             Ok(Lease {
                 dataset: name.to_string(),
