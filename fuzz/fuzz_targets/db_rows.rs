@@ -101,6 +101,7 @@ fuzz_target!(|r: Rows| {
         waiting: None,
         revision: 0,
         settled: None,
+        accepted_lost: 0,
     };
     match convert::sample(&d) {
         Ok(s) => assert_eq!(s.map(|s| s.to_string()).as_ref(), d.sample.as_ref()),

@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
             0 => plan(&v, &policy).changes,
             1 => operator::unlock(&v, None).unwrap_or_default(),
             2 => operator::lock(&v, None).unwrap_or_default(),
-            3 => operator::retry(&v, None, Some("fuzz")).unwrap_or_default(),
+            3 => operator::retry(&v, None, Some("fuzz"), None).unwrap_or_default(),
             4 => operator::reset(
                 &v,
                 if a & 1 == 0 {

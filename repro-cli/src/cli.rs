@@ -89,8 +89,12 @@ pub enum Command {
     Tick(TickArgs),
     /// What a tick would do now, without doing it.
     Plan(TickArgs),
-    /// Operator: give a failed phase (or what failed for good in the running one) fresh attempts.
+    /// Operator: give what failed (a FAILED phase, files or groups failed for good, in any
+    /// phase) fresh attempts.
     Retry(RetryArgs),
+    /// Operator: accept losing the raw files that failed for good, so that the dataset
+    /// stops asking for a person (until more fail).
+    Accept(RecoverArgs),
     /// Operator: go back to the start of an earlier phase, keeping finished work.
     Reset(ResetArgs),
     /// Operator: bring back raw files that failed for good, after merging, even after
@@ -288,9 +292,12 @@ pub struct TickArgs {
 pub struct RetryArgs {
     /// The dataset.
     pub name: String,
-    /// The phase to retry (its current one by default).
+    /// Only what failed in this phase (by default every phase up to the current one).
     #[arg(long, value_parser = parse_phase)]
     pub phase: Option<repro_core::Phase>,
+    /// Only this raw file (its logical name).
+    #[arg(long, value_name = "LFN")]
+    pub file: Option<String>,
     /// Why, for the history.
     #[arg(long)]
     pub reason: Option<String>,

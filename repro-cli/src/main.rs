@@ -241,24 +241,39 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Retry(args) => {
             let n = name(&args.name)?;
             let view = store.load(&n).await?;
-            let changes = operator::retry(&view, args.phase, args.reason.as_deref())?;
+            let file = match &args.file {
+                Some(lfn) => Some(
+                    view.files
+                        .values()
+                        .find(|f| f.lfn == *lfn)
+                        .map(|f| f.id)
+                        .ok_or_else(|| CliError::Usage(format!("{n} has no raw file {lfn:?}")))?,
+                ),
+                None => None,
+            };
+            let changes = operator::retry(&view, args.phase, args.reason.as_deref(), file)?;
             store.apply(&n, &changes, &actor()).await?;
             let after = store.summary(&n).await?;
-            let recovered = changes.iter().any(|c| {
-                matches!(c, repro_core::Change::Dataset(m) if m.via() == repro_core::Transition::Recover)
-            });
-            if recovered {
-                let files = changes
-                    .iter()
-                    .filter(|c| matches!(c, repro_core::Change::File { .. }))
-                    .count();
-                println!(
-                    "{n}: recovering {files} raw file(s) that failed for good; now {}",
-                    after.status.columns()
-                );
-            } else {
-                println!("{n}: retried; now {}", after.status.columns());
-            }
+            let files = changes
+                .iter()
+                .filter(|c| matches!(c, repro_core::Change::File { .. }))
+                .count();
+            println!(
+                "{n}: retried; {} with fresh attempts; now {}",
+                repro_core::words::count(files as u64, "raw file"),
+                after.status.columns()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Accept(args) => {
+            let n = name(&args.name)?;
+            let d = store.summary(&n).await?;
+            let lost = operator::accept(&n, d.lost(), d.accepted_lost, &args.reason)?;
+            store.accept_lost(&n, lost, &actor(), &args.reason).await?;
+            println!(
+                "{n}: the loss of {} accepted; it asks for a person again if more fail for good",
+                repro_core::words::count(lost, "raw file")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Reset(args) => {

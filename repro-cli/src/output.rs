@@ -158,7 +158,7 @@ pub fn dataset(d: &DatasetSummary, view: &DatasetView, rate: Option<Rate>) -> St
     let c = d.status.columns();
     let f = &d.files;
     let mut out = String::new();
-    for why in repro_run::attention::needs_a_person(view) {
+    for why in repro_run::attention::needs_a_person(view, d.accepted_lost) {
         let _ = writeln!(out, "NEEDS A PERSON: {why}");
     }
     let (staged, reco, merged) = reached(f);

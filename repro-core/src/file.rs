@@ -16,6 +16,7 @@
 use std::fmt;
 
 use crate::rules::{IllegalMove, Rule, lookup, snake_words};
+use crate::state::Phase;
 
 /// A raw file's id within the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -84,6 +85,23 @@ impl FileState {
             self,
             FileState::Reconstructed | FileState::Merged | FileState::Deleting | FileState::Cleaned
         )
+    }
+
+    /// The phase whose work the file is at (or failed in, or finished last).
+    pub const fn phase(self) -> Phase {
+        match self {
+            FileState::Registered
+            | FileState::Staging
+            | FileState::StageFailed
+            | FileState::StageFailedForGood => Phase::Prestage,
+            FileState::Staged
+            | FileState::RecoSubmitted
+            | FileState::RecoFailed
+            | FileState::RecoFailedForGood
+            | FileState::Reconstructed => Phase::Reco,
+            FileState::Merged => Phase::Merge,
+            FileState::Deleting | FileState::Cleaned => Phase::Cleanup,
+        }
     }
 
     /// Whether the file has failed for good and waits for an operator.

@@ -121,6 +121,9 @@ pub fn admits(from: StageKind, via: Transition, tally: &Tally) -> Result<(), Unm
             }
         }
         T::FinishMerge => {
+            if tally.files_in(RECO_OPEN) > 0 {
+                return unmet("no raw file still to stage or reconstruct");
+            }
             if tally.ungrouped > 0 {
                 return unmet("every TMB file in a merge group");
             }

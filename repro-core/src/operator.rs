@@ -4,7 +4,7 @@
 //! keep all finished work and give what failed for good fresh attempts ("re-arm"); nothing
 //! is deleted and nothing finished is redone.
 
-use crate::file::{FileEvent, FileState};
+use crate::file::{FileEvent, FileId, FileState};
 use crate::state::{Phase, StageKind};
 use crate::transition::{Refused, Transition};
 use crate::typed::AnyDataset;
@@ -27,8 +27,24 @@ pub enum OperatorError {
         /// The phase asked for (or its current one).
         phase: Phase,
     },
-    /// A reset needs a reason, for the history.
-    #[error("a reset needs a reason (for the history)")]
+    /// `accept` on a dataset with no loss it has not accepted already.
+    #[error(
+        "nothing to accept in {name}: {} failed for good, {accepted} accepted already",
+        crate::words::count(*lost, "raw file")
+    )]
+    NothingToAccept {
+        /// The dataset.
+        name: String,
+        /// Its raw files that failed for good.
+        lost: u64,
+        /// How many of them were accepted.
+        accepted: u64,
+    },
+    /// `recover` on a dataset with no raw file failed for good.
+    #[error("nothing to recover in {0}: no raw file of it failed for good")]
+    NothingToRecover(String),
+    /// A reset, a recovery or an acceptance needs a reason, for the history.
+    #[error("this needs a reason (for the history)")]
     NoReason,
     /// There is no reset back to this phase.
     #[error("there is no reset to {0}: a reset goes back to prestage or reco")]
@@ -101,50 +117,75 @@ fn rearm(view: &DatasetView, phase: Phase) -> Vec<Change> {
     out
 }
 
-/// Puts a `FAILED` phase back to `NOT DONE` and re-arms what failed in it. On a phase that
-/// is still running, re-arms what failed for good so far without moving the dataset.
+/// Gives fresh attempts to what failed in the phases asked for (`phase`, or every phase
+/// up to the current one), at any point of the dataset's life, and moves the dataset so
+/// that the re-armed work gets done:
 ///
-/// `phase`, when given, must be the dataset's current phase.
+/// - a `FAILED` phase goes back to `NOT DONE` (`retry`);
+/// - raw files that failed for good in an earlier phase are staged and reconstructed by the
+///   phase the dataset is in while it is in reco or merging; a dataset merged or waiting to
+///   merge goes back to reco (`reset_to_reco`: its reco outcome is decided again), and one
+///   whose merged files are declared is recovered (`recover`): the files go through every
+///   phase again in merge groups of their own, while what was merged stays as it is.
+///
+/// `file`, when given, is the one raw file to retry.
 pub fn retry(
     view: &DatasetView,
     phase: Option<Phase>,
     reason: Option<&str>,
+    file: Option<FileId>,
 ) -> Result<Vec<Change>, OperatorError> {
     let current = view.status.state.phase();
-    // After the end, what failed for good comes back by recovery.
-    if view.status.state.kind() == StageKind::Cleaned
-        && phase.is_none()
-        && view.files.values().any(|f| f.state.failed_for_good())
-    {
-        return recover(
-            view,
-            reason.unwrap_or("retry of the files that failed for good"),
-        );
-    }
-    let phase = phase.unwrap_or(current);
-    let failed = view.status.state.kind().is_failed();
-    let mut out = Vec::new();
-    if phase == current && failed {
-        out.push(dataset_change(view, Transition::Retry, reason)?);
-    } else if phase != current {
-        // A finished or future phase: only a reset goes back.
+    let kind = view.status.state.kind();
+    if phase.is_some_and(|p| p > current) {
         return Err(Refused::NoSuchTransition {
             found: view.status.state,
-            kind: view.status.state.kind(),
+            kind,
             tried: Transition::Retry,
         }
         .into());
     }
-    out.extend(rearm(view, phase));
-    if out.is_empty() {
+    let asked = |p: Phase| phase.map_or(p <= current, |q| q == p);
+    let rearmed: Vec<Change> = Phase::ALL
+        .iter()
+        .copied()
+        .filter(|p| asked(*p))
+        .flat_map(|p| rearm(view, p))
+        .filter(|c| file.is_none_or(|id| matches!(c, Change::File { id: f, .. } if *f == id)))
+        .collect();
+    let lost = view.files.values().any(|f| {
+        f.state.failed_for_good() && file.is_none_or(|id| id == f.id) && asked(f.state.phase())
+    });
+    let via = match kind {
+        _ if !lost || current <= Phase::Reco => {
+            (kind.is_failed() && (asked(current) || lost)).then_some(Transition::Retry)
+        }
+        StageKind::MergeNotDone | StageKind::MergeFailed | StageKind::MergeDone => {
+            Some(Transition::ResetToReco)
+        }
+        StageKind::CleanupNotDone | StageKind::CleanupFailed | StageKind::Cleaned => {
+            Some(Transition::Recover)
+        }
+        _ => None,
+    };
+    let mut out = Vec::new();
+    if let Some(via) = via {
+        let default = (via != Transition::Retry).then_some(RETRY_REASON);
+        out.push(dataset_change(view, via, reason.or(default))?);
+    }
+    if rearmed.is_empty() && via != Some(Transition::Retry) {
         return Err(OperatorError::NothingToRetry {
             name: view.name.to_string(),
             found: view.status.state,
-            phase,
+            phase: phase.unwrap_or(current),
         });
     }
+    out.extend(rearmed);
     Ok(out)
 }
+
+/// The history's reason for a retry that moves the dataset back when none was given.
+const RETRY_REASON: &str = "retry of the raw files that failed for good";
 
 /// Goes back to the start of `to` (prestage or reco), keeping finished work and re-arming
 /// what failed for good in that phase and every later one.
@@ -169,16 +210,35 @@ pub fn recover(view: &DatasetView, reason: &str) -> Result<Vec<Change>, Operator
         return Err(OperatorError::NoReason);
     }
     if !view.files.values().any(|f| f.state.failed_for_good()) {
-        return Err(OperatorError::NothingToRetry {
-            name: view.name.to_string(),
-            found: view.status.state,
-            phase: view.status.state.phase(),
-        });
+        return Err(OperatorError::NothingToRecover(view.name.to_string()));
     }
     let mut out = vec![dataset_change(view, Transition::Recover, Some(reason))?];
-    out.extend(rearm(view, Phase::Prestage));
-    out.extend(rearm(view, Phase::Reco));
+    for p in [Phase::Prestage, Phase::Reco, Phase::Cleanup] {
+        out.extend(rearm(view, p));
+    }
     Ok(out)
+}
+
+/// An operator accepts losing the `lost` raw files of `name` that failed for good, of
+/// which `accepted` were accepted before: the number to keep as accepted. The dataset needs
+/// a person again only when more than that fail for good.
+pub fn accept(
+    name: &crate::DatasetName,
+    lost: u64,
+    accepted: u64,
+    reason: &str,
+) -> Result<u64, OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    if lost <= accepted {
+        return Err(OperatorError::NothingToAccept {
+            name: name.to_string(),
+            lost,
+            accepted,
+        });
+    }
+    Ok(lost)
 }
 
 /// Whether automation may act on the dataset at all.
@@ -189,7 +249,6 @@ pub fn is_unlocked(view: &DatasetView) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::file::FileId;
     use crate::name::DatasetName;
     use crate::state::{CleanupProgress, DatasetState, Progress, RecoOutcome, Status};
     use crate::view::RawFile;
@@ -224,7 +283,7 @@ mod tests {
             DatasetState::Prestage(Progress::Failed),
             &[FileState::StageFailedForGood],
         );
-        let c = retry(&v, None, Some("robot fixed")).unwrap();
+        let c = retry(&v, None, Some("robot fixed"), None).unwrap();
         assert_eq!(vias(&c), [Transition::Retry]);
         assert!(c.iter().any(|c| matches!(
             c,
@@ -238,7 +297,7 @@ mod tests {
     #[test]
     fn retry_with_nothing_failed_says_so() {
         let v = at(DatasetState::START, &[FileState::Registered]);
-        let err = retry(&v, None, None).unwrap_err();
+        let err = retry(&v, None, None, None).unwrap_err();
         assert!(matches!(err, OperatorError::NothingToRetry { .. }), "{err}");
     }
 
@@ -274,16 +333,16 @@ mod tests {
             .collect();
         assert_eq!(moved, [FileId(2)], "only the failed file comes back");
         // After CLEANED, a plain retry does the same.
-        assert_eq!(retry(&v, None, Some("tape fixed")).unwrap(), c);
+        assert_eq!(retry(&v, None, Some("tape fixed"), None).unwrap(), c);
     }
 
     #[test]
     fn a_complete_dataset_has_nothing_to_recover() {
         let cleaned = DatasetState::Cleanup(RecoOutcome::Completed, CleanupProgress::Cleaned);
         let v = at(cleaned, &[FileState::Cleaned]);
-        assert!(matches!(
-            recover(&v, "why not").unwrap_err(),
-            OperatorError::NothingToRetry { .. }
-        ));
+        assert_eq!(
+            recover(&v, "why not").unwrap_err().to_string(),
+            "nothing to recover in op: no raw file of it failed for good"
+        );
     }
 }

@@ -18,7 +18,9 @@ use crate::policy::Policy;
 use crate::state::{DatasetState, Phase, StageKind, Status};
 use crate::transition::Transition;
 use crate::typed::AnyDataset;
-use crate::view::{Change, DatasetView, GroupEvent, GroupNo, GroupState, MergeGroup, MergedFile};
+use crate::view::{
+    Change, DatasetView, GroupEvent, GroupNo, GroupState, MergeGroup, MergedFile, RawFile,
+};
 use crate::words::LockWord;
 
 /// An external action a driver performs through a backend.
@@ -318,110 +320,133 @@ fn start_merge(status: Status, policy: &Policy) -> Step {
 /// is left to stage, finish (some staged) or fail (none).
 fn prestaging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Step {
     let mut p = Plan::default();
-    let mut leave = None;
     let mut open = false;
     for f in v.files.values() {
-        match f.state {
-            FileState::Registered | FileState::StageFailed if f.may_try(policy.max_attempts) => {
-                open = true;
-                if let Err(limit) = budget.take_stage() {
-                    p.wait(limit);
-                    continue;
-                }
-                let action = Action::Stage {
-                    file: f.id,
-                    lfn: f.lfn.clone(),
-                    attempt: f.attempts + 1,
-                };
-                p.reserve(Change::file(f, FileEvent::RequestStage), action);
-            }
-            FileState::StageFailed => {
-                p.changes.extend(Change::file(f, FileEvent::GiveUp));
-                open = true;
-            }
-            FileState::Staging => open = true,
-            _ => {}
-        }
+        open |= stage_file(f, policy, budget, &mut p);
     }
-    if !open {
-        let any_staged = v.files.values().any(|f| !f.state.failed_for_good());
-        leave = Some(if any_staged {
+    let leave = (!open).then(|| {
+        if v.files.values().any(|f| !f.state.failed_for_good()) {
             Transition::FinishPrestage
         } else {
             Transition::FailPrestage
-        });
-    }
+        }
+    });
     Step { work: p, leave }
 }
 
+/// One raw file's staging: a stage request while it has attempts left and the budget has
+/// room, giving up when it has none. Whether its staging is still open. Besides prestage,
+/// the later phases call it for files an operator re-armed after the dataset left
+/// prestage (`repro retry` while the dataset is in reco or merge).
+fn stage_file(
+    f: &RawFile,
+    policy: &Policy,
+    budget: &mut (impl Draw + ?Sized),
+    p: &mut Plan,
+) -> bool {
+    match f.state {
+        FileState::Registered | FileState::StageFailed if f.may_try(policy.max_attempts) => {
+            if let Err(limit) = budget.take_stage() {
+                p.wait(limit);
+                return true;
+            }
+            let action = Action::Stage {
+                file: f.id,
+                lfn: f.lfn.clone(),
+                attempt: f.attempts + 1,
+            };
+            p.reserve(Change::file(f, FileEvent::RequestStage), action);
+            true
+        }
+        FileState::StageFailed => {
+            p.changes.extend(Change::file(f, FileEvent::GiveUp));
+            true
+        }
+        FileState::Staging => true,
+        _ => false,
+    }
+}
+
 /// Reco `RUNNING`: submit a job for each staged file (or failed one with attempts left)
-/// that has none live, give up on the rest; when every file is settled, end complete,
-/// partial or failed by how many have a TMB file.
+/// that has none live, give up on the rest, and stage re-armed files; when every file is
+/// settled, end complete, partial or failed by how many have a TMB file.
 fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Step {
     let mut p = Plan::default();
-    let mut leave = None;
     let mut open = false;
     for f in v.files.values() {
-        if !matches!(
-            f.state,
-            FileState::Staged | FileState::RecoSubmitted | FileState::RecoFailed
-        ) {
-            continue;
-        }
-        let subject = JobSubject::Reco(f.id);
-        // Looked up only for the files of this phase (not the reconstructed, merged and
-        // cleaned ones a long reco phase accumulates).
-        let idle = f.state != FileState::RecoSubmitted && v.live_job(subject).is_none();
-        match f.state {
-            FileState::Staged | FileState::RecoFailed if idle && f.may_try(policy.max_attempts) => {
-                open = true;
-                if let Err(limit) = budget.take_reco() {
-                    p.wait(limit);
-                    continue;
-                }
-                let key = JobKey {
-                    subject,
-                    attempt: f.attempts + 1,
-                };
-                let action = Action::SubmitReco {
-                    job: key,
-                    name: key.name(&v.name),
-                    lfn: f.lfn.clone(),
-                };
-                if let Some(c) = Change::file(f, FileEvent::SubmitReco) {
-                    p.changes.push(c);
-                    p.reserve(Some(Change::NewJob { key }), action);
-                }
-            }
-            FileState::RecoFailed if idle => {
-                p.changes.extend(Change::file(f, FileEvent::GiveUp));
-                open = true;
-            }
-            FileState::Staged | FileState::RecoSubmitted | FileState::RecoFailed => open = true,
-            _ => {}
-        }
+        open |= stage_file(f, policy, budget, &mut p) || reco_file(v, f, policy, budget, &mut p);
     }
-    if !open {
+    let leave = (!open).then(|| {
         let with_tmb = v.files.values().filter(|f| f.state.has_tmb()).count();
-        let via = if with_tmb == v.files.len() {
+        if with_tmb == v.files.len() {
             Transition::CompleteReco
         } else if with_tmb > 0 {
             Transition::PartialReco
         } else {
             Transition::FailReco
-        };
-        leave = Some(via);
-    }
+        }
+    });
     Step { work: p, leave }
 }
 
+/// One raw file's reco: a job reserved for a staged file (or a failed one with attempts
+/// left) that has none live, giving up on one with none left. Whether its reco is open.
+fn reco_file(
+    v: &DatasetView,
+    f: &RawFile,
+    policy: &Policy,
+    budget: &mut (impl Draw + ?Sized),
+    p: &mut Plan,
+) -> bool {
+    if !matches!(
+        f.state,
+        FileState::Staged | FileState::RecoSubmitted | FileState::RecoFailed
+    ) {
+        return false;
+    }
+    let subject = JobSubject::Reco(f.id);
+    // Looked up only for the files of this phase (not the reconstructed, merged and
+    // cleaned ones a long reco phase accumulates).
+    let idle = f.state != FileState::RecoSubmitted && v.live_job(subject).is_none();
+    if !idle {
+        return true;
+    }
+    if !f.may_try(policy.max_attempts) {
+        if f.state == FileState::RecoFailed {
+            p.changes.extend(Change::file(f, FileEvent::GiveUp));
+        }
+        return true;
+    }
+    if let Err(limit) = budget.take_reco() {
+        p.wait(limit);
+        return true;
+    }
+    let key = JobKey {
+        subject,
+        attempt: f.attempts + 1,
+    };
+    let action = Action::SubmitReco {
+        job: key,
+        name: key.name(&v.name),
+        lfn: f.lfn.clone(),
+    };
+    if let Some(c) = Change::file(f, FileEvent::SubmitReco) {
+        p.changes.push(c);
+        p.reserve(Some(Change::NewJob { key }), action);
+    }
+    true
+}
+
 /// Merge `RUNNING`: resubmit merging groups with no live job (or give them up), form new
-/// groups from reconstructed, ungrouped files and submit them; when nothing merges any
-/// more, finish, or fail if a group failed for good.
+/// groups from reconstructed, ungrouped files and submit them, stage and reconstruct
+/// re-armed files; when nothing merges any more, finish, or fail if a group failed for good.
 fn merging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Step {
     let mut p = Plan::default();
     let mut leave = None;
     let mut open = false;
+    for f in v.files.values() {
+        open |= stage_file(f, policy, budget, &mut p) || reco_file(v, f, policy, budget, &mut p);
+    }
     for grp in v.groups.values() {
         if grp.state != GroupState::Merging {
             continue;

@@ -144,6 +144,15 @@ stored_words! {
     ]
 }
 
+/// `n` and `noun`, plural unless `n` is 1, for messages: "1 raw file", "3 raw files".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +166,13 @@ mod tests {
         for w in all {
             assert_eq!(w.to_string().parse::<T>().unwrap(), *w);
         }
+    }
+
+    #[test]
+    fn counts_are_plural_unless_one() {
+        assert_eq!(count(1, "raw file"), "1 raw file");
+        assert_eq!(count(0, "raw file"), "0 raw files");
+        assert_eq!(count(3, "merge group"), "3 merge groups");
     }
 
     #[test]

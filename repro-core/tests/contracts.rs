@@ -228,7 +228,7 @@ fn retry_rearms_what_failed_for_good_and_what_is_between_attempts_and_nothing_el
             (F::Staged, 0, 0),
         ],
     );
-    let c = operator::retry(&v, None, Some("tape is back")).unwrap();
+    let c = operator::retry(&v, None, Some("tape is back"), None).unwrap();
     assert_eq!(rearmed_files(&c), [1, 3]);
     match &c[0] {
         Change::Dataset(m) => {
@@ -246,17 +246,114 @@ fn retry_rearms_what_failed_for_good_and_what_is_between_attempts_and_nothing_el
             (F::StageFailedForGood, 3, 0),
         ],
     );
+    // The file that failed for good in prestage comes back too (first): reco stages it.
     assert_eq!(
-        rearmed_files(&operator::retry(&v, None, None).unwrap()),
-        [1, 3]
+        rearmed_files(&operator::retry(&v, None, None, None).unwrap()),
+        [4, 1, 3]
     );
     let v = at(
         StageKind::CleanupFailed,
         &[(F::Merged, 2, 0), (F::Merged, 1, 1), (F::Cleaned, 0, 0)],
     );
     assert_eq!(
-        rearmed_files(&operator::retry(&v, None, None).unwrap()),
+        rearmed_files(&operator::retry(&v, None, None, None).unwrap()),
         [1]
+    );
+}
+
+#[test]
+fn retry_brings_back_files_lost_in_an_earlier_phase_wherever_the_dataset_is() {
+    use FileState as F;
+    let files = [(F::StageFailedForGood, 3, 0), (F::Reconstructed, 0, 0)];
+    for (kind, via) in [
+        (StageKind::RecoRunning, None),
+        (StageKind::MergeRunning, None),
+        (StageKind::MergeNotDone, Some(Transition::ResetToReco)),
+        (StageKind::MergeFailed, Some(Transition::ResetToReco)),
+        (StageKind::MergeDone, Some(Transition::ResetToReco)),
+        (StageKind::CleanupNotDone, Some(Transition::Recover)),
+        (StageKind::CleanupFailed, Some(Transition::Recover)),
+        (StageKind::Cleaned, Some(Transition::Recover)),
+    ] {
+        let mut v = at(kind, &files);
+        let c = operator::retry(&v, None, None, None).unwrap();
+        assert_eq!(rearmed_files(&c), [1], "{kind:?}");
+        let moved: Vec<Transition> = c
+            .iter()
+            .filter_map(|c| match c {
+                Change::Dataset(m) => Some(m.via()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(moved, Vec::from_iter(via), "{kind:?}");
+        v.apply(&c).unwrap();
+        assert_eq!(v.files[&FileId(1)].state, F::Registered, "{kind:?}");
+    }
+}
+
+#[test]
+fn reco_and_merging_stage_a_re_armed_file_and_do_not_close_before_it_is_done() {
+    use FileState as F;
+    for kind in [StageKind::RecoRunning, StageKind::MergeRunning] {
+        let v = at(kind, &[(F::Registered, 3, 3), (F::Reconstructed, 0, 0)]);
+        let p = plan(&v, &Policy::default());
+        assert!(
+            p.actions.iter().any(|a| matches!(
+                a,
+                Action::Stage {
+                    file: FileId(1),
+                    attempt: 4,
+                    ..
+                }
+            )),
+            "{kind:?}: {:?}",
+            p.actions
+        );
+        assert_eq!(p.transitions().count(), 0, "{kind:?} stays open");
+        // A file still to reconstruct holds the merge phase open, in storage too.
+        let t = tally(
+            &[(F::Staged, 1), (F::Merged, 1)],
+            &[(GroupState::Merged, 1)],
+            0,
+        );
+        assert!(admits(StageKind::MergeRunning, Transition::FinishMerge, &t).is_err());
+    }
+}
+
+#[test]
+fn retry_of_one_file_or_one_phase_leaves_the_rest() {
+    use FileState as F;
+    let v = at(
+        StageKind::MergeRunning,
+        &[(F::StageFailedForGood, 3, 0), (F::RecoFailedForGood, 3, 0)],
+    );
+    let only = operator::retry(&v, None, None, Some(FileId(2))).unwrap();
+    assert_eq!(rearmed_files(&only), [2]);
+    let prestage = operator::retry(&v, Some(Phase::Prestage), None, None).unwrap();
+    assert_eq!(rearmed_files(&prestage), [1]);
+    let later = at(StageKind::RecoRunning, &[(F::StageFailedForGood, 3, 0)]);
+    assert!(matches!(
+        operator::retry(&later, Some(Phase::Merge), None, None),
+        Err(operator::OperatorError::Refused(_))
+    ));
+    let fine = at(StageKind::MergeRunning, &[(F::Reconstructed, 0, 0)]);
+    assert!(matches!(
+        operator::retry(&fine, None, None, Some(FileId(1))),
+        Err(operator::OperatorError::NothingToRetry { .. })
+    ));
+}
+
+#[test]
+fn accepting_a_loss_needs_a_reason_and_a_loss_not_accepted_yet() {
+    assert_eq!(operator::accept(&name(), 3, 0, "tape gone"), Ok(3));
+    assert_eq!(operator::accept(&name(), 5, 3, "more"), Ok(5));
+    assert!(matches!(
+        operator::accept(&name(), 3, 3, "again"),
+        Err(operator::OperatorError::NothingToAccept { .. })
+    ));
+    assert_eq!(
+        operator::accept(&name(), 3, 0, " "),
+        Err(operator::OperatorError::NoReason)
     );
 }
 
@@ -278,7 +375,7 @@ fn retry_of_a_failed_merge_rearms_failed_groups_and_undeclared_ones_between_atte
         (g.state, g.attempts, g.attempt_base) = (s, a, b);
         v.groups.insert(no, g);
     }
-    let c = operator::retry(&v, None, None).unwrap();
+    let c = operator::retry(&v, None, None, None).unwrap();
     let groups: Vec<u32> = c
         .iter()
         .filter_map(|c| match c {

@@ -157,7 +157,7 @@ proptest! {
                 }
                 Step::Lock => { if let Ok(c) = operator::lock(&v, None) { v.apply(&c).unwrap(); } }
                 Step::Unlock => { if let Ok(c) = operator::unlock(&v, None) { v.apply(&c).unwrap(); } }
-                Step::Retry(p) => { if let Ok(c) = operator::retry(&v, *p, Some("prop")) { v.apply(&c).unwrap(); } }
+                Step::Retry(p) => { if let Ok(c) = operator::retry(&v, *p, Some("prop"), None) { v.apply(&c).unwrap(); } }
                 Step::Reset(p) => { if let Ok(c) = operator::reset(&v, *p, "prop") { v.apply(&c).unwrap(); } }
                 Step::Recover => { if let Ok(c) = operator::recover(&v, "prop") { v.apply(&c).unwrap(); } }
             }
@@ -267,7 +267,7 @@ fn rearm_never_reuses_an_attempt_number() {
     let mut rng = Rng::new(1);
     while tick(&mut v, &mut w, &policy, &mut rng, false) > 0 {}
     assert_eq!(v.status.columns().prestage.to_string(), "FAILED");
-    v.apply(&operator::retry(&v, None, Some("tape fixed")).unwrap())
+    v.apply(&operator::retry(&v, None, Some("tape fixed"), None).unwrap())
         .unwrap();
     w.failure = 0;
     tick(&mut v, &mut w, &policy, &mut rng, false);

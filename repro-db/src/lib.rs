@@ -502,7 +502,7 @@ impl Store {
                 from: "-".into(),
                 to: c.to_string(),
                 via: "register".into(),
-                reason: Some(format!("{} raw files", files.len())),
+                reason: Some(repro_core::words::count(files.len() as u64, "raw file")),
             }],
             actor,
             now,
@@ -1172,6 +1172,25 @@ impl Store {
             let mut m: dataset_status::ActiveModel = row.into();
             m.priority = Set(priority);
             (m, from, priority.to_string())
+        })
+        .await
+    }
+
+    /// Keeps `lost` as the number of the dataset's raw files failed for good that an
+    /// operator accepts losing (`repro_core::operator::accept` says what may be kept),
+    /// with a history row `accept` and the reason.
+    pub async fn accept_lost(
+        &self,
+        name: &DatasetName,
+        lost: u64,
+        actor: &str,
+        reason: &str,
+    ) -> Result<()> {
+        self.set_setting(name, actor, Some(reason), "accept", |row| {
+            let from = row.accepted_lost.to_string();
+            let mut m: dataset_status::ActiveModel = row.into();
+            m.accepted_lost = Set(i64::try_from(lost).unwrap_or(i64::MAX));
+            (m, from, lost.to_string())
         })
         .await
     }

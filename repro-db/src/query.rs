@@ -227,7 +227,25 @@ pub struct DatasetSummary {
     pub updated_at: NaiveDateTime,
     /// Who holds its lease, if anyone, and until when.
     pub lease: Option<(String, NaiveDateTime)>,
+    /// How many raw files failed for good an operator accepted losing (`repro accept`).
+    pub accepted_lost: u64,
 }
+
+impl DatasetSummary {
+    /// Its raw files that failed for good.
+    pub fn lost(&self) -> u64 {
+        LOST.iter().map(|s| self.files.get(*s)).sum()
+    }
+
+    /// Whether it needs a person: a `FAILED` phase, or more raw files failed for good than
+    /// an operator accepted losing.
+    pub fn needs_a_person(&self) -> bool {
+        self.status.state.kind().is_failed() || self.lost() > self.accepted_lost
+    }
+}
+
+/// The states of raw files that failed for good.
+const LOST: [FileState; 2] = [FileState::StageFailedForGood, FileState::RecoFailedForGood];
 
 /// Which datasets to list.
 #[derive(Debug, Clone, Default)]
@@ -241,6 +259,8 @@ pub struct ListFilter {
     pub sample: Option<SampleName>,
     /// Only unlocked datasets that are not `CLEANED` (what automation works on).
     pub active_only: bool,
+    /// Only datasets that need a person (see [`DatasetSummary::needs_a_person`]).
+    pub needs_a_person: bool,
     /// Most recently changed first, instead of by name.
     pub recent_first: bool,
     /// Highest priority first, then the oldest: the order in which a tick gives work.
@@ -301,6 +321,7 @@ fn summarise(
         created_at: row.created_at,
         updated_at: row.updated_at,
         lease: row.lease_owner.zip(row.lease_until),
+        accepted_lost: crate::counts::checked("dataset_status", row.id, row.accepted_lost)?,
     })
 }
 
@@ -328,6 +349,19 @@ fn filtered(filter: &ListFilter) -> sea_orm::Select<DatasetStatus> {
     }
     if let Some(s) = &filter.sample {
         q = q.filter(C::Sample.eq(s.as_str()));
+    }
+    if filter.needs_a_person {
+        let lost: Vec<String> = LOST.iter().map(|s| format!("'{s}'")).collect();
+        let failed = C::PrestageState
+            .eq("FAILED")
+            .or(C::RecoState.eq("FAILED"))
+            .or(C::MergeState.eq("FAILED"))
+            .or(C::CleanupState.eq("FAILED"));
+        q = q.filter(failed.or(Expr::cust(format!(
+            "(SELECT COALESCE(SUM(sc.n), 0) FROM state_count sc WHERE sc.dataset_id = dataset_status.id \
+             AND sc.entity = 'file' AND sc.state IN ({})) > dataset_status.accepted_lost",
+            lost.join(", ")
+        ))));
     }
     if filter.active_only {
         q = q

@@ -1,93 +1,137 @@
-//! What about a dataset needs a person, in words an operator acts on.
+//! What about a dataset needs a person, in words an operator acts on, each line with the
+//! command that answers it.
 
 use repro_core::file::FileState;
-use repro_core::view::GroupState;
-use repro_core::{DatasetView, Phase};
+use repro_core::view::{GroupState, RawFile};
+use repro_core::words::count;
+use repro_core::{DatasetName, DatasetView, Phase};
 
-/// Why `view` needs a person, with the command that fixes it; empty when it does not.
+/// The raw files that failed for good, by the phase they failed in, each with its last
+/// error: "3 raw files failed for good in prestage (last: …), 1 in reco (last: …)".
+/// `None` when there are none.
+pub fn lost_files<'a>(files: impl IntoIterator<Item = &'a RawFile>) -> Option<String> {
+    let mut by_phase: Vec<(Phase, u64, Option<&str>)> = Vec::new();
+    for f in files.into_iter().filter(|f| f.state.failed_for_good()) {
+        let phase = f.state.phase();
+        match by_phase.iter_mut().find(|(p, ..)| *p == phase) {
+            Some((_, n, last)) => {
+                *n += 1;
+                *last = f.current_error().or(*last);
+            }
+            None => by_phase.push((phase, 1, f.current_error())),
+        }
+    }
+    by_phase.sort_by_key(|(p, ..)| *p);
+    let parts: Vec<String> = by_phase
+        .iter()
+        .enumerate()
+        .map(|(i, (phase, n, last))| {
+            let last = last.unwrap_or("no reason recorded");
+            if i == 0 {
+                let what = count(*n, "raw file");
+                format!("{what} failed for good in {phase} (last: {last})")
+            } else {
+                format!("{n} in {phase} (last: {last})")
+            }
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The answers to files lost for good: a retry, or accepting the loss.
+pub fn lost_answer(name: &DatasetName) -> String {
+    format!(
+        "`repro retry {name}` gives them fresh attempts, or `repro accept {name} --reason \"why\"` accepts the loss"
+    )
+}
+
+/// Why `view` needs a person, with the command that answers it; empty when it does not.
 ///
-/// A phase that is `FAILED` comes first, with the error that made it so; files or merge
-/// groups that failed for good while the phase goes on come after.
-pub fn needs_a_person(view: &DatasetView) -> Vec<String> {
+/// A phase that is `FAILED` comes first, with the error that made it so. Raw files that
+/// failed for good ask for a person whatever the dataset's phase, even after `CLEANED`,
+/// until they are retried or more of them than `accepted` (the losses an operator
+/// accepted with `repro accept`) are left.
+pub fn needs_a_person(view: &DatasetView, accepted: u64) -> Vec<String> {
     let name = &view.name;
     let mut out = Vec::new();
-    let kind = view.status.state.kind();
-    let failed_files: Vec<_> = view
-        .files
-        .values()
-        .filter(|f| f.state.failed_for_good())
-        .collect();
-    let last_file_error = failed_files
-        .iter()
-        .rev()
-        .find_map(|f| f.current_error())
-        .unwrap_or("no reason recorded");
     let phase = view.status.state.phase();
-    let failed_phase = kind.is_failed();
-    if failed_phase {
+    let lost = view.files.values().filter(|f| f.state.failed_for_good());
+    let n_lost = lost.clone().count() as u64;
+    if view.status.state.kind().is_failed() {
         let why = match phase {
-            Phase::Prestage | Phase::Reco => format!(
-                "{} raw file(s) failed for good (last: {last_file_error})",
-                failed_files.len()
-            ),
-            Phase::Merge => {
-                // Merging failed for good, or declaring ran out of attempts.
-                let stuck: Vec<_> = view
-                    .groups
-                    .values()
-                    .filter(|g| matches!(g.state, GroupState::FailedForGood | GroupState::Merged))
-                    .collect();
-                let last = stuck
-                    .iter()
-                    .rev()
-                    .find_map(|g| g.last_error.as_deref())
-                    .unwrap_or("no reason recorded");
-                format!(
-                    "{} merge group(s) failed for good or could not be declared (last: {last})",
-                    stuck.len()
-                )
-            }
-            Phase::Cleanup => {
-                let stuck: Vec<_> = view
-                    .files
-                    .values()
-                    .filter(|f| f.state == FileState::Merged)
-                    .collect();
-                let last = stuck
-                    .iter()
-                    .rev()
-                    .find_map(|f| f.current_error())
-                    .unwrap_or("no reason recorded");
-                format!(
-                    "{} intermediate file(s) could not be deleted (last: {last})",
-                    stuck.len()
-                )
-            }
+            Phase::Prestage | Phase::Reco => lost_files(lost.clone()),
+            Phase::Merge => Some(stuck_groups(view)),
+            Phase::Cleanup => Some(undeleted(view)),
         };
+        let why = why.unwrap_or_else(|| "no reason recorded".into());
         out.push(format!(
             "{phase} FAILED: {why}; fix the cause, then `repro retry {name}`"
         ));
-    } else if !failed_files.is_empty() && matches!(phase, Phase::Prestage | Phase::Reco) {
-        out.push(format!(
-            "{} raw file(s) failed for good in {phase} (last: {last_file_error}); `repro retry {name}` gives them fresh attempts",
-            failed_files.len()
-        ));
+        if matches!(phase, Phase::Prestage | Phase::Reco) {
+            return out;
+        }
+    }
+    if n_lost > accepted
+        && let Some(what) = lost_files(lost)
+    {
+        out.push(format!("{what}; {}", lost_answer(name)));
     }
     out
 }
 
-/// The `FAILED` phase of a listed dataset, from its counts alone (no file is read), with
-/// the command that fixes it; `None` when no phase failed.
-pub fn failed_phase(d: &repro_db::DatasetSummary) -> Option<String> {
+/// Merge groups that failed for good or could not be declared, with the last error.
+fn stuck_groups(view: &DatasetView) -> String {
+    let stuck: Vec<_> = view
+        .groups
+        .values()
+        .filter(|g| matches!(g.state, GroupState::FailedForGood | GroupState::Merged))
+        .collect();
+    let last = stuck
+        .iter()
+        .rev()
+        .find_map(|g| g.last_error.as_deref())
+        .unwrap_or("no reason recorded");
+    format!(
+        "{} failed for good or could not be declared (last: {last})",
+        count(stuck.len() as u64, "merge group")
+    )
+}
+
+/// Intermediate files whose deletion ran out of attempts, with the last error.
+fn undeleted(view: &DatasetView) -> String {
+    let stuck: Vec<_> = view
+        .files
+        .values()
+        .filter(|f| f.state == FileState::Merged)
+        .collect();
+    let last = stuck
+        .iter()
+        .rev()
+        .find_map(|f| f.current_error())
+        .unwrap_or("no reason recorded");
+    format!(
+        "{} could not be deleted (last: {last})",
+        count(stuck.len() as u64, "intermediate file")
+    )
+}
+
+/// What of a listed dataset needs a person, from its counts alone (no file is read), with
+/// the command that answers it; `None` when nothing does.
+pub fn from_counts(d: &repro_db::DatasetSummary) -> Option<String> {
     let kind = d.status.state.kind();
-    if !kind.is_failed() {
-        return None;
-    }
-    let failed =
-        d.files.get(FileState::StageFailedForGood) + d.files.get(FileState::RecoFailedForGood);
+    let lost = d.lost();
     let name = &d.name;
-    Some(format!(
-        "{} FAILED ({failed} raw file(s) failed for good); see its page for why, fix the cause, then `repro retry {name}`",
-        kind.phase()
-    ))
+    let files = count(lost, "raw file");
+    if kind.is_failed() {
+        return Some(format!(
+            "{} FAILED ({files} failed for good); see its page for why, fix the cause, then `repro retry {name}`",
+            kind.phase()
+        ));
+    }
+    (lost > d.accepted_lost).then(|| {
+        format!(
+            "{files} failed for good; see its page for why; {}",
+            lost_answer(name)
+        )
+    })
 }

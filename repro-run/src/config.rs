@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use repro_core::Policy;
+
+use crate::backend::template::Step;
 use serde::Deserialize;
 
 /// The whole configuration file.
@@ -490,6 +492,7 @@ impl Config {
                 ));
             }
         }
+        self.check_templates(path)?;
         match self.backend.kind {
             BackendKind::Command => {
                 let c = &self.backend.command;
@@ -637,6 +640,25 @@ impl Config {
         Ok(())
     }
 
+    /// Every configured step's template asks only for placeholders its step fills.
+    fn check_templates(&self, path: &Path) -> Result<(), ConfigError> {
+        let (command, slurm) = (&self.backend.command, &self.backend.slurm);
+        for &step in Step::ALL {
+            let Some(t) = step.template(command, slurm) else {
+                continue;
+            };
+            if let Some((value, why)) = step.unfilled(t) {
+                return Err(ConfigError::Value {
+                    path: path.to_owned(),
+                    key: step.key().to_owned(),
+                    value,
+                    why,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The samples' weights (names are checked when the file is read).
     pub fn weights(&self) -> repro_core::fair::Weights {
         self.weights
@@ -753,6 +775,30 @@ merge_group_files = 50
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown variant `condor`"), "{e}");
+    }
+
+    #[test]
+    fn a_placeholder_a_step_does_not_fill_is_refused_naming_key_and_placeholder() {
+        let e = parse(
+            "[backend]\nkind = \"command\"\n[backend.command]\n\
+             reco_submit = [\"sub\", \"{file}\", \"{ouptut}\"]\n\
+             merge_submit = [\"sub\", \"{files}\"]\njob_status = [\"st\", \"{batch_id}\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("config repro.toml: key `backend.command.reco_submit` = {ouptut}: "),
+            "{e}"
+        );
+        assert!(
+            e.contains("{output}"),
+            "the message lists what the step has: {e}"
+        );
+        // A Slurm template is checked too, whichever backend is chosen.
+        let e = parse("[backend.slurm]\nmerge_command = [\"hadd\", \"{input}\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`backend.slurm.merge_command` = {input}"), "{e}");
     }
 
     #[test]

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use repro_core::plan::polls;
 use repro_core::{
-    Change, DatasetName, DatasetView, Outcome, Plan, Policy, RecoOutcome, StageKind, Transition,
-    Usage,
+    Change, DatasetName, DatasetView, Outcome, Phase, Plan, Policy, RecoOutcome, StageKind,
+    Transition, Usage,
 };
 use repro_db::{DbError, ListFilter, Revision, Stamp, Store};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
+use crate::attention;
 use crate::backend::Backend;
 use crate::cache::ViewCache;
 use crate::error::{Error, ErrorKind, Result};
@@ -151,57 +152,51 @@ pub struct Report {
     pub alerts: Vec<String>,
 }
 
-/// What in `changes`, just written to `view`, newly needs a person.
+/// What in `changes`, just written to `view`, newly needs a person: a phase that failed
+/// (with the error that made it fail), raw files and merge groups that failed for good.
 fn alerts(view: &DatasetView, changes: &[Change]) -> Vec<String> {
     use repro_core::file::FileEvent;
     use repro_core::view::GroupEvent;
     let name = &view.name;
     let mut out = Vec::new();
-    let mut files = Vec::new();
-    let mut groups = 0;
-    for c in changes {
-        match c {
-            Change::File {
-                id,
-                event: FileEvent::GiveUp,
-                ..
-            } => files.push(*id),
-            Change::Group {
-                event: GroupEvent::GiveUp,
-                ..
-            } => groups += 1,
-            Change::Dataset(m)
-                if matches!(
-                    m.via(),
-                    Transition::FailPrestage
-                        | Transition::FailReco
-                        | Transition::FailMerge
-                        | Transition::FailCleanup
-                ) =>
-            {
-                let phase = m.from().state.phase();
-                out.push(format!(
-                    "{name}: {phase} FAILED ({}); fix the cause, then `repro retry {name}`",
-                    m.to().columns()
-                ));
-            }
-            _ => {}
-        }
+    let failed = changes.iter().find_map(|c| match c {
+        Change::Dataset(m) if m.to().state.kind().is_failed() => Some(m.to().state.phase()),
+        _ => None,
+    });
+    if failed.is_some() {
+        let line = attention::needs_a_person(view, u64::MAX).into_iter().next();
+        out.extend(line.map(|l| format!("{name}: {l}")));
     }
-    if let Some(last) = files.last() {
-        let why = view
-            .files
-            .get(last)
-            .and_then(|f| f.last_error.clone())
-            .unwrap_or_else(|| "no reason recorded".into());
-        out.push(format!(
-            "{name}: {} raw file(s) failed for good (last: {why}); `repro retry {name}` gives them fresh attempts",
-            files.len()
-        ));
+    let given_up = changes.iter().filter_map(|c| match c {
+        Change::File {
+            id,
+            event: FileEvent::GiveUp,
+            ..
+        } => view.files.get(id),
+        _ => None,
+    });
+    // A failed prestage or reco phase's line names its files already.
+    if !matches!(failed, Some(Phase::Prestage | Phase::Reco))
+        && let Some(what) = attention::lost_files(given_up)
+    {
+        out.push(format!("{name}: {what}; {}", attention::lost_answer(name)));
     }
-    if groups > 0 {
+    let groups = changes
+        .iter()
+        .filter(|c| {
+            matches!(
+                c,
+                Change::Group {
+                    event: GroupEvent::GiveUp,
+                    ..
+                }
+            )
+        })
+        .count();
+    if groups > 0 && failed.is_none() {
         out.push(format!(
-            "{name}: {groups} merge group(s) failed for good; `repro retry {name}` gives them fresh attempts"
+            "{name}: {} failed for good; `repro retry {name}` gives them fresh attempts",
+            repro_core::words::count(groups as u64, "merge group")
         ));
     }
     out

@@ -34,6 +34,11 @@ pub struct DatasetJson {
     pub updated_at: String,
     /// `total` and one count per file state.
     pub files: BTreeMap<String, u64>,
+    /// How many raw files failed for good an operator accepted losing.
+    pub accepted_lost: u64,
+    /// What needs a person, with the command that answers it; absent when nothing does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs_a_person: Option<String>,
 }
 
 impl From<&DatasetSummary> for DatasetJson {
@@ -53,6 +58,8 @@ impl From<&DatasetSummary> for DatasetJson {
             waiting: d.waiting.clone(),
             updated_at: rfc3339(d.updated_at),
             files,
+            accepted_lost: d.accepted_lost,
+            needs_a_person: crate::attention::from_counts(d),
         }
     }
 }

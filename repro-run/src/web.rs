@@ -375,18 +375,22 @@ async fn index(
     // Progress per sample, over the site filtered for (samples are what operators think in).
     let samples = store.samples(filter.site.as_deref()).await?;
     let has_samples = !samples.is_empty();
-    // Datasets that need a person come first, whatever the filter: a FAILED phase, with
-    // the reason from the counts (the dataset's page has the last error).
-    let failed_list = store
+    // Datasets that need a person come first, whatever the filter: a FAILED phase or
+    // files failed for good, with the reason from the counts (the dataset's page has the
+    // last error).
+    let needing = ListFilter {
+        needs_a_person: true,
+        ..ListFilter::default()
+    };
+    let needing_a_person = store.count(&needing).await?;
+    let attention: Vec<(DatasetName, String)> = store
         .list(&ListFilter {
-            state_word: Some("FAILED".into()),
             limit: Some(NEEDS_A_PERSON_SHOWN),
-            ..ListFilter::default()
+            ..needing
         })
-        .await?;
-    let attention: Vec<(DatasetName, String)> = failed_list
+        .await?
         .iter()
-        .filter_map(|d| crate::attention::failed_phase(d).map(|why| (d.name.clone(), why)))
+        .filter_map(|d| crate::attention::from_counts(d).map(|why| (d.name.clone(), why)))
         .collect();
     let pages = matching.div_ceil(per).max(1);
     let link = |p: u64| {
@@ -428,6 +432,7 @@ async fn index(
             div { b { (totals.datasets) } "datasets" }
             div { b { (col("cleanup", "CLEANED")) } "CLEANED" }
             div { b { (["prestage", "reco", "merge", "cleanup"].iter().map(|c| col(c, "FAILED")).sum::<u64>()) } "FAILED" }
+            div { b { (needing_a_person) } "need a person" }
             div { b { (col("lock", "LOCK")) } "LOCKed" }
             div { b { (f.total) } "raw files" }
             div { b { (f.get(FileState::Cleaned)) } "files done" }
@@ -578,7 +583,7 @@ async fn dataset_page(
     let body = html! {
         p { a href="/" { "← all datasets" } }
         h1 { (name) }
-        @for why in crate::attention::needs_a_person(&view) {
+        @for why in crate::attention::needs_a_person(&view, summary.accepted_lost) {
             p.attention { "Needs a person: " (why) }
         }
         table {
@@ -734,12 +739,14 @@ async fn metrics(State(store): State<Store>) -> Result<Response, WebError> {
         t.files.get(FileState::StageFailedForGood) + t.files.get(FileState::RecoFailedForGood);
     out.push_str("# HELP repro_files_failed_for_good Raw files whose attempts are used up.\n# TYPE repro_files_failed_for_good gauge\n");
     let _ = writeln!(out, "repro_files_failed_for_good {failed}");
-    let failed_phases: u64 = ["prestage", "reco", "merge", "cleanup"]
-        .iter()
-        .filter_map(|c| t.columns.get(&((*c).to_owned(), "FAILED".to_owned())))
-        .sum();
-    out.push_str("# HELP repro_datasets_needing_a_person Datasets with a FAILED phase.\n# TYPE repro_datasets_needing_a_person gauge\n");
-    let _ = writeln!(out, "repro_datasets_needing_a_person {failed_phases}");
+    let needing = store
+        .count(&ListFilter {
+            needs_a_person: true,
+            ..ListFilter::default()
+        })
+        .await?;
+    out.push_str("# HELP repro_datasets_needing_a_person Datasets with a FAILED phase, or raw files failed for good that nobody retried or accepted.\n# TYPE repro_datasets_needing_a_person gauge\n");
+    let _ = writeln!(out, "repro_datasets_needing_a_person {needing}");
     out.push_str("# HELP repro_last_tick_timestamp_seconds When cron's repro last ran for a site (Unix time); alert when it stops moving.\n# TYPE repro_last_tick_timestamp_seconds gauge\n");
     for (site, at, _) in store.last_ticks().await? {
         let _ = writeln!(
@@ -916,12 +923,12 @@ mod tests {
             "it comes before the list"
         );
         assert!(
-            index.contains("prestage FAILED (5 raw file(s) failed for good); see its page for why"),
+            index.contains("prestage FAILED (5 raw files failed for good); see its page for why"),
             "{index}"
         );
         let (_, page) = get(&store, "/datasets/gamma").await;
         assert!(
-            page.contains("Needs a person: prestage FAILED: 5 raw file(s) failed for good (last: tape robot jammed)"),
+            page.contains("Needs a person: prestage FAILED: 5 raw files failed for good in prestage (last: tape robot jammed)"),
             "{page}"
         );
     }

@@ -244,7 +244,7 @@ async fn run_case(
             Step::Retry(d) | Step::Reset(d, _) | Step::Recover(d) => {
                 let view = store.load(&names[*d]).await.unwrap();
                 let changes = match s {
-                    Step::Retry(_) => operator::retry(&view, None, Some("prop")),
+                    Step::Retry(_) => operator::retry(&view, None, Some("prop"), None),
                     Step::Reset(_, p) => operator::reset(&view, *p, "prop"),
                     _ => operator::recover(&view, "prop"),
                 };
@@ -270,7 +270,7 @@ async fn run_case(
             }
             let view = store.load(name).await.unwrap();
             if view.status.state.kind().is_failed()
-                && let Ok(c) = operator::retry(&view, None, Some("prop"))
+                && let Ok(c) = operator::retry(&view, None, Some("prop"), None)
             {
                 store.apply(name, &c, "prop").await.unwrap();
             }

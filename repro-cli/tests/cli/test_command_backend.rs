@@ -275,7 +275,7 @@ fn files_that_failed_for_good_are_recovered_after_cleaned_without_redoing_what_w
     insta::assert_snapshot!(env.show(&env.run(&["retry", "tape", "--reason", "tape fixed"])), @r#"
     status: 0
     --- stdout
-    tape: recovering 1 raw file(s) that failed for good; now lock=UNLOCK prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE
+    tape: retried; 1 raw file with fresh attempts; now lock=UNLOCK prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE
     --- stderr
     "#);
     let v = tick_until_rest(&env, "tape");

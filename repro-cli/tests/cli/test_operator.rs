@@ -53,7 +53,7 @@ fn lock_and_unlock_are_idempotent_and_logged() {
     status: 0
     --- stdout
     AT (UTC)             ENTITY     VIA       FROM         TO                         ACTOR   REASON
-    [TIME]  dataset 1  register  -            lock=LOCK (rest NOT DONE)  tester  1 raw files
+    [TIME]  dataset 1  register  -            lock=LOCK (rest NOT DONE)  tester  1 raw file
     [TIME]  dataset 1  unlock    lock=LOCK    lock=UNLOCK                tester  approved by run coordinator
     [TIME]  dataset 1  lock      lock=UNLOCK  lock=LOCK                  tester
     --- stderr
@@ -73,17 +73,17 @@ fn a_phase_that_failed_for_good_waits_for_retry() {
     for _ in 0..6 {
         mail.push_str(&env.ok(&["-q", "tick"]));
     }
-    insta::assert_snapshot!(mail, @r"
-    tape: 2 raw file(s) failed for good (last: sim: tape read error); `repro retry tape` gives them fresh attempts
-    tape: prestage FAILED (lock=UNLOCK prestage=FAILED reco=NOT DONE merge=NOT DONE cleanup=NOT DONE); fix the cause, then `repro retry tape`
-    ");
+    insta::assert_snapshot!(mail, @r#"
+    tape: 2 raw files failed for good in prestage (last: sim: tape read error); `repro retry tape` gives them fresh attempts, or `repro accept tape --reason "why"` accepts the loss
+    tape: prestage FAILED: 2 raw files failed for good in prestage (last: sim: tape read error); fix the cause, then `repro retry tape`
+    "#);
     // Once said, not said again.
     assert_eq!(env.ok(&["-q", "tick"]), "");
     // `dataset show` says it first, with the reason and the fix.
     let show = env.ok(&["dataset", "show", "tape"]);
     assert_eq!(
         show.lines().next().unwrap(),
-        "NEEDS A PERSON: prestage FAILED: 2 raw file(s) failed for good (last: sim: tape read error); fix the cause, then `repro retry tape`"
+        "NEEDS A PERSON: prestage FAILED: 2 raw files failed for good in prestage (last: sim: tape read error); fix the cause, then `repro retry tape`"
     );
     let v: serde_json::Value =
         serde_json::from_str(&env.ok(&["--json", "dataset", "show", "tape"])).unwrap();
@@ -102,7 +102,7 @@ fn a_phase_that_failed_for_good_waits_for_retry() {
     insta::assert_snapshot!(env.show(&env.run(&["retry", "tape", "--reason", "robot fixed"])), @r#"
     status: 0
     --- stdout
-    tape: retried; now lock=UNLOCK prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE
+    tape: retried; 2 raw files with fresh attempts; now lock=UNLOCK prestage=NOT DONE reco=NOT DONE merge=NOT DONE cleanup=NOT DONE
     --- stderr
     "#);
     for _ in 0..6 {
@@ -230,4 +230,179 @@ fn a_named_locked_dataset_is_refused_saying_who_locked_it_when_and_why() {
     // `--all` and `tick` skip locked datasets without failing.
     assert_eq!(env.run(&["prestage", "--all"]).status.code(), Some(0));
     assert_eq!(env.run(&["tick"]).status.code(), Some(0));
+}
+
+/// A campaign whose tape loses some raw files for good (the same ones on every run: the
+/// world is seeded) while the rest goes on.
+fn lossy_tape(env: &Env, merge_partial: bool) {
+    env.write(
+        "repro.toml",
+        &format!(
+            "[backend.sim]\nseed = 7\nstage_failure = 0.3\nreco_failure = 0.0\nmerge_failure = 0.0\nlost_job = 0.0\n\
+             [policy]\nmax_attempts = 1\nmerge_partial = {merge_partial}\n"
+        ),
+    );
+    env.ok(&["init"]);
+    env.add("p17", 10, &["--unlock"]);
+}
+
+/// The tape is fixed: nothing fails any more.
+fn tape_fixed(env: &Env, merge_partial: bool) {
+    env.write(
+        "repro.toml",
+        &format!(
+            "[backend.sim]\nseed = 7\nreco_failure = 0.0\nmerge_failure = 0.0\nlost_job = 0.0\n\
+             [policy]\nmax_attempts = 1\nmerge_partial = {merge_partial}\n"
+        ),
+    );
+}
+
+fn show_json(env: &Env, name: &str) -> serde_json::Value {
+    serde_json::from_str(&env.ok(&["--json", "dataset", "show", name])).unwrap()
+}
+
+/// Every `repro …` command quoted in `text` (between backticks), once each, as words.
+fn suggested(text: &str) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for quoted in text.split('`').skip(1).step_by(2) {
+        let Some(args) = quoted.strip_prefix("repro ") else {
+            continue;
+        };
+        let mut words = Vec::new();
+        for (i, part) in args.split('"').enumerate() {
+            if i % 2 == 1 {
+                words.push(part.to_owned());
+            } else {
+                words.extend(part.split_whitespace().map(str::to_owned));
+            }
+        }
+        if !out.contains(&words) {
+            out.push(words);
+        }
+    }
+    out
+}
+
+/// Runs a suggested command: it must succeed, or the message that suggested it was wrong.
+fn run_suggested(env: &Env, words: &[String], text: &str) {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let out = env.run(&words);
+    assert!(
+        out.status.success(),
+        "`repro {}`, suggested by {text:?}, failed:\n{}",
+        words.join(" "),
+        crate::support::render(&out)
+    );
+}
+
+#[test]
+fn files_lost_in_prestage_come_back_by_retry_while_the_dataset_waits_in_merge() {
+    let env = Env::new();
+    lossy_tape(&env, false);
+    let mut mail = String::new();
+    for _ in 0..8 {
+        mail.push_str(&env.ok(&["-q", "tick"]));
+    }
+    // Reco ended PARTIAL and the policy does not merge partial datasets: it waits.
+    let v = show_json(&env, "p17");
+    assert_eq!(
+        (v["reco"].as_str(), v["merge"].as_str()),
+        (Some("PARTIAL"), Some("NOT DONE"))
+    );
+    let lost = v["files"]["stage_failed_for_good"].as_u64().unwrap();
+    assert!(
+        lost > 0 && lost < 10,
+        "the seeded tape loses some files: {lost}"
+    );
+    // Each message names the phase the files were lost in, and what answers it.
+    assert!(
+        mail.contains("p17: ") && mail.contains("failed for good in prestage"),
+        "{mail}"
+    );
+    let show = env.ok(&["dataset", "show", "p17"]);
+    let first = show.lines().next().unwrap();
+    assert!(
+        first.starts_with("NEEDS A PERSON: ")
+            && first.contains("failed for good in prestage (last: sim: tape read error)"),
+        "{show}"
+    );
+    tape_fixed(&env, false);
+    // The retry `dataset show` suggests works: reco is decided again.
+    let retry = suggested(first);
+    assert_eq!(retry[0], ["retry", "p17"], "{first}");
+    run_suggested(&env, &retry[0], first);
+    let v = show_json(&env, "p17");
+    assert_eq!(
+        (v["reco"].as_str(), v["merge"].as_str()),
+        (Some("NOT DONE"), Some("NOT DONE"))
+    );
+    for _ in 0..10 {
+        env.ok(&["-q", "tick"]);
+    }
+    let v = show_json(&env, "p17");
+    assert_eq!(
+        (v["reco"].as_str(), v["cleanup"].as_str()),
+        (Some("COMPLETED"), Some("CLEANED")),
+        "{v}"
+    );
+    assert_eq!(
+        v["files"]["cleaned"], 10,
+        "every file merged and cleaned once: {v}"
+    );
+    assert!(
+        !env.ok(&["dataset", "show", "p17"])
+            .contains("NEEDS A PERSON")
+    );
+}
+
+#[test]
+fn a_partial_dataset_keeps_asking_until_its_loss_is_accepted_or_retried() {
+    let env = Env::new();
+    lossy_tape(&env, true);
+    let mut mail = String::new();
+    for _ in 0..10 {
+        mail.push_str(&env.ok(&["-q", "tick"]));
+    }
+    let v = show_json(&env, "p17");
+    assert_eq!(
+        (v["reco"].as_str(), v["cleanup"].as_str()),
+        (Some("PARTIAL"), Some("CLEANED"))
+    );
+    let lost = v["files"]["stage_failed_for_good"].as_u64().unwrap();
+    // CLEANED, and still asking, with both answers.
+    let show = env.ok(&["dataset", "show", "p17"]);
+    let asks = show.lines().next().unwrap();
+    assert!(asks.starts_with("NEEDS A PERSON: "), "{show}");
+    let answers = suggested(&mail);
+    assert_eq!(answers.len(), 2, "a retry and an accept: {mail}");
+    // Accepting the loss: no more asking, and the history says who and why.
+    let accept = answers.iter().find(|a| a[0] == "accept").unwrap();
+    run_suggested(&env, accept, &mail);
+    assert!(
+        !env.ok(&["dataset", "show", "p17"])
+            .contains("NEEDS A PERSON")
+    );
+    let h: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "history", "p17", "--entity", "dataset"]))
+            .unwrap();
+    let row = h.as_array().unwrap().iter().find(|e| e["via"] == "accept");
+    let row = row.expect("an accept row");
+    assert_eq!(row["reason"], "why");
+    assert_eq!(row["to"], lost.to_string());
+    insta::assert_snapshot!(env.show(&env.run(&["accept", "p17", "--reason", "again"])), @r"
+    status: 3
+    --- stdout
+    --- stderr
+    repro: nothing to accept in p17: 5 raw files failed for good, 5 accepted already
+    ");
+    // The retry the same mail suggested works too, even after acceptance and CLEANED.
+    tape_fixed(&env, true);
+    let retry = answers.iter().find(|a| a[0] == "retry").unwrap();
+    run_suggested(&env, retry, &mail);
+    for _ in 0..10 {
+        env.ok(&["-q", "tick"]);
+    }
+    let v = show_json(&env, "p17");
+    assert_eq!(v["cleanup"], "CLEANED");
+    assert_eq!(v["files"]["cleaned"], 10, "{v}");
 }

@@ -25,6 +25,7 @@ pub struct Model {
     pub waiting: Option<String>,
     pub revision: i64,
     pub settled: Option<String>,
+    pub accepted_lost: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -275,7 +275,7 @@ impl Case {
             }
             Step::Crossed => self.last_changes[1 - side].clone(),
             Step::Retry => {
-                repro_core::operator::retry(view, None, Some("prop")).unwrap_or_default()
+                repro_core::operator::retry(view, None, Some("prop"), None).unwrap_or_default()
             }
         }
     }

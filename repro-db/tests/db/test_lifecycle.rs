@@ -269,7 +269,7 @@ on_every_backend! {
         assert_eq!(f.last_error.as_deref(), Some("tape robot down"));
         assert!(f.state.failed_for_good());
 
-        let retry = operator::retry(&model, None, Some("robot fixed")).unwrap();
+        let retry = operator::retry(&model, None, Some("robot fixed"), None).unwrap();
         step(&store, &mut model, &retry, "retry").await;
         assert_eq!(model.status.columns().prestage.to_string(), "NOT DONE");
         let end = drive_to_cleaned(&store, &name, &policy).await;

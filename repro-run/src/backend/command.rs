@@ -12,6 +12,7 @@ use repro_core::view::MergedFile;
 use repro_core::{Action, DatasetName, Outcome, Poll, TmbFile};
 
 use super::process::{self, Ran, RunError};
+use super::template::Step;
 use super::{Backend, BackendError};
 use crate::config::CommandConfig;
 
@@ -275,8 +276,8 @@ impl CommandBackend {
     }
 
     /// Runs a step; `Err` is the attempt's failure reason.
-    fn step(&self, template: &[String], vars: &[(&str, &str)]) -> Result<Ran, String> {
-        let argv = process::render(template, vars);
+    fn step(&self, step: Step, template: &[String], vars: &[(&str, &str)]) -> Result<Ran, String> {
+        let argv = step.render(template, vars);
         let argv0 = argv.first().cloned().unwrap_or_default();
         match process::run(&argv, self.timeout()) {
             Ok(r) if r.ok() => Ok(r),
@@ -285,9 +286,15 @@ impl CommandBackend {
         }
     }
 
-    fn submit(&self, template: &[String], vars: &[(&str, &str)], job: JobKey) -> Outcome {
+    fn submit(
+        &self,
+        step: Step,
+        template: &[String],
+        vars: &[(&str, &str)],
+        job: JobKey,
+    ) -> Outcome {
         let argv0 = template.first().cloned().unwrap_or_default();
-        submission(job, &argv0, self.step(template, vars))
+        submission(job, &argv0, self.step(step, template, vars))
     }
 
     fn perform_one(&self, dataset: &DatasetName, action: &Action) -> Option<Outcome> {
@@ -296,7 +303,11 @@ impl CommandBackend {
             Action::Stage { file, lfn, attempt } => {
                 let t = self.cfg.stage.as_ref()?;
                 let attempt = attempt.to_string();
-                match self.step(t, &[("dataset", ds), ("file", lfn), ("attempt", &attempt)]) {
+                match self.step(
+                    Step::Stage,
+                    t,
+                    &[("dataset", ds), ("file", lfn), ("attempt", &attempt)],
+                ) {
                     Ok(_) => None,
                     Err(reason) => Some(Outcome::StageFailed {
                         file: *file,
@@ -312,6 +323,7 @@ impl CommandBackend {
                 }
                 let (out, attempt) = (out.display().to_string(), job.attempt.to_string());
                 Some(self.submit(
+                    Step::RecoSubmit,
                     t,
                     &[
                         ("dataset", ds),
@@ -340,6 +352,7 @@ impl CommandBackend {
                     job.attempt.to_string(),
                 );
                 Some(self.submit(
+                    Step::MergeSubmit,
                     t,
                     &[
                         ("dataset", ds),
@@ -367,6 +380,7 @@ impl CommandBackend {
                 let attempt = attempt.to_string();
                 Some(
                     match self.step(
+                        Step::Declare,
                         t,
                         &[
                             ("dataset", ds),
@@ -396,6 +410,7 @@ impl CommandBackend {
                 let attempt = attempt.to_string();
                 Some(
                     match self.step(
+                        Step::Delete,
                         t,
                         &[
                             ("dataset", ds),
@@ -423,7 +438,7 @@ impl CommandBackend {
                     return Some(Outcome::Staged { file: *file });
                 };
                 let argv0 = t.first().cloned().unwrap_or_default();
-                match self.step(t, &[("dataset", ds), ("file", lfn)]) {
+                match self.step(Step::StageStatus, t, &[("dataset", ds), ("file", lfn)]) {
                     Err(reason) => Some(Outcome::StageFailed {
                         file: *file,
                         reason,
@@ -464,20 +479,22 @@ impl CommandBackend {
                         reason: "reserved but never recorded as submitted, and no job_lookup is configured to check".into(),
                     });
                 };
-                Some(match self.step(t, &[("dataset", ds), ("job", name)]) {
-                    Ok(ran) => match parse_batch_id(&ran.stdout) {
-                        Some(batch_id) => Outcome::Submitted {
-                            job: *job,
-                            batch_id,
+                Some(
+                    match self.step(Step::JobLookup, t, &[("dataset", ds), ("job", name)]) {
+                        Ok(ran) => match parse_batch_id(&ran.stdout) {
+                            Some(batch_id) => Outcome::Submitted {
+                                job: *job,
+                                batch_id,
+                            },
+                            None => Outcome::JobFailed {
+                                job: *job,
+                                exit_code: None,
+                                reason: "reserved but never submitted".into(),
+                            },
                         },
-                        None => Outcome::JobFailed {
-                            job: *job,
-                            exit_code: None,
-                            reason: "reserved but never submitted".into(),
-                        },
+                        Err(reason) => refused(*job, reason),
                     },
-                    Err(reason) => refused(*job, reason),
-                })
+                )
             }
             Poll::Job {
                 job,
@@ -487,13 +504,16 @@ impl CommandBackend {
             } => {
                 let t = self.cfg.job_status.as_deref().unwrap_or_default();
                 let argv0 = t.first().cloned().unwrap_or_default();
-                let ran =
-                    match self.step(t, &[("dataset", ds), ("job", name), ("batch_id", batch_id)]) {
-                        Ok(r) => r,
-                        Err(reason) => {
-                            return Some(refused(*job, reason));
-                        }
-                    };
+                let ran = match self.step(
+                    Step::JobStatus,
+                    t,
+                    &[("dataset", ds), ("job", name), ("batch_id", batch_id)],
+                ) {
+                    Ok(r) => r,
+                    Err(reason) => {
+                        return Some(refused(*job, reason));
+                    }
+                };
                 match parse_status(&ran.stdout) {
                     Some(Reported::Pending) => None,
                     Some(Reported::Running) => Some(Outcome::Started { job: *job }),
@@ -568,7 +588,7 @@ impl Backend for CommandBackend {
             message,
         };
         let ran = self
-            .step(t, &[("dataset", dataset.as_str())])
+            .step(Step::Cursor, t, &[("dataset", dataset.as_str())])
             .map_err(|reason| fail(format!("cursor for {dataset}: {reason}")))?;
         parse_cursor(&ran.stdout).map(Some).ok_or_else(|| {
             fail(format!(

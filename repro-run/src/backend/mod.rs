@@ -5,6 +5,7 @@ pub mod command;
 pub mod process;
 pub mod sim;
 pub mod slurm;
+pub(crate) mod template;
 
 use repro_core::{Action, DatasetName, Outcome, Poll};
 

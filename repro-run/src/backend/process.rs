@@ -177,21 +177,6 @@ pub fn bounded<T: Sync, R: Send>(
     out
 }
 
-/// Fills `{name}` placeholders in every argument. An unknown placeholder is left as is so
-/// that the tool's own error names it.
-pub fn render(template: &[String], vars: &[(&str, &str)]) -> Vec<String> {
-    template
-        .iter()
-        .map(|arg| {
-            let mut a = arg.clone();
-            for (k, v) in vars {
-                a = a.replace(&format!("{{{k}}}"), v);
-            }
-            a
-        })
-        .collect()
-}
-
 /// Quotes one word for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -241,14 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_and_quoting() {
-        assert_eq!(
-            render(
-                &argv(&["x", "{dataset}/{file}", "{nope}"]),
-                &[("dataset", "d"), ("file", "f")]
-            ),
-            argv(&["x", "d/f", "{nope}"])
-        );
+    fn quoting_for_sh() {
         assert_eq!(shell_quote("/a/b.tmb"), "/a/b.tmb");
         assert_eq!(shell_quote("it's here"), "'it'\\''s here'");
     }

@@ -20,6 +20,7 @@ use repro_core::{Action, DatasetName, Outcome, Poll};
 
 use super::command::{CommandBackend, Layout, mkdir_for, parse_batch_id, refused, submission};
 use super::process::{self, shell_quote};
+use super::template::Step;
 use super::{Backend, BackendError};
 use crate::config::{CommandConfig, SlurmConfig};
 
@@ -283,7 +284,7 @@ impl SlurmBackend {
     fn script(
         &self,
         name: &str,
-        command: &[String],
+        (step, command): (Step, &[String]),
         vars: &[(&str, &str)],
         output: &Path,
     ) -> Result<std::path::PathBuf, String> {
@@ -291,7 +292,7 @@ impl SlurmBackend {
         mkdir_for(&path)?;
         mkdir_for(output)?;
         mkdir_for(&self.layout.log(name))?;
-        let argv = process::render(command, vars);
+        let argv = step.render(command, vars);
         let line: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
         let text = format!(
             "#!/bin/sh\n# repro job {name}\nset -e\nexec {}\n",
@@ -336,7 +337,8 @@ impl SlurmBackend {
                     ("attempt", a.as_str()),
                 ];
                 Some(
-                    match self.script(name, &self.cfg.reco_command, &vars, &out) {
+                    match self.script(name, (Step::SlurmReco, &self.cfg.reco_command), &vars, &out)
+                    {
                         Ok(script) => self.sbatch(*job, name, &script),
                         Err(reason) => refused(*job, reason),
                     },
@@ -364,7 +366,12 @@ impl SlurmBackend {
                     ("attempt", a.as_str()),
                 ];
                 Some(
-                    match self.script(name, &self.cfg.merge_command, &vars, &out) {
+                    match self.script(
+                        name,
+                        (Step::SlurmMerge, &self.cfg.merge_command),
+                        &vars,
+                        &out,
+                    ) {
                         Ok(script) => self.sbatch(*job, name, &script),
                         Err(reason) => refused(*job, reason),
                     },
