@@ -27,6 +27,7 @@ use crate::error::CliError;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -47,6 +48,25 @@ fn main() -> ExitCode {
             e.exit_code()
         }
     }
+}
+
+/// `repro simulate | head` closes the pipe early: the run ends quietly, with the status a
+/// shell gives a tool that SIGPIPE ended (141), as `cat` and `grep` do, instead of a panic's
+/// message. Only stdout's own broken pipe: a site tool's pipe is an error of its step.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn init_logging(cli: &Cli) {
@@ -102,8 +122,14 @@ async fn open(url: &str, needs_schema: bool) -> Result<Store, CliError> {
         && !path.starts_with(':')
         && !Path::new(path).exists()
     {
+        // Name the directory a relative path was looked for in: from cron or `/`, it is
+        // rarely the one the operator meant.
+        let looked = std::path::absolute(path).unwrap_or_else(|_| path.into());
         return Err(repro_db::DbError::SchemaOutdated {
-            what: format!("missing ({path} does not exist)"),
+            what: format!(
+                "missing ({} does not exist; give the database with --db or REPRO_DATABASE_URL)",
+                looked.display()
+            ),
         }
         .into());
     }
@@ -131,7 +157,9 @@ fn sample(s: Option<&str>) -> Result<Option<repro_core::SampleName>, CliError> {
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match &cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "repro", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "repro", &mut script);
+            print!("{}", String::from_utf8_lossy(&script));
             return Ok(ExitCode::SUCCESS);
         }
         Command::Man { dir } => {
@@ -316,7 +344,14 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             if json {
                 print!("{}", output::json(&h));
             } else {
-                print!("{}", output::history(&h));
+                // Raw files by their logical names: the ids mean nothing to an operator.
+                let lfns = if h.iter().any(|e| e.entity == "file") {
+                    let view = store.load(&n).await?;
+                    view.files.into_values().map(|f| (f.id.0, f.lfn)).collect()
+                } else {
+                    std::collections::BTreeMap::new()
+                };
+                print!("{}", output::history(&h, &lfns));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -902,9 +937,12 @@ fn man(dir: Option<&Path>) -> Result<(), CliError> {
     let io = |what: String| move |source| CliError::Io { what, source };
     let cmd = Cli::command();
     let Some(dir) = dir else {
-        return clap_mangen::Man::new(cmd)
-            .render(&mut std::io::stdout())
-            .map_err(io("cannot write the man page".into()));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut page)
+            .map_err(io("cannot write the man page".into()))?;
+        print!("{}", String::from_utf8_lossy(&page));
+        return Ok(());
     };
     std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
     clap_mangen::generate_to(cmd, dir)

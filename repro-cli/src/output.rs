@@ -1,5 +1,6 @@
 //! What users see: tables in the seed's column words, or JSON with the same fields.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use repro_core::{DatasetView, FileState};
@@ -395,13 +396,11 @@ fn changed_columns(from: &str, to: &str) -> (String, String) {
     (show(&f), show(&t))
 }
 
-/// The width the history table fits in.
-const HISTORY_WIDTH: usize = 120;
-
-/// History entries, in at most [`HISTORY_WIDTH`] columns: a dataset move shows only the
-/// columns it changed, and a long reason is cut.
-pub fn history(entries: &[HistoryEntry]) -> String {
-    let mut rows: Vec<Vec<String>> = entries
+/// History entries as a table: a dataset move shows only the columns it changed, a raw
+/// file is named by its logical name (from `lfns`, by id), and a reason is printed whole
+/// (it is often the error an operator is looking for).
+pub fn history(entries: &[HistoryEntry], lfns: &BTreeMap<u64, String>) -> String {
+    let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
             let (from, to) = if e.entity == "dataset" {
@@ -409,9 +408,14 @@ pub fn history(entries: &[HistoryEntry]) -> String {
             } else {
                 (e.from.clone(), e.to.clone())
             };
+            let lfn = u64::try_from(e.entity_id).ok().and_then(|id| lfns.get(&id));
+            let entity = match (e.entity.as_str(), lfn) {
+                ("file", Some(lfn)) => format!("file {lfn}"),
+                (entity, _) => format!("{entity} {}", e.entity_id),
+            };
             vec![
                 e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                format!("{} {}", e.entity, e.entity_id),
+                entity,
                 e.via.clone(),
                 from,
                 to,
@@ -421,22 +425,6 @@ pub fn history(entries: &[HistoryEntry]) -> String {
         })
         .collect();
     let header = ["AT (UTC)", "ENTITY", "VIA", "FROM", "TO", "ACTOR", "REASON"];
-    let before_reason: usize = (0..6)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-                + 2
-        })
-        .sum();
-    let room = HISTORY_WIDTH.saturating_sub(before_reason).max(12);
-    for r in &mut rows {
-        if r[6].chars().count() > room {
-            r[6] = r[6].chars().take(room - 3).collect::<String>() + "...";
-        }
-    }
     table(&header, &rows)
 }
 

@@ -50,6 +50,7 @@ pub fn router(store: Store) -> Router {
         .route("/api/datasets", get(api_list))
         .route("/api/samples", get(api_samples))
         .route("/api/datasets/{name}", get(api_one))
+        .route("/api/{*rest}", get(api_not_found))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -72,16 +73,22 @@ impl From<DbError> for WebError {
     }
 }
 
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
+impl WebError {
+    fn parts(self) -> (StatusCode, String) {
+        match self {
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             WebError::Internal(m) => {
                 tracing::error!("serving a page failed: {m}");
                 (StatusCode::INTERNAL_SERVER_ERROR, m)
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.parts();
         let title = status.canonical_reason().unwrap_or("error").to_owned();
         (
             status,
@@ -95,6 +102,59 @@ impl IntoResponse for WebError {
         )
             .into_response()
     }
+}
+
+/// A failed request to the JSON API: the page's status, as `{"error": "..."}`.
+struct ApiError(WebError);
+
+impl From<WebError> for ApiError {
+    fn from(e: WebError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.0.parts();
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+/// A query string as `T`; one that does not parse is a bad request, answered as a page
+/// or (`API`) as JSON.
+struct Params<T, const API: bool>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned, const API: bool>
+    axum::extract::FromRequestParts<S> for Params<T, API>
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(Params(q)),
+            Err(r) => {
+                let e = WebError::BadRequest(r.body_text());
+                Err(if API {
+                    ApiError(e).into_response()
+                } else {
+                    e.into_response()
+                })
+            }
+        }
+    }
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError(WebError::NotFound("no such API endpoint".into()))
 }
 
 async fn not_found() -> WebError {
@@ -365,7 +425,7 @@ fn since_48h() -> chrono::NaiveDateTime {
 
 async fn index(
     State(store): State<Store>,
-    Query(q): Query<IndexQuery>,
+    Params(q): Params<IndexQuery, false>,
 ) -> Result<Html<String>, WebError> {
     let (filter, page_no, per) = q.filter()?;
     let list = store.list(&filter).await?;
@@ -550,7 +610,7 @@ fn parse_name(name: &str) -> Result<DatasetName, WebError> {
 async fn dataset_page(
     State(store): State<Store>,
     Path(name): Path<String>,
-    Query(q): Query<DatasetQuery>,
+    Params(q): Params<DatasetQuery, false>,
 ) -> Result<Html<String>, WebError> {
     let name = parse_name(&name)?;
     let summary = store.summary(&name).await?;
@@ -669,8 +729,8 @@ async fn dataset_page(
 
 async fn api_list(
     State(store): State<Store>,
-    Query(q): Query<IndexQuery>,
-) -> Result<Response, WebError> {
+    Params(q): Params<IndexQuery, true>,
+) -> Result<Response, ApiError> {
     let (filter, _, _) = q.filter()?;
     let list = store.list(&filter).await?;
     let total = store.count(&filter).await?;
@@ -680,8 +740,8 @@ async fn api_list(
 
 async fn api_samples(
     State(store): State<Store>,
-    Query(q): Query<IndexQuery>,
-) -> Result<Json<Vec<crate::json::SampleJson>>, WebError> {
+    Params(q): Params<IndexQuery, true>,
+) -> Result<Json<Vec<crate::json::SampleJson>>, ApiError> {
     let (filter, _, _) = q.filter()?;
     let v = store.samples(filter.site.as_deref()).await?;
     Ok(Json(v.iter().map(Into::into).collect()))
@@ -690,7 +750,7 @@ async fn api_samples(
 async fn api_one(
     State(store): State<Store>,
     Path(name): Path<String>,
-) -> Result<Json<DatasetJson>, WebError> {
+) -> Result<Json<DatasetJson>, ApiError> {
     let name = parse_name(&name)?;
     let s: DatasetSummary = store.summary(&name).await?;
     Ok(Json(DatasetJson::from(&s)))
@@ -884,6 +944,67 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_lost_while_the_dataset_goes_on_need_a_person_until_accepted() {
+        use repro_core::file::FileEvent;
+        use repro_core::typed::{AnyDataset, Known};
+        let (_d, store) = seeded().await;
+        let n = DatasetName::new("gamma").unwrap();
+        let AnyDataset::Locked(Known::PrestagePending(d)) = store.load_dataset(&n).await.unwrap()
+        else {
+            panic!("gamma is new and locked")
+        };
+        store.save(d.unlock().start_prestage(), "t").await.unwrap();
+        // Two of its five files are lost; prestage goes on for the rest.
+        for event in [
+            FileEvent::RequestStage,
+            FileEvent::StageFail,
+            FileEvent::GiveUp,
+        ] {
+            let v = store.load(&n).await.unwrap();
+            let changes: Vec<_> = v
+                .files
+                .values()
+                .take(2)
+                .filter_map(|f| repro_core::Change::file(f, event))
+                .map(|c| c.with_error("tape robot jammed"))
+                .collect();
+            store.apply(&n, &changes, "t").await.unwrap();
+        }
+        let (_, index) = get(&store, "/").await;
+        assert!(
+            index.contains(
+                "gamma</a>: 2 raw files failed for good; see its page for why; `repro retry gamma`"
+            ),
+            "{index}"
+        );
+        assert!(index.contains("<b>1</b>need a person"), "{index}");
+        let (_, metrics) = get(&store, "/metrics").await;
+        assert!(
+            metrics.contains("repro_datasets_needing_a_person 1\n"),
+            "{metrics}"
+        );
+        let (_, page) = get(&store, "/datasets/gamma").await;
+        assert!(
+            page.contains(
+                "Needs a person: 2 raw files failed for good in prestage (last: tape robot jammed)"
+            ),
+            "{page}"
+        );
+        store
+            .accept_lost(&n, 2, "t", "gone from tape")
+            .await
+            .unwrap();
+        let (_, index) = get(&store, "/").await;
+        assert!(!index.contains("id=\"needs-a-person\""), "{index}");
+        assert!(index.contains("<b>0</b>need a person"), "{index}");
+        let (_, metrics) = get(&store, "/metrics").await;
+        assert!(
+            metrics.contains("repro_datasets_needing_a_person 0\n"),
+            "{metrics}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_dataset_comes_first_with_its_reason_on_both_pages() {
         use repro_core::file::FileEvent;
         use repro_core::typed::{AnyDataset, Known};
@@ -930,6 +1051,47 @@ mod tests {
         assert!(
             page.contains("Needs a person: prestage FAILED: 5 raw files failed for good in prestage (last: tape robot jammed)"),
             "{page}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_api_answers_errors_as_json_and_the_pages_as_pages() {
+        let (_d, store) = seeded().await;
+        for (uri, status, error) in [
+            (
+                "/api/datasets/nope",
+                StatusCode::NOT_FOUND,
+                "no dataset named \"nope\"",
+            ),
+            (
+                "/api/datasets?per=abc",
+                StatusCode::BAD_REQUEST,
+                "per: invalid digit",
+            ),
+            (
+                "/api/samples?page=-1",
+                StatusCode::BAD_REQUEST,
+                "page: invalid digit",
+            ),
+            (
+                "/api/nothing/here",
+                StatusCode::NOT_FOUND,
+                "no such API endpoint",
+            ),
+        ] {
+            let (got, body) = get(&store, uri).await;
+            assert_eq!(got, status, "{uri}");
+            let v: serde_json::Value = serde_json::from_str(&body).expect(uri);
+            assert!(
+                v["error"].as_str().unwrap().contains(error),
+                "{uri}: {body}"
+            );
+        }
+        let (got, body) = get(&store, "/?per=abc").await;
+        assert_eq!(got, StatusCode::BAD_REQUEST);
+        assert!(
+            body.contains("<p class=\"error\">") && body.contains("per: invalid digit"),
+            "{body}"
         );
     }
 

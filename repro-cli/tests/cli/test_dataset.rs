@@ -9,7 +9,7 @@ fn commands_before_init_say_to_run_init() {
     status: 1
     --- stdout
     --- stderr
-    repro: the database schema is missing ([DIR]/repro.db does not exist); run `repro init` to create or upgrade it
+    repro: the database schema is missing ([DIR]/repro.db does not exist; give the database with --db or REPRO_DATABASE_URL); run `repro init` to create or upgrade it
     "#);
     // Nothing but `init` creates the file.
     assert!(!env.path("repro.db").exists());

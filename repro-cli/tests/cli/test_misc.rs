@@ -247,3 +247,50 @@ fn recount_finds_totals_a_hand_edit_left_wrong_and_mends_them() {
     let list = env.ok(&["--json", "dataset", "list"]);
     assert!(list.contains("\"staged\": 1"), "{list}");
 }
+
+#[test]
+fn a_placeholder_typo_is_a_config_error_before_any_job_is_submitted() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.write(
+        "repro.toml",
+        "[backend]\nkind = \"command\"\n[backend.command]\n\
+         reco_submit = [\"sbatch\", \"--wrap\", \"reco {file} {ouptut}\"]\n\
+         merge_submit = [\"sbatch\", \"{files}\"]\njob_status = [\"st\", \"{batch_id}\"]\n",
+    );
+    insta::assert_snapshot!(env.show(&env.run(&["plan"])), @r"
+    status: 2
+    --- stdout
+    --- stderr
+    repro: config repro.toml: key `backend.command.reco_submit` = {ouptut}: {ouptut} is not a placeholder; this step fills {dataset}, {file}, {output}, {job}, {attempt}
+    ");
+}
+
+#[test]
+fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
+    use std::io::Read;
+    let env = Env::new();
+    for args in [&["completions", "bash"][..], &["man"]] {
+        let mut child = env
+            .spawnable(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -c 1`: read a byte, then close the pipe.
+        let mut out = child.stdout.take().unwrap();
+        let mut byte = [0u8; 1];
+        out.read_exact(&mut byte).unwrap();
+        drop(out);
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(err, "", "{args:?}: nothing on stderr");
+        assert!(matches!(status.code(), Some(0 | 141)), "{args:?}: {status}");
+    }
+}

@@ -48,7 +48,7 @@ fn lock_and_unlock_are_idempotent_and_logged() {
     assert_eq!(vias, ["register", "unlock", "lock"]);
     assert_eq!(h[1]["reason"], "approved by run coordinator");
     assert_eq!(h[1]["actor"], "tester");
-    // The table fits 120 columns: a dataset move shows only the columns it changed.
+    // A dataset move shows only the columns it changed: the table stays narrow.
     insta::assert_snapshot!(env.show(&env.run(&["history", "a"])), @r#"
     status: 0
     --- stdout
@@ -325,6 +325,13 @@ fn files_lost_in_prestage_come_back_by_retry_while_the_dataset_waits_in_merge() 
         first.starts_with("NEEDS A PERSON: ")
             && first.contains("failed for good in prestage (last: sim: tape read error)"),
         "{show}"
+    );
+    // The history names the lost files and keeps their whole error.
+    let history = env.ok(&["history", "p17", "--entity", "file"]);
+    let lost_row = history.lines().find(|l| l.contains("stage_fail ")).unwrap();
+    assert!(
+        lost_row.contains("file /store/p17/raw_") && lost_row.ends_with("sim: tape read error"),
+        "{history}"
     );
     tape_fixed(&env, false);
     // The retry `dataset show` suggests works: reco is decided again.
