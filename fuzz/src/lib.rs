@@ -28,6 +28,7 @@ pub fn change(view: &DatasetView, b: &[u8]) -> Vec<Change> {
             to: pick(FileState::ALL, b[5]),
             error: None,
             tmb: None,
+            retry: None,
         }],
         3 => vec![Change::Group {
             no: GroupNo(u32::from(b[1] % 3)),
@@ -37,6 +38,7 @@ pub fn change(view: &DatasetView, b: &[u8]) -> Vec<Change> {
             to: pick(GroupState::ALL, b[5]),
             error: None,
             output: None,
+            retry: None,
         }],
         4 => {
             let key = JobKey {

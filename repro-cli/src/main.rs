@@ -238,9 +238,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             // tick takes them.
             let ledger = repro_run::ledger::Ledger::new();
             let policy = config.policy();
+            let now = chrono::Utc::now().timestamp();
             let mut previews = Vec::new();
             for n in names {
-                previews.push(repro_run::preview_dataset(&store, &ledger, &n, &policy).await?);
+                previews.push(repro_run::preview_dataset(&store, &ledger, &n, &policy, now).await?);
             }
             if json {
                 print!("{}", output::json(&previews));
@@ -248,6 +249,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 for p in previews {
                     if let Some(w) = &p.waiting {
                         println!("{}: {w}", p.name);
+                    }
+                    if let Some(r) = &p.retrying {
+                        println!("{}: {r}", p.name);
                     }
                     if p.transitions.is_empty() && p.actions.is_empty() && p.polls == 0 {
                         continue;

@@ -162,6 +162,10 @@ pub fn dataset(d: &DatasetSummary, view: &DatasetView, rate: Option<Rate>) -> St
     for why in repro_run::attention::needs_a_person(view, d.accepted_lost) {
         let _ = writeln!(out, "NEEDS A PERSON: {why}");
     }
+    let now = chrono::Utc::now().timestamp();
+    if let Some(r) = repro_run::attention::waiting_line(view, now) {
+        let _ = writeln!(out, "retrying  {r}");
+    }
     let (staged, reco, merged) = reached(f);
     let _ = writeln!(out, "name      {}", d.name);
     let _ = writeln!(out, "site      {}", d.site.as_deref().unwrap_or("-"));

@@ -144,6 +144,18 @@ snake_words! {
 }
 
 impl FileEvent {
+    /// Whether the file's step succeeded or was re-armed: nothing waits to be retried.
+    pub const fn clears_retry(self) -> bool {
+        matches!(
+            self,
+            FileEvent::StageDone
+                | FileEvent::RecoDone
+                | FileEvent::Merge
+                | FileEvent::Clean
+                | FileEvent::Rearm
+        )
+    }
+
     /// The attempt base after this event: attempts made before the operator's last re-arm,
     /// which do not count against the cap. Attempt numbers themselves never go back, so a
     /// re-armed step never repeats an attempt number.

@@ -81,6 +81,14 @@ snake_words! {
 }
 
 impl GroupEvent {
+    /// Whether the group's step succeeded or was re-armed: nothing waits to be retried.
+    pub const fn clears_retry(self) -> bool {
+        matches!(
+            self,
+            GroupEvent::Finish | GroupEvent::Declare | GroupEvent::Rearm
+        )
+    }
+
     /// The attempt base after this event (see [`crate::file::FileEvent::base_after`]).
     pub const fn base_after(self, attempts_before: u32, base_before: u32) -> u32 {
         match self.new_base(attempts_before) {
@@ -152,6 +160,8 @@ pub struct MergeGroup {
     pub last_error: Option<String>,
     /// The merged file, once it exists.
     pub output: Option<MergedFile>,
+    /// When its failing step may be tried again, while it is failing.
+    pub retry: Option<crate::retry::Retry>,
 }
 
 impl MergeGroup {
@@ -166,12 +176,18 @@ impl MergeGroup {
             attempt_base: 0,
             last_error: None,
             output: None,
+            retry: None,
         }
     }
 
     /// Whether the policy's cap leaves this group another attempt at its current step.
     pub fn may_try(&self, cap: u32) -> bool {
-        self.attempts.saturating_sub(self.attempt_base) < cap
+        self.tried() < cap
+    }
+
+    /// Attempts of its current step since the operator's last re-arm.
+    pub fn tried(&self) -> u32 {
+        self.attempts.saturating_sub(self.attempt_base)
     }
 }
 

@@ -49,6 +49,7 @@ pub mod operator;
 pub mod outcome;
 pub mod plan;
 pub mod policy;
+pub mod retry;
 pub mod rules;
 pub mod state;
 pub mod transition;

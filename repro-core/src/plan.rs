@@ -15,6 +15,7 @@ use crate::file::{FileEvent, FileId, FileState, TmbFile};
 use crate::job::{JobKey, JobSubject};
 use crate::name::DatasetName;
 use crate::policy::Policy;
+use crate::retry::Due;
 use crate::state::{DatasetState, Phase, StageKind, Status};
 use crate::transition::Transition;
 use crate::typed::AnyDataset;
@@ -159,18 +160,26 @@ impl Plan {
     }
 }
 
-/// Everything due for `view` now under `policy`: nothing for a locked dataset, otherwise the
-/// work of its current phase and, where that phase ends, the start of the next.
+/// Everything due for `view` under `policy` once every retry's wait is over: nothing for a
+/// locked dataset, otherwise the work of its current phase and, where that phase ends, the
+/// start of the next. A driver plans at a time ([`plan_within`]), where what waits to be
+/// retried waits.
 pub fn plan(view: &DatasetView, policy: &Policy) -> Plan {
-    plan_for(view, policy, |_| true)
+    plan_for(view, policy, i64::MAX, |_| true)
 }
 
 /// What is due while the dataset is at a stage `at` accepts: the work behind one of the
 /// seed's operations (`prestage` works at the prestage stages, `dbup` at `MergeDone`, ...).
 /// Planning stops where the dataset moves to a stage `at` refuses.
-pub fn plan_for(view: &DatasetView, policy: &Policy, at: impl Fn(StageKind) -> bool) -> Plan {
+/// `now` is the time (seconds since the epoch) retries are due against.
+pub fn plan_for(
+    view: &DatasetView,
+    policy: &Policy,
+    now: i64,
+    at: impl Fn(StageKind) -> bool,
+) -> Plan {
     let mut unlimited = Budget::UNLIMITED;
-    plan_within(view, policy, at, &mut unlimited)
+    plan_within(view, policy, now, at, &mut unlimited)
 }
 
 /// [`plan_for`], starting no more stage requests and jobs than `budget` has room for, and
@@ -179,6 +188,7 @@ pub fn plan_for(view: &DatasetView, policy: &Policy, at: impl Fn(StageKind) -> b
 pub fn plan_within(
     view: &DatasetView,
     policy: &Policy,
+    now: i64,
     at: impl Fn(StageKind) -> bool,
     budget: &mut (impl Draw + ?Sized),
 ) -> Plan {
@@ -197,7 +207,8 @@ pub fn plan_within(
         if !at(status.state.kind()) {
             break;
         }
-        let Step { mut work, leave } = stage_step(view, status, policy, budget);
+        let ctx = Ctx { policy, now };
+        let Step { mut work, leave } = stage_step(view, status, ctx, budget);
         for (limit, n) in std::mem::take(&mut work.waiting) {
             *out.waiting.entry(limit).or_default() += n;
         }
@@ -245,23 +256,37 @@ impl Step {
     }
 }
 
+/// What a plan decides by: the policy, and the time retries are due against.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    policy: &'a Policy,
+    now: i64,
+}
+
+impl Ctx<'_> {
+    /// What a failing step of `phase` may do now.
+    fn due(&self, phase: Phase, tried: u32, retry: Option<crate::retry::Retry>) -> Due {
+        self.policy.due(phase, tried, retry, self.now)
+    }
+}
+
 /// The work of the stage the dataset is at, and the transition that leaves it when the
 /// stage's work is done. One function per stage.
 fn stage_step(
     v: &DatasetView,
     status: Status,
-    policy: &Policy,
+    ctx: Ctx<'_>,
     budget: &mut (impl Draw + ?Sized),
 ) -> Step {
     match status.state.kind() {
         StageKind::PrestageNotDone => start_prestage(v, budget),
         StageKind::RecoNotDone => Step::leave(Transition::StartReco),
-        StageKind::MergeNotDone => start_merge(status, policy),
-        StageKind::PrestageRunning => prestaging(v, policy, budget),
-        StageKind::RecoRunning => reconstructing(v, policy, budget),
-        StageKind::MergeRunning => merging(v, policy, budget),
-        StageKind::MergeDone => declaring(v, policy),
-        StageKind::CleanupNotDone => cleaning(v, policy),
+        StageKind::MergeNotDone => start_merge(status, ctx.policy),
+        StageKind::PrestageRunning => prestaging(v, ctx, budget),
+        StageKind::RecoRunning => reconstructing(v, ctx, budget),
+        StageKind::MergeRunning => merging(v, ctx, budget),
+        StageKind::MergeDone => declaring(v, ctx),
+        StageKind::CleanupNotDone => cleaning(v, ctx),
         // At rest: only an operator moves it on.
         StageKind::PrestageFailed
         | StageKind::RecoFailed
@@ -318,11 +343,11 @@ fn start_merge(status: Status, policy: &Policy) -> Step {
 
 /// Prestage `RUNNING`: stage what has attempts left, give up on what has none; when no file
 /// is left to stage, finish (some staged) or fail (none).
-fn prestaging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Step {
+fn prestaging(v: &DatasetView, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized)) -> Step {
     let mut p = Plan::default();
     let mut open = false;
     for f in v.files.values() {
-        open |= stage_file(f, policy, budget, &mut p);
+        open |= stage_file(f, ctx, budget, &mut p);
     }
     let leave = (!open).then(|| {
         if v.files.values().any(|f| !f.state.failed_for_good()) {
@@ -334,47 +359,45 @@ fn prestaging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized
     Step { work: p, leave }
 }
 
-/// One raw file's staging: a stage request while it has attempts left and the budget has
-/// room, giving up when it has none. Whether its staging is still open. Besides prestage,
-/// the later phases call it for files an operator re-armed after the dataset left
-/// prestage (`repro retry` while the dataset is in reco or merge).
-fn stage_file(
-    f: &RawFile,
-    policy: &Policy,
-    budget: &mut (impl Draw + ?Sized),
-    p: &mut Plan,
-) -> bool {
+/// One raw file's staging: a stage request when one is due and the budget has room,
+/// giving up when its attempts and window are spent. Whether its staging is still open.
+/// Besides prestage, the later phases call it for files an operator re-armed after the
+/// dataset left prestage (`repro retry` while the dataset is in reco or merge).
+fn stage_file(f: &RawFile, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized), p: &mut Plan) -> bool {
     match f.state {
-        FileState::Registered | FileState::StageFailed if f.may_try(policy.max_attempts) => {
-            if let Err(limit) = budget.take_stage() {
-                p.wait(limit);
+        FileState::Registered if f.may_try(ctx.policy.attempts(Phase::Prestage)) => {}
+        FileState::StageFailed => match ctx.due(Phase::Prestage, f.tried(), f.retry) {
+            Due::Now => {}
+            Due::At(_) => return true,
+            Due::GiveUp => {
+                p.changes.extend(Change::file(f, FileEvent::GiveUp));
                 return true;
             }
-            let action = Action::Stage {
-                file: f.id,
-                lfn: f.lfn.clone(),
-                attempt: f.attempts + 1,
-            };
-            p.reserve(Change::file(f, FileEvent::RequestStage), action);
-            true
-        }
-        FileState::StageFailed => {
-            p.changes.extend(Change::file(f, FileEvent::GiveUp));
-            true
-        }
-        FileState::Staging => true,
-        _ => false,
+        },
+        FileState::Staging => return true,
+        _ => return false,
     }
+    if let Err(limit) = budget.take_stage() {
+        p.wait(limit);
+        return true;
+    }
+    let action = Action::Stage {
+        file: f.id,
+        lfn: f.lfn.clone(),
+        attempt: f.attempts + 1,
+    };
+    p.reserve(Change::file(f, FileEvent::RequestStage), action);
+    true
 }
 
-/// Reco `RUNNING`: submit a job for each staged file (or failed one with attempts left)
+/// Reco `RUNNING`: submit a job for each staged file (or failed one whose retry is due)
 /// that has none live, give up on the rest, and stage re-armed files; when every file is
 /// settled, end complete, partial or failed by how many have a TMB file.
-fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Step {
+fn reconstructing(v: &DatasetView, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized)) -> Step {
     let mut p = Plan::default();
     let mut open = false;
     for f in v.files.values() {
-        open |= stage_file(f, policy, budget, &mut p) || reco_file(v, f, policy, budget, &mut p);
+        open |= stage_file(f, ctx, budget, &mut p) || reco_file(v, f, ctx, budget, &mut p);
     }
     let leave = (!open).then(|| {
         let with_tmb = v.files.values().filter(|f| f.state.has_tmb()).count();
@@ -389,33 +412,36 @@ fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?S
     Step { work: p, leave }
 }
 
-/// One raw file's reco: a job reserved for a staged file (or a failed one with attempts
-/// left) that has none live, giving up on one with none left. Whether its reco is open.
+/// One raw file's reco: a job reserved for a staged file (or a failed one whose retry is
+/// due) that has none live, giving up on one whose attempts and window are spent. Whether
+/// its reco is open.
 fn reco_file(
     v: &DatasetView,
     f: &RawFile,
-    policy: &Policy,
+    ctx: Ctx<'_>,
     budget: &mut (impl Draw + ?Sized),
     p: &mut Plan,
 ) -> bool {
-    if !matches!(
-        f.state,
-        FileState::Staged | FileState::RecoSubmitted | FileState::RecoFailed
-    ) {
-        return false;
-    }
+    let due = match f.state {
+        FileState::Staged if f.may_try(ctx.policy.attempts(Phase::Reco)) => Due::Now,
+        FileState::Staged => return true,
+        FileState::RecoFailed => ctx.due(Phase::Reco, f.tried(), f.retry),
+        FileState::RecoSubmitted => return true,
+        _ => return false,
+    };
     let subject = JobSubject::Reco(f.id);
     // Looked up only for the files of this phase (not the reconstructed, merged and
     // cleaned ones a long reco phase accumulates).
-    let idle = f.state != FileState::RecoSubmitted && v.live_job(subject).is_none();
-    if !idle {
+    if v.live_job(subject).is_some() {
         return true;
     }
-    if !f.may_try(policy.max_attempts) {
-        if f.state == FileState::RecoFailed {
+    match due {
+        Due::Now => {}
+        Due::At(_) => return true,
+        Due::GiveUp => {
             p.changes.extend(Change::file(f, FileEvent::GiveUp));
+            return true;
         }
-        return true;
     }
     if let Err(limit) = budget.take_reco() {
         p.wait(limit);
@@ -437,15 +463,16 @@ fn reco_file(
     true
 }
 
-/// Merge `RUNNING`: resubmit merging groups with no live job (or give them up), form new
-/// groups from reconstructed, ungrouped files and submit them, stage and reconstruct
-/// re-armed files; when nothing merges any more, finish, or fail if a group failed for good.
-fn merging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) -> Step {
+/// Merge `RUNNING`: resubmit merging groups with no live job when due (or give them up),
+/// form new groups from reconstructed, ungrouped files and submit them, stage and
+/// reconstruct re-armed files; when nothing merges any more, finish, or fail if a group
+/// failed for good.
+fn merging(v: &DatasetView, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized)) -> Step {
     let mut p = Plan::default();
     let mut leave = None;
     let mut open = false;
     for f in v.files.values() {
-        open |= stage_file(f, policy, budget, &mut p) || reco_file(v, f, policy, budget, &mut p);
+        open |= stage_file(f, ctx, budget, &mut p) || reco_file(v, f, ctx, budget, &mut p);
     }
     for grp in v.groups.values() {
         if grp.state != GroupState::Merging {
@@ -455,17 +482,17 @@ fn merging(v: &DatasetView, policy: &Policy, budget: &mut (impl Draw + ?Sized)) 
         if v.live_job(JobSubject::Merge(grp.no)).is_some() {
             continue;
         }
-        if grp.may_try(policy.max_attempts) {
-            match budget.take_merge() {
+        match ctx.due(Phase::Merge, grp.tried(), grp.retry) {
+            Due::Now => match budget.take_merge() {
                 Ok(()) => submit_merge(v, grp, &mut p),
                 Err(limit) => p.wait(limit),
-            }
-        } else {
-            p.changes.extend(Change::group(grp, GroupEvent::GiveUp));
+            },
+            Due::At(_) => {}
+            Due::GiveUp => p.changes.extend(Change::group(grp, GroupEvent::GiveUp)),
         }
     }
     let next = v.groups.keys().next_back().map_or(1, |g| g.0 + 1);
-    for (i, files) in new_groups(v, policy).into_iter().enumerate() {
+    for (i, files) in new_groups(v, ctx.policy).into_iter().enumerate() {
         open = true;
         // A group is formed only when its job can start: numbers stay dense, and a
         // group never sits merging with no job for want of budget.
@@ -510,27 +537,30 @@ fn submit_merge(v: &DatasetView, grp: &MergeGroup, p: &mut Plan) {
     }
 }
 
-/// Merge `MERGED`/`PARTIAL`: declare each merged file with attempts left; when none is
+/// Merge `MERGED`/`PARTIAL`: declare each merged file whose attempt is due; when none is
 /// left to declare, declare the dataset (`MERGED_DBUP`), or fail if attempts ran out.
-fn declaring(v: &DatasetView, policy: &Policy) -> Step {
+fn declaring(v: &DatasetView, ctx: Ctx<'_>) -> Step {
     let mut p = Plan::default();
     let mut leave = None;
     let mut open = false;
     let mut exhausted = false;
     for grp in v.groups.values() {
         match grp.state {
-            GroupState::Merged if grp.may_try(policy.max_attempts) => {
-                if let Some(merged) = &grp.output {
-                    let action = Action::Declare {
-                        group: grp.no,
-                        merged: merged.clone(),
-                        attempt: grp.attempts + 1,
-                    };
-                    p.reserve(Change::group(grp, GroupEvent::ReserveDeclare), action);
+            GroupState::Merged => match ctx.due(Phase::Merge, grp.tried(), grp.retry) {
+                Due::Now => {
+                    if let Some(merged) = &grp.output {
+                        let action = Action::Declare {
+                            group: grp.no,
+                            merged: merged.clone(),
+                            attempt: grp.attempts + 1,
+                        };
+                        p.reserve(Change::group(grp, GroupEvent::ReserveDeclare), action);
+                    }
+                    open = true;
                 }
-                open = true;
-            }
-            GroupState::Merged => exhausted = true,
+                Due::At(_) => open = true,
+                Due::GiveUp => exhausted = true,
+            },
             GroupState::Declaring => open = true,
             _ => {}
         }
@@ -545,26 +575,29 @@ fn declaring(v: &DatasetView, policy: &Policy) -> Step {
     Step { work: p, leave }
 }
 
-/// Cleanup `NOT DONE`: delete each merged file's intermediates with attempts left; when
-/// none is left, clean, or fail if attempts ran out.
-fn cleaning(v: &DatasetView, policy: &Policy) -> Step {
+/// Cleanup `NOT DONE`: delete each merged file's intermediates when due; when none is
+/// left, clean, or fail if attempts ran out.
+fn cleaning(v: &DatasetView, ctx: Ctx<'_>) -> Step {
     let mut p = Plan::default();
     let mut leave = None;
     let mut open = false;
     let mut exhausted = false;
     for f in v.files.values() {
         match f.state {
-            FileState::Merged if f.may_try(policy.max_attempts) => {
-                let action = Action::Delete {
-                    file: f.id,
-                    lfn: f.lfn.clone(),
-                    tmb: f.tmb.clone(),
-                    attempt: f.attempts + 1,
-                };
-                p.reserve(Change::file(f, FileEvent::ReserveDelete), action);
-                open = true;
-            }
-            FileState::Merged => exhausted = true,
+            FileState::Merged => match ctx.due(Phase::Cleanup, f.tried(), f.retry) {
+                Due::Now => {
+                    let action = Action::Delete {
+                        file: f.id,
+                        lfn: f.lfn.clone(),
+                        tmb: f.tmb.clone(),
+                        attempt: f.attempts + 1,
+                    };
+                    p.reserve(Change::file(f, FileEvent::ReserveDelete), action);
+                    open = true;
+                }
+                Due::At(_) => open = true,
+                Due::GiveUp => exhausted = true,
+            },
             FileState::Deleting => open = true,
             _ => {}
         }
@@ -685,6 +718,7 @@ mod tests {
             merge_group_files: 2,
             merge_group_bytes: None,
             merge_partial: false,
+            retry: Default::default(),
         }
     }
 
@@ -707,6 +741,14 @@ mod tests {
     }
 
     /// A stage's step as a plan: its work, or the move that leaves the stage.
+    /// Planning once every wait is over, as `plan` does.
+    fn at_end(policy: &Policy) -> Ctx<'_> {
+        Ctx {
+            policy,
+            now: i64::MAX,
+        }
+    }
+
     fn as_plan(v: &DatasetView, step: Step) -> Plan {
         let mut p = step.work;
         if let Some(via) = step.leave {
@@ -716,23 +758,23 @@ mod tests {
     }
 
     fn prestaging(v: &DatasetView, policy: &Policy, budget: &mut Budget) -> Plan {
-        as_plan(v, super::prestaging(v, policy, budget))
+        as_plan(v, super::prestaging(v, at_end(policy), budget))
     }
 
     fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut Budget) -> Plan {
-        as_plan(v, super::reconstructing(v, policy, budget))
+        as_plan(v, super::reconstructing(v, at_end(policy), budget))
     }
 
     fn merging(v: &DatasetView, policy: &Policy, budget: &mut Budget) -> Plan {
-        as_plan(v, super::merging(v, policy, budget))
+        as_plan(v, super::merging(v, at_end(policy), budget))
     }
 
     fn declaring(v: &DatasetView, policy: &Policy) -> Plan {
-        as_plan(v, super::declaring(v, policy))
+        as_plan(v, super::declaring(v, at_end(policy)))
     }
 
     fn cleaning(v: &DatasetView, policy: &Policy) -> Plan {
-        as_plan(v, super::cleaning(v, policy))
+        as_plan(v, super::cleaning(v, at_end(policy)))
     }
 
     fn start_merge(v: &DatasetView, policy: &Policy) -> Plan {
@@ -840,7 +882,7 @@ mod tests {
             reco_jobs: Some(1),
             ..Budget::UNLIMITED
         };
-        let p = plan_within(&v, &policy(), |_| true, &mut b);
+        let p = plan_within(&v, &policy(), i64::MAX, |_| true, &mut b);
         assert_eq!(p.actions.len(), 1);
         assert_eq!(p.waiting, Waiting::from([(Limit::RecoJobs, 2)]));
         assert_eq!(b.reco_jobs, Some(0));
@@ -855,7 +897,7 @@ mod tests {
             disk_bytes: Some(1),
             ..Budget::UNLIMITED
         };
-        let p = plan_within(&new, &policy(), |_| true, &mut small);
+        let p = plan_within(&new, &policy(), i64::MAX, |_| true, &mut small);
         assert!(p.changes.is_empty());
         assert_eq!(p.waiting, Waiting::from([(Limit::DiskBytes, 2)]));
     }

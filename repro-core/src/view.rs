@@ -16,6 +16,7 @@ pub use crate::group::{GroupEvent, GroupNo, GroupState, MergeGroup, MergedFile};
 use crate::guard::{Tally, Unmet, admits, needs_tally};
 use crate::job::{JobEvent, JobKey, JobState, JobSubject, job_step};
 use crate::name::DatasetName;
+use crate::retry::Retry;
 use crate::rules::IllegalMove;
 use crate::state::Status;
 use crate::transition::{Refused, step};
@@ -42,12 +43,19 @@ pub struct RawFile {
     pub tmb: Option<TmbFile>,
     /// The merge group covering it, once grouped.
     pub group: Option<GroupNo>,
+    /// When its failing step may be tried again, while it is failing.
+    pub retry: Option<Retry>,
 }
 
 impl RawFile {
     /// Whether the policy's cap leaves this file another attempt at its current step.
     pub fn may_try(&self, cap: u32) -> bool {
-        self.attempts.saturating_sub(self.attempt_base) < cap
+        self.tried() < cap
+    }
+
+    /// Attempts of its current step since the operator's last re-arm.
+    pub fn tried(&self) -> u32 {
+        self.attempts.saturating_sub(self.attempt_base)
     }
 
     /// The last error, if it belongs to the file's current step: a failed staging, reco or
@@ -78,6 +86,7 @@ impl RawFile {
             last_error: None,
             tmb: None,
             group: None,
+            retry: None,
         }
     }
 }
@@ -135,6 +144,9 @@ pub enum Change {
         error: Option<String>,
         /// TMB file to record, on reco success.
         tmb: Option<TmbFile>,
+        /// When a failure may be tried again ([`crate::retry::schedule`]); a success or a
+        /// re-arm clears what the file had.
+        retry: Option<Retry>,
     },
     /// A merge group is formed from reconstructed, ungrouped files.
     NewGroup {
@@ -161,6 +173,8 @@ pub enum Change {
         error: Option<String>,
         /// Merged file to record, on merge success.
         output: Option<MergedFile>,
+        /// When a failure may be tried again; a success or a re-arm clears it.
+        retry: Option<Retry>,
     },
     /// A job is reserved, before it is submitted.
     NewJob {
@@ -502,6 +516,7 @@ impl Change {
             to,
             error: None,
             tmb: None,
+            retry: None,
         })
     }
 
@@ -516,6 +531,7 @@ impl Change {
             to,
             error: None,
             output: None,
+            retry: None,
         })
     }
 
@@ -839,6 +855,7 @@ impl DatasetView {
                 to,
                 error,
                 tmb,
+                retry,
             } => {
                 let f = self
                     .files
@@ -860,6 +877,11 @@ impl DatasetView {
                 }
                 if let Some(t) = tmb {
                     f.tmb = Some(t.clone());
+                }
+                if event.clears_retry() {
+                    f.retry = None;
+                } else if retry.is_some() {
+                    f.retry = *retry;
                 }
             }
             Change::NewGroup { no, files, bytes } => {
@@ -895,6 +917,7 @@ impl DatasetView {
                 to,
                 error,
                 output,
+                retry,
             } => {
                 let grp = self
                     .groups
@@ -916,6 +939,11 @@ impl DatasetView {
                 }
                 if let Some(o) = output {
                     grp.output = Some(o.clone());
+                }
+                if event.clears_retry() {
+                    grp.retry = None;
+                } else if retry.is_some() {
+                    grp.retry = *retry;
                 }
             }
             Change::NewJob { key } => {

@@ -81,7 +81,7 @@ fn run(
     let mut submitted = 0u64;
     let mut waited: Vec<Limit> = Vec::new();
     for (v, w) in views.iter_mut().zip(worlds.iter_mut()) {
-        let p = plan_within(v, policy, |_| true, &mut budget);
+        let p = plan_within(v, policy, i64::MAX, |_| true, &mut budget);
         v.apply(&p.changes).expect("a plan applies to its view");
         for a in &p.actions {
             if let Some(l) = spends(a) {
@@ -220,7 +220,7 @@ proptest! {
             let mut total_budget = total.free(&usage(&views));
             for (i, (v, w)) in views.iter_mut().zip(worlds.iter_mut()).enumerate() {
                 let mut both = [site_budgets[at[i]], total_budget];
-                let p = plan_within(v, &policy, |_| true, &mut both[..]);
+                let p = plan_within(v, &policy, i64::MAX, |_| true, &mut both[..]);
                 [site_budgets[at[i]], total_budget] = both;
                 v.apply(&p.changes).expect("a plan applies to its view");
                 let outcomes: Vec<_> = p.actions.iter().filter_map(|a| w.perform(v, a, &mut rng)).collect();
@@ -301,12 +301,12 @@ proptest! {
             check(&mut v, &mut w, &mut rng);
         }
         let mut free = Budget::UNLIMITED;
-        let whole = plan_within(&v, &policy, |_| true, &mut free);
+        let whole = plan_within(&v, &policy, i64::MAX, |_| true, &mut free);
         prop_assert_eq!(&whole, &plan(&v, &policy));
         prop_assert!(whole.waiting.is_empty());
         let mut budget = limits.free(&Usage::of(&v));
         let before = budget;
-        let part = plan_within(&v, &policy, |_| true, &mut budget);
+        let part = plan_within(&v, &policy, i64::MAX, |_| true, &mut budget);
         prop_assert!(part.actions.len() <= whole.actions.len());
         let count = |l: Limit| part.actions.iter().filter(|a| spends(a) == Some(l)).count() as u64;
         for (l, had, left) in [

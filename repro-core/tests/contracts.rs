@@ -794,3 +794,104 @@ fn only_reconstructed_ungrouped_files_join_a_new_group() {
     assert!(refused.is_err(), "a staged file joined a merge group");
     assert_eq!(w, v, "a refused batch changed the view");
 }
+
+/// A policy whose failed steps wait an hour, then two, within a day's window.
+fn patient() -> Policy {
+    use repro_core::retry::{Backoff, Backoffs};
+    Policy {
+        max_attempts: 2,
+        retry: Backoffs {
+            all: Backoff {
+                first_delay_s: 3600,
+                window_s: 86_400,
+                ..Backoff::default()
+            },
+            phase: Default::default(),
+        },
+        ..Policy::default()
+    }
+}
+
+#[test]
+fn a_failed_step_waits_for_its_retry_time_and_holds_its_phase_open() {
+    use repro_core::retry::Retry;
+    let mut v = at(
+        StageKind::PrestageRunning,
+        &[(FileState::StageFailed, 1, 0)],
+    );
+    v.files.get_mut(&FileId(1)).unwrap().retry = Some(Retry {
+        at: 5000,
+        since: 1400,
+    });
+    let policy = patient();
+    let before = repro_core::plan_for(&v, &policy, 4999, |_| true);
+    assert!(before.is_empty(), "nothing before its time: {before:?}");
+    let due = repro_core::plan_for(&v, &policy, 5000, |_| true);
+    assert!(
+        matches!(due.actions[..], [Action::Stage { attempt: 2, .. }]),
+        "{due:?}"
+    );
+    // Attempts spent, but within the window: tried again when due, not given up.
+    let f = v.files.get_mut(&FileId(1)).unwrap();
+    (f.attempts, f.retry) = (
+        2,
+        Some(Retry {
+            at: 9000,
+            since: 1400,
+        }),
+    );
+    assert!(repro_core::plan_for(&v, &policy, 8000, |_| true).is_empty());
+    let again = repro_core::plan_for(&v, &policy, 9000, |_| true);
+    assert!(matches!(
+        again.actions[..],
+        [Action::Stage { attempt: 3, .. }]
+    ));
+    // The window over and the attempts spent: failed for good.
+    let late = repro_core::plan_for(&v, &policy, 1400 + 86_400, |_| true);
+    assert!(late.changes.iter().any(|c| matches!(
+        c,
+        Change::File {
+            event: FileEvent::GiveUp,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_failure_is_scheduled_from_its_first_failure_and_a_success_clears_it() {
+    use repro_core::retry::{Retry, schedule};
+    let v = at(StageKind::PrestageRunning, &[(FileState::Staging, 1, 0)]);
+    let policy = patient();
+    let mut c = vec![
+        Change::file(&v.files[&FileId(1)], FileEvent::StageFail)
+            .unwrap()
+            .with_error("tape busy"),
+    ];
+    schedule(&v, &mut c, &policy.retry, 1000);
+    let Change::File { retry, .. } = &c[0] else {
+        panic!()
+    };
+    assert_eq!(
+        *retry,
+        Some(Retry {
+            at: 4600,
+            since: 1000
+        })
+    );
+    let mut v = v;
+    v.apply(&c).unwrap();
+    assert_eq!(
+        v.files[&FileId(1)].retry,
+        Some(Retry {
+            at: 4600,
+            since: 1000
+        })
+    );
+    // The next attempt keeps the window's start; its success clears both.
+    let go = Change::file(&v.files[&FileId(1)], FileEvent::RequestStage).unwrap();
+    v.apply(&[go]).unwrap();
+    assert!(v.files[&FileId(1)].retry.is_some());
+    let done = Change::file(&v.files[&FileId(1)], FileEvent::StageDone).unwrap();
+    v.apply(&[done]).unwrap();
+    assert_eq!(v.files[&FileId(1)].retry, None);
+}

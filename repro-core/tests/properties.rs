@@ -79,6 +79,7 @@ fn policy_strategy() -> impl Strategy<Value = Policy> {
                 merge_group_files,
                 merge_group_bytes,
                 merge_partial,
+                ..Policy::default()
             },
         )
 }

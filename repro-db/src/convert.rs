@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use repro_core::file::{FileId, FileState, TmbFile};
 use repro_core::job::{JobKey, JobState, JobSubject};
+use repro_core::retry::Retry;
 use repro_core::view::{GroupNo, GroupState, Job, MergeGroup, MergedFile, RawFile};
 use repro_core::{Columns, DatasetName, SampleName, Status};
 
@@ -38,6 +39,10 @@ pub struct FileRow {
     pub tmb_size: Option<i64>,
     /// Merge group number.
     pub merge_group: Option<i32>,
+    /// When its failing step may be tried again.
+    pub retry_at: Option<i64>,
+    /// Since when its step has been failing.
+    pub failing_since: Option<i64>,
 }
 
 impl From<&file_status::Model> for FileRow {
@@ -53,6 +58,8 @@ impl From<&file_status::Model> for FileRow {
             tmb_path: m.tmb_path.clone(),
             tmb_size: m.tmb_size,
             merge_group: m.merge_group,
+            retry_at: m.retry_at,
+            failing_since: m.failing_since,
         }
     }
 }
@@ -253,7 +260,26 @@ pub fn file(row: &FileRow) -> Result<RawFile> {
         last_error: row.last_error.clone(),
         tmb,
         group,
+        retry: retry(T, row.id, row.retry_at, row.failing_since)?,
     })
+}
+
+/// A row's retry times: both or neither.
+fn retry(
+    table: &'static str,
+    id: i64,
+    at: Option<i64>,
+    since: Option<i64>,
+) -> Result<Option<Retry>> {
+    match (at, since) {
+        (None, None) => Ok(None),
+        (Some(at), Some(since)) => Ok(Some(Retry { at, since })),
+        _ => Err(corrupt(
+            table,
+            id,
+            "retry_at and failing_since are set together or not at all",
+        )),
+    }
 }
 
 /// A merge group row, with its member files gathered from the file rows.
@@ -315,6 +341,7 @@ pub fn group(
         attempt_base: count(T, row.id, "attempt_base", row.attempt_base)?,
         last_error: row.last_error.clone(),
         output,
+        retry: retry(T, row.id, row.retry_at, row.failing_since)?,
     })
 }
 
@@ -408,7 +435,32 @@ mod tests {
             tmb_path: Some("tmb7".into()),
             tmb_size: Some(4),
             merge_group,
+            retry_at: None,
+            failing_since: None,
         }
+    }
+
+    #[test]
+    fn retry_times_come_together_or_the_row_is_corrupt() {
+        let waiting = FileRow {
+            retry_at: Some(200),
+            failing_since: Some(100),
+            ..file_row(None)
+        };
+        let r = file(&waiting).unwrap().retry;
+        assert_eq!(
+            r,
+            Some(Retry {
+                at: 200,
+                since: 100
+            })
+        );
+        let half = FileRow {
+            retry_at: Some(200),
+            ..file_row(None)
+        };
+        let e = file(&half).unwrap_err().to_string();
+        assert!(e.contains("retry_at and failing_since"), "{e}");
     }
 
     #[test]

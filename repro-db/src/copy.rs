@@ -34,8 +34,24 @@ impl Store {
                 }
             })
             .await?;
-        n += copy_table::<file_status::Entity>(&src, &dst, file_status::Column::Id, |m| m).await?;
-        n += copy_table::<merge_group::Entity>(&src, &dst, merge_group::Column::Id, |m| m).await?;
+        // Retry times are the live clock's: in the copy, played on a clock of its own,
+        // what waits is due at once.
+        n += copy_table::<file_status::Entity>(&src, &dst, file_status::Column::Id, |m| {
+            file_status::Model {
+                retry_at: None,
+                failing_since: None,
+                ..m
+            }
+        })
+        .await?;
+        n += copy_table::<merge_group::Entity>(&src, &dst, merge_group::Column::Id, |m| {
+            merge_group::Model {
+                retry_at: None,
+                failing_since: None,
+                ..m
+            }
+        })
+        .await?;
         n += copy_table::<recojob_status::Entity>(&src, &dst, recojob_status::Column::Id, |m| m)
             .await?;
         n += copy_table::<mergejob_status::Entity>(&src, &dst, mergejob_status::Column::Id, |m| m)

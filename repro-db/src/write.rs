@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use repro_core::file::{FileEvent, FileId, FileState, TmbFile};
 use repro_core::guard::{Tally, admits, needs_tally};
 use repro_core::job::{JobEvent, JobKey, JobState, JobSubject};
+use repro_core::retry::Retry;
 use repro_core::view::{Conflict, GroupEvent, GroupNo, GroupState, IllegalChange, MergedFile};
 use repro_core::{Change, DatasetName};
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
@@ -106,11 +107,12 @@ struct FileMove {
     to: FileState,
 }
 
-/// What differs per file within a run: the error and TMB file it records.
+/// What differs per file within a run: the error, TMB file and retry time it records.
 struct FilePayload<'a> {
     id: FileId,
     error: Option<&'a str>,
     tmb: Option<&'a TmbFile>,
+    retry: Option<Retry>,
 }
 
 /// Files per `UPDATE` when each carries its own values (two bind parameters per column).
@@ -156,13 +158,22 @@ pub(crate) async fn apply(
             Change::File { .. } => {
                 let key = file_move(&changes[i]);
                 let mut items = Vec::new();
-                while let Some(c @ Change::File { id, error, tmb, .. }) = changes.get(i)
+                while let Some(
+                    c @ Change::File {
+                        id,
+                        error,
+                        tmb,
+                        retry,
+                        ..
+                    },
+                ) = changes.get(i)
                     && file_move(c) == key
                 {
                     items.push(FilePayload {
                         id: *id,
                         error: error.as_deref(),
                         tmb: tmb.as_ref(),
+                        retry: *retry,
                     });
                     i += 1;
                 }
@@ -317,6 +328,33 @@ fn of_dataset<C: ColumnTrait>(dataset_col: C, id: i64) -> SimpleExpr {
     Expr::col(dataset_col).add(0).eq(id)
 }
 
+/// The retry columns (`retry_at`, `failing_since`) a run of moves writes, keyed by `id`:
+/// NULL when its event ends or re-arms the step, each row's own where its failure was
+/// scheduled, left as they are otherwise.
+fn retry_columns<C: ColumnTrait + Copy>(
+    clears: bool,
+    (id, at, since): (C, C, C),
+    rows: &[(i64, Option<Retry>)],
+) -> Vec<(C, SimpleExpr)> {
+    if clears {
+        let null = || Expr::value(Option::<i64>::None);
+        return vec![(at, null()), (since, null())];
+    }
+    let set: Vec<(i64, Retry)> = rows
+        .iter()
+        .filter_map(|(row, r)| r.map(|r| (*row, r)))
+        .collect();
+    if set.is_empty() {
+        return Vec::new();
+    }
+    let ats = set.iter().map(|(row, r)| (*row, r.at)).collect();
+    let sinces = set.iter().map(|(row, r)| (*row, r.since)).collect();
+    vec![
+        (at, per_row(id, at, ats)),
+        (since, per_row(id, since, sinces)),
+    ]
+}
+
 fn errors_in(chunk: &[FilePayload<'_>]) -> bool {
     chunk.iter().any(|p| p.error.is_some())
 }
@@ -416,7 +454,9 @@ impl Writer<'_> {
 
     async fn files(&mut self, m: &FileMove, items: &[FilePayload<'_>]) -> Result<()> {
         use file_status::Column as C;
-        let with_payload = items.iter().any(|p| p.error.is_some() || p.tmb.is_some());
+        let with_payload = items
+            .iter()
+            .any(|p| p.error.is_some() || p.tmb.is_some() || p.retry.is_some());
         let chunk_len = if with_payload {
             PAYLOAD_CHUNK
         } else {
@@ -454,6 +494,15 @@ impl Writer<'_> {
                 .collect();
             if !errors.is_empty() {
                 q = q.col_expr(C::LastError, per_row(C::Id, C::LastError, errors));
+            }
+            let retries: Vec<(i64, Option<Retry>)> = ids
+                .iter()
+                .zip(chunk)
+                .map(|(id, p)| (*id, p.retry))
+                .collect();
+            let cols = (C::Id, C::RetryAt, C::FailingSince);
+            for (col, value) in retry_columns(m.event.clears_retry(), cols, &retries) {
+                q = q.col_expr(col, value);
             }
             let tmbs: Vec<(i64, &TmbFile)> = ids
                 .iter()
@@ -964,7 +1013,8 @@ impl Writer<'_> {
     async fn groups(&mut self, m: &GroupMove, run: &[&Change]) -> Result<()> {
         use merge_group::Column as C;
         let with_payload = run.iter().any(|c| {
-            matches!(c, Change::Group { error, output, .. } if error.is_some() || output.is_some())
+            matches!(c, Change::Group { error, output, retry, .. }
+                if error.is_some() || output.is_some() || retry.is_some())
         });
         let chunk_len = if with_payload {
             PAYLOAD_CHUNK
@@ -976,15 +1026,21 @@ impl Writer<'_> {
             let mut errors = Vec::new();
             let mut names = Vec::new();
             let mut sizes = Vec::new();
+            let mut retries = Vec::new();
             for c in chunk {
                 let Change::Group {
-                    no, error, output, ..
+                    no,
+                    error,
+                    output,
+                    retry,
+                    ..
                 } = c
                 else {
                     continue;
                 };
                 let id = self.group_id(*no).await?;
                 ids.push(id);
+                retries.push((id, *retry));
                 if let Some(e) = error {
                     errors.push((id, e.clone()));
                 }
@@ -1010,6 +1066,10 @@ impl Writer<'_> {
                 q = q
                     .col_expr(C::MergedFile, per_row(C::Id, C::MergedFile, names))
                     .col_expr(C::MergedSize, per_row(C::Id, C::MergedSize, sizes));
+            }
+            let cols = (C::Id, C::RetryAt, C::FailingSince);
+            for (col, value) in retry_columns(m.event.clears_retry(), cols, &retries) {
+                q = q.col_expr(col, value);
             }
             // The ids are this dataset's own (`group_id`); a filter on `dataset_id` would let
             // SQLite walk the dataset's groups through its index for every chunk.

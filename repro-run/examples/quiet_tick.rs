@@ -113,8 +113,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let before = STATEMENTS.load(Ordering::Relaxed);
     let ledger = repro_run::ledger::Ledger::new();
     let mut polls = 0;
+    let (policy, now) = (
+        repro_core::Policy::default(),
+        chrono::Utc::now().timestamp(),
+    );
     for n in &names {
-        polls += repro_run::preview_dataset(&store, &ledger, n, &repro_core::Policy::default())
+        polls += repro_run::preview_dataset(&store, &ledger, n, &policy, now)
             .await?
             .polls;
     }

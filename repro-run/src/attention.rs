@@ -135,3 +135,21 @@ pub fn from_counts(d: &repro_db::DatasetSummary) -> Option<String> {
         )
     })
 }
+
+/// What of `view` waits to be tried again at `now` (files and merge groups whose last
+/// attempt failed), and when the first is due; `None` when nothing waits.
+pub fn waiting_line(view: &DatasetView, now: i64) -> Option<String> {
+    let (n, first) = repro_core::retry::waiting(view, now)?;
+    Some(format!(
+        "{n} waiting to be tried again, the first at {}",
+        utc(first)
+    ))
+}
+
+/// Seconds since the epoch as `2026-12-07 14:20 UTC`.
+pub fn utc(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(
+        || t.to_string(),
+        |d| d.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use repro_core::Policy;
+use repro_core::retry::{Backoff, Backoffs};
+use repro_core::{Phase, Policy};
 
 use crate::backend::template::Step;
 use serde::Deserialize;
@@ -314,6 +315,102 @@ pub struct PolicyConfig {
     pub merge_group_bytes: Option<u64>,
     /// Merge reco-PARTIAL datasets automatically.
     pub merge_partial: bool,
+    /// `[policy.retry]`: how failed attempts wait before they are tried again.
+    pub retry: RetryConfig,
+}
+
+/// `[policy.retry]`: the backoff of every phase, and `[policy.retry.PHASE]` tables with a
+/// phase's own values (any key left out is the one above).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Seconds from a step's first failure to its next attempt (0: the next run).
+    pub first_delay_s: Option<u64>,
+    /// Each further failure multiplies the delay by this.
+    pub factor: Option<u32>,
+    /// The longest delay.
+    pub max_delay_s: Option<u64>,
+    /// Each delay is this many percent longer or shorter, spread over files.
+    pub jitter_percent: Option<u32>,
+    /// Seconds a failing step is retried after its first failure, even with its
+    /// attempts spent (0: the attempts alone decide).
+    pub window_s: Option<u64>,
+    /// Prestage's own values.
+    pub prestage: BackoffConfig,
+    /// Reco's own values.
+    pub reco: BackoffConfig,
+    /// Merging's and declaring's own values.
+    pub merge: BackoffConfig,
+    /// Cleanup's own values.
+    pub cleanup: BackoffConfig,
+}
+
+/// `[policy.retry.PHASE]`: a phase's own backoff values; unset keys are `[policy.retry]`'s.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackoffConfig {
+    /// Attempts per step of this phase (else `[policy] max_attempts`).
+    pub attempts: Option<u32>,
+    /// As in `[policy.retry]`.
+    pub first_delay_s: Option<u64>,
+    /// As in `[policy.retry]`.
+    pub factor: Option<u32>,
+    /// As in `[policy.retry]`.
+    pub max_delay_s: Option<u64>,
+    /// As in `[policy.retry]`.
+    pub jitter_percent: Option<u32>,
+    /// As in `[policy.retry]`.
+    pub window_s: Option<u64>,
+}
+
+impl BackoffConfig {
+    /// These values over `base`.
+    fn over(&self, base: Backoff) -> Backoff {
+        Backoff {
+            attempts: self.attempts.or(base.attempts),
+            first_delay_s: self.first_delay_s.unwrap_or(base.first_delay_s),
+            factor: self.factor.unwrap_or(base.factor),
+            max_delay_s: self.max_delay_s.unwrap_or(base.max_delay_s),
+            jitter_percent: self.jitter_percent.unwrap_or(base.jitter_percent),
+            window_s: self.window_s.unwrap_or(base.window_s),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.attempts.is_none()
+            && self.first_delay_s.is_none()
+            && self.factor.is_none()
+            && self.max_delay_s.is_none()
+            && self.jitter_percent.is_none()
+            && self.window_s.is_none()
+    }
+}
+
+impl RetryConfig {
+    /// The backoffs these tables give.
+    fn backoffs(&self) -> Backoffs {
+        let all = BackoffConfig {
+            attempts: None,
+            first_delay_s: self.first_delay_s,
+            factor: self.factor,
+            max_delay_s: self.max_delay_s,
+            jitter_percent: self.jitter_percent,
+            window_s: self.window_s,
+        }
+        .over(Backoff::default());
+        let phases = [
+            (Phase::Prestage, &self.prestage),
+            (Phase::Reco, &self.reco),
+            (Phase::Merge, &self.merge),
+            (Phase::Cleanup, &self.cleanup),
+        ];
+        let phase = phases
+            .into_iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(p, c)| (p, c.over(all)))
+            .collect();
+        Backoffs { all, phase }
+    }
 }
 
 impl Default for PolicyConfig {
@@ -324,6 +421,7 @@ impl Default for PolicyConfig {
             merge_group_files: p.merge_group_files,
             merge_group_bytes: p.merge_group_bytes,
             merge_partial: p.merge_partial,
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -690,6 +788,7 @@ impl Config {
             merge_group_files: self.policy.merge_group_files,
             merge_group_bytes: self.policy.merge_group_bytes,
             merge_partial: self.policy.merge_partial,
+            retry: self.policy.retry.backoffs(),
         }
     }
 
@@ -775,6 +874,35 @@ merge_group_files = 50
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown variant `condor`"), "{e}");
+    }
+
+    #[test]
+    fn retry_backoffs_are_per_phase_over_one_for_all() {
+        let c = parse(
+            "[policy]\nmax_attempts = 4\n[policy.retry]\nfirst_delay_s = 60\nwindow_s = 3600\n\
+             [policy.retry.merge]\nattempts = 6\nwindow_s = 7200\n",
+        )
+        .unwrap();
+        let p = c.policy();
+        let (reco, merge) = (p.retry.of(Phase::Reco), p.retry.of(Phase::Merge));
+        assert_eq!((reco.first_delay_s, reco.window_s), (60, 3600));
+        assert_eq!(
+            (merge.first_delay_s, merge.window_s),
+            (60, 7200),
+            "the rest inherited"
+        );
+        assert_eq!((p.attempts(Phase::Reco), p.attempts(Phase::Merge)), (4, 6));
+        let e = parse("[policy.retry.reco]\njitter_percent = 150\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("key `policy.retry.reco.jitter_percent` = 150"),
+            "{e}"
+        );
+        let e = parse("[policy.retry.tape]\nwindow_s = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `tape`"), "{e}");
     }
 
     #[test]

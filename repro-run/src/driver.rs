@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use repro_core::plan::polls;
+use repro_core::retry;
 use repro_core::{
     Change, DatasetName, DatasetView, Outcome, Phase, Plan, Policy, RecoOutcome, StageKind,
     Transition, Usage,
@@ -556,7 +557,10 @@ impl<'a, S: Storage> Driver<'a, S> {
         // moves the cursor on, so the run's own finding may be settled under it too.
         let token = self.settle_token(op, name)?;
         if let Some(token) = &token
-            && self.store.is_settled(name, token).await?
+            && let Some(marker) = self.store.settled_token(name).await?
+            && marker
+                .strip_prefix(token.as_str())
+                .is_some_and(|rest| rest.is_empty() || still_waiting(rest, self.backend.now()))
         {
             // Nothing written to it, nothing new out there: a tick would find what the
             // last one found, nothing to do. No lease is needed to know that.
@@ -772,6 +776,10 @@ impl<'a, S: Storage> Driver<'a, S> {
                     *at = after.unwrap_or(*at);
                 }
             }
+            // What waits to be retried wakes the dataset when it is due.
+            if let Some((_, due)) = retry::waiting(&view, self.backend.now()) {
+                token = format!("{token}@{due}");
+            }
             // The work is done and recorded; a marker that cannot be written only means
             // the next tick looks again.
             if settles {
@@ -843,7 +851,9 @@ impl<'a, S: Storage> Driver<'a, S> {
         op: Op,
     ) -> Result<Planned> {
         self.ledger
-            .plan(self.store, view, site, policy, |k| op.works_at(k))
+            .plan(self.store, view, site, policy, self.backend.now(), |k| {
+                op.works_at(k)
+            })
             .await
     }
 
@@ -879,7 +889,9 @@ impl<'a, S: Storage> Driver<'a, S> {
             match repro_core::outcome::record(view, o) {
                 // Nothing new (a job still running): not an outcome worth counting.
                 Ok(changes) if changes.is_empty() => {}
-                Ok(changes) => {
+                Ok(mut changes) => {
+                    // A failure waits its turn before it is tried again.
+                    retry::schedule(view, &mut changes, &self.policy.retry, self.backend.now());
                     view.apply(&changes).map_err(|source| Error::Diverged {
                         dataset: view.name.to_string(),
                         source: Box::new(source),
@@ -914,6 +926,15 @@ fn follow(at: &mut Option<Revision>, written: Option<Revision>) {
 
 /// The policy as a settled dataset records it: FNV-1a of its words, stable across runs
 /// and builds of one version.
+/// Whether a settled marker's `@DUE` (`due`, here without its `@`) has not come yet at
+/// `now`: something waits to be retried until then. A marker ends in one only then.
+fn still_waiting(due: &str, now: i64) -> bool {
+    due.strip_prefix('@')
+        .unwrap_or(due)
+        .parse::<i64>()
+        .is_ok_and(|due| now < due)
+}
+
 fn policy_token(policy: &Policy) -> String {
     fnv(&format!("{policy:?}"))
 }
@@ -932,13 +953,15 @@ pub async fn preview_dataset(
     ledger: &Ledger,
     name: &DatasetName,
     policy: &Policy,
+    now: i64,
 ) -> Result<Preview> {
     let prefix = format!("{}|", policy_token(policy));
-    if store
-        .settled_token(name)
-        .await?
-        .is_some_and(|t| t.starts_with(&prefix))
-    {
+    let settled = store.settled_token(name).await?.is_some_and(|t| {
+        t.starts_with(&prefix)
+            && t.rsplit_once('@')
+                .is_none_or(|(_, due)| still_waiting(due, now))
+    });
+    if settled {
         let summary = store.summary(name).await?;
         let polls = store.polls_due(name).await?;
         return Ok(Preview {
@@ -948,6 +971,7 @@ pub async fn preview_dataset(
             actions: Vec::new(),
             polls: usize::try_from(polls).unwrap_or(usize::MAX),
             waiting: None,
+            retrying: None,
         });
     }
     let view = store.load(name).await?;
@@ -957,9 +981,12 @@ pub async fn preview_dataset(
         store.site_of(name).await?
     };
     let planned = ledger
-        .plan(store, &view, site.as_deref(), policy, |_| true)
+        .plan(store, &view, site.as_deref(), policy, now, |_| true)
         .await?;
-    Ok(Preview::of(&view, planned))
+    Ok(Preview {
+        retrying: attention::waiting_line(&view, now),
+        ..Preview::of(&view, planned)
+    })
 }
 
 /// What `plan` shows for one dataset.
@@ -979,11 +1006,15 @@ pub struct Preview {
     /// Work that would wait for budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// What waits to be tried again after a failure, and when the first is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<String>,
 }
 
 /// What a tick would do now to `view`, without doing it.
+/// What a tick would do to `view` once every retry's wait is over (see [`repro_core::plan`]).
 pub fn preview(view: &DatasetView, policy: &Policy) -> Preview {
-    preview_within(view, policy, &mut repro_core::Budget::default())
+    preview_within(view, policy, i64::MAX, &mut repro_core::Budget::default())
 }
 
 /// What a tick would do now to `view` within `budget`, taking from it what the tick would
@@ -991,11 +1022,12 @@ pub fn preview(view: &DatasetView, policy: &Policy) -> Preview {
 pub fn preview_within(
     view: &DatasetView,
     policy: &Policy,
+    now: i64,
     budget: &mut (impl repro_core::Draw + ?Sized),
 ) -> Preview {
     Preview::new(
         view,
-        repro_core::plan::plan_within(view, policy, |_| true, budget),
+        repro_core::plan::plan_within(view, policy, now, |_| true, budget),
     )
 }
 
@@ -1016,6 +1048,7 @@ impl Preview {
             actions: planned.plan.actions,
             polls: polls(view).len(),
             waiting: planned.waiting,
+            retrying: None,
         }
     }
 }

@@ -110,13 +110,15 @@ impl Ledger {
         view: &DatasetView,
         site: Option<&str>,
         policy: &Policy,
+        now: i64,
         at: impl Fn(StageKind) -> bool,
     ) -> Result<Planned> {
         let limits = store.limits();
         if limits.is_none() {
-            return Ok(Planned::new(repro_core::plan_for(view, policy, at), |_| {
-                None
-            }));
+            return Ok(Planned::new(
+                repro_core::plan_for(view, policy, now, at),
+                |_| None,
+            ));
         }
         let key = site.map(str::to_owned);
         // Read outside the lock (a worker must not hold it across a query); the first
@@ -142,7 +144,7 @@ impl Ledger {
         Ok(match book.total {
             Some(total) if total_limited => {
                 let mut both = [site_budget, total];
-                let plan = plan_within(view, policy, at, &mut both[..]);
+                let plan = plan_within(view, policy, now, at, &mut both[..]);
                 book.sites.insert(key, both[0]);
                 book.total = Some(both[1]);
                 Planned::new(plan, |l| {
@@ -155,7 +157,7 @@ impl Ledger {
             }
             _ => {
                 let mut one = site_budget;
-                let plan = plan_within(view, policy, at, &mut one);
+                let plan = plan_within(view, policy, now, at, &mut one);
                 book.sites.insert(key, one);
                 Planned::new(plan, |l| at_site(&one, l))
             }

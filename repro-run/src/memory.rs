@@ -256,11 +256,12 @@ impl Storage for MemoryStore {
         Ok(self.usage_where(|_| true))
     }
 
-    async fn is_settled(&self, name: &DatasetName, token: &str) -> Result<bool> {
+    async fn settled_token(&self, name: &DatasetName) -> Result<Option<String>> {
         self.with(name, |e| {
             Ok(e.settled
                 .as_ref()
-                .is_some_and(|(r, t)| *r == e.revision && t == token))
+                .filter(|(r, _)| *r == e.revision)
+                .map(|(_, t)| t.clone()))
         })
     }
 

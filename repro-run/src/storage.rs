@@ -37,13 +37,21 @@ pub trait Storage: Clone + Send + Sync + 'static {
     /// What every dataset has in flight ([`Store::usage_total`]).
     fn usage_total(&self) -> impl Future<Output = Result<Usage>> + Send;
 
-    /// Whether a tick settled `name` under `token` with nothing written to it since
-    /// ([`Store::is_settled`]).
+    /// The token a tick settled `name` under, if nothing was written to it since
+    /// ([`Store::settled_token`]).
+    fn settled_token(
+        &self,
+        name: &DatasetName,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// Whether a tick settled `name` under `token` with nothing written to it since.
     fn is_settled(
         &self,
         name: &DatasetName,
         token: &str,
-    ) -> impl Future<Output = Result<bool>> + Send;
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(self.settled_token(name).await?.as_deref() == Some(token)) }
+    }
 
     /// Records that a tick found nothing to do for `name` at `revision` under `token`;
     /// `false` if the dataset is at another revision by now ([`Store::settle`]).
@@ -129,12 +137,11 @@ impl Storage for Store {
         Store::usage_total(self)
     }
 
-    fn is_settled(
+    fn settled_token(
         &self,
         name: &DatasetName,
-        token: &str,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        Store::is_settled(self, name, token)
+    ) -> impl Future<Output = Result<Option<String>>> + Send {
+        Store::settled_token(self, name)
     }
 
     fn settle(

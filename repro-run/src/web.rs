@@ -646,6 +646,9 @@ async fn dataset_page(
         @for why in crate::attention::needs_a_person(&view, summary.accepted_lost) {
             p.attention { "Needs a person: " (why) }
         }
+        @if let Some(r) = crate::attention::waiting_line(&view, chrono::Utc::now().timestamp()) {
+            p.muted { "Retrying: " (r) }
+        }
         table {
             tr { th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "SITE" } th { "LAST CHANGE (UTC)" } }
             tr {

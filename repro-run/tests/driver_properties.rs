@@ -349,6 +349,7 @@ fn run_on(db: Db) {
                 merge_group_files,
                 merge_group_bytes: None,
                 merge_partial,
+                ..Policy::default()
             };
             rt.block_on(case(db, files, failure, seed, policy, steps))
         },

@@ -153,7 +153,7 @@ async fn play(dir: &Path, cursor: bool) -> (usize, usize, Vec<Vec<String>>) {
         let policy = repro_core::Policy::default();
         for n in &names {
             let ledger = repro_run::ledger::Ledger::new();
-            let shown = repro_run::preview_dataset(&store, &ledger, n, &policy)
+            let shown = repro_run::preview_dataset(&store, &ledger, n, &policy, i64::MAX)
                 .await
                 .unwrap();
             let view = store.load(n).await.unwrap();

@@ -443,3 +443,70 @@ async fn a_big_sample_does_not_starve_a_small_one_and_weights_shift_the_share() 
         at_rest(&even, "small")
     );
 }
+
+/// A tape that refuses 40% of stage requests, played with three ways of retrying.
+fn flaky_tape(dir: &std::path::Path, retry: repro_run::config::RetryConfig) -> Scenario {
+    let mut config = Config::default();
+    let sim = &mut config.backend.sim;
+    (
+        sim.stage_failure,
+        sim.reco_failure,
+        sim.merge_failure,
+        sim.lost_job,
+    ) = (0.4, 0.0, 0.0, 0.0);
+    config.policy.max_attempts = 2;
+    config.policy.retry = retry;
+    let spec = DatasetSpec {
+        name: "tape".into(),
+        count: Some(3),
+        files: 100,
+        size: 1000,
+        site: None,
+        sample: None,
+        priority: 0,
+    };
+    Scenario {
+        campaign: Campaign::Described(vec![spec]),
+        config,
+        seed: Some(3),
+        interval_s: 600,
+        horizon_s: 30 * 86_400,
+        dir: dir.to_owned(),
+        copy: CopyIn::Memory,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_window_keeps_trying_what_attempts_alone_would_lose_and_waits_between_tries() {
+    use repro_run::config::RetryConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let lost = |p: &Prediction| p.chart.last().unwrap().failed;
+    // Two attempts, back to back: a tenth of the files is lost within the hour.
+    let plain = predict(&flaky_tape(dir.path(), RetryConfig::default())).await;
+    assert!(lost(&plain) > 20, "{}", lost(&plain));
+    assert!(plain.end_h.unwrap() <= 1.0, "{:?}", plain.end_h);
+    // Half an hour, then an hour, two, ... for twelve hours: a file is tried until the
+    // window closes, and the campaign takes as long as its waits.
+    let patient = RetryConfig {
+        first_delay_s: Some(1800),
+        window_s: Some(12 * 3600),
+        ..RetryConfig::default()
+    };
+    let p = predict(&flaky_tape(dir.path(), patient.clone())).await;
+    assert!(
+        lost(&p) * 5 < lost(&plain),
+        "{} of {}",
+        lost(&p),
+        lost(&plain)
+    );
+    let end = p.end_h.unwrap();
+    assert!((6.0..=16.0).contains(&end), "{end}");
+    // Without the window, the delays alone only spread the same two attempts out.
+    let spread = RetryConfig {
+        window_s: Some(0),
+        ..patient
+    };
+    let s = predict(&flaky_tape(dir.path(), spread)).await;
+    assert_eq!(lost(&s), lost(&plain), "the same attempts fail");
+    assert!(s.end_h.unwrap() > plain.end_h.unwrap());
+}

@@ -130,16 +130,23 @@ async fn drop_server_db(store: Store, server: Option<(String, String)>) {
 
 const DATASETS: u32 = 3;
 
-/// Statements of each tick of a campaign of [`DATASETS`] x `files`, with jobs that finish at
-/// once (`duration_s` 0, ticked to `CLEANED`) or never (`duration_s` huge, `ticks` ticks).
-async fn per_tick(
-    server: Option<&str>,
-    files: u32,
-    never_finish: bool,
-    ticks: usize,
-) -> Vec<usize> {
+/// What the campaign's world does.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum World {
+    /// Jobs finish at once (`duration_s` 0); ticked to `CLEANED`.
+    Finishing,
+    /// Jobs never finish (`duration_s` huge).
+    NeverFinishing,
+    /// The tape refuses every stage request, and a failure waits a day to be retried.
+    TapeDown,
+}
+
+/// Statements of each tick of a campaign of [`DATASETS`] x `files` in `world`, for at most
+/// `ticks` ticks (a finishing one stops at `CLEANED`).
+async fn per_tick(server: Option<&str>, files: u32, world: World, ticks: usize) -> Vec<usize> {
+    let never_finish = world != World::Finishing;
     let dir = tempfile::tempdir().unwrap();
-    let tag = format!("{files}_{}", u8::from(never_finish));
+    let tag = format!("{files}_{world:?}").to_lowercase();
     let (store, db) = fresh(server, dir.path(), &tag).await;
     let mut names = Vec::new();
     for d in 0..DATASETS {
@@ -165,16 +172,24 @@ async fn per_tick(
         reco_failure: 0.0,
         merge_failure: 0.0,
         lost_job: 0.0,
-        duration_s: if never_finish { 1e9 } else { 0.0 },
+        duration_s: if world == World::NeverFinishing {
+            1e9
+        } else {
+            0.0
+        },
+        stage_failure: if world == World::TapeDown { 1.0 } else { 0.0 },
         ..SimConfig::default()
     };
     let backend = SimBackend::new(config, 0.0);
+    let mut policy = repro_core::Policy::default();
+    policy.retry.all.first_delay_s = 86_400;
     let mut counts = Vec::new();
     for _ in 0..ticks {
         let before = statements();
         // One dataset at a time: with several, a write that meets another's lock is
         // tried again, and the count would vary from run to run.
         let run = Driver::new(&store, &backend)
+            .with_policy(policy.clone())
             .with_workers(1)
             .run_many(Op::Tick, &names, false)
             .await;
@@ -239,8 +254,8 @@ async fn check(server: Option<&str>) {
     }
     // With everything in flight and nothing finishing, a tick is one call to the backend
     // per dataset and the same statements at 100 and at 2,000 files a dataset.
-    let small = per_tick(server, 100, true, 4).await;
-    let big = per_tick(server, 2_000, true, 4).await;
+    let small = per_tick(server, 100, World::NeverFinishing, 4).await;
+    let big = per_tick(server, 2_000, World::NeverFinishing, 4).await;
     println!(
         "{label}: nothing finishing, statements per tick: {small:?} at 100 files, {big:?} at 2,000"
     );
@@ -257,12 +272,31 @@ async fn check(server: Option<&str>) {
         "{label}: a quiet tick did more than read each dataset's row"
     );
 
+    // Every stage request refused, every file waiting a day to be tried again: the ticks
+    // that follow do nothing per waiting file, at 100 files a dataset as at 2,000, and once
+    // settled (until the first retry is due) read one row per dataset.
+    let small = per_tick(server, 100, World::TapeDown, 5).await;
+    let big = per_tick(server, 2_000, World::TapeDown, 5).await;
+    println!(
+        "{label}: files waiting to retry, statements per tick: {small:?} at 100 files, {big:?} at 2,000"
+    );
+    assert_eq!(
+        small[3..],
+        big[3..],
+        "{label}: a tick with only waiting files grew with them"
+    );
+    assert_eq!(
+        big[3..],
+        [DATASETS as usize; 2],
+        "{label}: waiting files were looked at"
+    );
+
     // A whole campaign to CLEANED: same ticks, and per tick few more statements at 20 times
     // the files. What grows is what records one value per row (TMB paths, batch ids: 100
     // rows to a statement) and the merge groups (50 files each), which are still written a
     // group at a time: a few statements each.
-    let small = per_tick(server, 100, false, 20).await;
-    let big = per_tick(server, 2_000, false, 20).await;
+    let small = per_tick(server, 100, World::Finishing, 20).await;
+    let big = per_tick(server, 2_000, World::Finishing, 20).await;
     println!("{label}: to CLEANED, statements per tick: {small:?} at 100 files, {big:?} at 2,000");
     assert_eq!(small.len(), big.len(), "{label}: ticks to CLEANED differ");
     let per_row_chunks = (2_000 / 100) * DATASETS as usize;

@@ -19,6 +19,8 @@ pub struct Model {
     pub tmb_size: Option<i64>,
     pub merge_group: Option<i32>,
     pub updated_at: DateTime,
+    pub retry_at: Option<i64>,
+    pub failing_since: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

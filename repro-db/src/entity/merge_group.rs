@@ -19,6 +19,8 @@ pub struct Model {
     pub merged_size: Option<i64>,
     pub last_error: Option<String>,
     pub updated_at: DateTime,
+    pub retry_at: Option<i64>,
+    pub failing_since: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,5 +13,6 @@ mod test_lifecycle;
 mod test_limits;
 mod test_migrations;
 mod test_refusals;
+mod test_retry;
 mod test_samples;
 mod test_settled;

@@ -215,6 +215,7 @@ impl Case {
                     to: nth(FileState::ALL, s + e),
                     error: None,
                     tmb: None,
+                    retry: None,
                 }]
             }
             Step::Group(g, s, e) => vec![Change::Group {
@@ -225,6 +226,7 @@ impl Case {
                 to: nth(GroupState::ALL, s + 1),
                 error: None,
                 output: None,
+                retry: None,
             }],
             Step::Job(f, s, e) => {
                 let ids: Vec<_> = view.files.keys().copied().collect();

@@ -62,6 +62,7 @@ on_every_backend! {
             to: FileState::Cleaned,
             error: None,
             tmb: None,
+            retry: None,
         };
         let err = store.apply(&name, &[legal, forged], "mallory").await.unwrap_err();
         let DbError::Illegal(illegal) = &err else { panic!("not refused: {err:?}") };

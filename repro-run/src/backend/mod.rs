@@ -130,4 +130,11 @@ pub trait Backend: Send + Sync {
         let _ = dataset;
         Ok(None)
     }
+
+    /// The time the outside world is at, in seconds since the epoch: what failed
+    /// attempts wait for before they are tried again. The wall clock, unless the backend
+    /// keeps time of its own (the sim's, in a simulation).
+    fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp()
+    }
 }

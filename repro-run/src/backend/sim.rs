@@ -757,6 +757,11 @@ impl Backend for SimBackend {
         self.events_cursor(dataset.as_str())
     }
 
+    /// The sim's clock: in a simulation, the simulated time.
+    fn now(&self) -> i64 {
+        self.now as i64
+    }
+
     fn perform(
         &self,
         dataset: &DatasetName,

@@ -59,6 +59,7 @@ async fn main() {
         to: FileState::Cleaned,
         error: None,
         tmb: None,
+        retry: None,
     };
     let err = store
         .apply(&names[1], &[forged], "outside")

@@ -1,0 +1,63 @@
+//! When a failed step may be tried again is stored with its row: what the core scheduled
+//! is what the next load finds, on every database, and a success or a re-arm clears it.
+
+use repro_core::file::{FileEvent, FileState};
+use repro_core::retry::{Backoff, Backoffs, Retry, schedule};
+use repro_core::{Change, DatasetName, Policy};
+use repro_db::{NewFile, Register};
+
+use crate::support::on_every_backend;
+
+on_every_backend! {
+    async fn retry_times_are_stored_with_the_failure_and_cleared_by_success(db: &TestDb) {
+        let store = db.store().await;
+        let name = DatasetName::new("waits").unwrap();
+        let files: Vec<NewFile> = (0..3).map(|i| NewFile::new(format!("f{i}.raw"), 10)).collect();
+        let opts = Register { unlock: true, ..Register::default() };
+        store.register(&name, &files, &opts, "t").await.unwrap();
+        // Prestage starts and every file is asked for.
+        for _ in 0..2 {
+            let view = store.load(&name).await.unwrap();
+            let plan = repro_core::plan(&view, &Policy::default());
+            store.apply(&name, &plan.changes, "t").await.unwrap();
+        }
+        let mut view = store.load(&name).await.unwrap();
+        assert!(view.files.values().all(|f| f.state == FileState::Staging));
+        // Two fail (the tape is busy), one is staged.
+        let backoffs = Backoffs {
+            all: Backoff { first_delay_s: 600, jitter_percent: 20, ..Backoff::default() },
+            phase: Default::default(),
+        };
+        let mut changes: Vec<Change> = view
+            .files
+            .values()
+            .enumerate()
+            .map(|(i, f)| {
+                let event = if i < 2 { FileEvent::StageFail } else { FileEvent::StageDone };
+                Change::file(f, event).unwrap().with_error("tape busy")
+            })
+            .collect();
+        schedule(&view, &mut changes, &backoffs, 1_000_000);
+        Change::batch_order(&mut changes);
+        store.apply(&name, &changes, "t").await.unwrap();
+        view.apply(&changes).unwrap();
+        let stored = store.load(&name).await.unwrap();
+        assert_eq!(stored.files, view.files, "what the core scheduled is stored");
+        let waiting: Vec<Retry> = stored.files.values().filter_map(|f| f.retry).collect();
+        assert_eq!(waiting.len(), 2);
+        for r in &waiting {
+            assert_eq!(r.since, 1_000_000);
+            assert!((1_000_480..=1_000_720).contains(&r.at), "{r:?}");
+        }
+        // An operator's re-arm clears the wait: tried at once.
+        let rearm: Vec<Change> = stored
+            .files
+            .values()
+            .filter(|f| f.state == FileState::StageFailed)
+            .filter_map(|f| Change::file(f, FileEvent::Rearm))
+            .collect();
+        store.apply(&name, &rearm, "alice").await.unwrap();
+        let after = store.load(&name).await.unwrap();
+        assert!(after.files.values().all(|f| f.retry.is_none()), "{:?}", after.files);
+    }
+}
