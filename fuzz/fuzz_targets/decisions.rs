@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
                 &Outcome::StageFailed {
                     file,
                     reason: "x".into(),
+                    class: repro_core::ErrorClass::Unknown,
                 },
             )
             .unwrap_or_default(),
@@ -107,6 +108,7 @@ fuzz_target!(|data: &[u8]| {
                         job,
                         exit_code: Some(1),
                         reason: "x".into(),
+                        class: repro_core::ErrorClass::Unknown,
                     }
                 },
             )

@@ -20,7 +20,7 @@ fn plausible(id: &str, text: &str) {
 }
 
 fn judged(job: &SlurmJob) {
-    if let Meaning::Failed(why) = meaning(job) {
+    if let Meaning::Failed(why, _) = meaning(job) {
         assert!(why.starts_with("slurm: "), "{why}");
     }
 }

@@ -144,7 +144,8 @@ snake_words! {
 }
 
 impl FileEvent {
-    /// Whether the file's step succeeded or was re-armed: nothing waits to be retried.
+    /// Whether the file's step succeeded, was re-armed or given up: nothing waits to be
+    /// retried.
     pub const fn clears_retry(self) -> bool {
         matches!(
             self,
@@ -153,6 +154,7 @@ impl FileEvent {
                 | FileEvent::Merge
                 | FileEvent::Clean
                 | FileEvent::Rearm
+                | FileEvent::GiveUp
         )
     }
 

@@ -81,11 +81,12 @@ snake_words! {
 }
 
 impl GroupEvent {
-    /// Whether the group's step succeeded or was re-armed: nothing waits to be retried.
+    /// Whether the group's step succeeded, was re-armed or given up: nothing waits to be
+    /// retried.
     pub const fn clears_retry(self) -> bool {
         matches!(
             self,
-            GroupEvent::Finish | GroupEvent::Declare | GroupEvent::Rearm
+            GroupEvent::Finish | GroupEvent::Declare | GroupEvent::Rearm | GroupEvent::GiveUp
         )
     }
 

@@ -62,7 +62,7 @@ pub use file::{FileEvent, FileId, FileState, TmbFile};
 pub use job::{JobEvent, JobKey, JobState, JobSubject};
 pub use name::{DatasetName, NameError, SampleName};
 pub use operator::OperatorError;
-pub use outcome::{Outcome, StaleOutcome};
+pub use outcome::{ErrorClass, Outcome, StaleOutcome};
 pub use plan::{Action, Plan, Poll, plan, plan_for, plan_within, polls};
 pub use policy::{Policy, PolicyError};
 pub use rules::{IllegalMove, Rule};

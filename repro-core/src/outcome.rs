@@ -24,6 +24,8 @@ pub enum Outcome {
         file: FileId,
         /// Why.
         reason: String,
+        /// Whether trying again can help.
+        class: ErrorClass,
     },
     /// The batch system accepted a job.
     Submitted {
@@ -59,6 +61,8 @@ pub enum Outcome {
         exit_code: Option<i32>,
         /// Why, in the batch system's or tool's words.
         reason: String,
+        /// Whether trying again can help.
+        class: ErrorClass,
     },
     /// The batch system no longer knows a job.
     JobLost {
@@ -76,6 +80,8 @@ pub enum Outcome {
         group: GroupNo,
         /// Why.
         reason: String,
+        /// Whether trying again can help.
+        class: ErrorClass,
     },
     /// A raw file's intermediate copies are gone.
     Deleted {
@@ -88,7 +94,43 @@ pub enum Outcome {
         file: FileId,
         /// Why.
         reason: String,
+        /// Whether trying again can help.
+        class: ErrorClass,
     },
+}
+
+/// Whether trying a failed step again can help: what a backend says of a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorClass {
+    /// Try again later (a busy tape drive, a catalog's 503, a node that died, a job the
+    /// batch system lost): retried under the policy.
+    Transient,
+    /// It will never work (a missing input, a configured "never" exit code): a raw file
+    /// or merge job fails for good at once.
+    Permanent,
+    /// Nobody said: retried under the policy, as a transient one.
+    #[default]
+    Unknown,
+}
+
+impl ErrorClass {
+    /// The word, as stored in front of an error (`transient: ...`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Unknown => "unknown",
+        }
+    }
+
+    /// `reason` as it is stored and shown: with the class in front, unless unknown.
+    pub fn tag(self, reason: &str) -> String {
+        match self {
+            ErrorClass::Unknown => reason.to_owned(),
+            c => format!("{}: {reason}", c.as_str()),
+        }
+    }
 }
 
 /// An outcome about something that is not where the outcome says it was.
@@ -114,13 +156,21 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
         Outcome::Staged { file } => {
             file_change(view, *file, FileState::Staging, FileEvent::StageDone, None)
         }
-        Outcome::StageFailed { file, reason } => file_change(
-            view,
-            *file,
-            FileState::Staging,
-            FileEvent::StageFail,
-            Some(reason.clone()),
-        ),
+        Outcome::StageFailed {
+            file,
+            reason,
+            class,
+        } => {
+            let mut out = file_change(
+                view,
+                *file,
+                FileState::Staging,
+                FileEvent::StageFail,
+                Some(class.tag(reason)),
+            )?;
+            give_up_if_permanent(&mut out, *class);
+            Ok(out)
+        }
         Outcome::Submitted { job, batch_id } => {
             let j = live(view, *job)?;
             if j.state != JobState::Reserved {
@@ -186,9 +236,15 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
             job,
             exit_code,
             reason,
-        } => job_failure(view, *job, JobEvent::Fail, reason, *exit_code),
+            class,
+        } => {
+            let mut out = job_failure(view, *job, JobEvent::Fail, &class.tag(reason), *exit_code)?;
+            give_up_if_permanent(&mut out, *class);
+            Ok(out)
+        }
         Outcome::JobLost { job } => {
-            job_failure(view, *job, JobEvent::Lose, "lost by the batch system", None)
+            let why = ErrorClass::Transient.tag("lost by the batch system");
+            job_failure(view, *job, JobEvent::Lose, &why, None)
         }
         Outcome::Declared { group } => {
             let grp = group_in(view, *group, GroupState::Declaring)?;
@@ -196,23 +252,77 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
                 Change::group(grp, GroupEvent::Declare).ok_or_else(|| stale(group, grp.state))?,
             ])
         }
-        Outcome::DeclareFailed { group, reason } => {
+        Outcome::DeclareFailed {
+            group,
+            reason,
+            class,
+        } => {
             let grp = group_in(view, *group, GroupState::Declaring)?;
             let c = Change::group(grp, GroupEvent::DeclareFail)
                 .ok_or_else(|| stale(group, grp.state))?;
-            Ok(vec![c.with_error(reason.clone())])
+            Ok(vec![c.with_error(class.tag(reason))])
         }
         Outcome::Deleted { file } => {
             file_change(view, *file, FileState::Deleting, FileEvent::Clean, None)
         }
-        Outcome::DeleteFailed { file, reason } => file_change(
+        Outcome::DeleteFailed {
+            file,
+            reason,
+            class,
+        } => file_change(
             view,
             *file,
             FileState::Deleting,
             FileEvent::DeleteFail,
-            Some(reason.clone()),
+            Some(class.tag(reason)),
         ),
     }
+}
+
+/// After a permanent failure of a raw file's staging or reco, or of a merge job, the file
+/// or group fails for good at once: the failure's change is followed by the give-up it
+/// makes possible. (A declaration or a deletion is retried whatever it says: the catalog
+/// and the storage system are shared services, not this dataset's inputs.)
+fn give_up_if_permanent(out: &mut Vec<Change>, class: ErrorClass) {
+    if class != ErrorClass::Permanent {
+        return;
+    }
+    let give_up = out.iter().rev().find_map(|c| match *c {
+        Change::File {
+            id,
+            to,
+            attempts,
+            event,
+            ..
+        } => Some(Change::File {
+            id,
+            from: to,
+            attempts: event.attempts_after(attempts),
+            event: FileEvent::GiveUp,
+            to: crate::file::file_step(id, to, FileEvent::GiveUp).ok()?,
+            error: None,
+            tmb: None,
+            retry: None,
+        }),
+        Change::Group {
+            no,
+            to,
+            attempts,
+            event,
+            ..
+        } => Some(Change::Group {
+            no,
+            from: to,
+            attempts: event.attempts_after(attempts),
+            event: GroupEvent::GiveUp,
+            to: crate::group::group_step(no, to, GroupEvent::GiveUp).ok()?,
+            error: None,
+            output: None,
+            retry: None,
+        }),
+        _ => None,
+    });
+    out.extend(give_up);
 }
 
 fn live(view: &DatasetView, key: JobKey) -> Result<&crate::view::Job, StaleOutcome> {
@@ -325,6 +435,50 @@ mod tests {
     }
 
     #[test]
+    fn a_permanent_failure_fails_the_file_for_good_at_once_and_the_class_is_kept() {
+        let failed = |class| Outcome::JobFailed {
+            job: submitted().1,
+            exit_code: Some(2),
+            reason: "no such input".into(),
+            class,
+        };
+        let (mut v, _) = submitted();
+        let changes = record(&v, &failed(ErrorClass::Permanent)).unwrap();
+        v.apply(&changes).unwrap();
+        let f = &v.files[&FileId(1)];
+        assert_eq!(
+            f.state,
+            FileState::RecoFailedForGood,
+            "one attempt of three"
+        );
+        assert_eq!(
+            f.last_error.as_deref(),
+            Some("attempt 1: permanent: no such input")
+        );
+        // Transient and unknown failures wait for the policy's next attempt.
+        for (class, error) in [
+            (ErrorClass::Transient, "attempt 1: transient: no such input"),
+            (ErrorClass::Unknown, "attempt 1: no such input"),
+        ] {
+            let (mut v, _) = submitted();
+            v.apply(&record(&v, &failed(class)).unwrap()).unwrap();
+            let f = &v.files[&FileId(1)];
+            assert_eq!(
+                (f.state, f.last_error.as_deref()),
+                (FileState::RecoFailed, Some(error))
+            );
+        }
+        // A lost job is the batch system's trouble.
+        let (mut v, job) = submitted();
+        v.apply(&record(&v, &Outcome::JobLost { job }).unwrap())
+            .unwrap();
+        assert_eq!(
+            v.files[&FileId(1)].last_error.as_deref(),
+            Some("attempt 1: transient: lost by the batch system")
+        );
+    }
+
+    #[test]
     fn a_job_seen_running_again_is_no_news() {
         let (mut v, job) = submitted();
         let first = record(&v, &Outcome::Started { job }).unwrap();
@@ -340,6 +494,7 @@ mod tests {
             job,
             exit_code: Some(139),
             reason: "segfault".into(),
+            class: ErrorClass::Unknown,
         };
         let changes = record(&v, &outcome).unwrap();
         v.apply(&changes).unwrap();

@@ -236,6 +236,42 @@ pub struct CommandConfig {
     /// time of its last change). Set, a tick leaves a dataset alone while the token and the
     /// dataset's rows stay the same; unset, every tick polls every dataset.
     pub cursor: Option<Vec<String>>,
+    /// `[backend.command.errors.STEP]` (and `.all`, for every step): which failures are
+    /// worth trying again, by exit code and by words in the tool's output.
+    pub errors: BTreeMap<String, ErrorRules>,
+}
+
+/// Which failures of a step are worth trying again. A failure that matches none of them is
+/// unknown, and retried under the policy like a transient one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErrorRules {
+    /// Exit codes that mean "try again later" (a tape system's busy code, `EX_TEMPFAIL` 75).
+    pub transient_exit: Vec<i32>,
+    /// Exit codes that mean "this will never work".
+    pub permanent_exit: Vec<i32>,
+    /// Words in the tool's output (or a failed job's reason) that mean "try again later"
+    /// (`503`, `busy`).
+    pub transient: Vec<String>,
+    /// Words that mean "this will never work" (`No such file`).
+    pub permanent: Vec<String>,
+}
+
+impl ErrorRules {
+    /// What these rules say of a failure that exited `code` and said `said`: a permanent
+    /// match first, then a transient one; `None` when none matches.
+    pub fn class(&self, code: Option<i32>, said: &str) -> Option<repro_core::ErrorClass> {
+        use repro_core::ErrorClass as C;
+        let exit = |codes: &[i32]| code.is_some_and(|c| codes.contains(&c));
+        let words = |words: &[String]| words.iter().any(|w| said.contains(w.as_str()));
+        if exit(&self.permanent_exit) || words(&self.permanent) {
+            Some(C::Permanent)
+        } else if exit(&self.transient_exit) || words(&self.transient) {
+            Some(C::Transient)
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for CommandConfig {
@@ -253,6 +289,7 @@ impl Default for CommandConfig {
             declare: None,
             delete: None,
             cursor: None,
+            errors: BTreeMap::new(),
         }
     }
 }
@@ -738,8 +775,27 @@ impl Config {
         Ok(())
     }
 
-    /// Every configured step's template asks only for placeholders its step fills.
+    /// Every configured step's template asks only for placeholders its step fills, and
+    /// error rules are for `all` or a step of the command backend.
     fn check_templates(&self, path: &Path) -> Result<(), ConfigError> {
+        let steps: Vec<&str> = Step::ALL
+            .iter()
+            .filter(|s| s.key().starts_with("backend.command."))
+            .map(|s| s.name())
+            .collect();
+        for (name, rules) in &self.backend.command.errors {
+            if name != "all" && !steps.contains(&name.as_str()) {
+                return Err(ConfigError::Value {
+                    path: path.to_owned(),
+                    key: format!("backend.command.errors.{name}"),
+                    value: format!("{rules:?}"),
+                    why: format!(
+                        "not a step; rules are for `all` or one of {}",
+                        steps.join(", ")
+                    ),
+                });
+            }
+        }
         let (command, slurm) = (&self.backend.command, &self.backend.slurm);
         for &step in Step::ALL {
             let Some(t) = step.template(command, slurm) else {

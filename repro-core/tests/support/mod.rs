@@ -32,6 +32,15 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// True with probability `p` percent.
+    /// A failure's class: mostly unknown, sometimes transient, now and then permanent.
+    pub fn class(&mut self) -> repro_core::ErrorClass {
+        match self.next_u64() % 10 {
+            0 => repro_core::ErrorClass::Permanent,
+            1..=3 => repro_core::ErrorClass::Transient,
+            _ => repro_core::ErrorClass::Unknown,
+        }
+    }
+
     pub fn chance(&mut self, p: u8) -> bool {
         (self.next_u64() % 100) < u64::from(p)
     }
@@ -116,6 +125,7 @@ impl World {
                     return Some(Outcome::StageFailed {
                         file: *file,
                         reason: "tape error".into(),
+                        class: rng.class(),
                     });
                 }
                 self.stage_requests.insert(*file);
@@ -154,6 +164,7 @@ impl World {
                         job: *job,
                         exit_code: None,
                         reason: "sbatch: error: queue full".into(),
+                        class: rng.class(),
                     });
                 }
                 let fate = if rng.chance(self.failure) {
@@ -194,6 +205,7 @@ impl World {
                     return Some(Outcome::DeclareFailed {
                         group: *group,
                         reason: "catalog timeout".into(),
+                        class: rng.class(),
                     });
                 }
                 self.catalog.insert(merged.name.clone());
@@ -223,6 +235,7 @@ impl World {
                     return Some(Outcome::DeleteFailed {
                         file: *file,
                         reason: "permission denied".into(),
+                        class: rng.class(),
                     });
                 }
                 self.deleted.insert(*file);
@@ -241,12 +254,14 @@ impl World {
                     return Some(Outcome::StageFailed {
                         file: *file,
                         reason: "no stage request known".into(),
+                        class: rng.class(),
                     });
                 }
                 if rng.chance(self.failure) {
                     Some(Outcome::StageFailed {
                         file: *file,
                         reason: "file unavailable".into(),
+                        class: rng.class(),
                     })
                 } else if rng.chance(20) {
                     self.stage_requests.insert(*file); // still pending
@@ -268,6 +283,7 @@ impl World {
                             job: *job,
                             exit_code: None,
                             reason: "reserved but never submitted".into(),
+                            class: rng.class(),
                         }
                     } else {
                         Outcome::JobLost { job: *job }
@@ -293,6 +309,7 @@ impl World {
                         job: key,
                         exit_code: Some(1),
                         reason: "segfault".into(),
+                        class: rng.class(),
                     }),
                     Fate::Lost => {
                         self.jobs.remove(name);
@@ -333,6 +350,7 @@ impl World {
                 Outcome::DeclareFailed {
                     group: *group,
                     reason: "not in the catalog after an interrupted declaration".into(),
+                    class: rng.class(),
                 }
             }),
             Poll::Deletion { file, .. } => Some(if self.deleted.contains(file) {
@@ -341,6 +359,7 @@ impl World {
                 Outcome::DeleteFailed {
                     file: *file,
                     reason: "still present after an interrupted deletion".into(),
+                    class: rng.class(),
                 }
             }),
         }

@@ -95,19 +95,23 @@ fn answer_poll(view: &DatasetView, poll: &Poll, ok: bool) -> Option<Outcome> {
         Poll::Stage { file, .. } => Outcome::StageFailed {
             file: *file,
             reason: "tape error".into(),
+            class: repro_core::ErrorClass::Unknown,
         },
         Poll::Job { job, .. } => Outcome::JobFailed {
             job: *job,
             exit_code: Some(3),
             reason: "segfault".into(),
+            class: repro_core::ErrorClass::Unknown,
         },
         Poll::Declaration { group, .. } => Outcome::DeclareFailed {
             group: *group,
             reason: "catalog down".into(),
+            class: repro_core::ErrorClass::Unknown,
         },
         Poll::Deletion { file, .. } => Outcome::DeleteFailed {
             file: *file,
             reason: "permission denied".into(),
+            class: repro_core::ErrorClass::Unknown,
         },
     })
 }

@@ -259,7 +259,7 @@ on_every_backend! {
             step(&store, &mut model, &p.changes, "plan").await;
             for poll in polls(&model) {
                 if let Poll::Stage { file, .. } = poll {
-                    let c = record(&model, &Outcome::StageFailed { file, reason: "tape robot down".into() }).unwrap();
+                    let c = record(&model, &Outcome::StageFailed { file, reason: "tape robot down".into(), class: repro_core::ErrorClass::Unknown }).unwrap();
                     step(&store, &mut model, &c, "stage failed").await;
                 }
             }
@@ -405,7 +405,7 @@ on_every_backend! {
                 for poll in polls(&model) {
                     let o = match &poll {
                         Poll::Job { job, .. } if job.attempt == 1 && matches!(job.subject, JobSubject::Reco(f) if f.0 % 2 == 0) => {
-                            Outcome::JobFailed { job: *job, exit_code: Some(1), reason: "segfault".into() }
+                            Outcome::JobFailed { job: *job, exit_code: Some(1), reason: "segfault".into(), class: repro_core::ErrorClass::Unknown }
                         }
                         _ => answer(&model, &poll).unwrap(),
                     };

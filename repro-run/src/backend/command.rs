@@ -15,6 +15,7 @@ use super::process::{self, Ran, RunError};
 use super::template::Step;
 use super::{Backend, BackendError};
 use crate::config::CommandConfig;
+use repro_core::ErrorClass;
 
 /// Where a backend that runs real jobs keeps its files.
 #[derive(Debug, Clone)]
@@ -131,6 +132,7 @@ impl Layout {
                     "the job finished but its output {} is empty",
                     path.display()
                 ),
+                class: ErrorClass::Unknown,
             },
             Err(_) => Outcome::JobFailed {
                 job,
@@ -139,6 +141,7 @@ impl Layout {
                     "the job finished but its output {} does not exist",
                     path.display()
                 ),
+                class: ErrorClass::Unknown,
             },
         }
     }
@@ -214,17 +217,49 @@ pub fn parse_status(stdout: &str) -> Option<Reported> {
 }
 
 /// An attempt that failed before its job could run (no script, no output directory).
-pub fn refused(job: JobKey, reason: String) -> Outcome {
+pub fn refused(job: JobKey, failed: Failed) -> Outcome {
     Outcome::JobFailed {
         job,
         exit_code: None,
-        reason,
+        reason: failed.reason,
+        class: failed.class,
+    }
+}
+
+/// Why a step failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// In the tool's words.
+    pub reason: String,
+    /// What the configuration (or the kind of failure) says of it.
+    pub class: ErrorClass,
+}
+
+impl Failed {
+    /// A failure of this host's own (a directory it cannot write): nobody can say more.
+    pub fn unknown(reason: String) -> Self {
+        Failed {
+            reason,
+            class: ErrorClass::Unknown,
+        }
+    }
+
+    /// A tool that did not answer in time: a service that is slow or down.
+    pub(crate) fn of_run(e: &RunError) -> Self {
+        let class = match e {
+            RunError::Timeout { .. } => ErrorClass::Transient,
+            RunError::Spawn { .. } => ErrorClass::Unknown,
+        };
+        Failed {
+            reason: e.to_string(),
+            class,
+        }
     }
 }
 
 /// What a submitting tool said, as the attempt's outcome: the batch id it printed, or why the
 /// attempt failed (its exit, its timeout, or output with no job id in it).
-pub fn submission(job: JobKey, argv0: &str, said: Result<Ran, String>) -> Outcome {
+pub fn submission(job: JobKey, argv0: &str, said: Result<Ran, Failed>) -> Outcome {
     match said {
         Ok(ran) => match parse_batch_id(&ran.stdout) {
             Some(batch_id) => Outcome::Submitted { job, batch_id },
@@ -232,13 +267,10 @@ pub fn submission(job: JobKey, argv0: &str, said: Result<Ran, String>) -> Outcom
                 job,
                 exit_code: None,
                 reason: garbage(argv0, "job id", &ran),
+                class: ErrorClass::Unknown,
             },
         },
-        Err(reason) => Outcome::JobFailed {
-            job,
-            exit_code: None,
-            reason,
-        },
+        Err(failed) => refused(job, failed),
     }
 }
 
@@ -275,15 +307,31 @@ impl CommandBackend {
         Duration::from_secs(self.cfg.timeout_s)
     }
 
-    /// Runs a step; `Err` is the attempt's failure reason.
-    fn step(&self, step: Step, template: &[String], vars: &[(&str, &str)]) -> Result<Ran, String> {
+    /// Runs a step; `Err` is why the attempt failed, classed by the step's rules.
+    fn step(&self, step: Step, template: &[String], vars: &[(&str, &str)]) -> Result<Ran, Failed> {
         let argv = step.render(template, vars);
         let argv0 = argv.first().cloned().unwrap_or_default();
         match process::run(&argv, self.timeout()) {
             Ok(r) if r.ok() => Ok(r),
-            Ok(r) => Err(r.failure(&argv0)),
-            Err(e @ (RunError::Spawn { .. } | RunError::Timeout { .. })) => Err(e.to_string()),
+            Ok(r) => {
+                let said = format!("{}\n{}", r.stdout, r.stderr);
+                Err(Failed {
+                    reason: r.failure(&argv0),
+                    class: self.class(step, r.code, &said),
+                })
+            }
+            Err(e) => Err(Failed::of_run(&e)),
         }
+    }
+
+    /// What `[backend.command.errors]` says of a failure of `step` (its own rules first,
+    /// then those for `all`): unknown when they say nothing.
+    fn class(&self, step: Step, code: Option<i32>, said: &str) -> ErrorClass {
+        [step.name(), "all"]
+            .iter()
+            .filter_map(|k| self.cfg.errors.get(*k))
+            .find_map(|r| r.class(code, said))
+            .unwrap_or_default()
     }
 
     fn submit(
@@ -309,9 +357,10 @@ impl CommandBackend {
                     &[("dataset", ds), ("file", lfn), ("attempt", &attempt)],
                 ) {
                     Ok(_) => None,
-                    Err(reason) => Some(Outcome::StageFailed {
+                    Err(Failed { reason, class }) => Some(Outcome::StageFailed {
                         file: *file,
                         reason,
+                        class,
                     }),
                 }
             }
@@ -319,7 +368,7 @@ impl CommandBackend {
                 let t = self.cfg.reco_submit.as_deref().unwrap_or_default();
                 let out = self.layout.tmb(dataset, job, Some(lfn));
                 if let Err(reason) = mkdir_for(&out) {
-                    return Some(refused(*job, reason));
+                    return Some(refused(*job, Failed::unknown(reason)));
                 }
                 let (out, attempt) = (out.display().to_string(), job.attempt.to_string());
                 Some(self.submit(
@@ -344,7 +393,7 @@ impl CommandBackend {
                 let t = self.cfg.merge_submit.as_deref().unwrap_or_default();
                 let (list, out) = match self.layout.prepare_merge(dataset, name, inputs, output) {
                     Ok(paths) => paths,
-                    Err(reason) => return Some(refused(*job, reason)),
+                    Err(reason) => return Some(refused(*job, Failed::unknown(reason))),
                 };
                 let (list, out, attempt) = (
                     list.display().to_string(),
@@ -390,9 +439,10 @@ impl CommandBackend {
                         ],
                     ) {
                         Ok(_) => Outcome::Declared { group: *group },
-                        Err(reason) => Outcome::DeclareFailed {
+                        Err(Failed { reason, class }) => Outcome::DeclareFailed {
                             group: *group,
                             reason,
+                            class,
                         },
                     },
                 )
@@ -420,9 +470,10 @@ impl CommandBackend {
                         ],
                     ) {
                         Ok(_) => Outcome::Deleted { file: *file },
-                        Err(reason) => Outcome::DeleteFailed {
+                        Err(Failed { reason, class }) => Outcome::DeleteFailed {
                             file: *file,
                             reason,
+                            class,
                         },
                     },
                 )
@@ -439,9 +490,10 @@ impl CommandBackend {
                 };
                 let argv0 = t.first().cloned().unwrap_or_default();
                 match self.step(Step::StageStatus, t, &[("dataset", ds), ("file", lfn)]) {
-                    Err(reason) => Some(Outcome::StageFailed {
+                    Err(Failed { reason, class }) => Some(Outcome::StageFailed {
                         file: *file,
                         reason,
+                        class,
                     }),
                     Ok(ran) => {
                         let line = ran
@@ -454,13 +506,18 @@ impl CommandBackend {
                         match words.next().map(str::to_ascii_uppercase).as_deref() {
                             Some("STAGED") => Some(Outcome::Staged { file: *file }),
                             Some("PENDING") => None,
-                            Some("FAILED") => Some(Outcome::StageFailed {
-                                file: *file,
-                                reason: format!("{argv0}: {}", words.collect::<Vec<_>>().join(" ")),
-                            }),
+                            Some("FAILED") => {
+                                let why = words.collect::<Vec<_>>().join(" ");
+                                Some(Outcome::StageFailed {
+                                    file: *file,
+                                    class: self.class(Step::StageStatus, None, &why),
+                                    reason: format!("{argv0}: {why}"),
+                                })
+                            }
                             _ => Some(Outcome::StageFailed {
                                 file: *file,
                                 reason: garbage(&argv0, "stage state", &ran),
+                                class: ErrorClass::Unknown,
                             }),
                         }
                     }
@@ -477,6 +534,7 @@ impl CommandBackend {
                         job: *job,
                         exit_code: None,
                         reason: "reserved but never recorded as submitted, and no job_lookup is configured to check".into(),
+                        class: ErrorClass::Unknown,
                     });
                 };
                 Some(
@@ -490,9 +548,10 @@ impl CommandBackend {
                                 job: *job,
                                 exit_code: None,
                                 reason: "reserved but never submitted".into(),
+                                class: ErrorClass::Unknown,
                             },
                         },
-                        Err(reason) => refused(*job, reason),
+                        Err(failed) => refused(*job, failed),
                     },
                 )
             }
@@ -510,8 +569,8 @@ impl CommandBackend {
                     &[("dataset", ds), ("job", name), ("batch_id", batch_id)],
                 ) {
                     Ok(r) => r,
-                    Err(reason) => {
-                        return Some(refused(*job, reason));
+                    Err(failed) => {
+                        return Some(refused(*job, failed));
                     }
                 };
                 match parse_status(&ran.stdout) {
@@ -523,6 +582,7 @@ impl CommandBackend {
                     Some(Reported::Failed(exit_code, reason)) => Some(Outcome::JobFailed {
                         job: *job,
                         exit_code,
+                        class: self.class(Step::JobStatus, exit_code, &reason),
                         reason: if reason.is_empty() {
                             format!("{argv0} reports the job failed")
                         } else {
@@ -534,6 +594,7 @@ impl CommandBackend {
                         job: *job,
                         exit_code: None,
                         reason: garbage(&argv0, "job state", &ran),
+                        class: ErrorClass::Unknown,
                     }),
                 }
             }
@@ -542,10 +603,12 @@ impl CommandBackend {
             Poll::Declaration { group, .. } => Some(Outcome::DeclareFailed {
                 group: *group,
                 reason: "interrupted before its outcome was recorded".into(),
+                class: ErrorClass::Transient,
             }),
             Poll::Deletion { file, .. } => Some(Outcome::DeleteFailed {
                 file: *file,
                 reason: "interrupted before its outcome was recorded".into(),
+                class: ErrorClass::Transient,
             }),
         }
     }
@@ -589,7 +652,7 @@ impl Backend for CommandBackend {
         };
         let ran = self
             .step(Step::Cursor, t, &[("dataset", dataset.as_str())])
-            .map_err(|reason| fail(format!("cursor for {dataset}: {reason}")))?;
+            .map_err(|f| fail(format!("cursor for {dataset}: {}", f.reason)))?;
         parse_cursor(&ran.stdout).map(Some).ok_or_else(|| {
             fail(format!(
                 "cursor for {dataset}: {}",
@@ -606,6 +669,53 @@ impl Backend for CommandBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tools_failure_is_classed_by_the_steps_rules_then_all_rules() {
+        use crate::config::ErrorRules;
+        use repro_core::FileId;
+        let sh = |script: &str| Some(vec!["sh".into(), "-c".into(), script.into()]);
+        let rules = |t: &[i32], p: &[i32], tw: &[&str], pw: &[&str]| ErrorRules {
+            transient_exit: t.to_vec(),
+            permanent_exit: p.to_vec(),
+            transient: tw.iter().map(|w| w.to_string()).collect(),
+            permanent: pw.iter().map(|w| w.to_string()).collect(),
+        };
+        let class_of = |script: &str| {
+            let mut cfg = CommandConfig {
+                stage: sh(script),
+                ..CommandConfig::default()
+            };
+            cfg.errors
+                .insert("stage".into(), rules(&[75], &[2], &[], &[]));
+            cfg.errors
+                .insert("all".into(), rules(&[], &[], &["503"], &["No such file"]));
+            let b = CommandBackend::new(cfg);
+            let stage = Action::Stage {
+                file: FileId(1),
+                lfn: "/store/raw1".into(),
+                attempt: 1,
+            };
+            let out = b
+                .perform(&DatasetName::new("ds").unwrap(), &[stage])
+                .unwrap();
+            match &out[..] {
+                [Outcome::StageFailed { class, .. }] => *class,
+                other => panic!("{script}: {other:?}"),
+            }
+        };
+        assert_eq!(class_of("exit 75"), ErrorClass::Transient);
+        assert_eq!(class_of("exit 2"), ErrorClass::Permanent);
+        assert_eq!(
+            class_of("echo 'HTTP 503' >&2; exit 1"),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            class_of("echo 'No such file' >&2; exit 1"),
+            ErrorClass::Permanent
+        );
+        assert_eq!(class_of("exit 1"), ErrorClass::Unknown);
+    }
 
     #[test]
     fn cursors_from_real_tools_and_garbage() {

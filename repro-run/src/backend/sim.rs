@@ -834,6 +834,7 @@ impl Backend for SimBackend {
                                 out.push(Outcome::DeclareFailed {
                                     group: *group,
                                     reason: "sim: catalog refused the declaration".into(),
+                                    class: repro_core::ErrorClass::Unknown,
                                 });
                             } else {
                                 w.catalog.insert(merged.name.clone());
@@ -857,6 +858,7 @@ impl Backend for SimBackend {
                                 out.push(Outcome::DeleteFailed {
                                     file: *file,
                                     reason: "sim: permission denied".into(),
+                                    class: repro_core::ErrorClass::Unknown,
                                 });
                             } else {
                                 w.deleted.insert(format!("{ds}/{lfn}"));
@@ -887,6 +889,7 @@ impl Backend for SimBackend {
                                 reason:
                                     "sim: the storage system knows no stage request for this file"
                                         .into(),
+                                class: repro_core::ErrorClass::Unknown,
                             }),
                             Some(r) if r.ready_at > now => {}
                             Some(r) => {
@@ -895,6 +898,7 @@ impl Backend for SimBackend {
                                     _ => Outcome::StageFailed {
                                         file: *file,
                                         reason: "sim: tape read error".into(),
+                                        class: repro_core::ErrorClass::Unknown,
                                     },
                                 });
                             }
@@ -912,6 +916,7 @@ impl Backend for SimBackend {
                                     job: *job,
                                     exit_code: None,
                                     reason: "reserved but never submitted".into(),
+                                    class: repro_core::ErrorClass::Unknown,
                                 }
                             } else {
                                 Outcome::JobLost { job: *job }
@@ -946,6 +951,7 @@ impl Backend for SimBackend {
                                 job: *job,
                                 exit_code: Some(1),
                                 reason: "sim: job crashed".into(),
+                                class: repro_core::ErrorClass::Unknown,
                             }),
                             Fate::Done => out.push(match job.subject {
                                 JobSubject::Reco(_) => {
@@ -978,6 +984,7 @@ impl Backend for SimBackend {
                             Outcome::DeclareFailed {
                                 group: *group,
                                 reason: "sim: not in the catalog".into(),
+                                class: repro_core::ErrorClass::Unknown,
                             }
                         })
                     }
@@ -988,6 +995,7 @@ impl Backend for SimBackend {
                             Outcome::DeleteFailed {
                                 file: *file,
                                 reason: "sim: still on disk".into(),
+                                class: repro_core::ErrorClass::Unknown,
                             }
                         })
                     }

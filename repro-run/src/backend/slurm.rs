@@ -16,9 +16,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use repro_core::job::JobKey;
-use repro_core::{Action, DatasetName, Outcome, Poll};
+use repro_core::{Action, DatasetName, ErrorClass, Outcome, Poll};
 
-use super::command::{CommandBackend, Layout, mkdir_for, parse_batch_id, refused, submission};
+use super::command::{
+    CommandBackend, Failed, Layout, mkdir_for, parse_batch_id, refused, submission,
+};
 use super::process::{self, shell_quote};
 use super::template::Step;
 use super::{Backend, BackendError};
@@ -46,8 +48,20 @@ pub enum Meaning {
     Running,
     /// Completed: the output decides.
     Completed,
-    /// Ended without success, with the reason to keep.
-    Failed(String),
+    /// Ended without success, with the reason to keep and whether trying again can help.
+    Failed(String, ErrorClass),
+}
+
+/// Whether a job that ended in Slurm state `word` is worth trying again: a node that died,
+/// a preemption, a node that did not boot or a cancellation (by an administrator) are the
+/// site's trouble; a job that ran out of time or memory will do so again with the same
+/// request; a plain failure is the job's own exit code, which nobody has classed.
+fn class_of(word: &str) -> ErrorClass {
+    match word {
+        "NODE_FAIL" | "PREEMPTED" | "BOOT_FAIL" | "CANCELLED" | "DEADLINE" => ErrorClass::Transient,
+        "TIMEOUT" | "OUT_OF_MEMORY" => ErrorClass::Permanent,
+        _ => ErrorClass::Unknown,
+    }
 }
 
 /// Maps a Slurm job state to the lifecycle.
@@ -69,7 +83,7 @@ pub fn meaning(job: &SlurmJob) -> Meaning {
             if !job.reason.is_empty() && job.reason != "None" {
                 why.push_str(&format!(" ({})", job.reason));
             }
-            Meaning::Failed(why)
+            Meaning::Failed(why, class_of(word))
         }
     }
 }
@@ -265,19 +279,20 @@ impl SlurmBackend {
         Duration::from_secs(self.cfg.timeout_s)
     }
 
-    /// Runs a Slurm command; `Err` says why it did not succeed.
-    fn run(&self, argv: &[String]) -> Result<process::Ran, String> {
+    /// Runs a Slurm command; `Err` says why it did not succeed (a controller that does not
+    /// answer in time is transient).
+    fn run(&self, argv: &[String]) -> Result<process::Ran, Failed> {
         let argv0 = argv.first().cloned().unwrap_or_default();
         match process::run(argv, self.timeout()) {
             Ok(r) if r.ok() => Ok(r),
-            Ok(r) => Err(r.failure(&argv0)),
-            Err(e) => Err(e.to_string()),
+            Ok(r) => Err(Failed::unknown(r.failure(&argv0))),
+            Err(e) => Err(Failed::of_run(&e)),
         }
     }
 
     /// Runs a Slurm command for its stdout.
     fn slurm(&self, argv: &[String]) -> Result<String, String> {
-        self.run(argv).map(|r| r.stdout)
+        self.run(argv).map(|r| r.stdout).map_err(|f| f.reason)
     }
 
     /// Writes the job script: the site's command with its placeholders filled, quoted for sh.
@@ -340,7 +355,7 @@ impl SlurmBackend {
                     match self.script(name, (Step::SlurmReco, &self.cfg.reco_command), &vars, &out)
                     {
                         Ok(script) => self.sbatch(*job, name, &script),
-                        Err(reason) => refused(*job, reason),
+                        Err(reason) => refused(*job, Failed::unknown(reason)),
                     },
                 )
             }
@@ -352,7 +367,7 @@ impl SlurmBackend {
             } => {
                 let (list, out) = match self.layout.prepare_merge(dataset, name, inputs, output) {
                     Ok(paths) => paths,
-                    Err(reason) => return Some(refused(*job, reason)),
+                    Err(reason) => return Some(refused(*job, Failed::unknown(reason))),
                 };
                 let (o, l, a) = (
                     out.display().to_string(),
@@ -373,7 +388,7 @@ impl SlurmBackend {
                         &out,
                     ) {
                         Ok(script) => self.sbatch(*job, name, &script),
-                        Err(reason) => refused(*job, reason),
+                        Err(reason) => refused(*job, Failed::unknown(reason)),
                     },
                 )
             }
@@ -391,6 +406,7 @@ impl SlurmBackend {
                     Err(reason) => Outcome::DeclareFailed {
                         group: *group,
                         reason,
+                        class: repro_core::ErrorClass::Unknown,
                     },
                 })
             }
@@ -409,6 +425,7 @@ impl SlurmBackend {
                     Err(reason) => Outcome::DeleteFailed {
                         file: *file,
                         reason,
+                        class: repro_core::ErrorClass::Unknown,
                     },
                 })
             }
@@ -426,6 +443,7 @@ impl SlurmBackend {
                     Outcome::StageFailed {
                         file: *file,
                         reason: format!("raw file {lfn} does not exist"),
+                        class: repro_core::ErrorClass::Unknown,
                     }
                 }
             }
@@ -434,6 +452,7 @@ impl SlurmBackend {
                 Err(reason) => Outcome::DeclareFailed {
                     group: *group,
                     reason,
+                    class: repro_core::ErrorClass::Unknown,
                 },
             },
             Poll::Deletion { file, tmb, .. } => {
@@ -443,6 +462,7 @@ impl SlurmBackend {
                     Outcome::DeleteFailed {
                         file: *file,
                         reason: "interrupted; the TMB file is still there".into(),
+                        class: repro_core::ErrorClass::Unknown,
                     }
                 }
             }
@@ -523,7 +543,7 @@ impl SlurmBackend {
                 .copied()
                 .filter(|id| {
                     out.get(*id).is_none_or(|j| {
-                        matches!(meaning(j), Meaning::Completed | Meaning::Failed(_))
+                        matches!(meaning(j), Meaning::Completed | Meaning::Failed(..))
                     })
                 })
                 .collect();
@@ -608,12 +628,13 @@ impl SlurmBackend {
                 Meaning::Waiting => None,
                 Meaning::Running => Some(Outcome::Started { job }),
                 Meaning::Completed => Some(self.layout.finished(dataset, job, lfn)),
-                Meaning::Failed(reason) => {
+                Meaning::Failed(reason, class) => {
                     tracing::debug!(job = name, "{reason}");
                     Some(Outcome::JobFailed {
                         job,
                         exit_code: sj.exit_code,
                         reason,
+                        class,
                     })
                 }
             },
@@ -628,6 +649,7 @@ impl SlurmBackend {
                 job,
                 exit_code: None,
                 reason: "reserved but never submitted (Slurm knows no job of that name)".into(),
+                class: repro_core::ErrorClass::Unknown,
             }),
             Err(e) => {
                 tracing::warn!(job = name, "cannot look the job up: {e}");
@@ -755,19 +777,24 @@ mod tests {
         assert_eq!(meaning(&job("PENDING", None)), Meaning::Waiting);
         assert_eq!(meaning(&job("RUNNING", None)), Meaning::Running);
         assert_eq!(meaning(&job("COMPLETED", Some(0))), Meaning::Completed);
-        for s in [
-            "FAILED",
-            "TIMEOUT",
-            "NODE_FAIL",
-            "OUT_OF_MEMORY",
-            "PREEMPTED",
-            "CANCELLED by 0",
+        use ErrorClass::*;
+        for (s, want) in [
+            ("FAILED", Unknown),
+            ("TIMEOUT", Permanent),
+            ("NODE_FAIL", Transient),
+            ("OUT_OF_MEMORY", Permanent),
+            ("PREEMPTED", Transient),
+            ("BOOT_FAIL", Transient),
+            ("CANCELLED by 0", Transient),
         ] {
             match meaning(&job(s, Some(1))) {
-                Meaning::Failed(why) => assert!(
-                    why.starts_with(&format!("slurm: {s}, exit code 1")),
-                    "{why}"
-                ),
+                Meaning::Failed(why, class) => {
+                    assert!(
+                        why.starts_with(&format!("slurm: {s}, exit code 1")),
+                        "{why}"
+                    );
+                    assert_eq!(class, want, "{s}");
+                }
                 other => panic!("{s} -> {other:?}"),
             }
         }

@@ -18,6 +18,14 @@ macro_rules! steps {
             /// Every step.
             pub(crate) const ALL: &'static [Step] = &[$(Step::$step),+];
 
+            /// Its name: the last part of its key (`stage`, `reco_command`).
+            pub(crate) fn name(self) -> &'static str {
+                match self.key().rsplit_once('.') {
+                    Some((_, name)) => name,
+                    None => self.key(),
+                }
+            }
+
             /// Its dotted key in `repro.toml`.
             pub(crate) const fn key(self) -> &'static str {
                 match self {
