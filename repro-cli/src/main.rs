@@ -701,6 +701,11 @@ async fn operation(
         };
         eprintln!("repro: {n}: {e}{hint}");
     }
+    let alerts: Vec<&repro_run::driver::Alert> =
+        run.reports.iter().flat_map(|r| &r.alerts).collect();
+    for e in repro_run::attention::send(&config.alerts, &alerts) {
+        eprintln!("repro: the [alerts] command failed: {e}; the alert is printed all the same");
+    }
     if json {
         print!("{}", output::json(&run.reports));
     } else if quiet {

@@ -131,6 +131,18 @@ impl ErrorClass {
             c => format!("{}: {reason}", c.as_str()),
         }
     }
+
+    /// The class of an error as [`ErrorClass::tag`] stored it (after a job's `attempt N: `).
+    pub fn of_stored(error: &str) -> ErrorClass {
+        let error = match error.split_once(": ") {
+            Some((attempt, rest)) if attempt.starts_with("attempt ") => rest,
+            _ => error,
+        };
+        [ErrorClass::Transient, ErrorClass::Permanent]
+            .into_iter()
+            .find(|c| error.starts_with(&format!("{}: ", c.as_str())))
+            .unwrap_or_default()
+    }
 }
 
 /// An outcome about something that is not where the outcome says it was.
@@ -468,6 +480,18 @@ mod tests {
                 (FileState::RecoFailed, Some(error))
             );
         }
+        assert_eq!(
+            ErrorClass::of_stored("attempt 1: permanent: no such input"),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            ErrorClass::of_stored("transient: 503"),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            ErrorClass::of_stored("attempt 2: exit 1"),
+            ErrorClass::Unknown
+        );
         // A lost job is the batch system's trouble.
         let (mut v, job) = submitted();
         v.apply(&record(&v, &Outcome::JobLost { job }).unwrap())

@@ -153,3 +153,29 @@ pub fn utc(t: i64) -> String {
         |d| d.format("%Y-%m-%d %H:%M UTC").to_string(),
     )
 }
+
+/// Runs the `[alerts]` command once for each of `alerts`; what went wrong with it, one line
+/// each (the alerts themselves are printed all the same).
+pub fn send(config: &crate::config::AlertsConfig, alerts: &[&crate::driver::Alert]) -> Vec<String> {
+    let Some(command) = &config.command else {
+        return Vec::new();
+    };
+    let argv0 = command.first().cloned().unwrap_or_default();
+    let timeout = std::time::Duration::from_secs(config.timeout_s);
+    alerts
+        .iter()
+        .filter_map(|a| {
+            let line = a.to_string();
+            let env = [
+                ("REPRO_ALERT", line.as_str()),
+                ("REPRO_DATASET", a.dataset.as_str()),
+                ("REPRO_CLASS", a.class.as_str()),
+            ];
+            match crate::backend::process::run_with(command, &env, timeout) {
+                Ok(r) if r.ok() => None,
+                Ok(r) => Some(r.failure(&argv0)),
+                Err(e) => Some(e.to_string()),
+            }
+        })
+        .collect()
+}

@@ -34,6 +34,31 @@ pub struct Config {
     /// when a limit holds work back (default 1); see [`repro_core::fair`].
     #[serde(default)]
     pub weights: BTreeMap<String, u32>,
+    /// `[alerts]`: who else hears of what needs a person.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`: a command run once for each new line that needs a person, besides the line
+/// `repro -q tick` prints for cron's mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// The command and its arguments, run without a shell, with `REPRO_ALERT` (the line),
+    /// `REPRO_DATASET` and `REPRO_CLASS` (`transient`, `permanent` or `unknown`: the class
+    /// of the last error the line names) in its environment.
+    pub command: Option<Vec<String>>,
+    /// Seconds it may take before it is killed.
+    pub timeout_s: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            command: None,
+            timeout_s: 30,
+        }
+    }
 }
 
 /// `[limits]`: what may be in flight at each site (a site's own `[limits.site.NAME]`
@@ -713,6 +738,20 @@ impl Config {
                     "at least one tool must run at a time",
                 ));
             }
+        }
+        if self.alerts.command.as_ref().is_some_and(Vec::is_empty) {
+            return Err(bad(
+                "alerts.command",
+                "[]".into(),
+                "a command and its arguments (leave it unset for none)",
+            ));
+        }
+        if self.alerts.timeout_s == 0 {
+            return Err(bad(
+                "alerts.timeout_s",
+                "0".into(),
+                "a command needs at least a second",
+            ));
         }
         if !(1..=64).contains(&self.run.workers) {
             return Err(bad(

@@ -9,8 +9,8 @@ use std::time::Duration;
 use repro_core::plan::polls;
 use repro_core::retry;
 use repro_core::{
-    Change, DatasetName, DatasetView, Outcome, Phase, Plan, Policy, RecoOutcome, StageKind,
-    Transition, Usage,
+    Change, DatasetName, DatasetView, ErrorClass, Outcome, Phase, Plan, Policy, RecoOutcome,
+    StageKind, Transition, Usage,
 };
 use repro_db::{DbError, ListFilter, Revision, Stamp, Store};
 use serde::Serialize;
@@ -150,12 +150,12 @@ pub struct Report {
     /// What newly needs a person after this run, each with the command that fixes it: a
     /// phase that went `FAILED`, files or merge groups that failed for good.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub alerts: Vec<String>,
+    pub alerts: Vec<Alert>,
 }
 
 /// What in `changes`, just written to `view`, newly needs a person: a phase that failed
 /// (with the error that made it fail), raw files and merge groups that failed for good.
-fn alerts(view: &DatasetView, changes: &[Change]) -> Vec<String> {
+fn alerts(view: &DatasetView, changes: &[Change]) -> Vec<Alert> {
     use repro_core::file::FileEvent;
     use repro_core::view::GroupEvent;
     let name = &view.name;
@@ -166,7 +166,7 @@ fn alerts(view: &DatasetView, changes: &[Change]) -> Vec<String> {
     });
     if failed.is_some() {
         let line = attention::needs_a_person(view, u64::MAX).into_iter().next();
-        out.extend(line.map(|l| format!("{name}: {l}")));
+        out.extend(line.map(|l| Alert::new(name, l)));
     }
     let given_up = changes.iter().filter_map(|c| match c {
         Change::File {
@@ -180,7 +180,10 @@ fn alerts(view: &DatasetView, changes: &[Change]) -> Vec<String> {
     if !matches!(failed, Some(Phase::Prestage | Phase::Reco))
         && let Some(what) = attention::lost_files(given_up)
     {
-        out.push(format!("{name}: {what}; {}", attention::lost_answer(name)));
+        out.push(Alert::new(
+            name,
+            format!("{what}; {}", attention::lost_answer(name)),
+        ));
     }
     let groups = changes
         .iter()
@@ -195,12 +198,47 @@ fn alerts(view: &DatasetView, changes: &[Change]) -> Vec<String> {
         })
         .count();
     if groups > 0 && failed.is_none() {
-        out.push(format!(
-            "{name}: {} failed for good; `repro retry {name}` gives them fresh attempts",
-            repro_core::words::count(groups as u64, "merge group")
+        out.push(Alert::new(
+            name,
+            format!(
+                "{} failed for good; `repro retry {name}` gives them fresh attempts",
+                repro_core::words::count(groups as u64, "merge group")
+            ),
         ));
     }
     out
+}
+
+/// Something that newly needs a person, with the command that answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    /// The dataset.
+    pub dataset: String,
+    /// What needs a person, and the command that answers it.
+    pub text: String,
+    /// The class of the last error it names (`unknown` when none is named).
+    pub class: ErrorClass,
+}
+
+impl Alert {
+    fn new(dataset: &DatasetName, text: String) -> Self {
+        // Every line names its last error as `(last: ERROR)`, ERROR as stored.
+        let class = text
+            .split_once("(last: ")
+            .map(|(_, last)| ErrorClass::of_stored(last))
+            .unwrap_or_default();
+        Alert {
+            dataset: dataset.to_string(),
+            text,
+            class,
+        }
+    }
+}
+
+impl std::fmt::Display for Alert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.dataset, self.text)
+    }
 }
 
 /// Runs operations on datasets of one store through one backend.

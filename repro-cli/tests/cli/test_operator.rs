@@ -413,3 +413,45 @@ fn a_partial_dataset_keeps_asking_until_its_loss_is_accepted_or_retried() {
     assert_eq!(v["cleanup"], "CLEANED");
     assert_eq!(v["files"]["cleaned"], 10, "{v}");
 }
+
+#[test]
+fn the_alerts_command_hears_each_new_line_with_its_dataset_and_class() {
+    let env = Env::new();
+    env.write(
+        "repro.toml",
+        "[backend.sim]\nstage_failure = 1.0\n[policy]\nmax_attempts = 1\n\
+         [alerts]\ncommand = [\"sh\", \"-c\", \"printf '%s|%s|%s\\\\n' \\\"$REPRO_DATASET\\\" \\\"$REPRO_CLASS\\\" \\\"$REPRO_ALERT\\\" >> alerts.log\"]\n",
+    );
+    env.ok(&["init"]);
+    env.add("tape", 2, &["--unlock"]);
+    let mut mail = String::new();
+    for _ in 0..4 {
+        mail.push_str(&env.ok(&["-q", "tick"]));
+    }
+    let heard = std::fs::read_to_string(env.path("alerts.log")).unwrap();
+    let lines: Vec<&str> = heard.lines().collect();
+    assert_eq!(
+        lines.len(),
+        mail.lines().count(),
+        "one call per mailed line:\n{heard}\n{mail}"
+    );
+    for (heard, mailed) in lines.iter().zip(mail.lines()) {
+        assert_eq!(*heard, format!("tape|unknown|{mailed}"));
+    }
+    // A command that fails is said on stderr; the tick and its mail go on.
+    env.write(
+        "repro.toml",
+        "[backend.sim]\nstage_failure = 1.0\n[policy]\nmax_attempts = 1\n[alerts]\ncommand = [\"false\"]\n",
+    );
+    env.add("tape2", 1, &["--unlock"]);
+    let mut stderr = String::new();
+    for _ in 0..4 {
+        let out = env.run(&["-q", "tick"]);
+        assert!(out.status.success());
+        stderr.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(
+        stderr.contains("repro: the [alerts] command failed: false exited 1"),
+        "{stderr}"
+    );
+}

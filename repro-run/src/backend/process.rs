@@ -80,6 +80,11 @@ pub enum RunError {
 
 /// Runs `argv` with no stdin, killing it after `timeout`.
 pub fn run(argv: &[String], timeout: Duration) -> Result<Ran, RunError> {
+    run_with(argv, &[], timeout)
+}
+
+/// [`run`] with `env` added to its environment.
+pub fn run_with(argv: &[String], env: &[(&str, &str)], timeout: Duration) -> Result<Ran, RunError> {
     let Some((program, args)) = argv.split_first() else {
         return Err(RunError::Spawn {
             argv0: String::new(),
@@ -88,6 +93,7 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Ran, RunError> {
     };
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         // Its own process group, so that a timeout kills whatever the tool started too
         // (a shell script's `sleep` would otherwise keep the pipes open).
         .process_group(0)
