@@ -173,6 +173,51 @@ pub struct SimConfig {
     /// `[backend.sim.site.NAME]`: one site's capacity, replacing `slots` and `stage_rate`
     /// for it (an unset key is no limit there).
     pub site: BTreeMap<String, SimSite>,
+    /// `[[backend.sim.outages]]`: services of the simulated site that are down for a while,
+    /// in hours of the sim's clock (for `repro simulate`, from its start).
+    pub outages: Vec<Outage>,
+}
+
+/// `[[backend.sim.outages]]`: one service of the simulated site down for a while.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outage {
+    /// `tape` (stage requests are refused), `batch` (jobs are lost), `catalog`
+    /// (declarations are refused: HTTP 503) or `storage` (deletions are refused).
+    pub service: Service,
+    /// When it starts, in hours of the sim's clock.
+    pub from_h: f64,
+    /// How long it lasts.
+    pub hours: f64,
+    /// For `batch`: the share of the jobs running during it that are lost (default all).
+    #[serde(default = "all")]
+    pub lose: f64,
+}
+
+fn all() -> f64 {
+    1.0
+}
+
+/// A service of the simulated site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// The tape system: stage requests.
+    Tape,
+    /// The batch system: jobs.
+    Batch,
+    /// The catalog: declarations.
+    Catalog,
+    /// The storage system: deletions.
+    Storage,
+}
+
+impl Outage {
+    /// Whether it is on at `t` (seconds of the sim's clock).
+    pub fn covers(&self, t: f64) -> bool {
+        let from = self.from_h * 3600.0;
+        (from..from + self.hours * 3600.0).contains(&t)
+    }
 }
 
 /// `[backend.sim.site.NAME]`: the capacity of one simulated site.
@@ -221,6 +266,7 @@ impl Default for SimConfig {
             slots: None,
             stage_rate: None,
             site: BTreeMap::new(),
+            outages: Vec::new(),
         }
     }
 }
@@ -634,6 +680,30 @@ impl Config {
                 .iter()
                 .map(|(name, c)| (format!("backend.sim.site.{name}"), *c)),
         );
+        for (i, o) in s.outages.iter().enumerate() {
+            let key = |k: &str| format!("backend.sim.outages[{i}].{k}");
+            if !(o.from_h.is_finite() && o.from_h >= 0.0) {
+                return Err(bad(
+                    &key("from_h"),
+                    o.from_h.to_string(),
+                    "an hour of the sim's clock, at least 0",
+                ));
+            }
+            if !(o.hours.is_finite() && o.hours > 0.0) {
+                return Err(bad(
+                    &key("hours"),
+                    o.hours.to_string(),
+                    "an outage lasts more than 0 hours",
+                ));
+            }
+            if !(0.0..=1.0).contains(&o.lose) {
+                return Err(bad(
+                    &key("lose"),
+                    o.lose.to_string(),
+                    "a share is between 0 and 1",
+                ));
+            }
+        }
         for (table, c) in sites {
             if c.slots == Some(0) {
                 return Err(bad(
@@ -998,6 +1068,14 @@ merge_group_files = 50
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `tape`"), "{e}");
+        let e = parse("[[backend.sim.outages]]\nservice = \"tape\"\nfrom_h = 1\nhours = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `backend.sim.outages[0].hours` = 0"), "{e}");
+        let e = parse("[[backend.sim.outages]]\nservice = \"dns\"\nfrom_h = 1\nhours = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown variant `dns`"), "{e}");
     }
 
     #[test]

@@ -510,3 +510,83 @@ async fn a_retry_window_keeps_trying_what_attempts_alone_would_lose_and_waits_be
     assert_eq!(lost(&s), lost(&plain), "the same attempts fail");
     assert!(s.end_h.unwrap() > plain.end_h.unwrap());
 }
+
+/// Twenty datasets of twenty files at a site whose tape system refuses every request for
+/// the first half hour, whose batch system loses a tenth of the jobs ending in its second
+/// hour, and whose catalog is down (HTTP 503) from the third hour to the fifth; a tick
+/// every ten minutes, as cron would.
+fn outages(dir: &std::path::Path, retry: repro_run::config::RetryConfig) -> Scenario {
+    use repro_run::config::{Outage, Service};
+    let mut config = Config::default();
+    let sim = &mut config.backend.sim;
+    sim.seed = 5;
+    sim.stage_duration_s = Some(1800.0);
+    sim.reco_duration_s = Some(3600.0);
+    sim.merge_duration_s = Some(1800.0);
+    sim.duration_spread = 0.3;
+    let outage = |service, from_h, hours, lose| Outage {
+        service,
+        from_h,
+        hours,
+        lose,
+    };
+    sim.outages = vec![
+        outage(Service::Tape, 0.0, 0.5, 1.0),
+        outage(Service::Batch, 1.5, 1.0, 0.1),
+        outage(Service::Catalog, 3.0, 2.0, 1.0),
+    ];
+    config.policy.retry = retry;
+    let spec = DatasetSpec {
+        name: "p17".into(),
+        count: Some(20),
+        files: 20,
+        size: 1000,
+        site: None,
+        sample: None,
+        priority: 0,
+    };
+    Scenario {
+        campaign: Campaign::Described(vec![spec]),
+        config,
+        seed: Some(5),
+        interval_s: 600,
+        horizon_s: 7 * 86_400,
+        dir: dir.to_owned(),
+        copy: CopyIn::Memory,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_through_outages_ends_cleaned_and_complete_with_no_person_in_between() {
+    use repro_run::config::RetryConfig;
+    let dir = tempfile::tempdir().unwrap();
+    // As before the retry policy: three attempts, back to back. The catalog's two hours
+    // outlast them, and a third of the datasets wait for a person at merge FAILED.
+    let plain = predict(&outages(dir.path(), RetryConfig::default())).await;
+    let failed: Vec<&str> = plain
+        .datasets
+        .iter()
+        .filter(|d| d.state.contains("FAILED"))
+        .map(|d| d.name.as_str())
+        .collect();
+    assert!(failed.len() >= 3, "{:#?}", plain.datasets);
+    // Ten minutes, doubling up to an hour, for six hours: every outage is waited out.
+    let patient = RetryConfig {
+        first_delay_s: Some(600),
+        max_delay_s: Some(3600),
+        jitter_percent: Some(10),
+        window_s: Some(6 * 3600),
+        ..RetryConfig::default()
+    };
+    let p = predict(&outages(dir.path(), patient)).await;
+    assert!(
+        p.datasets
+            .iter()
+            .all(|d| d.state == "PRESTAGE COMPLETED MERGED_DBUP CLEANED"),
+        "{:#?}",
+        p.datasets
+    );
+    assert_eq!(p.chart.last().unwrap().failed, 0, "no file failed for good");
+    let end = p.end_h.unwrap();
+    assert!(end < 12.0, "{end}");
+}

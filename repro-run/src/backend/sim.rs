@@ -21,7 +21,7 @@ use repro_core::{Action, DatasetName, Outcome, Poll, TmbFile};
 use serde::{Deserialize, Serialize};
 
 use super::{Backend, BackendError};
-use crate::config::{SimConfig, SimSite};
+use crate::config::{Service, SimConfig, SimSite};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,6 +29,8 @@ enum Fate {
     Done,
     Failed,
     Lost,
+    /// Refused by a service that is down (`[[backend.sim.outages]]`).
+    Refused,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -378,6 +380,14 @@ impl SimBackend {
         p > 0.0 && (hash(self.config.seed, key) as f64 / u64::MAX as f64) < p
     }
 
+    /// Whether `service` is down at `t` (seconds of the sim's clock), for the share of the
+    /// work `key` stands for.
+    fn down(&self, service: Service, t: f64, key: &str) -> bool {
+        self.config.outages.iter().any(|o| {
+            o.service == service && o.covers(t) && self.chance(o.lose, &format!("outage/{key}"))
+        })
+    }
+
     fn fate(&self, failure: f64, key: &str) -> Fate {
         if self.chance(self.config.lost_job, &format!("lost/{key}")) {
             Fate::Lost
@@ -411,7 +421,12 @@ impl SimBackend {
         });
         w.next_batch_id += 1;
         let batch_id = w.next_batch_id.to_string();
-        let fate = self.fate(failure, name);
+        // A job that ends while the batch system is down may be lost with it.
+        let fate = if self.down(Service::Batch, ready_at, name) {
+            Fate::Lost
+        } else {
+            self.fate(failure, name)
+        };
         w.jobs.insert(
             name.to_owned(),
             SimJob {
@@ -783,7 +798,9 @@ impl Backend for SimBackend {
                                 job: None,
                             });
                             let key = format!("{ds}/{lfn}/{attempt}");
-                            let fate = if self
+                            let fate = if self.down(Service::Tape, now, &key) {
+                                Fate::Refused
+                            } else if self
                                 .chance(self.config.stage_failure, &format!("stage/{key}"))
                             {
                                 Fate::Failed
@@ -827,10 +844,14 @@ impl Backend for SimBackend {
                                 attempt: *attempt,
                                 job: None,
                             });
-                            if self.chance(
-                                self.config.declare_failure,
-                                &format!("declare/{ds}/{}/{attempt}", merged.name),
-                            ) {
+                            let key = format!("declare/{ds}/{}/{attempt}", merged.name);
+                            if self.down(Service::Catalog, now, &key) {
+                                out.push(Outcome::DeclareFailed {
+                                    group: *group,
+                                    reason: "sim: catalog unavailable (HTTP 503)".into(),
+                                    class: repro_core::ErrorClass::Transient,
+                                });
+                            } else if self.chance(self.config.declare_failure, &key) {
                                 out.push(Outcome::DeclareFailed {
                                     group: *group,
                                     reason: "sim: catalog refused the declaration".into(),
@@ -851,10 +872,14 @@ impl Backend for SimBackend {
                                 attempt: *attempt,
                                 job: None,
                             });
-                            if self.chance(
-                                self.config.delete_failure,
-                                &format!("delete/{ds}/{lfn}/{attempt}"),
-                            ) {
+                            let key = format!("delete/{ds}/{lfn}/{attempt}");
+                            if self.down(Service::Storage, now, &key) {
+                                out.push(Outcome::DeleteFailed {
+                                    file: *file,
+                                    reason: "sim: storage system unavailable".into(),
+                                    class: repro_core::ErrorClass::Transient,
+                                });
+                            } else if self.chance(self.config.delete_failure, &key) {
                                 out.push(Outcome::DeleteFailed {
                                     file: *file,
                                     reason: "sim: permission denied".into(),
@@ -895,6 +920,11 @@ impl Backend for SimBackend {
                             Some(r) => {
                                 out.push(match r.fate {
                                     Fate::Done => Outcome::Staged { file: *file },
+                                    Fate::Refused => Outcome::StageFailed {
+                                        file: *file,
+                                        reason: "sim: tape system refusing requests".into(),
+                                        class: repro_core::ErrorClass::Transient,
+                                    },
                                     _ => Outcome::StageFailed {
                                         file: *file,
                                         reason: "sim: tape read error".into(),
@@ -942,7 +972,8 @@ impl Backend for SimBackend {
                         // A finished job answers the same each time it is asked, so an
                         // answer whose recording failed is given again.
                         match sj.fate {
-                            Fate::Lost => {
+                            // A job is never refused; a batch outage loses it.
+                            Fate::Lost | Fate::Refused => {
                                 w.jobs.remove(name);
                                 forgot = true;
                                 out.push(Outcome::JobLost { job: *job });
