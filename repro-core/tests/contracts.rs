@@ -895,3 +895,204 @@ fn a_failure_is_scheduled_from_its_first_failure_and_a_success_clears_it() {
     v.apply(&[done]).unwrap();
     assert_eq!(v.files[&FileId(1)].retry, None);
 }
+
+#[test]
+fn a_retry_policy_that_cannot_work_names_its_key() {
+    use repro_core::retry::{Backoff, Backoffs};
+    let with = |all: Backoff, phase: Option<(Phase, Backoff)>| Policy {
+        retry: Backoffs {
+            all,
+            phase: phase.into_iter().collect(),
+        },
+        ..Policy::default()
+    };
+    let d = Backoff::default();
+    for (p, key) in [
+        (
+            with(
+                Backoff {
+                    attempts: Some(0),
+                    ..d
+                },
+                None,
+            ),
+            "retry.attempts",
+        ),
+        (with(Backoff { factor: 0, ..d }, None), "retry.factor"),
+        (
+            with(
+                d,
+                Some((
+                    Phase::Reco,
+                    Backoff {
+                        jitter_percent: 101,
+                        ..d
+                    },
+                )),
+            ),
+            "retry.reco.jitter_percent",
+        ),
+    ] {
+        assert_eq!(p.validate().unwrap_err().key, key);
+    }
+    assert!(
+        with(
+            Backoff {
+                jitter_percent: 100,
+                factor: 1,
+                ..d
+            },
+            None
+        )
+        .validate()
+        .is_ok()
+    );
+    // A phase's own backoff and attempts; the others have the policy's.
+    let p = with(
+        d,
+        Some((
+            Phase::Merge,
+            Backoff {
+                attempts: Some(7),
+                window_s: 9,
+                ..d
+            },
+        )),
+    );
+    assert_eq!((p.attempts(Phase::Merge), p.attempts(Phase::Reco)), (7, 3));
+    assert_eq!(p.retry.of(Phase::Merge).window_s, 9);
+    assert_eq!(p.retry.of(Phase::Cleanup).window_s, 0);
+}
+
+#[test]
+fn every_kind_of_failure_is_scheduled_and_nothing_without_a_delay_or_window() {
+    use repro_core::retry::{Retry, schedule, waiting};
+    let mut v = at(
+        StageKind::MergeRunning,
+        &[
+            (FileState::RecoSubmitted, 2, 1),
+            (FileState::Deleting, 1, 0),
+        ],
+    );
+    let mut g = MergeGroup::new(GroupNo(1), vec![FileId(2)], 5);
+    (g.state, g.attempts) = (GroupState::Merging, 1);
+    v.groups.insert(GroupNo(1), g.clone());
+    let mut d = g.clone();
+    (d.no, d.state, d.output) = (
+        GroupNo(2),
+        GroupState::Declaring,
+        Some(repro_core::MergedFile {
+            name: "m2".into(),
+            size: 1,
+        }),
+    );
+    v.groups.insert(GroupNo(2), d.clone());
+    let failures = || {
+        vec![
+            Change::file(&v.files[&FileId(1)], FileEvent::RecoFail).unwrap(),
+            Change::file(&v.files[&FileId(2)], FileEvent::DeleteFail).unwrap(),
+            Change::group(&g, GroupEvent::JobFail).unwrap(),
+            Change::group(&d, GroupEvent::DeclareFail).unwrap(),
+        ]
+    };
+    // No delay and no window: the next run tries again, and nothing is stamped.
+    let mut plain = failures();
+    schedule(&v, &mut plain, &Policy::default().retry, 100);
+    assert_eq!(plain, failures());
+    let mut c = failures();
+    schedule(&v, &mut c, &patient().retry, 100);
+    let stamped: Vec<Option<Retry>> = c
+        .iter()
+        .map(|c| match c {
+            Change::File { retry, .. } | Change::Group { retry, .. } => *retry,
+            _ => None,
+        })
+        .collect();
+    let r = |at| Some(Retry { at, since: 100 });
+    // The file tried once since its re-arm waits an hour; the others too.
+    assert_eq!(stamped, [r(3700), r(3700), r(3700), r(3700)]);
+    v.apply(&c).unwrap();
+    assert_eq!(waiting(&v, 100), Some((4, 3700)));
+    assert_eq!(waiting(&v, 3700), None, "nothing waits once it is due");
+    // A merge group's success clears its wait.
+    let done = Change::group(&v.groups[&GroupNo(1)], GroupEvent::Finish)
+        .unwrap()
+        .with_output(repro_core::MergedFile {
+            name: "m1".into(),
+            size: 1,
+        });
+    v.apply(&[done]).unwrap();
+    assert_eq!(v.groups[&GroupNo(1)].retry, None);
+    assert_eq!(waiting(&v, 100), Some((3, 3700)));
+}
+
+#[test]
+fn retry_moves_the_dataset_so_that_what_it_rearms_gets_done() {
+    use FileState as F;
+    let via = |c: &[Change]| {
+        c.iter().find_map(|c| match c {
+            Change::Dataset(m) => Some((m.via(), m.reason().map(str::to_owned))),
+            _ => None,
+        })
+    };
+    // Reco FAILED with a file lost in prestage: reco starts over and stages it.
+    let v = at(
+        StageKind::RecoFailed,
+        &[(F::StageFailedForGood, 3, 0), (F::RecoFailedForGood, 3, 0)],
+    );
+    let c = operator::retry(&v, Some(Phase::Prestage), None, None).unwrap();
+    assert_eq!(via(&c), Some((Transition::Retry, None)));
+    assert_eq!(rearmed_files(&c), [1]);
+    // The phase it is in, asked by name, is retried as without a name.
+    let v = at(StageKind::MergeFailed, &[(F::Reconstructed, 0, 0)]);
+    let mut v2 = v.clone();
+    let mut g = MergeGroup::new(GroupNo(1), vec![FileId(1)], 5);
+    (g.state, g.attempts) = (GroupState::FailedForGood, 3);
+    v2.groups.insert(GroupNo(1), g);
+    assert_eq!(
+        operator::retry(&v2, Some(Phase::Merge), None, None).unwrap(),
+        operator::retry(&v2, None, None, None).unwrap()
+    );
+    drop(v);
+    // A move back without a reason given records why.
+    let v = at(StageKind::Cleaned, &[(F::StageFailedForGood, 3, 0)]);
+    let c = operator::retry(&v, None, None, None).unwrap();
+    assert_eq!(
+        via(&c),
+        Some((
+            Transition::Recover,
+            Some("retry of the raw files that failed for good".into())
+        ))
+    );
+    let c = operator::retry(&v, None, Some("tape back"), None).unwrap();
+    assert_eq!(via(&c).unwrap().1.as_deref(), Some("tape back"));
+}
+
+#[test]
+fn a_permanent_merge_job_failure_fails_its_group_for_good_at_once() {
+    use repro_core::outcome::record;
+    let mut v = at(StageKind::MergeRunning, &[(FileState::Reconstructed, 0, 0)]);
+    let mut g = MergeGroup::new(GroupNo(1), vec![FileId(1)], 5);
+    (g.state, g.attempts) = (GroupState::Merging, 1);
+    v.groups.insert(GroupNo(1), g);
+    v.files.get_mut(&FileId(1)).unwrap().group = Some(GroupNo(1));
+    let key = JobKey {
+        subject: JobSubject::Merge(GroupNo(1)),
+        attempt: 1,
+    };
+    insert_job(&mut v, key, JobState::Running, Some("9"));
+    let failed = repro_core::Outcome::JobFailed {
+        job: key,
+        exit_code: Some(137),
+        reason: "out of memory".into(),
+        class: repro_core::ErrorClass::Permanent,
+    };
+    let c = record(&v, &failed).unwrap();
+    v.apply(&c).unwrap();
+    let g = &v.groups[&GroupNo(1)];
+    assert_eq!(g.state, GroupState::FailedForGood, "one attempt of three");
+    assert_eq!(
+        g.last_error.as_deref(),
+        Some("attempt 1: permanent: out of memory")
+    );
+}
