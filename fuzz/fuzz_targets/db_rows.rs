@@ -63,6 +63,8 @@ struct Rows {
     exit_code: Option<i32>,
     error: Option<String>,
     group_id: i64,
+    retry_at: Option<i64>,
+    failing_since: Option<i64>,
 }
 
 fn refused(e: DbError, table: &str, id: i64) {
@@ -144,6 +146,8 @@ fuzz_target!(|r: Rows| {
         tmb_size: r.tmb.as_ref().map(|t| t.1).or(r.tmb_size_only.then_some(1)),
         merge_group: r.merge_group,
         updated_at: at,
+        retry_at: r.retry_at,
+        failing_since: r.failing_since,
     };
     match convert::file(&(&f).into()) {
         Ok(file) => {
@@ -160,6 +164,11 @@ fuzz_target!(|r: Rows| {
                 file.group.map(|g| i64::from(g.0)),
                 f.merge_group.map(i64::from)
             );
+            assert_eq!(
+                file.retry.map(|r| (r.at, r.since)),
+                f.retry_at.zip(f.failing_since)
+            );
+            assert_eq!(f.retry_at.is_some(), f.failing_since.is_some());
         }
         Err(e) => refused(e, "file_status", f.id),
     }
@@ -177,6 +186,8 @@ fuzz_target!(|r: Rows| {
         merged_size: r.merged.as_ref().map(|m| m.1),
         last_error: r.error.clone(),
         updated_at: at,
+        retry_at: r.retry_at,
+        failing_since: r.failing_since,
     };
     let mut members = BTreeMap::new();
     if let Ok(no) = u32::try_from(r.group_no) {

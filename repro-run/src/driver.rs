@@ -1050,7 +1050,7 @@ pub struct Preview {
 }
 
 /// What a tick would do now to `view`, without doing it.
-/// What a tick would do to `view` once every retry's wait is over (see [`repro_core::plan`]).
+/// What a tick would do to `view` once every retry's wait is over (see [`repro_core::plan()`]).
 pub fn preview(view: &DatasetView, policy: &Policy) -> Preview {
     preview_within(view, policy, i64::MAX, &mut repro_core::Budget::default())
 }
