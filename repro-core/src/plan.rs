@@ -365,7 +365,8 @@ fn prestaging(v: &DatasetView, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized)) 
 /// dataset left prestage (`repro retry` while the dataset is in reco or merge).
 fn stage_file(f: &RawFile, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized), p: &mut Plan) -> bool {
     match f.state {
-        FileState::Registered if f.may_try(ctx.policy.attempts(Phase::Prestage)) => {}
+        // Registered afresh or re-armed: no attempt of this step counts yet.
+        FileState::Registered => {}
         FileState::StageFailed => match ctx.due(Phase::Prestage, f.tried(), f.retry) {
             Due::Now => {}
             Due::At(_) => return true,
@@ -423,8 +424,8 @@ fn reco_file(
     p: &mut Plan,
 ) -> bool {
     let due = match f.state {
-        FileState::Staged if f.may_try(ctx.policy.attempts(Phase::Reco)) => Due::Now,
-        FileState::Staged => return true,
+        // Staged afresh or re-armed: no reco attempt counts yet.
+        FileState::Staged => Due::Now,
         FileState::RecoFailed => ctx.due(Phase::Reco, f.tried(), f.retry),
         FileState::RecoSubmitted => return true,
         _ => return false,

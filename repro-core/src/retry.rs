@@ -196,7 +196,8 @@ pub fn schedule(view: &DatasetView, changes: &mut [Change], backoffs: &Backoffs,
                     continue;
                 };
                 let tried = attempts.saturating_sub(g.attempt_base);
-                let key = !u64::from(no.0)
+                // Apart from the files' keys: the high bit set.
+                let key = (1 << 63 | u64::from(no.0))
                     .wrapping_mul(31)
                     .wrapping_add(u64::from(*attempts));
                 *retry = Some(b.next(tried, g.retry, now, key));
@@ -226,6 +227,9 @@ pub fn waiting(view: &DatasetView, now: i64) -> Option<(u64, i64)> {
 mod tests {
     use super::*;
 
+    /// Six jittered delays, as every version must draw them.
+    const PINNED: [u64; 6] = [600, 740, 924, 691, 884, 1238];
+
     fn b(first: u64, factor: u32, max: u64, jitter: u32, window: u64) -> Backoff {
         Backoff {
             attempts: Some(3),
@@ -243,6 +247,26 @@ mod tests {
         let d: Vec<u64> = (1..=5).map(|n| b.delay_s(n, 7)).collect();
         assert_eq!(d, [60, 120, 240, 300, 300]);
         assert_eq!(Backoff::default().delay_s(3, 7), 0, "no delay by default");
+    }
+
+    #[test]
+    fn a_delay_alone_or_a_window_alone_makes_a_failure_wait() {
+        assert!(!Backoff::default().waits());
+        assert!(b(60, 2, 60, 0, 0).waits());
+        assert!(b(0, 2, 0, 0, 60).waits());
+    }
+
+    #[test]
+    fn jitter_of_one_second_takes_each_of_the_three_values_and_no_other() {
+        let one = b(100, 1, 100, 1, 0);
+        let d: std::collections::BTreeSet<u64> = (0..200).map(|k| one.delay_s(1, k)).collect();
+        assert_eq!(d.into_iter().collect::<Vec<_>>(), [99, 100, 101]);
+        // The same draw for the same key, on every host and in every version: the
+        // keys' spread is part of what is stored.
+        let pinned: Vec<u64> = (0..6)
+            .map(|k| b(1000, 1, 1000, 50, 0).delay_s(1, k))
+            .collect();
+        assert_eq!(pinned, PINNED);
     }
 
     #[test]

@@ -48,11 +48,6 @@ pub struct RawFile {
 }
 
 impl RawFile {
-    /// Whether the policy's cap leaves this file another attempt at its current step.
-    pub fn may_try(&self, cap: u32) -> bool {
-        self.tried() < cap
-    }
-
     /// Attempts of its current step since the operator's last re-arm.
     pub fn tried(&self) -> u32 {
         self.attempts.saturating_sub(self.attempt_base)

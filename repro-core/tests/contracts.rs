@@ -8,6 +8,7 @@ use repro_core::file::{FileEvent, FileId, FileState, TmbFile};
 use repro_core::group::{GroupEvent, GroupNo, GroupState, MergeGroup};
 use repro_core::guard::{Tally, admits, needs_tally};
 use repro_core::job::{JobKey, JobState, JobSubject};
+use repro_core::retry::Due;
 use repro_core::typed::Typed;
 use repro_core::view::Job;
 use repro_core::{
@@ -193,13 +194,19 @@ fn attempt_bases_move_only_where_a_step_starts_afresh() {
 
 #[test]
 fn a_group_may_try_while_its_attempts_since_the_last_rearm_are_under_the_cap() {
+    let policy = Policy {
+        max_attempts: 2,
+        ..Policy::default()
+    };
     let mut g = MergeGroup::new(GroupNo(1), vec![FileId(1)], 5);
     g.attempts = 1;
-    assert!(g.may_try(2));
+    assert_eq!(policy.due(Phase::Merge, g.tried(), None, 0), Due::Now);
     g.attempts = 2;
-    assert!(!g.may_try(2), "the cap is reached");
+    let due = policy.due(Phase::Merge, g.tried(), None, 0);
+    assert_eq!(due, Due::GiveUp, "the cap is reached");
     g.attempt_base = 1;
-    assert!(g.may_try(2), "attempts before the re-arm do not count");
+    let due = policy.due(Phase::Merge, g.tried(), None, 0);
+    assert_eq!(due, Due::Now, "attempts before the re-arm do not count");
 }
 
 fn rearmed_files(changes: &[Change]) -> Vec<u64> {
@@ -329,6 +336,16 @@ fn retry_of_one_file_or_one_phase_leaves_the_rest() {
     );
     let only = operator::retry(&v, None, None, Some(FileId(2))).unwrap();
     assert_eq!(rearmed_files(&only), [2]);
+    // One file, the only one lost, of a dataset waiting to merge: back to reco for it.
+    let waiting = at(
+        StageKind::MergeNotDone,
+        &[(F::StageFailedForGood, 3, 0), (F::Reconstructed, 0, 0)],
+    );
+    let c = operator::retry(&waiting, None, None, Some(FileId(1))).unwrap();
+    assert!(
+        matches!(&c[0], Change::Dataset(m) if m.via() == Transition::ResetToReco),
+        "{c:?}"
+    );
     let prestage = operator::retry(&v, Some(Phase::Prestage), None, None).unwrap();
     assert_eq!(rearmed_files(&prestage), [1]);
     let later = at(StageKind::RecoRunning, &[(F::StageFailedForGood, 3, 0)]);

@@ -946,33 +946,41 @@ mod tests {
         assert!(empty.contains("nothing finished in the last 48 hours"));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn files_lost_while_the_dataset_goes_on_need_a_person_until_accepted() {
+    /// Unlocks the seeded `gamma`, starts its prestage and loses `n` of its files for good
+    /// on a jammed tape robot.
+    async fn lose_gamma_files(store: &Store, n: usize) -> DatasetName {
         use repro_core::file::FileEvent;
         use repro_core::typed::{AnyDataset, Known};
-        let (_d, store) = seeded().await;
-        let n = DatasetName::new("gamma").unwrap();
-        let AnyDataset::Locked(Known::PrestagePending(d)) = store.load_dataset(&n).await.unwrap()
+        let name = DatasetName::new("gamma").unwrap();
+        let AnyDataset::Locked(Known::PrestagePending(d)) =
+            store.load_dataset(&name).await.unwrap()
         else {
             panic!("gamma is new and locked")
         };
         store.save(d.unlock().start_prestage(), "t").await.unwrap();
-        // Two of its five files are lost; prestage goes on for the rest.
         for event in [
             FileEvent::RequestStage,
             FileEvent::StageFail,
             FileEvent::GiveUp,
         ] {
-            let v = store.load(&n).await.unwrap();
+            let v = store.load(&name).await.unwrap();
             let changes: Vec<_> = v
                 .files
                 .values()
-                .take(2)
+                .take(n)
                 .filter_map(|f| repro_core::Change::file(f, event))
                 .map(|c| c.with_error("tape robot jammed"))
                 .collect();
-            store.apply(&n, &changes, "t").await.unwrap();
+            store.apply(&name, &changes, "t").await.unwrap();
         }
+        name
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_lost_while_the_dataset_goes_on_need_a_person_until_accepted() {
+        let (_d, store) = seeded().await;
+        // Two of gamma's five files are lost; prestage goes on for the rest.
+        let n = lose_gamma_files(&store, 2).await;
         let (_, index) = get(&store, "/").await;
         assert!(
             index.contains(
@@ -1009,30 +1017,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_dataset_comes_first_with_its_reason_on_both_pages() {
-        use repro_core::file::FileEvent;
         use repro_core::typed::{AnyDataset, Known};
         let (_d, store) = seeded().await;
         // gamma: unlocked, prestage started, its files failed for good, prestage FAILED.
-        let n = DatasetName::new("gamma").unwrap();
-        let AnyDataset::Locked(Known::PrestagePending(d)) = store.load_dataset(&n).await.unwrap()
-        else {
-            panic!("gamma is new and locked")
-        };
-        store.save(d.unlock().start_prestage(), "t").await.unwrap();
-        for event in [
-            FileEvent::RequestStage,
-            FileEvent::StageFail,
-            FileEvent::GiveUp,
-        ] {
-            let v = store.load(&n).await.unwrap();
-            let changes: Vec<_> = v
-                .files
-                .values()
-                .filter_map(|f| repro_core::Change::file(f, event))
-                .map(|c| c.with_error("tape robot jammed"))
-                .collect();
-            store.apply(&n, &changes, "t").await.unwrap();
-        }
+        let n = lose_gamma_files(&store, 5).await;
         let AnyDataset::Unlocked(Known::Prestaging(d)) = store.load_dataset(&n).await.unwrap()
         else {
             panic!("gamma is prestaging")

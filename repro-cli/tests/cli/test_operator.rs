@@ -257,6 +257,11 @@ fn tape_fixed(env: &Env, merge_partial: bool) {
     );
 }
 
+/// `n` ticks from cron: what they mailed.
+fn ticks(env: &Env, n: usize) -> String {
+    (0..n).map(|_| env.ok(&["-q", "tick"])).collect()
+}
+
 fn show_json(env: &Env, name: &str) -> serde_json::Value {
     serde_json::from_str(&env.ok(&["--json", "dataset", "show", name])).unwrap()
 }
@@ -299,10 +304,7 @@ fn run_suggested(env: &Env, words: &[String], text: &str) {
 fn files_lost_in_prestage_come_back_by_retry_while_the_dataset_waits_in_merge() {
     let env = Env::new();
     lossy_tape(&env, false);
-    let mut mail = String::new();
-    for _ in 0..8 {
-        mail.push_str(&env.ok(&["-q", "tick"]));
-    }
+    let mail = ticks(&env, 8);
     // Reco ended PARTIAL and the policy does not merge partial datasets: it waits.
     let v = show_json(&env, "p17");
     assert_eq!(
@@ -343,9 +345,7 @@ fn files_lost_in_prestage_come_back_by_retry_while_the_dataset_waits_in_merge() 
         (v["reco"].as_str(), v["merge"].as_str()),
         (Some("NOT DONE"), Some("NOT DONE"))
     );
-    for _ in 0..10 {
-        env.ok(&["-q", "tick"]);
-    }
+    ticks(&env, 10);
     let v = show_json(&env, "p17");
     assert_eq!(
         (v["reco"].as_str(), v["cleanup"].as_str()),
@@ -366,10 +366,7 @@ fn files_lost_in_prestage_come_back_by_retry_while_the_dataset_waits_in_merge() 
 fn a_partial_dataset_keeps_asking_until_its_loss_is_accepted_or_retried() {
     let env = Env::new();
     lossy_tape(&env, true);
-    let mut mail = String::new();
-    for _ in 0..10 {
-        mail.push_str(&env.ok(&["-q", "tick"]));
-    }
+    let mail = ticks(&env, 10);
     let v = show_json(&env, "p17");
     assert_eq!(
         (v["reco"].as_str(), v["cleanup"].as_str()),
@@ -406,9 +403,7 @@ fn a_partial_dataset_keeps_asking_until_its_loss_is_accepted_or_retried() {
     tape_fixed(&env, true);
     let retry = answers.iter().find(|a| a[0] == "retry").unwrap();
     run_suggested(&env, retry, &mail);
-    for _ in 0..10 {
-        env.ok(&["-q", "tick"]);
-    }
+    ticks(&env, 10);
     let v = show_json(&env, "p17");
     assert_eq!(v["cleanup"], "CLEANED");
     assert_eq!(v["files"]["cleaned"], 10, "{v}");
@@ -424,10 +419,7 @@ fn the_alerts_command_hears_each_new_line_with_its_dataset_and_class() {
     );
     env.ok(&["init"]);
     env.add("tape", 2, &["--unlock"]);
-    let mut mail = String::new();
-    for _ in 0..4 {
-        mail.push_str(&env.ok(&["-q", "tick"]));
-    }
+    let mail = ticks(&env, 4);
     let heard = std::fs::read_to_string(env.path("alerts.log")).unwrap();
     let lines: Vec<&str> = heard.lines().collect();
     assert_eq!(
