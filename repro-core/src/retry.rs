@@ -196,9 +196,9 @@ pub fn schedule(view: &DatasetView, changes: &mut [Change], backoffs: &Backoffs,
                     continue;
                 };
                 let tried = attempts.saturating_sub(g.attempt_base);
-                // Apart from the files' keys: the high bit set.
-                let key = (1 << 63 | u64::from(no.0))
-                    .wrapping_mul(31)
+                // Apart from the files' keys: the number in the high half.
+                let key = u64::from(no.0)
+                    .rotate_left(32)
                     .wrapping_add(u64::from(*attempts));
                 *retry = Some(b.next(tried, g.retry, now, key));
             }
