@@ -374,7 +374,19 @@ impl Store {
 
     /// Creates or upgrades the schema. Idempotent.
     pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.db, None).await?;
+        if self.backend() != DbBackend::Sqlite {
+            Migrator::up(&self.db, None).await?;
+            return Ok(());
+        }
+        // One at a time, each checkpointed: a migration that rebuilds tables writes them
+        // all to the WAL, and the WAL of every migration at once (1 MB) is more than the
+        // schema it leaves behind.
+        while !Migrator::get_pending_migrations(&self.db).await?.is_empty() {
+            Migrator::up(&self.db, Some(1)).await?;
+            self.db
+                .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await?;
+        }
         Ok(())
     }
 
