@@ -1,7 +1,7 @@
 //! SeaORM migrations for the `repro` schema.
 //!
 //! Append-only: a released migration is never edited; a change to the schema is a new
-//! module here, with an `up` and a `down`. The schema keeps the seed's four tables
+//! module here, with an `up` and a `down`. The schema keeps the predecessor scripts' four tables
 //! (`dataset_status`, `file_status`, `recojob_status`, `mergejob_status`), adds
 //! `merge_group` (a group of TMB files and its merged file, declared or not) and the
 //! append-only `transitions` history.

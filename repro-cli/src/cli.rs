@@ -73,17 +73,17 @@ pub enum Command {
     Lock(Names),
     /// Release datasets to automation.
     Unlock(Names),
-    /// Stage raw files from tape (the seed's prestage_dataset.py).
+    /// Stage raw files from tape (the predecessor scripts' prestage_dataset.py).
     Prestage(Target),
-    /// Submit reco jobs for staged raw files (the seed's reconstruct_dataset.py).
+    /// Submit reco jobs for staged raw files (the predecessor scripts' reconstruct_dataset.py).
     Reconstruct(Target),
-    /// Submit merge jobs over TMB files (the seed's merge_dataset.py).
+    /// Submit merge jobs over TMB files (the predecessor scripts' merge_dataset.py).
     Merge(MergeArgs),
-    /// Declare merged files to the catalog (the seed's update_merge_old).
+    /// Declare merged files to the catalog (the predecessor scripts' update_merge_old).
     Dbup(Target),
-    /// Delete intermediate files of declared datasets (the seed's cleanup_dataset.py).
+    /// Delete intermediate files of declared datasets (the predecessor scripts' cleanup_dataset.py).
     Cleanup(Target),
-    /// Poll staging and running jobs, record results, retry failures (the seed's check_on_* jobs).
+    /// Poll staging and running jobs, record results, retry failures (the predecessor scripts' check_on_* jobs).
     Check(Target),
     /// Everything due, in the lifecycle's order, for every unlocked dataset: one cron line is enough.
     Tick(TickArgs),
@@ -102,7 +102,7 @@ pub enum Command {
     Recover(RecoverArgs),
     /// A dataset's history: who moved it, when, from, to, why.
     History(HistoryArgs),
-    /// Print a crontab equivalent to the seed's schedule, and the one-line alternative.
+    /// Print a crontab equivalent to the predecessor scripts' schedule, and the one-line alternative.
     Cron(CronArgs),
     /// Run a whole simulated campaign on a temporary database and print the result.
     Demo(DemoArgs),
@@ -268,7 +268,7 @@ pub struct Target {
 pub struct MergeArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Merge datasets whose reco ended PARTIAL (the seed's merge_partial); without it, only COMPLETED ones.
+    /// Merge datasets whose reco ended PARTIAL (the predecessor scripts' merge_partial); without it, only COMPLETED ones.
     #[arg(long)]
     pub partial: bool,
 }

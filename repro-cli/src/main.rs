@@ -642,7 +642,7 @@ async fn recent_rate(
     }))
 }
 
-/// A state word must be one of the seed's words.
+/// A state word must be one of the predecessor scripts' words.
 fn check_word(w: &str) -> Result<(), CliError> {
     if repro_run::is_state_word(w) {
         Ok(())
@@ -1036,10 +1036,11 @@ fn cron(cli: &Cli, bin: Option<&Path>) -> Result<String, CliError> {
         (
             "40 16   * * *",
             "cleanup --all",
-            "cleanup (by hand in the seed)",
+            "cleanup (by hand in the predecessor scripts)",
         ),
     ];
-    let mut out = String::from("# repro: the seed's schedule, one operation a line\n");
+    let mut out =
+        String::from("# repro: the predecessor scripts' schedule, one operation a line\n");
     for (when, what, why) in lines {
         out.push_str(&format!("{when}  {base} {what}  # {why}\n"));
     }

@@ -1,4 +1,4 @@
-//! What users see: tables in the seed's column words, or JSON with the same fields.
+//! What users see: tables in the predecessor scripts' column words, or JSON with the same fields.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -76,7 +76,7 @@ fn files_progress(f: &repro_db::FileCounts) -> (String, String) {
     )
 }
 
-/// The dataset table: the seed's columns plus file progress.
+/// The dataset table: the predecessor scripts' columns plus file progress.
 pub fn datasets(list: &[DatasetSummary]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()

@@ -29,7 +29,7 @@
 //! view.apply(&staged).unwrap();
 //! ```
 //!
-//! - [`words`]: the seed's status words, the only thing stored per phase column.
+//! - [`words`]: the predecessor scripts' status words, the only thing stored per phase column.
 //! - [`state`]: the runtime view of a dataset's state, rebuilt from stored columns.
 //! - [`transition`]: the one table of legal transitions and the runtime step.
 //! - [`typed`]: the same lifecycle as typestate, where illegal moves do not compile.

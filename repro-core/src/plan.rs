@@ -169,7 +169,7 @@ pub fn plan(view: &DatasetView, policy: &Policy) -> Plan {
 }
 
 /// What is due while the dataset is at a stage `at` accepts: the work behind one of the
-/// seed's operations (`prestage` works at the prestage stages, `dbup` at `MergeDone`, ...).
+/// predecessor scripts' operations (`prestage` works at the prestage stages, `dbup` at `MergeDone`, ...).
 /// Planning stops where the dataset moves to a stage `at` refuses.
 /// `now` is the time (seconds since the epoch) retries are due against.
 pub fn plan_for(

@@ -14,7 +14,7 @@ pub struct Policy {
     /// At most this many TMB bytes per merge group, if set; a single TMB file larger than
     /// this forms a group of its own.
     pub merge_group_bytes: Option<u64>,
-    /// Whether automation merges a dataset whose reco ended `PARTIAL` (the seed's
+    /// Whether automation merges a dataset whose reco ended `PARTIAL` (the predecessor scripts'
     /// `merge_partial` cron job). When false, such datasets wait for an explicit partial merge.
     pub merge_partial: bool,
     /// How failed attempts are retried, per phase.

@@ -102,7 +102,7 @@ macro_rules! stage_kinds {
                 }
             }
 
-            /// The stage in the seed's words, for messages: `reco RUNNING`, `merge MERGED or
+            /// The stage in the predecessor scripts' words, for messages: `reco RUNNING`, `merge MERGED or
             /// PARTIAL`.
             pub const fn words(self) -> &'static str {
                 match self {
@@ -199,7 +199,7 @@ impl std::str::FromStr for Phase {
     }
 }
 
-/// The stored form of a dataset's state: one seed word per column.
+/// The stored form of a dataset's state: one status word per column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Columns {
     /// `LOCK` or `UNLOCK`.

@@ -226,7 +226,7 @@ pub enum Refused {
     },
 }
 
-/// The stages `via` leaves from, in the seed's words (`merge MERGED or PARTIAL, merge FAILED`).
+/// The stages `via` leaves from, in the predecessor scripts' words (`merge MERGED or PARTIAL, merge FAILED`).
 fn sources(via: Transition) -> String {
     let mut stages: Vec<StageKind> = TRANSITIONS
         .iter()

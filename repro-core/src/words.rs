@@ -1,12 +1,12 @@
-//! The seed's status words, one small `Copy` type per phase column.
+//! The predecessor scripts' status words, one small `Copy` type per phase column.
 //!
 //! These are the only representation of a dataset's state that is ever stored or shown: the
 //! database keeps one word per column, the CLI and the web page print them. Each type's
-//! `Display` and `FromStr` use the seed's exact spelling (`NOT DONE` with its space,
+//! `Display` and `FromStr` use the predecessor scripts' exact spelling (`NOT DONE` with its space,
 //! `MERGED_DBUP` with its underscore); parsing is exact and case-sensitive so that a stored
 //! word either means one thing or is refused.
 
-/// A word that is not one of a column's seed words.
+/// A word that is not one of a column's status words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{found:?} is not a {column} state; expected one of {expected}")]
 pub struct ParseWordError {
@@ -21,7 +21,7 @@ pub struct ParseWordError {
 /// Declares an enum whose values are stored as words: `Display`/`FromStr` in exactly
 /// those words (parsing names the kind on failure), `ALL` in declaration order, `COLUMN`
 /// (what kind of word it is, for messages) and `Serialize` as the word. The one macro behind
-/// every stored word: the seed's column words here, file, job and group states elsewhere.
+/// every stored word: the predecessor scripts' column words here, file, job and group states elsewhere.
 macro_rules! stored_words {
     (
         $(#[$meta:meta])*
@@ -119,7 +119,7 @@ stored_words! {
     MergeWord, "merge", [
         /// Not started.
         NotDone = "NOT DONE",
-        /// Merge jobs are out (the seed's `check_on_merge_running` follows them).
+        /// Merge jobs are out (the predecessor scripts' `check_on_merge_running` follows them).
         Running = "RUNNING",
         /// Merged files cover the TMB files that exist (reco ended `PARTIAL`).
         Partial = "PARTIAL",

@@ -1,4 +1,4 @@
-//! The drivers: each of the seed's operations on one dataset, under a lease, as
+//! The drivers: each of the predecessor scripts' operations on one dataset, under a lease, as
 //! load -> decide (core) -> write (store) -> act (backend) -> record.
 
 use std::collections::BTreeSet;
@@ -24,7 +24,7 @@ use crate::ledger::{Ledger, Planned, Turn, Turns};
 use crate::storage::Storage;
 use repro_core::fair::{Claim, Weights};
 
-/// One of the seed's operations.
+/// One of the predecessor scripts' operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// Stage raw files.
@@ -33,7 +33,7 @@ pub enum Op {
     Reconstruct,
     /// Submit merge jobs: for reco-COMPLETED datasets, or reco-PARTIAL ones with `partial`.
     Merge {
-        /// The seed's merge_partial.
+        /// The predecessor scripts' merge_partial.
         partial: bool,
     },
     /// Declare merged files.
@@ -75,7 +75,7 @@ impl Op {
         }
     }
 
-    /// When this operation applies, in the seed's words.
+    /// When this operation applies, in the predecessor scripts' words.
     pub fn when(self) -> &'static str {
         match self {
             Op::Prestage => "while prestage is NOT DONE or RUNNING",

@@ -52,9 +52,9 @@ pub enum Error {
         op: &'static str,
         /// The dataset.
         dataset: String,
-        /// Its state columns, in the seed's words.
+        /// Its state columns, in the predecessor scripts' words.
         found: String,
-        /// When the operation applies, in the seed's words.
+        /// When the operation applies, in the predecessor scripts' words.
         when: &'static str,
     },
     /// A named dataset that an operator holds.

@@ -3,7 +3,7 @@
 //! The drivers of the `repro` lifecycle, as a library: the [`Backend`] trait through which
 //! the outside world is reached, three backends (a seeded [`sim`](backend::sim), site
 //! [`command`](backend::command)s, [`slurm`](backend::slurm)), the [`Driver`] that runs one of
-//! the seed's operations on a dataset (poll, record, plan, write, act, under a lease), the
+//! the predecessor scripts' operations on a dataset (poll, record, plan, write, act, under a lease), the
 //! [`Config`] file, the file-list parser, the status page as an axum [`Router`](web::router)
 //! and the [`demo`] campaign. The `repro` binary is one user of this crate; a tool of its
 //! own can drive the lifecycle with a built-in backend or its own in a few lines:
@@ -69,7 +69,7 @@ pub use driver::{
 pub use error::{Error, ErrorKind, Result};
 pub use storage::Storage;
 
-/// Whether `w` is one of the seed's state words (`LOCK`, `NOT DONE`, `MERGED_DBUP`, ...).
+/// Whether `w` is one of the predecessor scripts' state words (`LOCK`, `NOT DONE`, `MERGED_DBUP`, ...).
 pub fn is_state_word(w: &str) -> bool {
     w.parse::<repro_core::LockWord>().is_ok()
         || w.parse::<repro_core::PrestageWord>().is_ok()
@@ -78,7 +78,7 @@ pub fn is_state_word(w: &str) -> bool {
         || w.parse::<repro_core::CleanupWord>().is_ok()
 }
 
-/// The seed's state words, for messages.
+/// The predecessor scripts' state words, for messages.
 pub const STATE_WORDS: &str = "LOCK, UNLOCK, NOT DONE, RUNNING, PRESTAGE, PARTIAL, COMPLETED, MERGED, MERGED_DBUP, CLEANED, FAILED";
 
 /// The backend a configuration chooses for the datasets of `store`, at `now_s` (seconds

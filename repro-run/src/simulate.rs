@@ -185,7 +185,7 @@ pub struct DatasetEnd {
     pub site: Option<String>,
     /// Simulated hours until it was at rest; `None` if it was not (or is locked).
     pub at_rest_h: Option<f64>,
-    /// Its state at the end: the prestage, reco, merge and cleanup columns in the seed's
+    /// Its state at the end: the prestage, reco, merge and cleanup columns in the predecessor scripts'
     /// words (`LOCK` first when locked).
     pub state: String,
 }

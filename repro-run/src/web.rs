@@ -1,4 +1,4 @@
-//! The status page (`repro serve`): the seed's look_at_datasets page, grown up. [`router`]
+//! The status page (`repro serve`): the predecessor scripts' look_at_datasets page, grown up. [`router`]
 //! returns an axum [`Router`] that a service can mount under a prefix of its own
 //! (`Router::new().nest("/repro", repro_run::web::router(store))`). Server-side HTML (maud, which
 //! escapes everything it prints), a JSON API with the CLI's field names, Prometheus
@@ -192,7 +192,7 @@ fn page(title: &str, body: Markup) -> Markup {
     }
 }
 
-/// A seed word as a coloured badge.
+/// A status word as a coloured badge.
 fn word(w: &str) -> Markup {
     html! { span class=(format!("w w-{}", w.replace(' ', "_"))) { (w) } }
 }

@@ -1,6 +1,6 @@
 //! The loop users run, under arbitrary use: the real [`Driver`] (leases, conflict re-reads,
 //! batching) over a real SQLite store and the sim backend with failures and lost jobs,
-//! driven by random sequences of the seed's operations, ticks from two "hosts", and
+//! driven by random sequences of the predecessor scripts' operations, ticks from two "hosts", and
 //! operator actions. After every step, every dataset still loads, no external action was
 //! performed twice, and every file's history is a legal path through the file table; at the
 //! end, with the failures switched off and an operator retrying what failed, every dataset
@@ -23,7 +23,7 @@ use repro_run::{Driver, Op};
 
 #[derive(Debug, Clone)]
 enum Step {
-    /// One of the seed's operations on every dataset, by the first or the second host.
+    /// One of the predecessor scripts' operations on every dataset, by the first or the second host.
     Run(Op, bool),
     Lock(usize),
     Unlock(usize),

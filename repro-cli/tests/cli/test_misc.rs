@@ -8,7 +8,7 @@ fn cron_prints_the_seed_schedule_and_the_one_line_alternative() {
     insta::assert_snapshot!(env.show(&env.run(&["cron", "--bin", "/opt/repro/bin/repro"])), @r#"
     status: 0
     --- stdout
-    # repro: the seed's schedule, one operation a line
+    # repro: the predecessor scripts' schedule, one operation a line
     30 */12 * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' prestage --all  # prestage (seed: prestage)
     01 */4  * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' reconstruct --all  # reconstruct (seed: reconstruct_dataset_new)
     01 23   * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' check --all  # check on dataset status
@@ -16,7 +16,7 @@ fn cron_prints_the_seed_schedule_and_the_one_line_alternative() {
     30 */4  * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' merge --partial --all  # merge (partial)
     1  0    * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' check --all  # check on merge running (seed: 1 */24)
     50 15   * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' dbup --all  # update merge: declare merged files (MERGED_DBUP)
-    40 16   * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' cleanup --all  # cleanup (by hand in the seed)
+    40 16   * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' cleanup --all  # cleanup (by hand in the predecessor scripts)
 
     # or, instead of all of the above, one line that does everything due:
     # */10 * * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' tick

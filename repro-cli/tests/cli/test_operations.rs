@@ -1,4 +1,4 @@
-//! The seed's operations: prestage, reconstruct, merge, dbup, cleanup, check, tick, plan.
+//! The predecessor scripts' operations: prestage, reconstruct, merge, dbup, cleanup, check, tick, plan.
 
 use crate::support::{Env, journal};
 
@@ -20,7 +20,7 @@ fn each_operation_does_its_phase_and_nothing_more() {
     let env = Env::new();
     env.init_reliable();
     env.add("ds", 4, &["--unlock"]);
-    // Reco before prestage is done is refused (exit 3), saying why in the seed's words.
+    // Reco before prestage is done is refused (exit 3), saying why in the predecessor scripts' words.
     insta::assert_snapshot!(env.show(&env.run(&["reconstruct", "ds"])), @r#"
     status: 3
     --- stdout
