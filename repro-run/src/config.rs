@@ -616,6 +616,20 @@ pub enum ConfigError {
     },
 }
 
+/// Values out of range in the file at a path, named by their key.
+struct Bad<'a>(&'a Path);
+
+impl Bad<'_> {
+    fn at(&self, key: &str, value: String, why: &str) -> ConfigError {
+        ConfigError::Value {
+            path: self.0.to_owned(),
+            key: key.to_owned(),
+            value,
+            why: why.to_owned(),
+        }
+    }
+}
+
 impl Config {
     /// Reads `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -637,12 +651,17 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |key: &str, value: String, why: &str| ConfigError::Value {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            value,
-            why: why.to_owned(),
-        };
+        let bad = Bad(path);
+        self.check_sim(&bad)?;
+        self.check_templates(path)?;
+        self.check_backend(&bad)?;
+        self.check_run(&bad)?;
+        self.check_limits(&bad)
+    }
+
+    /// `[backend.sim]`: probabilities, durations, spread, outages, sites' capacity.
+    fn check_sim(&self, b: &Bad<'_>) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, why: &str| b.at(key, value, why);
         let s = &self.backend.sim;
         for (key, p) in [
             ("backend.sim.stage_failure", s.stage_failure),
@@ -680,7 +699,32 @@ impl Config {
                 .iter()
                 .map(|(name, c)| (format!("backend.sim.site.{name}"), *c)),
         );
-        for (i, o) in s.outages.iter().enumerate() {
+        self.check_outages(b)?;
+        for (table, c) in sites {
+            if c.slots == Some(0) {
+                return Err(bad(
+                    &format!("{table}.slots"),
+                    "0".into(),
+                    "a site needs at least one batch slot (leave it unset for no limit)",
+                ));
+            }
+            if let Some(r) = c.stage_rate
+                && !(r.is_finite() && r > 0.0)
+            {
+                return Err(bad(
+                    &format!("{table}.stage_rate"),
+                    r.to_string(),
+                    "a stage rate is more than 0 files an hour (leave it unset for no limit)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[backend.sim.outages]]`: on the sim's clock, lasting, a share.
+    fn check_outages(&self, b: &Bad<'_>) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, why: &str| b.at(key, value, why);
+        for (i, o) in self.backend.sim.outages.iter().enumerate() {
             let key = |k: &str| format!("backend.sim.outages[{i}].{k}");
             if !(o.from_h.is_finite() && o.from_h >= 0.0) {
                 return Err(bad(
@@ -704,65 +748,57 @@ impl Config {
                 ));
             }
         }
-        for (table, c) in sites {
-            if c.slots == Some(0) {
+        Ok(())
+    }
+
+    /// `[backend.command]`: the steps it needs, and no empty one.
+    fn check_command(&self, b: &Bad<'_>) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, why: &str| b.at(key, value, why);
+        let c = &self.backend.command;
+        for (key, v) in [
+            ("backend.command.reco_submit", &c.reco_submit),
+            ("backend.command.merge_submit", &c.merge_submit),
+            ("backend.command.job_status", &c.job_status),
+        ] {
+            if v.as_ref().is_none_or(Vec::is_empty) {
                 return Err(bad(
-                    &format!("{table}.slots"),
-                    "0".into(),
-                    "a site needs at least one batch slot (leave it unset for no limit)",
-                ));
-            }
-            if let Some(r) = c.stage_rate
-                && !(r.is_finite() && r > 0.0)
-            {
-                return Err(bad(
-                    &format!("{table}.stage_rate"),
-                    r.to_string(),
-                    "a stage rate is more than 0 files an hour (leave it unset for no limit)",
+                    key,
+                    "unset".into(),
+                    "the command backend needs this step",
                 ));
             }
         }
-        self.check_templates(path)?;
-        match self.backend.kind {
-            BackendKind::Command => {
-                let c = &self.backend.command;
-                for (key, v) in [
-                    ("backend.command.reco_submit", &c.reco_submit),
-                    ("backend.command.merge_submit", &c.merge_submit),
-                    ("backend.command.job_status", &c.job_status),
-                ] {
-                    if v.as_ref().is_none_or(Vec::is_empty) {
-                        return Err(bad(
-                            key,
-                            "unset".into(),
-                            "the command backend needs this step",
-                        ));
-                    }
-                }
-                for (key, v) in [
-                    ("backend.command.stage", &c.stage),
-                    ("backend.command.stage_status", &c.stage_status),
-                    ("backend.command.job_lookup", &c.job_lookup),
-                    ("backend.command.declare", &c.declare),
-                    ("backend.command.delete", &c.delete),
-                    ("backend.command.cursor", &c.cursor),
-                ] {
-                    if v.as_ref().is_some_and(Vec::is_empty) {
-                        return Err(bad(
-                            key,
-                            "[]".into(),
-                            "a step is a command and its arguments (leave it unset for none)",
-                        ));
-                    }
-                }
-                if c.stage.is_some() != c.stage_status.is_some() {
-                    return Err(bad(
-                        "backend.command.stage_status",
-                        "unset".into(),
-                        "stage and stage_status go together",
-                    ));
-                }
+        for (key, v) in [
+            ("backend.command.stage", &c.stage),
+            ("backend.command.stage_status", &c.stage_status),
+            ("backend.command.job_lookup", &c.job_lookup),
+            ("backend.command.declare", &c.declare),
+            ("backend.command.delete", &c.delete),
+            ("backend.command.cursor", &c.cursor),
+        ] {
+            if v.as_ref().is_some_and(Vec::is_empty) {
+                return Err(bad(
+                    key,
+                    "[]".into(),
+                    "a step is a command and its arguments (leave it unset for none)",
+                ));
             }
+        }
+        if c.stage.is_some() != c.stage_status.is_some() {
+            return Err(bad(
+                "backend.command.stage_status",
+                "unset".into(),
+                "stage and stage_status go together",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The chosen backend's steps, and every backend's timeouts and parallelism.
+    fn check_backend(&self, b: &Bad<'_>) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, why: &str| b.at(key, value, why);
+        match self.backend.kind {
+            BackendKind::Command => self.check_command(b)?,
             BackendKind::Slurm => {
                 let s = &self.backend.slurm;
                 if s.reco_command.is_empty() {
@@ -809,6 +845,12 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Alerts, workers, leases, weights and the policy.
+    fn check_run(&self, b: &Bad<'_>) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, why: &str| b.at(key, value, why);
         if self.alerts.command.as_ref().is_some_and(Vec::is_empty) {
             return Err(bad(
                 "alerts.command",
@@ -856,6 +898,12 @@ impl Config {
         self.policy()
             .validate()
             .map_err(|e| bad(&format!("policy.{}", e.key), e.value, e.why))?;
+        Ok(())
+    }
+
+    /// No limit of 0: it would stop its work for good.
+    fn check_limits(&self, b: &Bad<'_>) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, why: &str| b.at(key, value, why);
         let limits = self.limits();
         let tables = std::iter::once(("limits".to_owned(), limits.default)).chain(
             limits
