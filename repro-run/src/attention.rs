@@ -146,6 +146,12 @@ pub fn waiting_line(view: &DatasetView, now: i64) -> Option<String> {
     ))
 }
 
+/// When the first of what waits is to be tried again (what `repro plan` says, from the
+/// dataset's row when a tick settled it).
+pub fn next_retry(first: i64) -> String {
+    format!("waiting to be tried again, the first at {}", utc(first))
+}
+
 /// Seconds since the epoch as `2026-12-07 14:20 UTC`.
 pub fn utc(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0).map_or_else(

@@ -994,14 +994,18 @@ pub async fn preview_dataset(
     now: i64,
 ) -> Result<Preview> {
     let prefix = format!("{}|", policy_token(policy));
-    let settled = store.settled_token(name).await?.is_some_and(|t| {
-        t.starts_with(&prefix)
-            && t.rsplit_once('@')
-                .is_none_or(|(_, due)| still_waiting(due, now))
-    });
+    let marker = store.settled_token(name).await?;
+    let due = marker
+        .as_deref()
+        .and_then(|t| t.rsplit_once('@'))
+        .map(|(_, d)| d);
+    let settled = marker
+        .as_deref()
+        .is_some_and(|t| t.starts_with(&prefix) && due.is_none_or(|d| still_waiting(d, now)));
     if settled {
         let summary = store.summary(name).await?;
         let polls = store.polls_due(name).await?;
+        let first = due.and_then(|d| d.parse::<i64>().ok());
         return Ok(Preview {
             name: name.to_string(),
             state: summary.status.columns(),
@@ -1009,7 +1013,7 @@ pub async fn preview_dataset(
             actions: Vec::new(),
             polls: usize::try_from(polls).unwrap_or(usize::MAX),
             waiting: None,
-            retrying: None,
+            retrying: first.map(attention::next_retry),
         });
     }
     let view = store.load(name).await?;
@@ -1022,7 +1026,7 @@ pub async fn preview_dataset(
         .plan(store, &view, site.as_deref(), policy, now, |_| true)
         .await?;
     Ok(Preview {
-        retrying: attention::waiting_line(&view, now),
+        retrying: retry::waiting(&view, now).map(|(_, first)| attention::next_retry(first)),
         ..Preview::of(&view, planned)
     })
 }

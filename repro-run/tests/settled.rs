@@ -262,3 +262,51 @@ async fn a_tick_that_learns_a_lost_batch_id_does_not_settle_on_the_old_answer() 
         s.status.columns()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_waits_to_be_retried_is_left_alone_until_the_first_is_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, names) = store(dir.path(), 1, 10).await;
+    // The tape refuses everything; a failure waits an hour.
+    let config = SimConfig {
+        world: dir.path().join("world"),
+        stage_failure: 1.0,
+        reco_failure: 0.0,
+        merge_failure: 0.0,
+        lost_job: 0.0,
+        ..SimConfig::default()
+    };
+    let mut policy = repro_core::Policy::default();
+    policy.retry.all.first_delay_s = 3600;
+    let at = |now: f64| SimBackend::new(config.clone(), now);
+    let tick_at = async |now: f64| {
+        let run = Driver::new(&store, &at(now))
+            .with_policy(policy.clone())
+            .with_workers(1)
+            .run_many(Op::Tick, &names, true)
+            .await;
+        assert!(run.errors.is_empty(), "{:?}", run.errors);
+        run.reports.into_iter().next().unwrap()
+    };
+    // Staging asked for, then every request failed: each waits until hour 1.
+    assert_eq!(tick_at(0.0).await.actions, 10);
+    let failed = tick_at(60.0).await;
+    assert_eq!(failed.actions, 0);
+    // Nothing due: that tick settled it, and the ones after leave it alone, saying
+    // when the first retry is due, from the row alone.
+    assert!(tick_at(120.0).await.settled);
+    assert!(tick_at(1800.0).await.settled);
+    let ledger = repro_run::ledger::Ledger::new();
+    let p = repro_run::preview_dataset(&store, &ledger, &names[0], &policy, 1800)
+        .await
+        .unwrap();
+    assert_eq!(
+        p.retrying.as_deref(),
+        Some("waiting to be tried again, the first at 1970-01-01 01:01 UTC")
+    );
+    assert!(p.actions.is_empty());
+    // Once due, the dataset is looked at again and every file is asked for once more.
+    let due = tick_at(3600.0 + 60.0).await;
+    assert!(!due.settled);
+    assert_eq!(due.actions, 10);
+}
