@@ -286,13 +286,24 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let changes = operator::retry(&view, args.phase, args.reason.as_deref(), file)?;
             store.apply(&n, &changes, &actor()).await?;
             let after = store.summary(&n).await?;
-            let files = changes
-                .iter()
-                .filter(|c| matches!(c, repro_core::Change::File { .. }))
-                .count();
+            let count = |group: bool| {
+                let n = changes
+                    .iter()
+                    .filter(|c| match c {
+                        repro_core::Change::File { .. } => !group,
+                        repro_core::Change::Group { .. } => group,
+                        _ => false,
+                    })
+                    .count();
+                n as u64
+            };
+            let mut rearmed = vec![repro_core::words::count(count(false), "raw file")];
+            if count(true) > 0 {
+                rearmed.push(repro_core::words::count(count(true), "merge group"));
+            }
             println!(
                 "{n}: retried; {} with fresh attempts; now {}",
-                repro_core::words::count(files as u64, "raw file"),
+                rearmed.join(" and "),
                 after.status.columns()
             );
             Ok(ExitCode::SUCCESS)
@@ -328,7 +339,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             store.apply(&n, &changes, &actor()).await?;
             let after = store.summary(&n).await?;
             println!(
-                "{n}: recovering {files} raw file(s); now {}",
+                "{n}: recovering {}; now {}",
+                repro_core::words::count(files as u64, "raw file"),
                 after.status.columns()
             );
             Ok(ExitCode::SUCCESS)
