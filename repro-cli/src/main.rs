@@ -155,258 +155,278 @@ fn sample(s: Option<&str>) -> Result<Option<repro_core::SampleName>, CliError> {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    match &cli.command {
-        Command::Completions { shell } => {
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "repro", &mut script);
-            print!("{}", String::from_utf8_lossy(&script));
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Man { dir } => {
-            man(dir.as_deref())?;
-            return Ok(ExitCode::SUCCESS);
-        }
+    let Cli {
+        command,
+        db,
+        config,
+        json,
+        quiet,
+        ..
+    } = cli;
+    let config = config.as_deref();
+    // The campaign's store (its schema current) and configuration, for the commands on it.
+    let live = async || -> Result<(Store, Config), CliError> {
+        let config = load_config(config)?;
+        let store = open(&db, true).await?.with_limits(config.limits());
+        Ok((store, config))
+    };
+    let op = async |op: Op, target: &Target| {
+        let (store, config) = live().await?;
+        operation(&store, &config, op, target, json, quiet).await
+    };
+    match command {
+        Command::Completions { shell } => Ok(completions(shell)),
+        Command::Man { dir } => man(dir.as_deref()).map(|()| ExitCode::SUCCESS),
         Command::Cron(args) => {
-            print!("{}", cron(&cli, args.bin.as_deref())?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Demo(args) => return demo(args, cli.json).await,
-        Command::Simulate(args) => {
-            let config = load_config(cli.config.as_deref())?;
-            return simulate(args, &config, &cli.db, cli.json).await;
-        }
-        _ => {}
-    }
-    let config = load_config(cli.config.as_deref())?;
-    if let Command::Init = cli.command {
-        let store = open(&cli.db, false).await?;
-        store.migrate().await?;
-        println!("schema is current at {}", repro_db::redact(&cli.db));
-        return Ok(ExitCode::SUCCESS);
-    }
-    let store = open(&cli.db, true).await?.with_limits(config.limits());
-    let (json, quiet) = (cli.json, cli.quiet);
-    match cli.command {
-        Command::Dataset(cmd) => dataset(&store, cmd, json).await,
-        Command::Sample(cmd) => samples(&store, cmd, json).await,
-        Command::Priority(args) => {
-            let n = name(&args.name)?;
-            store
-                .set_priority(&n, args.priority, &actor(), args.reason.as_deref())
-                .await?;
-            println!("{n}: priority {}", args.priority);
+            print!("{}", cron(&db, config, args.bin.as_deref())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lock(args) => lock(&store, &args, true).await,
-        Command::Unlock(args) => lock(&store, &args, false).await,
-        Command::Prestage(t) => operation(&store, &config, Op::Prestage, &t, json, quiet).await,
-        Command::Reconstruct(t) => {
-            operation(&store, &config, Op::Reconstruct, &t, json, quiet).await
-        }
-        Command::Merge(m) => {
-            operation(
-                &store,
-                &config,
-                Op::Merge { partial: m.partial },
-                &m.target,
-                json,
-                quiet,
-            )
-            .await
-        }
-        Command::Dbup(t) => operation(&store, &config, Op::Dbup, &t, json, quiet).await,
-        Command::Cleanup(t) => operation(&store, &config, Op::Cleanup, &t, json, quiet).await,
-        Command::Check(t) => operation(&store, &config, Op::Check, &t, json, quiet).await,
-        Command::Tick(t) => {
-            let target = Target {
-                all: t.name.is_none(),
-                name: t.name,
-                site: t.site,
-                sample: t.sample,
-            };
-            operation(&store, &config, Op::Tick, &target, json, quiet).await
-        }
+        Command::Demo(args) => demo(&args, json).await,
+        Command::Simulate(args) => simulate(&args, &load_config(config)?, &db, json).await,
+        Command::Init => init(&db, config).await,
+        Command::Dataset(cmd) => dataset(&live().await?.0, cmd, json).await,
+        Command::Sample(cmd) => samples(&live().await?.0, cmd, json).await,
+        Command::Priority(args) => priority(&live().await?.0, &args).await,
+        Command::Lock(args) => lock(&live().await?.0, &args, true).await,
+        Command::Unlock(args) => lock(&live().await?.0, &args, false).await,
+        Command::Prestage(t) => op(Op::Prestage, &t).await,
+        Command::Reconstruct(t) => op(Op::Reconstruct, &t).await,
+        Command::Merge(m) => op(Op::Merge { partial: m.partial }, &m.target).await,
+        Command::Dbup(t) => op(Op::Dbup, &t).await,
+        Command::Cleanup(t) => op(Op::Cleanup, &t).await,
+        Command::Check(t) => op(Op::Check, &t).await,
+        Command::Tick(t) => op(Op::Tick, &tick_target(t)).await,
         Command::Plan(t) => {
-            let target = Target {
-                all: t.name.is_none(),
-                name: t.name,
-                site: t.site,
-                sample: t.sample,
-            };
-            let names = targets(&store, &config, &target).await?;
-            // Each site's budget and the total, taken by the datasets in the order a
-            // tick takes them.
-            let ledger = repro_run::ledger::Ledger::new();
-            let policy = config.policy();
-            let now = chrono::Utc::now().timestamp();
-            let mut previews = Vec::new();
-            for n in names {
-                previews.push(repro_run::preview_dataset(&store, &ledger, &n, &policy, now).await?);
-            }
-            if json {
-                print!("{}", output::json(&previews));
-            } else {
-                for p in previews {
-                    if let Some(w) = &p.waiting {
-                        println!("{}: {w}", p.name);
-                    }
-                    if let Some(r) = &p.retrying {
-                        println!("{}: {r}", p.name);
-                    }
-                    if p.transitions.is_empty() && p.actions.is_empty() && p.polls == 0 {
-                        continue;
-                    }
-                    let moves: Vec<String> =
-                        p.transitions.iter().map(ToString::to_string).collect();
-                    println!(
-                        "{}: {}; would poll {}, move [{}], perform {} action(s)",
-                        p.name,
-                        p.state,
-                        p.polls,
-                        moves.join(", "),
-                        p.actions.len()
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            let (store, config) = live().await?;
+            plan(&store, &config, tick_target(t), json).await
         }
-        Command::Retry(args) => {
-            let n = name(&args.name)?;
-            let view = store.load(&n).await?;
-            let file = match &args.file {
-                Some(lfn) => Some(
-                    view.files
-                        .values()
-                        .find(|f| f.lfn == *lfn)
-                        .map(|f| f.id)
-                        .ok_or_else(|| CliError::Usage(format!("{n} has no raw file {lfn:?}")))?,
-                ),
-                None => None,
-            };
-            let changes = operator::retry(&view, args.phase, args.reason.as_deref(), file)?;
-            store.apply(&n, &changes, &actor()).await?;
-            let after = store.summary(&n).await?;
-            let count = |group: bool| {
-                let n = changes
-                    .iter()
-                    .filter(|c| match c {
-                        repro_core::Change::File { .. } => !group,
-                        repro_core::Change::Group { .. } => group,
-                        _ => false,
-                    })
-                    .count();
-                n as u64
-            };
-            let mut rearmed = vec![repro_core::words::count(count(false), "raw file")];
-            if count(true) > 0 {
-                rearmed.push(repro_core::words::count(count(true), "merge group"));
+        Command::Retry(args) => retry(&live().await?.0, args).await,
+        Command::Accept(args) => accept(&live().await?.0, args).await,
+        Command::Reset(args) => reset(&live().await?.0, args).await,
+        Command::Recover(args) => recover(&live().await?.0, args).await,
+        Command::History(args) => history(&live().await?.0, args, json).await,
+        Command::Serve(args) => serve(live().await?.0, args.bind).await,
+        Command::Recount(args) => recount(&live().await?.0, args, json).await,
+    }
+}
+
+/// The shell's completion script on stdout.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "repro", &mut script);
+    print!("{}", String::from_utf8_lossy(&script));
+    ExitCode::SUCCESS
+}
+
+/// `repro init`: the schema created or brought up to date (the configuration checked too).
+async fn init(db: &str, config: Option<&Path>) -> Result<ExitCode, CliError> {
+    load_config(config)?;
+    let store = open(db, false).await?;
+    store.migrate().await?;
+    println!("schema is current at {}", repro_db::redact(db));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `tick` and `plan` work on: the named dataset, or all.
+fn tick_target(t: cli::TickArgs) -> Target {
+    Target {
+        all: t.name.is_none(),
+        name: t.name,
+        site: t.site,
+        sample: t.sample,
+    }
+}
+
+async fn priority(store: &Store, args: &cli::PriorityArgs) -> Result<ExitCode, CliError> {
+    let n = name(&args.name)?;
+    store
+        .set_priority(&n, args.priority, &actor(), args.reason.as_deref())
+        .await?;
+    println!("{n}: priority {}", args.priority);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `repro plan`: what a tick would do now, without doing it.
+async fn plan(
+    store: &Store,
+    config: &Config,
+    target: Target,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let names = targets(store, config, &target).await?;
+    // Each site's budget and the total, taken by the datasets in the order a
+    // tick takes them.
+    let ledger = repro_run::ledger::Ledger::new();
+    let policy = config.policy();
+    let now = chrono::Utc::now().timestamp();
+    let mut previews = Vec::new();
+    for n in names {
+        previews.push(repro_run::preview_dataset(store, &ledger, &n, &policy, now).await?);
+    }
+    if json {
+        print!("{}", output::json(&previews));
+    } else {
+        for p in previews {
+            if let Some(w) = &p.waiting {
+                println!("{}: {w}", p.name);
             }
+            if let Some(r) = &p.retrying {
+                println!("{}: {r}", p.name);
+            }
+            if p.transitions.is_empty() && p.actions.is_empty() && p.polls == 0 {
+                continue;
+            }
+            let moves: Vec<String> = p.transitions.iter().map(ToString::to_string).collect();
             println!(
-                "{n}: retried; {} with fresh attempts; now {}",
-                rearmed.join(" and "),
-                after.status.columns()
+                "{}: {}; would poll {}, move [{}], perform {} action(s)",
+                p.name,
+                p.state,
+                p.polls,
+                moves.join(", "),
+                p.actions.len()
             );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Accept(args) => {
-            let n = name(&args.name)?;
-            let d = store.summary(&n).await?;
-            let lost = operator::accept(&n, d.lost(), d.accepted_lost, &args.reason)?;
-            store.accept_lost(&n, lost, &actor(), &args.reason).await?;
-            println!(
-                "{n}: the loss of {} accepted; it asks for a person again if more fail for good",
-                repro_core::words::count(lost, "raw file")
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Reset(args) => {
-            let n = name(&args.name)?;
-            let view = store.load(&n).await?;
-            let changes = operator::reset(&view, args.to, &args.reason)?;
-            store.apply(&n, &changes, &actor()).await?;
-            let after = store.summary(&n).await?;
-            println!("{n}: reset to {}; now {}", args.to, after.status.columns());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Recover(args) => {
-            let n = name(&args.name)?;
-            let view = store.load(&n).await?;
-            let changes = operator::recover(&view, &args.reason)?;
-            let files = changes
-                .iter()
-                .filter(|c| matches!(c, repro_core::Change::File { .. }))
-                .count();
-            store.apply(&n, &changes, &actor()).await?;
-            let after = store.summary(&n).await?;
-            println!(
-                "{n}: recovering {}; now {}",
-                repro_core::words::count(files as u64, "raw file"),
-                after.status.columns()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::History(args) => {
-            let n = name(&args.name)?;
-            let entity = match args.entity.as_str() {
-                "all" => None,
-                e @ ("dataset" | "file" | "group" | "reco_job" | "merge_job") => Some(e),
-                other => {
-                    return Err(CliError::Usage(format!(
-                        "unknown history entity {other:?}; expected dataset, file, group, reco_job, merge_job or all"
-                    )));
-                }
-            };
-            let h = store.history(&n, entity).await?;
-            if json {
-                print!("{}", output::json(&h));
-            } else {
-                // Raw files by their logical names: the ids mean nothing to an operator.
-                let lfns = if h.iter().any(|e| e.entity == "file") {
-                    let view = store.load(&n).await?;
-                    view.files.into_values().map(|f| (f.id.0, f.lfn)).collect()
-                } else {
-                    std::collections::BTreeMap::new()
-                };
-                print!("{}", output::history(&h, &lfns));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Serve(args) => serve(store, args.bind).await,
-        Command::Recount(args) => {
-            let drift = if args.check {
-                store.count_drift().await?
-            } else {
-                store.recount().await?
-            };
-            if json {
-                print!("{}", output::json(&drift));
-            } else {
-                for d in &drift {
-                    println!("{d}");
-                }
-                match (drift.is_empty(), args.check) {
-                    (true, _) => println!("the totals agree with the rows and the history"),
-                    (false, true) => {
-                        println!("{} difference(s); `repro recount` mends them", drift.len())
-                    }
-                    (false, false) => println!("{} difference(s) mended", drift.len()),
-                }
-            }
-            Ok(if args.check && !drift.is_empty() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Init
-        | Command::Completions { .. }
-        | Command::Man { .. }
-        | Command::Cron(_)
-        | Command::Demo(_)
-        | Command::Simulate(_) => {
-            unreachable!("handled above")
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `repro retry`.
+async fn retry(store: &Store, args: cli::RetryArgs) -> Result<ExitCode, CliError> {
+    let n = name(&args.name)?;
+    let view = store.load(&n).await?;
+    let file = match &args.file {
+        Some(lfn) => Some(
+            view.files
+                .values()
+                .find(|f| f.lfn == *lfn)
+                .map(|f| f.id)
+                .ok_or_else(|| CliError::Usage(format!("{n} has no raw file {lfn:?}")))?,
+        ),
+        None => None,
+    };
+    let changes = operator::retry(&view, args.phase, args.reason.as_deref(), file)?;
+    store.apply(&n, &changes, &actor()).await?;
+    let after = store.summary(&n).await?;
+    let count = |group: bool| {
+        let n = changes
+            .iter()
+            .filter(|c| match c {
+                repro_core::Change::File { .. } => !group,
+                repro_core::Change::Group { .. } => group,
+                _ => false,
+            })
+            .count();
+        n as u64
+    };
+    let mut rearmed = vec![repro_core::words::count(count(false), "raw file")];
+    if count(true) > 0 {
+        rearmed.push(repro_core::words::count(count(true), "merge group"));
+    }
+    println!(
+        "{n}: retried; {} with fresh attempts; now {}",
+        rearmed.join(" and "),
+        after.status.columns()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `repro accept`.
+async fn accept(store: &Store, args: cli::RecoverArgs) -> Result<ExitCode, CliError> {
+    let n = name(&args.name)?;
+    let d = store.summary(&n).await?;
+    let lost = operator::accept(&n, d.lost(), d.accepted_lost, &args.reason)?;
+    store.accept_lost(&n, lost, &actor(), &args.reason).await?;
+    println!(
+        "{n}: the loss of {} accepted; it asks for a person again if more fail for good",
+        repro_core::words::count(lost, "raw file")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `repro reset`.
+async fn reset(store: &Store, args: cli::ResetArgs) -> Result<ExitCode, CliError> {
+    let n = name(&args.name)?;
+    let view = store.load(&n).await?;
+    let changes = operator::reset(&view, args.to, &args.reason)?;
+    store.apply(&n, &changes, &actor()).await?;
+    let after = store.summary(&n).await?;
+    println!("{n}: reset to {}; now {}", args.to, after.status.columns());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `repro recover`.
+async fn recover(store: &Store, args: cli::RecoverArgs) -> Result<ExitCode, CliError> {
+    let n = name(&args.name)?;
+    let view = store.load(&n).await?;
+    let changes = operator::recover(&view, &args.reason)?;
+    let files = changes
+        .iter()
+        .filter(|c| matches!(c, repro_core::Change::File { .. }))
+        .count();
+    store.apply(&n, &changes, &actor()).await?;
+    let after = store.summary(&n).await?;
+    println!(
+        "{n}: recovering {}; now {}",
+        repro_core::words::count(files as u64, "raw file"),
+        after.status.columns()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `repro history`.
+async fn history(store: &Store, args: cli::HistoryArgs, json: bool) -> Result<ExitCode, CliError> {
+    let n = name(&args.name)?;
+    let entity = match args.entity.as_str() {
+        "all" => None,
+        e @ ("dataset" | "file" | "group" | "reco_job" | "merge_job") => Some(e),
+        other => {
+            return Err(CliError::Usage(format!(
+                "unknown history entity {other:?}; expected dataset, file, group, reco_job, merge_job or all"
+            )));
+        }
+    };
+    let h = store.history(&n, entity).await?;
+    if json {
+        print!("{}", output::json(&h));
+    } else {
+        // Raw files by their logical names: the ids mean nothing to an operator.
+        let lfns = if h.iter().any(|e| e.entity == "file") {
+            let view = store.load(&n).await?;
+            view.files.into_values().map(|f| (f.id.0, f.lfn)).collect()
+        } else {
+            std::collections::BTreeMap::new()
+        };
+        print!("{}", output::history(&h, &lfns));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `repro recount`.
+async fn recount(store: &Store, args: cli::RecountArgs, json: bool) -> Result<ExitCode, CliError> {
+    let drift = if args.check {
+        store.count_drift().await?
+    } else {
+        store.recount().await?
+    };
+    if json {
+        print!("{}", output::json(&drift));
+    } else {
+        for d in &drift {
+            println!("{d}");
+        }
+        match (drift.is_empty(), args.check) {
+            (true, _) => println!("the totals agree with the rows and the history"),
+            (false, true) => {
+                println!("{} difference(s); `repro recount` mends them", drift.len())
+            }
+            (false, false) => println!("{} difference(s) mended", drift.len()),
+        }
+    }
+    Ok(if args.check && !drift.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn serve(store: Store, bind: std::net::SocketAddr) -> Result<ExitCode, CliError> {
@@ -999,7 +1019,7 @@ fn absolute_db(url: &str, cwd: &Path) -> String {
     }
 }
 
-fn cron(cli: &Cli, bin: Option<&Path>) -> Result<String, CliError> {
+fn cron(db: &str, config: Option<&Path>, bin: Option<&Path>) -> Result<String, CliError> {
     let bin = match bin {
         Some(b) => b.to_owned(),
         None => std::env::current_exe().map_err(|source| CliError::Io {
@@ -1013,9 +1033,9 @@ fn cron(cli: &Cli, bin: Option<&Path>) -> Result<String, CliError> {
         what: "cannot read the current directory".into(),
         source,
     })?;
-    let mut base = format!("{} -q --db '{}'", bin.display(), absolute_db(&cli.db, &cwd));
-    let config = match &cli.config {
-        Some(c) => Some(c.clone()),
+    let mut base = format!("{} -q --db '{}'", bin.display(), absolute_db(db, &cwd));
+    let config = match config {
+        Some(c) => Some(c.to_owned()),
         None => Some(PathBuf::from("repro.toml")).filter(|p| p.exists()),
     };
     if let Some(c) = config {
@@ -1025,12 +1045,12 @@ fn cron(cli: &Cli, bin: Option<&Path>) -> Result<String, CliError> {
         (
             "30 */12 * * *",
             "prestage --all",
-            "prestage (seed: prestage)",
+            "prestage (was: prestage)",
         ),
         (
             "01 */4  * * *",
             "reconstruct --all",
-            "reconstruct (seed: reconstruct_dataset_new)",
+            "reconstruct (was: reconstruct_dataset_new)",
         ),
         ("01 23   * * *", "check --all", "check on dataset status"),
         ("11 */6  * * *", "merge --all", "merge (new)"),
@@ -1038,7 +1058,7 @@ fn cron(cli: &Cli, bin: Option<&Path>) -> Result<String, CliError> {
         (
             "1  0    * * *",
             "check --all",
-            "check on merge running (seed: 1 */24)",
+            "check on merge running (was: 1 */24)",
         ),
         (
             "50 15   * * *",

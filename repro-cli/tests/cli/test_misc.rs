@@ -3,18 +3,18 @@
 use crate::support::Env;
 
 #[test]
-fn cron_prints_the_seed_schedule_and_the_one_line_alternative() {
+fn cron_prints_the_predecessor_schedule_and_the_one_line_alternative() {
     let env = Env::new();
     insta::assert_snapshot!(env.show(&env.run(&["cron", "--bin", "/opt/repro/bin/repro"])), @r#"
     status: 0
     --- stdout
     # repro: the predecessor scripts' schedule, one operation a line
-    30 */12 * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' prestage --all  # prestage (seed: prestage)
-    01 */4  * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' reconstruct --all  # reconstruct (seed: reconstruct_dataset_new)
+    30 */12 * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' prestage --all  # prestage (was: prestage)
+    01 */4  * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' reconstruct --all  # reconstruct (was: reconstruct_dataset_new)
     01 23   * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' check --all  # check on dataset status
     11 */6  * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' merge --all  # merge (new)
     30 */4  * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' merge --partial --all  # merge (partial)
-    1  0    * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' check --all  # check on merge running (seed: 1 */24)
+    1  0    * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' check --all  # check on merge running (was: 1 */24)
     50 15   * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' dbup --all  # update merge: declare merged files (MERGED_DBUP)
     40 16   * * *  /opt/repro/bin/repro -q --db 'sqlite://[DIR]/repro.db?mode=rwc' cleanup --all  # cleanup (by hand in the predecessor scripts)
 
