@@ -456,10 +456,20 @@ fn flaky_tape(dir: &std::path::Path, retry: repro_run::config::RetryConfig) -> S
     ) = (0.4, 0.0, 0.0, 0.0);
     config.policy.max_attempts = 2;
     config.policy.retry = retry;
+    ticked_every_10_minutes(dir, config, ("tape", 3, 100), 3)
+}
+
+/// `count` alike datasets of `files` files at no site, ticked every ten minutes.
+fn ticked_every_10_minutes(
+    dir: &std::path::Path,
+    config: Config,
+    (name, count, files): (&str, u32, u32),
+    seed: u64,
+) -> Scenario {
     let spec = DatasetSpec {
-        name: "tape".into(),
-        count: Some(3),
-        files: 100,
+        name: name.into(),
+        count: Some(count),
+        files,
         size: 1000,
         site: None,
         sample: None,
@@ -468,7 +478,7 @@ fn flaky_tape(dir: &std::path::Path, retry: repro_run::config::RetryConfig) -> S
     Scenario {
         campaign: Campaign::Described(vec![spec]),
         config,
-        seed: Some(3),
+        seed: Some(seed),
         interval_s: 600,
         horizon_s: 30 * 86_400,
         dir: dir.to_owned(),
@@ -536,24 +546,7 @@ fn outages(dir: &std::path::Path, retry: repro_run::config::RetryConfig) -> Scen
         outage(Service::Catalog, 3.0, 2.0, 1.0),
     ];
     config.policy.retry = retry;
-    let spec = DatasetSpec {
-        name: "p17".into(),
-        count: Some(20),
-        files: 20,
-        size: 1000,
-        site: None,
-        sample: None,
-        priority: 0,
-    };
-    Scenario {
-        campaign: Campaign::Described(vec![spec]),
-        config,
-        seed: Some(5),
-        interval_s: 600,
-        horizon_s: 7 * 86_400,
-        dir: dir.to_owned(),
-        copy: CopyIn::Memory,
-    }
+    ticked_every_10_minutes(dir, config, ("p17", 20, 20), 5)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
