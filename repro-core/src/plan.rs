@@ -201,13 +201,13 @@ pub fn plan_within(
     // stage, or does the stage's work and is the last. The rows are the view's throughout:
     // only the status moves, so the view is never copied (a copy of a 50,000-file view per
     // plan was most of the cost of planning, and a third of a tick's memory).
+    let ctx = Ctx { policy, now };
     let mut status = view.status;
     // Automatic edges only go forward, so this ends within one pass over the stages.
     for _ in 0..StageKind::ALL.len() {
         if !at(status.state.kind()) {
             break;
         }
-        let ctx = Ctx { policy, now };
         let Step { mut work, leave } = stage_step(view, status, ctx, budget);
         for (limit, n) in std::mem::take(&mut work.waiting) {
             *out.waiting.entry(limit).or_default() += n;

@@ -116,6 +116,6 @@ impl Policy {
     pub fn due(&self, phase: Phase, tried: u32, retry: Option<Retry>, now: i64) -> Due {
         self.retry
             .of(phase)
-            .due(self.max_attempts, tried, retry, now)
+            .due(self.attempts(phase), tried, retry, now)
     }
 }

@@ -92,11 +92,11 @@ impl Backoff {
         base - spread + mix(key) % (2 * spread + 1)
     }
 
-    /// What a step that made `tried` attempts (since the last re-arm) of at most `cap`,
-    /// and recorded `retry` with its last failure, may do at `now`.
-    pub fn due(&self, cap: u32, tried: u32, retry: Option<Retry>, now: i64) -> Due {
+    /// What a step that made `tried` of its `attempts` (since the last re-arm), and
+    /// recorded `retry` with its last failure, may do at `now`.
+    pub fn due(&self, attempts: u32, tried: u32, retry: Option<Retry>, now: i64) -> Due {
         let in_window = retry.is_some_and(|r| now < r.since.saturating_add(secs(self.window_s)));
-        if tried >= self.attempts.unwrap_or(cap) && !in_window {
+        if tried >= attempts && !in_window {
             return Due::GiveUp;
         }
         match retry {
@@ -299,7 +299,15 @@ mod tests {
         assert_eq!(plain.due(3, 3, r, 120), Due::GiveUp);
         assert_eq!(plain.due(3, 2, None, 0), Due::Now);
         // An attempts override wins over the policy's cap.
-        assert_eq!(b.due(9, 3, None, 0), Due::GiveUp);
+        let policy = crate::Policy {
+            max_attempts: 9,
+            retry: Backoffs {
+                all: b,
+                phase: BTreeMap::new(),
+            },
+            ..crate::Policy::default()
+        };
+        assert_eq!(policy.due(Phase::Reco, 3, None, 0), Due::GiveUp);
     }
 
     #[test]
