@@ -334,7 +334,7 @@ async fn retry(store: &Store, args: cli::RetryArgs) -> Result<ExitCode, CliError
 async fn accept(store: &Store, args: cli::RecoverArgs) -> Result<ExitCode, CliError> {
     let n = name(&args.name)?;
     let d = store.summary(&n).await?;
-    let lost = operator::accept(&n, d.lost(), d.accepted_lost, &args.reason)?;
+    let lost = operator::accept(&n, d.files.failed_for_good(), d.accepted_lost, &args.reason)?;
     store.accept_lost(&n, lost, &actor(), &args.reason).await?;
     println!(
         "{n}: the loss of {} accepted; it asks for a person again if more fail for good",

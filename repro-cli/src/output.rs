@@ -65,7 +65,7 @@ fn progress(d: &DatasetSummary) -> (String, String) {
 /// `staged/reco/merged/cleaned of total`, and the files failed for good.
 fn files_progress(f: &repro_db::FileCounts) -> (String, String) {
     let (staged, reco, merged) = reached(f);
-    let failed = f.get(FileState::StageFailedForGood) + f.get(FileState::RecoFailedForGood);
+    let failed = f.failed_for_good();
     (
         format!(
             "{staged}/{reco}/{merged}/{} of {}",

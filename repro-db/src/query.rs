@@ -199,6 +199,15 @@ impl FileCounts {
     pub fn get(&self, state: FileState) -> u64 {
         self.by_state.get(&state).copied().unwrap_or(0)
     }
+
+    /// Files that failed for good.
+    pub fn failed_for_good(&self) -> u64 {
+        self.by_state
+            .iter()
+            .filter(|(s, _)| s.failed_for_good())
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 /// A dataset's row with its file counts.
@@ -232,20 +241,12 @@ pub struct DatasetSummary {
 }
 
 impl DatasetSummary {
-    /// Its raw files that failed for good.
-    pub fn lost(&self) -> u64 {
-        LOST.iter().map(|s| self.files.get(*s)).sum()
-    }
-
     /// Whether it needs a person: a `FAILED` phase, or more raw files failed for good than
-    /// an operator accepted losing.
+    /// an operator accepted losing. (`ListFilter::needs_a_person` asks the same in SQL.)
     pub fn needs_a_person(&self) -> bool {
-        self.status.state.kind().is_failed() || self.lost() > self.accepted_lost
+        self.status.state.kind().is_failed() || self.files.failed_for_good() > self.accepted_lost
     }
 }
-
-/// The states of raw files that failed for good.
-const LOST: [FileState; 2] = [FileState::StageFailedForGood, FileState::RecoFailedForGood];
 
 /// Which datasets to list.
 #[derive(Debug, Clone, Default)]
@@ -351,7 +352,11 @@ fn filtered(filter: &ListFilter) -> sea_orm::Select<DatasetStatus> {
         q = q.filter(C::Sample.eq(s.as_str()));
     }
     if filter.needs_a_person {
-        let lost: Vec<String> = LOST.iter().map(|s| format!("'{s}'")).collect();
+        let lost: Vec<String> = FileState::ALL
+            .iter()
+            .filter(|s| s.failed_for_good())
+            .map(|s| format!("'{s}'"))
+            .collect();
         let failed = C::PrestageState
             .eq("FAILED")
             .or(C::RecoState.eq("FAILED"))

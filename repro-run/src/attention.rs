@@ -118,17 +118,18 @@ fn undeleted(view: &DatasetView) -> String {
 /// What of a listed dataset needs a person, from its counts alone (no file is read), with
 /// the command that answers it; `None` when nothing does.
 pub fn from_counts(d: &repro_db::DatasetSummary) -> Option<String> {
+    if !d.needs_a_person() {
+        return None;
+    }
     let kind = d.status.state.kind();
-    let lost = d.lost();
     let name = &d.name;
-    let files = count(lost, "raw file");
-    if kind.is_failed() {
-        return Some(format!(
+    let files = count(d.files.failed_for_good(), "raw file");
+    Some(if kind.is_failed() {
+        format!(
             "{} FAILED ({files} failed for good); see its page for why, fix the cause, then `repro retry {name}`",
             kind.phase()
-        ));
-    }
-    (lost > d.accepted_lost).then(|| {
+        )
+    } else {
         format!(
             "{files} failed for good; see its page for why; {}",
             lost_answer(name)
@@ -140,10 +141,7 @@ pub fn from_counts(d: &repro_db::DatasetSummary) -> Option<String> {
 /// attempt failed), and when the first is due; `None` when nothing waits.
 pub fn waiting_line(view: &DatasetView, now: i64) -> Option<String> {
     let (n, first) = repro_core::retry::waiting(view, now)?;
-    Some(format!(
-        "{n} waiting to be tried again, the first at {}",
-        utc(first)
-    ))
+    Some(format!("{n} {}", next_retry(first)))
 }
 
 /// When the first of what waits is to be tried again (what `repro plan` says, from the

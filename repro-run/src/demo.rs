@@ -178,8 +178,7 @@ pub async fn run(c: &Campaign, mut progress: impl FnMut(usize, usize)) -> Result
         }
         s.files += d.files.total;
         s.files_cleaned += d.files.get(FileState::Cleaned);
-        s.files_failed_for_good +=
-            d.files.get(FileState::StageFailedForGood) + d.files.get(FileState::RecoFailedForGood);
+        s.files_failed_for_good += d.files.failed_for_good();
     }
     let jobs = store.job_totals().await?;
     (s.reco_jobs, s.merge_jobs, s.retries) = (jobs.reco, jobs.merge, jobs.retries);

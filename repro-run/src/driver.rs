@@ -596,9 +596,12 @@ impl<'a, S: Storage> Driver<'a, S> {
         let token = self.settle_token(op, name)?;
         if let Some(token) = &token
             && let Some(marker) = self.store.settled_token(name).await?
-            && marker
-                .strip_prefix(token.as_str())
-                .is_some_and(|rest| rest.is_empty() || still_waiting(rest, self.backend.now()))
+            && marker.strip_prefix(token.as_str()).is_some_and(|rest| {
+                rest.is_empty()
+                    || rest
+                        .strip_prefix('@')
+                        .is_some_and(|due| still_waiting(due, self.backend.now()))
+            })
         {
             // Nothing written to it, nothing new out there: a tick would find what the
             // last one found, nothing to do. No lease is needed to know that.
@@ -964,13 +967,10 @@ fn follow(at: &mut Option<Revision>, written: Option<Revision>) {
 
 /// The policy as a settled dataset records it: FNV-1a of its words, stable across runs
 /// and builds of one version.
-/// Whether a settled marker's `@DUE` (`due`, here without its `@`) has not come yet at
-/// `now`: something waits to be retried until then. A marker ends in one only then.
+/// Whether a settled marker's `@DUE` (`due`, without its `@`) has not come yet at `now`:
+/// something waits to be retried until then. A marker ends in one only then.
 fn still_waiting(due: &str, now: i64) -> bool {
-    due.strip_prefix('@')
-        .unwrap_or(due)
-        .parse::<i64>()
-        .is_ok_and(|due| now < due)
+    due.parse::<i64>().is_ok_and(|due| now < due)
 }
 
 fn policy_token(policy: &Policy) -> String {

@@ -214,7 +214,7 @@ fn stages(f: &repro_db::FileCounts) -> [u64; 5] {
         + f.get(FileState::RecoSubmitted)
         + f.get(FileState::RecoFailed)
         + f.get(FileState::RecoFailedForGood);
-    let failed = f.get(FileState::StageFailedForGood) + f.get(FileState::RecoFailedForGood);
+    let failed = f.failed_for_good();
     [
         staged - f.get(FileState::RecoFailedForGood),
         reco,
@@ -470,7 +470,7 @@ async fn index(
         s
     };
     let f = &totals.files;
-    let failed = f.get(FileState::StageFailedForGood) + f.get(FileState::RecoFailedForGood);
+    let failed = f.failed_for_good();
     let col = |c: &str, w: &str| {
         totals
             .columns
@@ -798,8 +798,7 @@ async fn metrics(State(store): State<Store>) -> Result<Response, WebError> {
             label(s)
         );
     }
-    let failed =
-        t.files.get(FileState::StageFailedForGood) + t.files.get(FileState::RecoFailedForGood);
+    let failed = t.files.failed_for_good();
     out.push_str("# HELP repro_files_failed_for_good Raw files whose attempts are used up.\n# TYPE repro_files_failed_for_good gauge\n");
     let _ = writeln!(out, "repro_files_failed_for_good {failed}");
     let needing = store

@@ -236,7 +236,8 @@ pub struct Failed {
 }
 
 impl Failed {
-    /// A failure of this host's own (a directory it cannot write): nobody can say more.
+    /// A failure nobody classed (this host's own, a directory it cannot write; a tool's
+    /// answer no rule speaks of).
     pub fn unknown(reason: String) -> Self {
         Failed {
             reason,
@@ -244,7 +245,8 @@ impl Failed {
         }
     }
 
-    /// A tool that did not answer in time: a service that is slow or down.
+    /// A tool that could not run (unknown) or did not answer in time (transient: a service
+    /// that is slow or down).
     pub(crate) fn of_run(e: &RunError) -> Self {
         let class = match e {
             RunError::Timeout { .. } => ErrorClass::Transient,
@@ -263,12 +265,7 @@ pub fn submission(job: JobKey, argv0: &str, said: Result<Ran, Failed>) -> Outcom
     match said {
         Ok(ran) => match parse_batch_id(&ran.stdout) {
             Some(batch_id) => Outcome::Submitted { job, batch_id },
-            None => Outcome::JobFailed {
-                job,
-                exit_code: None,
-                reason: garbage(argv0, "job id", &ran),
-                class: ErrorClass::Unknown,
-            },
+            None => refused(job, Failed::unknown(garbage(argv0, "job id", &ran))),
         },
         Err(failed) => refused(job, failed),
     }
@@ -530,12 +527,9 @@ impl CommandBackend {
                 ..
             } => {
                 let Some(t) = &self.cfg.job_lookup else {
-                    return Some(Outcome::JobFailed {
-                        job: *job,
-                        exit_code: None,
-                        reason: "reserved but never recorded as submitted, and no job_lookup is configured to check".into(),
-                        class: ErrorClass::Unknown,
-                    });
+                    return Some(refused(*job, Failed::unknown(
+                        "reserved but never recorded as submitted, and no job_lookup is configured to check".into(),
+                    )));
                 };
                 Some(
                     match self.step(Step::JobLookup, t, &[("dataset", ds), ("job", name)]) {
@@ -544,12 +538,10 @@ impl CommandBackend {
                                 job: *job,
                                 batch_id,
                             },
-                            None => Outcome::JobFailed {
-                                job: *job,
-                                exit_code: None,
-                                reason: "reserved but never submitted".into(),
-                                class: ErrorClass::Unknown,
-                            },
+                            None => refused(
+                                *job,
+                                Failed::unknown("reserved but never submitted".into()),
+                            ),
                         },
                         Err(failed) => refused(*job, failed),
                     },
@@ -590,12 +582,10 @@ impl CommandBackend {
                         },
                     }),
                     Some(Reported::Lost) => Some(Outcome::JobLost { job: *job }),
-                    None => Some(Outcome::JobFailed {
-                        job: *job,
-                        exit_code: None,
-                        reason: garbage(&argv0, "job state", &ran),
-                        class: ErrorClass::Unknown,
-                    }),
+                    None => Some(refused(
+                        *job,
+                        Failed::unknown(garbage(&argv0, "job state", &ran)),
+                    )),
                 }
             }
             // The outcome of an interrupted declaration or deletion is unknown here: the step

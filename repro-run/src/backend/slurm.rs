@@ -406,7 +406,7 @@ impl SlurmBackend {
                     Err(reason) => Outcome::DeclareFailed {
                         group: *group,
                         reason,
-                        class: repro_core::ErrorClass::Unknown,
+                        class: ErrorClass::Unknown,
                     },
                 })
             }
@@ -425,7 +425,7 @@ impl SlurmBackend {
                     Err(reason) => Outcome::DeleteFailed {
                         file: *file,
                         reason,
-                        class: repro_core::ErrorClass::Unknown,
+                        class: ErrorClass::Unknown,
                     },
                 })
             }
@@ -443,7 +443,7 @@ impl SlurmBackend {
                     Outcome::StageFailed {
                         file: *file,
                         reason: format!("raw file {lfn} does not exist"),
-                        class: repro_core::ErrorClass::Unknown,
+                        class: ErrorClass::Unknown,
                     }
                 }
             }
@@ -452,7 +452,7 @@ impl SlurmBackend {
                 Err(reason) => Outcome::DeclareFailed {
                     group: *group,
                     reason,
-                    class: repro_core::ErrorClass::Unknown,
+                    class: ErrorClass::Unknown,
                 },
             },
             Poll::Deletion { file, tmb, .. } => {
@@ -462,7 +462,7 @@ impl SlurmBackend {
                     Outcome::DeleteFailed {
                         file: *file,
                         reason: "interrupted; the TMB file is still there".into(),
-                        class: repro_core::ErrorClass::Unknown,
+                        class: ErrorClass::Unknown,
                     }
                 }
             }
@@ -645,12 +645,12 @@ impl SlurmBackend {
     fn adopt(&self, job: JobKey, name: &str) -> Option<Outcome> {
         match self.lookup(name) {
             Ok(Some(batch_id)) => Some(Outcome::Submitted { job, batch_id }),
-            Ok(None) => Some(Outcome::JobFailed {
+            Ok(None) => Some(refused(
                 job,
-                exit_code: None,
-                reason: "reserved but never submitted (Slurm knows no job of that name)".into(),
-                class: repro_core::ErrorClass::Unknown,
-            }),
+                Failed::unknown(
+                    "reserved but never submitted (Slurm knows no job of that name)".into(),
+                ),
+            )),
             Err(e) => {
                 tracing::warn!(job = name, "cannot look the job up: {e}");
                 None
