@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use repro_core::job::{JobKey, JobSubject};
 use repro_core::view::MergedFile;
-use repro_core::{Action, DatasetName, Outcome, Poll, TmbFile};
+use repro_core::{Action, DatasetName, FileId, GroupNo, Outcome, Poll, TmbFile};
 
 use super::process::{self, Ran, RunError};
 use super::template::Step;
@@ -345,22 +345,7 @@ impl CommandBackend {
     fn perform_one(&self, dataset: &DatasetName, action: &Action) -> Option<Outcome> {
         let ds = dataset.as_str();
         match action {
-            Action::Stage { file, lfn, attempt } => {
-                let t = self.cfg.stage.as_ref()?;
-                let attempt = attempt.to_string();
-                match self.step(
-                    Step::Stage,
-                    t,
-                    &[("dataset", ds), ("file", lfn), ("attempt", &attempt)],
-                ) {
-                    Ok(_) => None,
-                    Err(Failed { reason, class }) => Some(Outcome::StageFailed {
-                        file: *file,
-                        reason,
-                        class,
-                    }),
-                }
-            }
+            Action::Stage { file, lfn, attempt } => self.stage(dataset, *file, lfn, *attempt),
             Action::SubmitReco { job, name, lfn } => {
                 let t = self.cfg.reco_submit.as_deref().unwrap_or_default();
                 let out = self.layout.tmb(dataset, job, Some(lfn));
@@ -414,112 +399,204 @@ impl CommandBackend {
                 group,
                 merged,
                 attempt,
-            } => {
-                let Some(t) = &self.cfg.declare else {
-                    return Some(Outcome::Declared { group: *group });
-                };
-                let out = self
-                    .layout
-                    .merged(dataset, &merged.name)
-                    .display()
-                    .to_string();
-                let attempt = attempt.to_string();
-                Some(
-                    match self.step(
-                        Step::Declare,
-                        t,
-                        &[
-                            ("dataset", ds),
-                            ("file", &merged.name),
-                            ("output", &out),
-                            ("attempt", &attempt),
-                        ],
-                    ) {
-                        Ok(_) => Outcome::Declared { group: *group },
-                        Err(Failed { reason, class }) => Outcome::DeclareFailed {
-                            group: *group,
-                            reason,
-                            class,
-                        },
-                    },
-                )
-            }
+            } => self.declare(dataset, *group, merged, *attempt),
             Action::Delete {
                 file,
                 lfn,
                 tmb,
                 attempt,
-            } => {
-                let Some(t) = &self.cfg.delete else {
-                    return Some(Outcome::Deleted { file: *file });
-                };
-                let tmb = tmb.as_ref().map_or("", |t| t.path.as_str());
-                let attempt = attempt.to_string();
-                Some(
-                    match self.step(
-                        Step::Delete,
-                        t,
-                        &[
-                            ("dataset", ds),
-                            ("file", lfn),
-                            ("tmb", tmb),
-                            ("attempt", &attempt),
-                        ],
-                    ) {
-                        Ok(_) => Outcome::Deleted { file: *file },
-                        Err(Failed { reason, class }) => Outcome::DeleteFailed {
-                            file: *file,
-                            reason,
-                            class,
-                        },
-                    },
-                )
+            } => self.delete(dataset, *file, lfn, tmb.as_ref(), *attempt),
+        }
+    }
+
+    /// Asks for a raw file to be staged through the `stage` step (none: on disk already).
+    fn stage(
+        &self,
+        dataset: &DatasetName,
+        file: FileId,
+        lfn: &str,
+        attempt: u32,
+    ) -> Option<Outcome> {
+        let ds = dataset.as_str();
+        let t = self.cfg.stage.as_ref()?;
+        let attempt = attempt.to_string();
+        match self.step(
+            Step::Stage,
+            t,
+            &[("dataset", ds), ("file", lfn), ("attempt", &attempt)],
+        ) {
+            Ok(_) => None,
+            Err(Failed { reason, class }) => Some(Outcome::StageFailed {
+                file,
+                reason,
+                class,
+            }),
+        }
+    }
+
+    /// Whether a raw file is staged, through the `stage_status` step (none: it is).
+    fn stage_state(&self, dataset: &DatasetName, file: FileId, lfn: &str) -> Option<Outcome> {
+        let ds = dataset.as_str();
+        let Some(t) = &self.cfg.stage_status else {
+            return Some(Outcome::Staged { file });
+        };
+        let argv0 = t.first().cloned().unwrap_or_default();
+        match self.step(Step::StageStatus, t, &[("dataset", ds), ("file", lfn)]) {
+            Err(Failed { reason, class }) => Some(Outcome::StageFailed {
+                file,
+                reason,
+                class,
+            }),
+            Ok(ran) => {
+                let line = ran
+                    .stdout
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .unwrap_or("");
+                let mut words = line.split_whitespace();
+                match words.next().map(str::to_ascii_uppercase).as_deref() {
+                    Some("STAGED") => Some(Outcome::Staged { file }),
+                    Some("PENDING") => None,
+                    Some("FAILED") => {
+                        let why = words.collect::<Vec<_>>().join(" ");
+                        Some(Outcome::StageFailed {
+                            file,
+                            class: self.class(Step::StageStatus, None, &why),
+                            reason: format!("{argv0}: {why}"),
+                        })
+                    }
+                    _ => Some(Outcome::StageFailed {
+                        file,
+                        reason: garbage(&argv0, "stage state", &ran),
+                        class: ErrorClass::Unknown,
+                    }),
+                }
             }
         }
+    }
+
+    /// A submitted job's state through the `job_status` step.
+    fn job_state(
+        &self,
+        dataset: &DatasetName,
+        (job, name, batch_id): (JobKey, &str, &str),
+        lfn: Option<&str>,
+    ) -> Option<Outcome> {
+        let ds = dataset.as_str();
+        let t = self.cfg.job_status.as_deref().unwrap_or_default();
+        let argv0 = t.first().cloned().unwrap_or_default();
+        let ran = match self.step(
+            Step::JobStatus,
+            t,
+            &[("dataset", ds), ("job", name), ("batch_id", batch_id)],
+        ) {
+            Ok(r) => r,
+            Err(failed) => {
+                return Some(refused(job, failed));
+            }
+        };
+        match parse_status(&ran.stdout) {
+            Some(Reported::Pending) => None,
+            Some(Reported::Running) => Some(Outcome::Started { job }),
+            Some(Reported::Done) => Some(self.layout.finished(dataset, job, lfn)),
+            Some(Reported::Failed(exit_code, reason)) => Some(Outcome::JobFailed {
+                job,
+                exit_code,
+                class: self.class(Step::JobStatus, exit_code, &reason),
+                reason: if reason.is_empty() {
+                    format!("{argv0} reports the job failed")
+                } else {
+                    reason
+                },
+            }),
+            Some(Reported::Lost) => Some(Outcome::JobLost { job }),
+            None => Some(refused(
+                job,
+                Failed::unknown(garbage(&argv0, "job state", &ran)),
+            )),
+        }
+    }
+
+    /// Declares a merged file through the `declare` step (none: declared).
+    fn declare(
+        &self,
+        dataset: &DatasetName,
+        group: GroupNo,
+        merged: &MergedFile,
+        attempt: u32,
+    ) -> Option<Outcome> {
+        let ds = dataset.as_str();
+        let Some(t) = &self.cfg.declare else {
+            return Some(Outcome::Declared { group });
+        };
+        let out = self
+            .layout
+            .merged(dataset, &merged.name)
+            .display()
+            .to_string();
+        let attempt = attempt.to_string();
+        Some(
+            match self.step(
+                Step::Declare,
+                t,
+                &[
+                    ("dataset", ds),
+                    ("file", &merged.name),
+                    ("output", &out),
+                    ("attempt", &attempt),
+                ],
+            ) {
+                Ok(_) => Outcome::Declared { group },
+                Err(Failed { reason, class }) => Outcome::DeclareFailed {
+                    group,
+                    reason,
+                    class,
+                },
+            },
+        )
+    }
+
+    /// Deletes a raw file's intermediates through the `delete` step (none: deleted).
+    fn delete(
+        &self,
+        dataset: &DatasetName,
+        file: FileId,
+        lfn: &str,
+        tmb: Option<&TmbFile>,
+        attempt: u32,
+    ) -> Option<Outcome> {
+        let ds = dataset.as_str();
+        let Some(t) = &self.cfg.delete else {
+            return Some(Outcome::Deleted { file });
+        };
+        let tmb = tmb.map_or("", |t| t.path.as_str());
+        let attempt = attempt.to_string();
+        Some(
+            match self.step(
+                Step::Delete,
+                t,
+                &[
+                    ("dataset", ds),
+                    ("file", lfn),
+                    ("tmb", tmb),
+                    ("attempt", &attempt),
+                ],
+            ) {
+                Ok(_) => Outcome::Deleted { file },
+                Err(Failed { reason, class }) => Outcome::DeleteFailed {
+                    file,
+                    reason,
+                    class,
+                },
+            },
+        )
     }
 
     fn poll_one(&self, dataset: &DatasetName, poll: &Poll) -> Option<Outcome> {
         let ds = dataset.as_str();
         match poll {
-            Poll::Stage { file, lfn } => {
-                let Some(t) = &self.cfg.stage_status else {
-                    return Some(Outcome::Staged { file: *file });
-                };
-                let argv0 = t.first().cloned().unwrap_or_default();
-                match self.step(Step::StageStatus, t, &[("dataset", ds), ("file", lfn)]) {
-                    Err(Failed { reason, class }) => Some(Outcome::StageFailed {
-                        file: *file,
-                        reason,
-                        class,
-                    }),
-                    Ok(ran) => {
-                        let line = ran
-                            .stdout
-                            .lines()
-                            .map(str::trim)
-                            .find(|l| !l.is_empty())
-                            .unwrap_or("");
-                        let mut words = line.split_whitespace();
-                        match words.next().map(str::to_ascii_uppercase).as_deref() {
-                            Some("STAGED") => Some(Outcome::Staged { file: *file }),
-                            Some("PENDING") => None,
-                            Some("FAILED") => {
-                                let why = words.collect::<Vec<_>>().join(" ");
-                                Some(Outcome::StageFailed {
-                                    file: *file,
-                                    class: self.class(Step::StageStatus, None, &why),
-                                    reason: format!("{argv0}: {why}"),
-                                })
-                            }
-                            _ => Some(Outcome::StageFailed {
-                                file: *file,
-                                reason: garbage(&argv0, "stage state", &ran),
-                                class: ErrorClass::Unknown,
-                            }),
-                        }
-                    }
-                }
-            }
+            Poll::Stage { file, lfn } => self.stage_state(dataset, *file, lfn),
             Poll::Job {
                 job,
                 name,
@@ -552,42 +629,7 @@ impl CommandBackend {
                 name,
                 batch_id: Some(batch_id),
                 lfn,
-            } => {
-                let t = self.cfg.job_status.as_deref().unwrap_or_default();
-                let argv0 = t.first().cloned().unwrap_or_default();
-                let ran = match self.step(
-                    Step::JobStatus,
-                    t,
-                    &[("dataset", ds), ("job", name), ("batch_id", batch_id)],
-                ) {
-                    Ok(r) => r,
-                    Err(failed) => {
-                        return Some(refused(*job, failed));
-                    }
-                };
-                match parse_status(&ran.stdout) {
-                    Some(Reported::Pending) => None,
-                    Some(Reported::Running) => Some(Outcome::Started { job: *job }),
-                    Some(Reported::Done) => {
-                        Some(self.layout.finished(dataset, *job, lfn.as_deref()))
-                    }
-                    Some(Reported::Failed(exit_code, reason)) => Some(Outcome::JobFailed {
-                        job: *job,
-                        exit_code,
-                        class: self.class(Step::JobStatus, exit_code, &reason),
-                        reason: if reason.is_empty() {
-                            format!("{argv0} reports the job failed")
-                        } else {
-                            reason
-                        },
-                    }),
-                    Some(Reported::Lost) => Some(Outcome::JobLost { job: *job }),
-                    None => Some(refused(
-                        *job,
-                        Failed::unknown(garbage(&argv0, "job state", &ran)),
-                    )),
-                }
-            }
+            } => self.job_state(dataset, (*job, name, batch_id), lfn.as_deref()),
             // The outcome of an interrupted declaration or deletion is unknown here: the step
             // is tried again as a new attempt (catalogs and deletions are idempotent).
             Poll::Declaration { group, .. } => Some(Outcome::DeclareFailed {
