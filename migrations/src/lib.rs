@@ -25,6 +25,7 @@ mod m20261203_000014_sqlite_checks_in_tables;
 mod m20261204_000015_state_count_bytes;
 mod m20261207_000016_dataset_accepted_lost;
 mod m20261207_000017_retry_times;
+mod m20261207_000018_dataset_outages;
 
 pub use m20261201_000007_check_state_words::{CHECKED, Checked, statements as check_statements};
 pub use m20261203_000012_create_counts::{backfill as counts_backfill, hourly_select};
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000015_state_count_bytes::Migration),
             Box::new(m20261207_000016_dataset_accepted_lost::Migration),
             Box::new(m20261207_000017_retry_times::Migration),
+            Box::new(m20261207_000018_dataset_outages::Migration),
         ]
     }
 }

@@ -741,8 +741,12 @@ async fn operation(
     if json {
         print!("{}", output::json(&run.reports));
     } else if quiet {
-        // From cron: nothing when all is well, one line per thing that needs a person.
+        // From cron: nothing when all is well, one line per thing that needs a person
+        // and per outage of a site's service found or over.
         for r in &run.reports {
+            for o in &r.outages {
+                println!("{}: {o}", r.name);
+            }
             for a in &r.alerts {
                 println!("{a}");
             }
@@ -966,6 +970,9 @@ fn print_report(r: &Report, always: bool) {
     );
     if let Some(w) = &r.waiting {
         println!("  {w}");
+    }
+    for o in &r.outages {
+        println!("  {o}");
     }
     for a in &r.alerts {
         println!("  needs a person: {a}");

@@ -162,6 +162,9 @@ pub fn dataset(d: &DatasetSummary, view: &DatasetView, rate: Option<Rate>) -> St
     for why in repro_run::attention::needs_a_person(view, d.accepted_lost) {
         let _ = writeln!(out, "NEEDS A PERSON: {why}");
     }
+    for o in &d.outages {
+        let _ = writeln!(out, "outage    {}", repro_run::attention::outage_line(o));
+    }
     let now = chrono::Utc::now().timestamp();
     if let Some(r) = repro_run::attention::waiting_line(view, now) {
         let _ = writeln!(out, "retrying  {r}");

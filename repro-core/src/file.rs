@@ -140,6 +140,8 @@ snake_words! {
         Clean = "clean",
         /// Operator: failed work gets fresh attempts.
         Rearm = "rearm",
+        /// Its step's service was out when it failed: the attempt is given back.
+        Excuse = "excuse",
     ]
 }
 
@@ -164,8 +166,14 @@ impl FileEvent {
     pub const fn base_after(self, attempts_before: u32, base_before: u32) -> u32 {
         match self.new_base(attempts_before) {
             Some(b) => b,
+            None if self.gives_back() && base_before < attempts_before => base_before + 1,
             None => base_before,
         }
+    }
+
+    /// Whether the event gives the last attempt back (the base grows by one).
+    pub const fn gives_back(self) -> bool {
+        matches!(self, FileEvent::Excuse)
     }
 
     /// The attempt base this event writes, if it writes one.
@@ -185,6 +193,7 @@ impl FileEvent {
             }
             FileEvent::StageDone | FileEvent::RecoDone | FileEvent::Merge => 0,
             FileEvent::Rearm
+            | FileEvent::Excuse
             | FileEvent::StageFail
             | FileEvent::RecoFail
             | FileEvent::GiveUp
@@ -222,6 +231,9 @@ pub const FILE_RULES: &[Rule<FileState, FileEvent>] = {
         r(S::StageFailed, E::Rearm, S::StageFailed),
         r(S::RecoFailed, E::Rearm, S::RecoFailed),
         r(S::Merged, E::Rearm, S::Merged),
+        r(S::StageFailed, E::Excuse, S::StageFailed),
+        r(S::RecoFailed, E::Excuse, S::RecoFailed),
+        r(S::Merged, E::Excuse, S::Merged),
     ]
 };
 

@@ -77,6 +77,8 @@ snake_words! {
         Declare = "declare",
         /// Operator: fresh attempts.
         Rearm = "rearm",
+        /// Its step's service was out when it failed: the attempt is given back.
+        Excuse = "excuse",
     ]
 }
 
@@ -94,8 +96,14 @@ impl GroupEvent {
     pub const fn base_after(self, attempts_before: u32, base_before: u32) -> u32 {
         match self.new_base(attempts_before) {
             Some(b) => b,
+            None if self.gives_back() && base_before < attempts_before => base_before + 1,
             None => base_before,
         }
+    }
+
+    /// Whether the event gives the last attempt back (the base grows by one).
+    pub const fn gives_back(self) -> bool {
+        matches!(self, GroupEvent::Excuse)
     }
 
     /// The attempt base this event writes, if it writes one.
@@ -113,6 +121,7 @@ impl GroupEvent {
             GroupEvent::SubmitMerge | GroupEvent::ReserveDeclare => before + 1,
             GroupEvent::Finish => 0,
             GroupEvent::Rearm
+            | GroupEvent::Excuse
             | GroupEvent::JobFail
             | GroupEvent::GiveUp
             | GroupEvent::DeclareFail
@@ -139,6 +148,8 @@ pub const GROUP_RULES: &[Rule<GroupState, GroupEvent>] = {
         g(S::Declaring, E::Declare, S::Declared),
         g(S::FailedForGood, E::Rearm, S::Merging),
         g(S::Merged, E::Rearm, S::Merged),
+        g(S::Merging, E::Excuse, S::Merging),
+        g(S::Merged, E::Excuse, S::Merged),
     ]
 };
 

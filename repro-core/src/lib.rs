@@ -46,6 +46,7 @@ pub mod guard;
 pub mod job;
 pub mod name;
 pub mod operator;
+pub mod outage;
 pub mod outcome;
 pub mod plan;
 pub mod policy;

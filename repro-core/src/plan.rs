@@ -14,6 +14,7 @@ use crate::budget::{Budget, Draw, Limit, Waiting};
 use crate::file::{FileEvent, FileId, FileState, TmbFile};
 use crate::job::{JobKey, JobSubject};
 use crate::name::DatasetName;
+use crate::outage;
 use crate::policy::Policy;
 use crate::retry::Due;
 use crate::state::{DatasetState, Phase, StageKind, Status};
@@ -201,7 +202,7 @@ pub fn plan_within(
     // stage, or does the stage's work and is the last. The rows are the view's throughout:
     // only the status moves, so the view is never copied (a copy of a 50,000-file view per
     // plan was most of the cost of planning, and a third of a tick's memory).
-    let ctx = Ctx { policy, now };
+    let ctx = Ctx { policy, now, view };
     let mut status = view.status;
     // Automatic edges only go forward, so this ends within one pass over the stages.
     for _ in 0..StageKind::ALL.len() {
@@ -256,17 +257,23 @@ impl Step {
     }
 }
 
-/// What a plan decides by: the policy, and the time retries are due against.
+/// What a plan decides by: the policy, the time retries are due against, and the
+/// dataset's outages.
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
     policy: &'a Policy,
     now: i64,
+    view: &'a DatasetView,
 }
 
 impl Ctx<'_> {
-    /// What a failing step of `phase` may do now.
-    fn due(&self, phase: Phase, tried: u32, retry: Option<crate::retry::Retry>) -> Due {
-        self.policy.due(phase, tried, retry, self.now)
+    /// What a `step` that made `tried` attempts (0: none yet) and recorded `retry` may do
+    /// now: wait while the step is out, else what the policy says.
+    fn due(&self, step: outage::Step, tried: u32, retry: Option<crate::retry::Retry>) -> Due {
+        match self.view.out(step, self.now) {
+            Some(o) => Due::At(o.until),
+            None => self.policy.due(step.phase(), tried, retry, self.now),
+        }
     }
 }
 
@@ -364,19 +371,20 @@ fn prestaging(v: &DatasetView, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized)) 
 /// Besides prestage, the later phases call it for files an operator re-armed after the
 /// dataset left prestage (`repro retry` while the dataset is in reco or merge).
 fn stage_file(f: &RawFile, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized), p: &mut Plan) -> bool {
-    match f.state {
+    let due = match f.state {
         // Registered afresh or re-armed: no attempt of this step counts yet.
-        FileState::Registered => {}
-        FileState::StageFailed => match ctx.due(Phase::Prestage, f.tried(), f.retry) {
-            Due::Now => {}
-            Due::At(_) => return true,
-            Due::GiveUp => {
-                p.changes.extend(Change::file(f, FileEvent::GiveUp));
-                return true;
-            }
-        },
+        FileState::Registered => ctx.due(outage::Step::Stage, 0, None),
+        FileState::StageFailed => ctx.due(outage::Step::Stage, f.tried(), f.retry),
         FileState::Staging => return true,
         _ => return false,
+    };
+    match due {
+        Due::Now => {}
+        Due::At(_) => return true,
+        Due::GiveUp => {
+            p.changes.extend(Change::file(f, FileEvent::GiveUp));
+            return true;
+        }
     }
     if let Err(limit) = budget.take_stage() {
         p.wait(limit);
@@ -425,8 +433,8 @@ fn reco_file(
 ) -> bool {
     let due = match f.state {
         // Staged afresh or re-armed: no reco attempt counts yet.
-        FileState::Staged => Due::Now,
-        FileState::RecoFailed => ctx.due(Phase::Reco, f.tried(), f.retry),
+        FileState::Staged => ctx.due(outage::Step::Reco, 0, None),
+        FileState::RecoFailed => ctx.due(outage::Step::Reco, f.tried(), f.retry),
         FileState::RecoSubmitted => return true,
         _ => return false,
     };
@@ -483,7 +491,7 @@ fn merging(v: &DatasetView, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized)) -> 
         if v.live_job(JobSubject::Merge(grp.no)).is_some() {
             continue;
         }
-        match ctx.due(Phase::Merge, grp.tried(), grp.retry) {
+        match ctx.due(outage::Step::Merge, grp.tried(), grp.retry) {
             Due::Now => match budget.take_merge() {
                 Ok(()) => submit_merge(v, grp, &mut p),
                 Err(limit) => p.wait(limit),
@@ -493,8 +501,13 @@ fn merging(v: &DatasetView, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized)) -> 
         }
     }
     let next = v.groups.keys().next_back().map_or(1, |g| g.0 + 1);
+    // While merge jobs are out, no group is formed either.
+    let held = ctx.due(outage::Step::Merge, 0, None) != Due::Now;
     for (i, files) in new_groups(v, ctx.policy).into_iter().enumerate() {
         open = true;
+        if held {
+            break;
+        }
         // A group is formed only when its job can start: numbers stay dense, and a
         // group never sits merging with no job for want of budget.
         if let Err(limit) = budget.take_merge() {
@@ -547,7 +560,7 @@ fn declaring(v: &DatasetView, ctx: Ctx<'_>) -> Step {
     let mut exhausted = false;
     for grp in v.groups.values() {
         match grp.state {
-            GroupState::Merged => match ctx.due(Phase::Merge, grp.tried(), grp.retry) {
+            GroupState::Merged => match ctx.due(outage::Step::Declare, grp.tried(), grp.retry) {
                 Due::Now => {
                     if let Some(merged) = &grp.output {
                         let action = Action::Declare {
@@ -585,7 +598,7 @@ fn cleaning(v: &DatasetView, ctx: Ctx<'_>) -> Step {
     let mut exhausted = false;
     for f in v.files.values() {
         match f.state {
-            FileState::Merged => match ctx.due(Phase::Cleanup, f.tried(), f.retry) {
+            FileState::Merged => match ctx.due(outage::Step::Delete, f.tried(), f.retry) {
                 Due::Now => {
                     let action = Action::Delete {
                         file: f.id,
@@ -719,7 +732,7 @@ mod tests {
             merge_group_files: 2,
             merge_group_bytes: None,
             merge_partial: false,
-            retry: Default::default(),
+            ..Policy::default()
         }
     }
 
@@ -743,10 +756,11 @@ mod tests {
 
     /// A stage's step as a plan: its work, or the move that leaves the stage.
     /// Planning once every wait is over, as `plan` does.
-    fn at_end(policy: &Policy) -> Ctx<'_> {
+    fn at_end<'a>(policy: &'a Policy, view: &'a DatasetView) -> Ctx<'a> {
         Ctx {
             policy,
             now: i64::MAX,
+            view,
         }
     }
 
@@ -759,23 +773,23 @@ mod tests {
     }
 
     fn prestaging(v: &DatasetView, policy: &Policy, budget: &mut Budget) -> Plan {
-        as_plan(v, super::prestaging(v, at_end(policy), budget))
+        as_plan(v, super::prestaging(v, at_end(policy, v), budget))
     }
 
     fn reconstructing(v: &DatasetView, policy: &Policy, budget: &mut Budget) -> Plan {
-        as_plan(v, super::reconstructing(v, at_end(policy), budget))
+        as_plan(v, super::reconstructing(v, at_end(policy, v), budget))
     }
 
     fn merging(v: &DatasetView, policy: &Policy, budget: &mut Budget) -> Plan {
-        as_plan(v, super::merging(v, at_end(policy), budget))
+        as_plan(v, super::merging(v, at_end(policy, v), budget))
     }
 
     fn declaring(v: &DatasetView, policy: &Policy) -> Plan {
-        as_plan(v, super::declaring(v, at_end(policy)))
+        as_plan(v, super::declaring(v, at_end(policy, v)))
     }
 
     fn cleaning(v: &DatasetView, policy: &Policy) -> Plan {
-        as_plan(v, super::cleaning(v, at_end(policy)))
+        as_plan(v, super::cleaning(v, at_end(policy, v)))
     }
 
     fn start_merge(v: &DatasetView, policy: &Policy) -> Plan {

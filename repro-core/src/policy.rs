@@ -1,5 +1,6 @@
 //! The knobs the decisions obey.
 
+use crate::outage::Breaker;
 use crate::retry::{Backoffs, Due, Retry};
 use crate::state::Phase;
 
@@ -19,6 +20,8 @@ pub struct Policy {
     pub merge_partial: bool,
     /// How failed attempts are retried, per phase.
     pub retry: Backoffs,
+    /// When a step failing as a whole is an outage of its service ([`crate::outage`]).
+    pub outage: Breaker,
 }
 
 impl Default for Policy {
@@ -29,6 +32,7 @@ impl Default for Policy {
             merge_group_bytes: None,
             merge_partial: true,
             retry: Backoffs::default(),
+            outage: Breaker::default(),
         }
     }
 }
@@ -102,6 +106,13 @@ impl Policy {
                     "jitter is 0 to 100 percent of a delay",
                 ));
             }
+        }
+        if self.outage.failures > 0 && self.outage.first_delay_s == 0 {
+            return Err(PolicyError {
+                key: "outage.first_delay_s".into(),
+                value: "0".into(),
+                why: "an outage waits before its next try",
+            });
         }
         Ok(())
     }

@@ -208,7 +208,7 @@ pub fn schedule(view: &DatasetView, changes: &mut [Change], backoffs: &Backoffs,
 }
 
 /// What of `view` waits to be retried at `now`: how many files and groups, and the
-/// earliest time one of them is due.
+/// earliest time one of them (or a step found out, [`crate::outage`]) is due.
 pub fn waiting(view: &DatasetView, now: i64) -> Option<(u64, i64)> {
     let times = view
         .files
@@ -217,10 +217,20 @@ pub fn waiting(view: &DatasetView, now: i64) -> Option<(u64, i64)> {
         .chain(view.groups.values().filter_map(|g| g.retry))
         .map(|r| r.at)
         .filter(|at| *at > now);
-    times.fold(None, |acc, at| match acc {
+    let rows = times.fold(None, |acc, at| match acc {
         None => Some((1, at)),
         Some((n, first)) => Some((n + 1, first.min(at))),
-    })
+    });
+    let out = view
+        .outages
+        .iter()
+        .map(|o| o.until)
+        .filter(|at| *at > now)
+        .min();
+    match (rows, out) {
+        (Some((n, first)), out) => Some((n, out.map_or(first, |o| first.min(o)))),
+        (None, out) => out.map(|o| (0, o)),
+    }
 }
 
 #[cfg(test)]

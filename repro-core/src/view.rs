@@ -16,6 +16,7 @@ pub use crate::group::{GroupEvent, GroupNo, GroupState, MergeGroup, MergedFile};
 use crate::guard::{Tally, Unmet, admits, needs_tally};
 use crate::job::{JobEvent, JobKey, JobState, JobSubject, job_step};
 use crate::name::DatasetName;
+use crate::outage::{Outage, Step};
 use crate::retry::Retry;
 use crate::rules::IllegalMove;
 use crate::state::Status;
@@ -115,6 +116,8 @@ pub struct DatasetView {
     pub jobs: BTreeMap<JobKey, Job>,
     /// Its merge groups.
     pub groups: BTreeMap<GroupNo, MergeGroup>,
+    /// The steps found out, each waiting for its next try ([`crate::outage`]).
+    pub outages: Vec<Outage>,
 }
 
 /// One guarded write. Each variant names what it expects to find.
@@ -193,6 +196,9 @@ pub enum Change {
         /// Error to record.
         error: Option<String>,
     },
+    /// The steps found out become these ([`crate::outage::trip`]): an outage opens, is
+    /// tried again later, or is over.
+    Outage(Vec<Outage>),
 }
 
 /// What a batch of changes overwrote in a view ([`DatasetView::apply_undoable`]).
@@ -204,6 +210,7 @@ pub struct UndoLog(Vec<Undo>);
 #[derive(Debug)]
 enum Undo {
     Status(Status),
+    Outages(Vec<Outage>),
     File(FileId, Option<RawFile>),
     Group(GroupNo, Option<MergeGroup>),
     Job(JobKey, Option<Job>),
@@ -298,6 +305,7 @@ impl fmt::Display for Change {
                 to,
                 ..
             } => write!(f, "job {key} {from} --{event}--> {to}"),
+            Change::Outage(o) => write!(f, "{} step(s) out", o.len()),
         }
     }
 }
@@ -364,6 +372,13 @@ impl Change {
                     return Err(BrokenRule::Malformed("job attempts are numbered from 1"));
                 }
             }
+            Change::Outage(o) => {
+                if o.windows(2).any(|w| w[0].step >= w[1].step) {
+                    return Err(BrokenRule::Malformed(
+                        "outages are one a step, in the steps' order",
+                    ));
+                }
+            }
             Change::Job {
                 key,
                 from,
@@ -417,7 +432,7 @@ impl Change {
                     Change::Job { key, .. } => (2, Row::Job(*key)),
                     Change::File { id, .. } => (3, Row::File(*id)),
                     Change::NewJob { key } => (4, Row::Job(*key)),
-                    Change::Dataset(_) => (5, Row::Dataset),
+                    Change::Dataset(_) | Change::Outage(_) => (5, Row::Dataset),
                 };
                 let seen = nth.entry(row).or_insert(0);
                 let n = *seen;
@@ -594,7 +609,15 @@ impl Change {
                 *error = Some(e.into());
             }
             Change::Dataset(m) => m.set_reason(e.into()),
-            Change::NewGroup { .. } | Change::NewJob { .. } => {}
+            Change::NewGroup { .. } | Change::NewJob { .. } | Change::Outage(_) => {}
+        }
+        self
+    }
+
+    /// The same file or group change, recording when it may be tried again.
+    pub fn with_retry(mut self, r: Option<Retry>) -> Change {
+        if let Change::File { retry, .. } | Change::Group { retry, .. } = &mut self {
+            *retry = r;
         }
         self
     }
@@ -609,7 +632,15 @@ impl DatasetView {
             files: files.into_iter().map(|f| (f.id, f)).collect(),
             jobs: BTreeMap::new(),
             groups: BTreeMap::new(),
+            outages: Vec::new(),
         }
+    }
+
+    /// The outage of `step`, while its next try is still to come at `now`.
+    pub fn out(&self, step: Step, now: i64) -> Option<&Outage> {
+        self.outages
+            .iter()
+            .find(|o| o.step == step && now < o.until)
     }
 
     /// The job currently live (reserved, submitted or running) for a subject, if any.
@@ -728,6 +759,7 @@ impl DatasetView {
             files: BTreeMap::new(),
             jobs: BTreeMap::new(),
             groups: BTreeMap::new(),
+            outages: self.outages.clone(),
         };
         let file = |part: &mut DatasetView, id: &FileId| {
             if let Some(f) = self.files.get(id) {
@@ -741,7 +773,7 @@ impl DatasetView {
         };
         for c in changes {
             match c {
-                Change::Dataset(_) => {}
+                Change::Dataset(_) | Change::Outage(_) => {}
                 Change::File { id, .. } => file(&mut part, id),
                 Change::NewGroup { no, files, .. } => {
                     group(&mut part, no);
@@ -804,6 +836,7 @@ impl DatasetView {
     fn remember(&self, change: &Change, undo: &mut Vec<Undo>) {
         match change {
             Change::Dataset(_) => undo.push(Undo::Status(self.status)),
+            Change::Outage(_) => undo.push(Undo::Outages(self.outages.clone())),
             Change::File { id, .. } => undo.push(Undo::File(*id, self.files.get(id).cloned())),
             Change::NewGroup { no, files, .. } => {
                 undo.push(Undo::Group(*no, self.groups.get(no).cloned()));
@@ -832,6 +865,7 @@ impl DatasetView {
         for u in undo.into_iter().rev() {
             match u {
                 Undo::Status(s) => self.status = s,
+                Undo::Outages(o) => self.outages = o,
                 Undo::File(id, old) => restore(&mut self.files, id, old),
                 Undo::Group(no, old) => restore(&mut self.groups, no, old),
                 Undo::Job(key, old) => restore(&mut self.jobs, key, old),
@@ -842,6 +876,7 @@ impl DatasetView {
     fn apply_one(&mut self, index: usize, change: &Change) -> Result<(), ApplyError> {
         match change {
             Change::Dataset(m) => self.status = self.moved(index, self.status, m)?,
+            Change::Outage(o) => self.outages.clone_from(o),
             Change::File {
                 id,
                 from,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use repro_core::file::{FileId, FileState, TmbFile};
 use repro_core::job::{JobKey, JobState, JobSubject};
+use repro_core::outage::Outage;
 use repro_core::retry::Retry;
 use repro_core::view::{GroupNo, GroupState, Job, MergeGroup, MergedFile, RawFile};
 use repro_core::{Columns, DatasetName, SampleName, Status};
@@ -209,6 +210,14 @@ pub fn sample(row: &dataset_status::Model) -> Result<Option<SampleName>> {
         .as_deref()
         .map(|s| SampleName::new(s).map_err(|e| corrupt("dataset_status", row.id, e)))
         .transpose()
+}
+
+/// A dataset row's outages (`repro_core::outage`).
+pub fn outages(row: &dataset_status::Model) -> Result<Vec<Outage>> {
+    row.outages.as_deref().map_or(Ok(Vec::new()), |text| {
+        Outage::parse_stored(text)
+            .map_err(|e| corrupt("dataset_status", row.id, format!("outages: {e}")))
+    })
 }
 
 /// A file row.

@@ -133,6 +133,7 @@ pub(crate) async fn load(
         files,
         jobs,
         groups,
+        outages: convert::outages(&ds)?,
     };
     Ok((
         view,
@@ -238,6 +239,8 @@ pub struct DatasetSummary {
     pub lease: Option<(String, NaiveDateTime)>,
     /// How many raw files failed for good an operator accepted losing (`repro accept`).
     pub accepted_lost: u64,
+    /// Its steps found out, each waiting for its next try.
+    pub outages: Vec<repro_core::outage::Outage>,
 }
 
 impl DatasetSummary {
@@ -310,6 +313,7 @@ fn summarise(
 ) -> Result<DatasetSummary> {
     let (name, status) = convert::dataset(&row)?;
     let sample = convert::sample(&row)?;
+    let outages = convert::outages(&row)?;
     Ok(DatasetSummary {
         id: row.id,
         name,
@@ -323,6 +327,7 @@ fn summarise(
         updated_at: row.updated_at,
         lease: row.lease_owner.zip(row.lease_until),
         accepted_lost: crate::counts::checked("dataset_status", row.id, row.accepted_lost)?,
+        outages,
     })
 }
 

@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use repro_core::file::{FileEvent, FileId, FileState, TmbFile};
 use repro_core::guard::{Tally, admits, needs_tally};
 use repro_core::job::{JobEvent, JobKey, JobState, JobSubject};
+use repro_core::outage::Outage;
 use repro_core::retry::Retry;
 use repro_core::view::{Conflict, GroupEvent, GroupNo, GroupState, IllegalChange, MergedFile};
 use repro_core::{Change, DatasetName};
@@ -207,6 +208,14 @@ pub(crate) async fn apply(
     }
     w.flush().await?;
     w.deltas.write(txn, now).await
+}
+
+/// `base` given back one attempt of `attempts` made ([`FileEvent::gives_back`]): one
+/// more, but never more than the attempts.
+fn given_back(base: impl ColumnTrait, attempts: u32) -> SimpleExpr {
+    Expr::case(Expr::col(base).lt(count(attempts)), Expr::col(base).add(1))
+        .finally(Expr::col(base))
+        .into()
 }
 
 /// The run of changes from `i` on that share the first one's `key` (`None` for a change
@@ -486,6 +495,8 @@ impl Writer<'_> {
                 .col_expr(C::UpdatedAt, Expr::value(self.now));
             if let Some(base) = m.event.new_base(m.attempts) {
                 q = q.col_expr(C::AttemptBase, Expr::value(count(base)));
+            } else if m.event.gives_back() {
+                q = q.col_expr(C::AttemptBase, given_back(C::AttemptBase, m.attempts));
             }
             let errors: Vec<(i64, String)> = ids
                 .iter()
@@ -999,6 +1010,14 @@ impl Writer<'_> {
                     Some(format!("{} files", files.len())),
                 );
             }
+            Change::Outage(outages) => {
+                use dataset_status::Column as C;
+                DatasetStatus::update_many()
+                    .col_expr(C::Outages, Expr::value(Outage::store(outages)))
+                    .filter(C::Id.eq(self.ds.id))
+                    .exec(self.txn)
+                    .await?;
+            }
             // Batched by `apply`, which never hands them here.
             Change::File { .. }
             | Change::Group { .. }
@@ -1058,6 +1077,8 @@ impl Writer<'_> {
                 .col_expr(C::UpdatedAt, Expr::value(self.now));
             if let Some(base) = m.event.new_base(m.attempts) {
                 q = q.col_expr(C::AttemptBase, Expr::value(count(base)));
+            } else if m.event.gives_back() {
+                q = q.col_expr(C::AttemptBase, given_back(C::AttemptBase, m.attempts));
             }
             if !errors.is_empty() {
                 q = q.col_expr(C::LastError, per_row(C::Id, C::LastError, errors));

@@ -425,6 +425,34 @@ pub struct PolicyConfig {
     pub merge_partial: bool,
     /// `[policy.retry]`: how failed attempts wait before they are tried again.
     pub retry: RetryConfig,
+    /// `[policy.outage]`: when a step failing as a whole is an outage of its service.
+    pub outage: OutageConfig,
+}
+
+/// `[policy.outage]`: a step whose every outcome in one run failed transiently, at least
+/// `failures` times, waits as a whole, spending no attempts: `first_delay_s`, doubling at
+/// each failed try up to `max_delay_s`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutageConfig {
+    /// Transient failures of one step in one run, with no success, that make an outage;
+    /// 0: never.
+    pub failures: u32,
+    /// Seconds from the outage's first sight to its next try.
+    pub first_delay_s: u64,
+    /// The longest wait between tries.
+    pub max_delay_s: u64,
+}
+
+impl Default for OutageConfig {
+    fn default() -> Self {
+        let b = repro_core::outage::Breaker::default();
+        OutageConfig {
+            failures: b.failures,
+            first_delay_s: b.first_delay_s,
+            max_delay_s: b.max_delay_s,
+        }
+    }
 }
 
 /// `[policy.retry]`: the backoff of every phase, and `[policy.retry.PHASE]` tables with a
@@ -530,6 +558,7 @@ impl Default for PolicyConfig {
             merge_group_bytes: p.merge_group_bytes,
             merge_partial: p.merge_partial,
             retry: RetryConfig::default(),
+            outage: OutageConfig::default(),
         }
     }
 }
@@ -1002,6 +1031,11 @@ impl Config {
             merge_group_bytes: self.policy.merge_group_bytes,
             merge_partial: self.policy.merge_partial,
             retry: self.policy.retry.backoffs(),
+            outage: repro_core::outage::Breaker {
+                failures: self.policy.outage.failures,
+                first_delay_s: self.policy.outage.first_delay_s,
+                max_delay_s: self.policy.outage.max_delay_s,
+            },
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use repro_core::outage::{self, Outage};
 use repro_core::plan::polls;
 use repro_core::retry;
 use repro_core::{
@@ -151,6 +152,10 @@ pub struct Report {
     /// phase that went `FAILED`, files or merge groups that failed for good.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<Alert>,
+    /// Steps whose service this run found out (an outage opened or still on) or back, one
+    /// line each: they wait as a whole, spending no attempts, and clear by themselves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<String>,
 }
 
 /// What in `changes`, just written to `view`, newly needs a person: a phase that failed
@@ -710,7 +715,9 @@ impl<'a, S: Storage> Driver<'a, S> {
                     && !outcomes.is_empty()
                     && self.ledger.may_credit(site.as_deref()))
                 .then(|| Usage::of(&view));
-                report.outcomes += self.record(&mut view, outcomes, &mut at).await?;
+                report.outcomes += self
+                    .record(&mut view, outcomes, &mut at, &mut report)
+                    .await?;
                 freed = before.map(|b| b.freed_by(Usage::of(&view)));
             }
         }
@@ -779,7 +786,9 @@ impl<'a, S: Storage> Driver<'a, S> {
                 let outcomes = self.call(|b| b.perform(&view.name, &actions))?;
                 drop(actions);
                 failed = outcomes.iter().any(is_failure);
-                report.outcomes += self.record(&mut view, outcomes, &mut at).await?;
+                report.outcomes += self
+                    .record(&mut view, outcomes, &mut at, &mut report)
+                    .await?;
             }
             // Go on while work completes (a declaration done lets the phase end at once); a
             // failure is retried by the next run, not at once, so a refusing tool is not
@@ -811,7 +820,9 @@ impl<'a, S: Storage> Driver<'a, S> {
                     let outcomes = self.call(|b| b.poll(&view.name, &due))?;
                     drop(due);
                     let mut after = Some(*at);
-                    let n = self.record(&mut view, outcomes, &mut after).await?;
+                    let n = self
+                        .record(&mut view, outcomes, &mut after, &mut report)
+                        .await?;
                     report.outcomes += n;
                     settles &= n == 0;
                     *at = after.unwrap_or(*at);
@@ -914,12 +925,15 @@ impl<'a, S: Storage> Driver<'a, S> {
         self.store.locked_by(name).await
     }
 
-    /// Records what the world said, all in one transaction; follows the revision in `at`.
+    /// Records what the world said, all in one transaction, with what it tells of the
+    /// steps' services (an outage, [`outage::trip`]) noted in `report`; follows the
+    /// revision in `at`.
     async fn record(
         &self,
         view: &mut DatasetView,
         outcomes: Vec<Outcome>,
         at: &mut Option<Revision>,
+        report: &mut Report,
     ) -> Result<usize> {
         // Each outcome is decided on the view the ones before it left, so it is applied
         // to `view` as it goes (no copy of a dataset's view per run). If the store then
@@ -944,6 +958,19 @@ impl<'a, S: Storage> Driver<'a, S> {
             }
         }
         drop(outcomes);
+        let now = self.backend.now();
+        let tripped = outage::trip(view, &all, &self.policy.outage, now);
+        if !tripped.is_empty() {
+            let before = view.outages.clone();
+            view.apply(&tripped).map_err(|source| Error::Diverged {
+                dataset: view.name.to_string(),
+                source: Box::new(source),
+            })?;
+            report
+                .outages
+                .extend(outage_lines(&before, &view.outages, now));
+            all.extend(tripped);
+        }
         // Changes from different outcomes touch different rows; the store writes each
         // run of alike ones as one statement.
         Change::batch_order(&mut all);
@@ -955,6 +982,23 @@ impl<'a, S: Storage> Driver<'a, S> {
         );
         Ok(n)
     }
+}
+
+/// What changed from the outages `before` to those `after` at `now`: one line for each
+/// opened or renewed, one for each over.
+fn outage_lines(before: &[Outage], after: &[Outage], now: i64) -> Vec<String> {
+    let news = after
+        .iter()
+        .filter(|o| !before.contains(o))
+        .map(attention::outage_line);
+    let over = before
+        .iter()
+        .filter(|b| !after.iter().any(|a| a.step == b.step))
+        .map(|b| {
+            let mins = (now - b.since).max(0) / 60;
+            format!("{} ({}) is back after {mins} min", b.step.service(), b.step)
+        });
+    news.chain(over).collect()
 }
 
 /// Follows a dataset's revision through one run's own write (`written`: the revision after

@@ -646,6 +646,9 @@ async fn dataset_page(
         @for why in crate::attention::needs_a_person(&view, summary.accepted_lost) {
             p.attention { "Needs a person: " (why) }
         }
+        @for o in &summary.outages {
+            p.attention { "Outage: " (crate::attention::outage_line(o)) }
+        }
         @if let Some(r) = crate::attention::waiting_line(&view, chrono::Utc::now().timestamp()) {
             p.muted { "Retrying: " (r) }
         }

@@ -583,3 +583,31 @@ async fn a_campaign_through_outages_ends_cleaned_and_complete_with_no_person_in_
     let end = p.end_h.unwrap();
     assert!(end < 12.0, "{end}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_breaker_waits_out_the_services_without_a_window_and_spends_no_attempts() {
+    use repro_run::config::{OutageConfig, RetryConfig};
+    let dir = tempfile::tempdir().unwrap();
+    // The same three attempts back to back and no window, but a step that fails as a whole
+    // (five transient failures, no success) waits as a whole: ten minutes, doubling up to
+    // an hour, its failures excused.
+    let mut s = outages(dir.path(), RetryConfig::default());
+    s.config.policy.outage = OutageConfig {
+        failures: 5,
+        first_delay_s: 600,
+        max_delay_s: 3600,
+    };
+    let p = predict(&s).await;
+    assert!(
+        p.datasets
+            .iter()
+            .all(|d| d.state == "PRESTAGE COMPLETED MERGED_DBUP CLEANED"),
+        "{:#?}",
+        p.datasets
+    );
+    // The tape and catalog outages cost nothing; what the batch system's partial losses
+    // (a tenth of the jobs, never a whole step) cost is the retry policy's.
+    assert_eq!(p.chart.last().unwrap().failed, 0, "no file failed for good");
+    let end = p.end_h.unwrap();
+    assert!(end < 12.0, "{end}");
+}

@@ -26,6 +26,7 @@ pub struct Model {
     pub revision: i64,
     pub settled: Option<String>,
     pub accepted_lost: i64,
+    pub outages: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -131,3 +131,12 @@ on_every_backend! {
         assert!(store.history(&name, None).await.is_ok());
     }
 }
+
+on_every_backend! {
+    async fn a_corrupt_outage_names_the_row_and_what_is_wrong(db: &TestDb) {
+        let err = corrupt_and_load(db, "UPDATE dataset_status SET outages = 'declare 10 soon 1 x'").await;
+        let msg = err.to_string();
+        assert!(msg.starts_with("corrupt row in dataset_status (id "), "{msg}");
+        assert!(msg.contains("outages") && msg.contains("soon"), "{msg}");
+    }
+}

@@ -61,3 +61,40 @@ on_every_backend! {
         assert!(after.files.values().all(|f| f.retry.is_none()), "{:?}", after.files);
     }
 }
+
+on_every_backend! {
+    async fn an_outage_and_the_attempts_it_gives_back_are_stored_as_the_core_decided(db: &TestDb) {
+        use repro_core::outage::{Breaker, Step, trip};
+        let store = db.store().await;
+        let name = DatasetName::new("out").unwrap();
+        let files: Vec<NewFile> = (0..4).map(|i| NewFile::new(format!("f{i}.raw"), 10)).collect();
+        let opts = Register { unlock: true, ..Register::default() };
+        store.register(&name, &files, &opts, "t").await.unwrap();
+        for _ in 0..2 {
+            let view = store.load(&name).await.unwrap();
+            let plan = repro_core::plan(&view, &Policy::default());
+            store.apply(&name, &plan.changes, "t").await.unwrap();
+        }
+        // Every request refused at once: the tape system is out.
+        let mut view = store.load(&name).await.unwrap();
+        let mut changes: Vec<Change> = view
+            .files
+            .values()
+            .map(|f| Change::file(f, FileEvent::StageFail).unwrap().with_error("transient: busy"))
+            .collect();
+        view.apply(&changes).unwrap();
+        let breaker = Breaker { failures: 3, first_delay_s: 600, max_delay_s: 3600 };
+        let tripped = trip(&view, &changes, &breaker, 1_000_000);
+        view.apply(&tripped).unwrap();
+        changes.extend(tripped);
+        Change::batch_order(&mut changes);
+        store.apply(&name, &changes, "t").await.unwrap();
+        let stored = store.load(&name).await.unwrap();
+        assert_eq!(stored.files, view.files, "the excuses are stored as the core made them");
+        assert!(stored.files.values().all(|f| f.tried() == 0), "{:?}", stored.files);
+        assert_eq!(stored.outages, view.outages);
+        assert_eq!(stored.out(Step::Stage, 1_000_000).map(|o| o.until), Some(1_000_600));
+        let listed = store.summary(&name).await.unwrap();
+        assert_eq!(listed.outages, view.outages, "the list shows it without loading files");
+    }
+}
