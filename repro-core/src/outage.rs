@@ -1,8 +1,8 @@
 //! A site's service refusing a whole step at once: an outage, not many failures.
 //!
 //! When every outcome of one step in a batch is a transient failure, and there are at
-//! least [`Breaker::failures`] of them (the catalog is down, the tape system refuses every
-//! request), the step's breaker opens for the dataset ([`trip`]): the failures spend no
+//! least [`Breaker::failures`] of them or they are all the dataset had left of that step
+//! (the catalog is down, the tape system refuses every request), the step's breaker opens for the dataset ([`trip`]): the failures spend no
 //! attempts (each is excused, [`FileEvent::Excuse`]), nothing of that step is tried until
 //! the breaker's next try ([`Outage::until`]), and one line says so. At the next try the
 //! step is tried again as a whole: if it still fails as a whole the breaker opens again
@@ -64,7 +64,8 @@ impl Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Breaker {
     /// Transient failures of one step in one batch, with no success, that open its
-    /// breaker; 0: never (each failure follows the retry policy alone).
+    /// breaker (fewer do when they are all the dataset had left of the step); 0: never
+    /// (each failure follows the retry policy alone).
     pub failures: u32,
     /// Seconds from the outage's first sight to the next try.
     pub first_delay_s: u64,
@@ -182,7 +183,8 @@ struct Tally {
 
 /// What a batch of recorded outcomes (`batch`, already applied to `view`) does to the
 /// dataset's breakers at `now`: a step whose every outcome failed transiently, at least
-/// `breaker.failures` times or while its breaker was open already, is out until its next
+/// `breaker.failures` times, or every item the dataset had left of it, or while its
+/// breaker was open already, is out until its next
 /// try, and its failures are excused with that next try as their retry time; a step with
 /// a success is back. The changes to append, applied after `batch`.
 pub fn trip(view: &DatasetView, batch: &[Change], breaker: &Breaker, now: i64) -> Vec<Change> {
@@ -221,7 +223,8 @@ pub fn trip(view: &DatasetView, batch: &[Change], breaker: &Breaker, now: i64) -
             continue;
         }
         let failures = t.files.len() + t.groups.len();
-        if open.is_none() && failures < breaker.failures as usize {
+        if open.is_none() && failures < breaker.failures as usize && failures < pending(view, step)
+        {
             continue;
         }
         let before = open.map(|i| outages.remove(i));
@@ -245,6 +248,22 @@ pub fn trip(view: &DatasetView, batch: &[Change], breaker: &Breaker, now: i64) -
         out.push(Change::Outage(outages));
     }
     out
+}
+
+/// How much of `step` the dataset has not done yet: what a batch failing all of it failed
+/// as a whole, however few (the one merged file of a small dataset, its catalog down).
+fn pending(view: &DatasetView, step: Step) -> usize {
+    use crate::file::FileState as F;
+    use crate::group::GroupState as G;
+    let files = |states: &[F]| view.files.values().filter(|f| states.contains(&f.state)).count();
+    let groups = |states: &[G]| view.groups.values().filter(|g| states.contains(&g.state)).count();
+    match step {
+        Step::Stage => files(&[F::Registered, F::Staging, F::StageFailed]),
+        Step::Reco => files(&[F::Staged, F::RecoSubmitted, F::RecoFailed]),
+        Step::Merge => groups(&[G::Merging]),
+        Step::Declare => groups(&[G::Merged, G::Declaring]),
+        Step::Delete => files(&[F::Merged, F::Deleting]),
+    }
 }
 
 /// The error a failure change records: on the change itself, or for a job's file, on it.
@@ -405,6 +424,24 @@ mod tests {
         // Off: nothing trips.
         let v = staging();
         assert!(trip(&v, &[], &Breaker::default(), 0).is_empty());
+    }
+
+    #[test]
+    fn fewer_failures_are_an_outage_when_they_are_all_the_dataset_had_left_of_the_step() {
+        let mut v = staging();
+        let staged: Vec<Outcome> = (1..=3)
+            .map(|i| Outcome::Staged { file: FileId(i) })
+            .collect();
+        record(&mut v, &staged, 50);
+        // One failure of the two files left (the fifth still waits for its request).
+        record(&mut v, &refused(&[4], ErrorClass::Transient), 100);
+        assert!(v.outages.is_empty());
+        let p = plan_within(&v, &policy(), 100, |_| true, &mut crate::Budget::UNLIMITED.clone());
+        v.apply(&p.changes).unwrap();
+        // Then both left fail together, fewer than three: the step failed as a whole.
+        record(&mut v, &refused(&[4, 5], ErrorClass::Transient), 200);
+        assert_eq!(v.out(Step::Stage, 200).map(|o| o.until), Some(800));
+        assert_eq!(v.files[&FileId(4)].tried(), 1, "only the excused attempt is given back");
     }
 
     #[test]
