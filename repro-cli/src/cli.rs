@@ -141,11 +141,26 @@ pub enum DatasetCommand {
     },
     /// A dataset's raw files.
     Files(FilesArgs),
-    /// A dataset's jobs, every attempt: state, batch id, exit code, reason.
+    /// A dataset's jobs, every attempt: counts per state, then a page of jobs (state,
+    /// batch id, exit code, reason), reco jobs first.
     Jobs {
         /// The dataset.
         name: String,
+        /// Which page of jobs.
+        #[command(flatten)]
+        page: Page,
     },
+}
+
+/// One page of a long list.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Page {
+    /// Which page, from 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub page: u64,
+    /// Rows a page.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub per_page: u64,
 }
 
 /// `repro sample ...`.
@@ -233,6 +248,9 @@ pub struct FilesArgs {
     /// Only files in this state (registered, staged, reco_failed_for_good, ...).
     #[arg(long)]
     pub state: Option<String>,
+    /// Which page of files.
+    #[command(flatten)]
+    pub page: Page,
 }
 
 /// Dataset names.

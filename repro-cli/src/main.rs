@@ -602,23 +602,26 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
         }
         DatasetCommand::Show { name: n } => {
             let n = name(&n)?;
-            let s = store.summary(&n).await?;
+            let now = chrono::Utc::now().timestamp();
+            let g = store.glance(&n, now, output::JOBS_SHOWN).await?;
             if json {
-                print!("{}", output::json(&output::DatasetJson::from(&s)));
+                let d = output::DatasetJson::from(&g.summary).with_retrying(g.waiting);
+                print!("{}", output::json(&d));
             } else {
-                let view = store.load(&n).await?;
-                let rate = recent_rate(store, &view).await?;
-                print!("{}", output::dataset(&s, &view, rate));
+                let rate = recent_rate(store, &g.summary).await?;
+                print!("{}", output::dataset(&g, rate));
             }
             Ok(ExitCode::SUCCESS)
         }
-        DatasetCommand::Jobs { name: n } => {
-            let view = store.load(&name(&n)?).await?;
+        DatasetCommand::Jobs { name: n, page } => {
+            let n = name(&n)?;
+            let offset = (page.page - 1) * page.per_page;
+            let jobs = store.jobs_page(&n, offset, page.per_page).await?;
             if json {
-                let jobs: Vec<&repro_core::Job> = view.jobs.values().collect();
                 print!("{}", output::json(&jobs));
             } else {
-                print!("{}", output::jobs(&view, usize::MAX));
+                let g = store.glance(&n, 0, 0).await?;
+                print!("{}", output::jobs(&n, &g.jobs, &jobs, page));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -630,16 +633,18 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
                         .map_err(|e| CliError::Usage(e.to_string()))?,
                 ),
             };
-            let view = store.load(&name(&args.name)?).await?;
+            let n = name(&args.name)?;
+            let p = args.page;
+            let view = store
+                .files_page(&n, state, (p.page - 1) * p.per_page, p.per_page)
+                .await?;
             if json {
-                let files: Vec<&repro_core::RawFile> = view
-                    .files
-                    .values()
-                    .filter(|f| state.is_none_or(|s| f.state == s))
-                    .collect();
+                let files: Vec<&repro_core::RawFile> = view.files.values().collect();
                 print!("{}", output::json(&files));
             } else {
-                print!("{}", output::files(&view, state));
+                let s = store.summary(&n).await?;
+                let total = state.map_or(s.files.total, |st| s.files.get(st));
+                print!("{}", output::files(&view, total, p));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -650,10 +655,10 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
 /// history; `None` when no phase is running.
 async fn recent_rate(
     store: &Store,
-    view: &repro_core::DatasetView,
+    d: &repro_db::DatasetSummary,
 ) -> Result<Option<output::Rate>, CliError> {
     use repro_core::StageKind as K;
-    let via = match view.status.state.kind() {
+    let via = match d.status.state.kind() {
         K::PrestageRunning => "stage_done",
         K::RecoRunning => "reco_done",
         K::MergeRunning => "merge",
@@ -663,7 +668,7 @@ async fn recent_rate(
     const HOURS: u32 = 6;
     let since = repro_db::now() - chrono::Duration::hours(i64::from(HOURS));
     let done: u64 = store
-        .per_hour(Some(&view.name), "file", via, since)
+        .per_hour(Some(&d.name), "file", via, since)
         .await?
         .iter()
         .map(|(_, n)| n)

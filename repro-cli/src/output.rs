@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use repro_core::{DatasetView, FileState};
+use repro_core::{DatasetName, DatasetView, FileState};
 use repro_db::{DatasetSummary, HistoryEntry};
 use serde::Serialize;
+
+use crate::cli::Page;
 
 pub use repro_run::json::{DatasetJson, SampleJson};
 
@@ -155,7 +157,8 @@ pub struct Rate {
 
 /// One dataset in detail: what needs a person first, then its columns with progress per
 /// phase, its merge groups and its jobs.
-pub fn dataset(d: &DatasetSummary, view: &DatasetView, rate: Option<Rate>) -> String {
+pub fn dataset(g: &repro_db::Glance, rate: Option<Rate>) -> String {
+    let (d, view) = (&g.summary, &g.view);
     let c = d.status.columns();
     let f = &d.files;
     let mut out = String::new();
@@ -165,9 +168,12 @@ pub fn dataset(d: &DatasetSummary, view: &DatasetView, rate: Option<Rate>) -> St
     for o in &d.outages {
         let _ = writeln!(out, "outage    {}", repro_run::attention::outage_line(o));
     }
-    let now = chrono::Utc::now().timestamp();
-    if let Some(r) = repro_run::attention::waiting_line(view, now) {
-        let _ = writeln!(out, "retrying  {r}");
+    if let Some((n, first)) = g.waiting {
+        let _ = writeln!(
+            out,
+            "retrying  {n} {}",
+            repro_run::attention::next_retry(first)
+        );
     }
     let (staged, reco, merged) = reached(f);
     let _ = writeln!(out, "name      {}", d.name);
@@ -248,14 +254,14 @@ pub fn dataset(d: &DatasetSummary, view: &DatasetView, rate: Option<Rate>) -> St
         let rows: Vec<Vec<String>> = view
             .groups
             .values()
-            .map(|g| {
+            .map(|grp| {
                 vec![
-                    g.no.to_string(),
-                    g.state.to_string(),
-                    g.files.len().to_string(),
-                    g.attempts.to_string(),
-                    g.output.as_ref().map_or("-".into(), |m| m.name.clone()),
-                    g.last_error.clone().unwrap_or_else(|| "-".into()),
+                    grp.no.to_string(),
+                    grp.state.to_string(),
+                    g.group_files.get(&grp.no).copied().unwrap_or(0).to_string(),
+                    grp.attempts.to_string(),
+                    grp.output.as_ref().map_or("-".into(), |m| m.name.clone()),
+                    grp.last_error.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
@@ -272,48 +278,51 @@ pub fn dataset(d: &DatasetSummary, view: &DatasetView, rate: Option<Rate>) -> St
             &rows,
         ));
     }
-    out.push_str(&jobs(view, JOBS_SHOWN));
+    if !g.jobs.is_empty() {
+        let _ = writeln!(out, "\njobs      {}", job_counts(&g.jobs));
+        // The newest live or failed jobs of each kind, newest first.
+        let shown: Vec<&repro_core::Job> =
+            view.jobs.values().rev().take(JOBS_SHOWN as usize).collect();
+        out.push_str(&job_table(&view.name, &shown));
+        let open: u64 = g
+            .jobs
+            .iter()
+            .filter(|((_, s), _)| *s != repro_core::JobState::Done)
+            .map(|(_, n)| n)
+            .sum();
+        if open > shown.len() as u64 {
+            let _ = writeln!(
+                out,
+                "({} more live or failed; `repro dataset jobs {}` lists every job, a page at a time)",
+                open - shown.len() as u64,
+                view.name
+            );
+        }
+    }
     out
 }
 
-/// Jobs `dataset show` lists: the live and failed ones, newest attempts first.
-const JOBS_SHOWN: usize = 20;
+/// Jobs `dataset show` lists: the newest live and failed ones.
+pub const JOBS_SHOWN: u64 = 20;
 
-/// A dataset's jobs: counts per kind and state, then up to `limit` of the jobs that matter
-/// now (live or failed); every job when `limit` is `usize::MAX`.
-pub fn jobs(view: &DatasetView, limit: usize) -> String {
-    use repro_core::JobState;
-    use repro_core::job::JobSubject;
-    let mut out = String::new();
-    if view.jobs.is_empty() {
-        return out;
-    }
-    // Reco jobs before merge jobs, as the lifecycle runs them.
-    let mut counts: std::collections::BTreeMap<(u8, &str, JobState), usize> = Default::default();
-    for j in view.jobs.values() {
-        let kind = match j.key.subject {
-            JobSubject::Reco(_) => (0, "reco"),
-            JobSubject::Merge(_) => (1, "merge"),
-        };
-        *counts.entry((kind.0, kind.1, j.state)).or_insert(0) += 1;
-    }
-    let summary: Vec<String> = counts
+/// Jobs per kind and state, reco first: `reco done 120, reco running 3, merge done 2`.
+fn job_counts(counts: &BTreeMap<(&str, repro_core::JobState), u64>) -> String {
+    let order = |k: &str| u8::from(k != "reco");
+    let mut rows: Vec<_> = counts.iter().collect();
+    rows.sort_by_key(|((k, s), _)| (order(k), *s));
+    let words: Vec<String> = rows
         .iter()
-        .map(|((_, k, s), n)| format!("{k} {s} {n}"))
+        .map(|((k, s), n)| format!("{k} {s} {n}"))
         .collect();
-    let _ = writeln!(out, "\njobs      {}", summary.join(", "));
-    let shown: Vec<_> = view
-        .jobs
-        .values()
-        .filter(|j| limit == usize::MAX || j.state.is_live() || j.error.is_some())
-        .collect();
-    let rows: Vec<Vec<String>> = shown
+    words.join(", ")
+}
+
+fn job_table(name: &DatasetName, jobs: &[&repro_core::Job]) -> String {
+    let rows: Vec<Vec<String>> = jobs
         .iter()
-        .rev()
-        .take(limit)
         .map(|j| {
             vec![
-                j.key.name(&view.name),
+                j.key.name(name),
                 j.state.to_string(),
                 j.key.attempt.to_string(),
                 j.batch_id.clone().unwrap_or_else(|| "-".into()),
@@ -322,29 +331,52 @@ pub fn jobs(view: &DatasetView, limit: usize) -> String {
             ]
         })
         .collect();
-    if !rows.is_empty() {
-        out.push_str(&table(
-            &["JOB", "STATE", "ATTEMPT", "BATCH ID", "EXIT", "REASON"],
-            &rows,
-        ));
-        if shown.len() > rows.len() {
-            let _ = writeln!(
-                out,
-                "({} more; `repro dataset jobs {}` lists every job)",
-                shown.len() - rows.len(),
-                view.name
-            );
-        }
+    if rows.is_empty() {
+        return String::new();
     }
+    table(
+        &["JOB", "STATE", "ATTEMPT", "BATCH ID", "EXIT", "REASON"],
+        &rows,
+    )
+}
+
+/// Which page of how many rows, and how to get the next: `page 1 of 500 (100 a page);
+/// --page 2 for the next`.
+fn page_line(page: Page, total: u64) -> String {
+    let pages = total.div_ceil(page.per_page).max(1);
+    let next = if page.page < pages {
+        format!("; --page {} for the next", page.page + 1)
+    } else {
+        String::new()
+    };
+    format!(
+        "page {} of {pages} ({} a page){next}\n",
+        page.page, page.per_page
+    )
+}
+
+/// A dataset's jobs: counts per kind and state (`counts`), then one page of them.
+pub fn jobs(
+    name: &DatasetName,
+    counts: &BTreeMap<(&str, repro_core::JobState), u64>,
+    page_jobs: &[repro_core::Job],
+    page: Page,
+) -> String {
+    if counts.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("jobs      {}\n", job_counts(counts));
+    let shown: Vec<&repro_core::Job> = page_jobs.iter().collect();
+    out.push_str(&job_table(name, &shown));
+    out.push_str(&page_line(page, counts.values().sum()));
     out
 }
 
-/// A dataset's files.
-pub fn files(view: &DatasetView, state: Option<FileState>) -> String {
+/// A page of a dataset's files (`view`, of `total` in the state asked for).
+pub fn files(view: &DatasetView, total: u64, page: Page) -> String {
     let rows: Vec<Vec<String>> = view
         .files
         .values()
-        .filter(|f| state.is_none_or(|s| f.state == s))
         .map(|f| {
             vec![
                 f.id.0.to_string(),
@@ -356,10 +388,12 @@ pub fn files(view: &DatasetView, state: Option<FileState>) -> String {
             ]
         })
         .collect();
-    table(
+    let mut out = table(
         &["ID", "LFN", "STATE", "ATTEMPTS", "TMB", "LAST ERROR"],
         &rows,
-    )
+    );
+    out.push_str(&page_line(page, total));
+    out
 }
 
 /// The `key=value` pairs of a stored columns text (`lock=UNLOCK prestage=NOT DONE ...`).

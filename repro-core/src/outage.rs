@@ -255,8 +255,18 @@ pub fn trip(view: &DatasetView, batch: &[Change], breaker: &Breaker, now: i64) -
 fn pending(view: &DatasetView, step: Step) -> usize {
     use crate::file::FileState as F;
     use crate::group::GroupState as G;
-    let files = |states: &[F]| view.files.values().filter(|f| states.contains(&f.state)).count();
-    let groups = |states: &[G]| view.groups.values().filter(|g| states.contains(&g.state)).count();
+    let files = |states: &[F]| {
+        view.files
+            .values()
+            .filter(|f| states.contains(&f.state))
+            .count()
+    };
+    let groups = |states: &[G]| {
+        view.groups
+            .values()
+            .filter(|g| states.contains(&g.state))
+            .count()
+    };
     match step {
         Step::Stage => files(&[F::Registered, F::Staging, F::StageFailed]),
         Step::Reco => files(&[F::Staged, F::RecoSubmitted, F::RecoFailed]),
@@ -436,12 +446,22 @@ mod tests {
         // One failure of the two files left (the fifth still waits for its request).
         record(&mut v, &refused(&[4], ErrorClass::Transient), 100);
         assert!(v.outages.is_empty());
-        let p = plan_within(&v, &policy(), 100, |_| true, &mut crate::Budget::UNLIMITED.clone());
+        let p = plan_within(
+            &v,
+            &policy(),
+            100,
+            |_| true,
+            &mut crate::Budget::UNLIMITED.clone(),
+        );
         v.apply(&p.changes).unwrap();
         // Then both left fail together, fewer than three: the step failed as a whole.
         record(&mut v, &refused(&[4, 5], ErrorClass::Transient), 200);
         assert_eq!(v.out(Step::Stage, 200).map(|o| o.until), Some(800));
-        assert_eq!(v.files[&FileId(4)].tried(), 1, "only the excused attempt is given back");
+        assert_eq!(
+            v.files[&FileId(4)].tried(),
+            1,
+            "only the excused attempt is given back"
+        );
     }
 
     #[test]

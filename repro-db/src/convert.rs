@@ -297,6 +297,24 @@ pub fn group(
     members: &BTreeMap<GroupNo, Vec<FileId>>,
 ) -> Result<MergeGroup> {
     const T: &str = "merge_group";
+    let (mut g, n_files) = group_alone(row)?;
+    g.files = members.get(&g.no).cloned().unwrap_or_default();
+    if g.files.len() != n_files as usize {
+        return Err(corrupt(
+            T,
+            row.id,
+            format!(
+                "n_files is {n_files} but {} files name this group",
+                g.files.len()
+            ),
+        ));
+    }
+    Ok(g)
+}
+
+/// A merge group row without its files (an empty list), and how many it has.
+pub fn group_alone(row: &merge_group::Model) -> Result<(MergeGroup, u32)> {
+    const T: &str = "merge_group";
     let no = u32::try_from(row.group_no)
         .ok()
         .filter(|n| *n >= 1)
@@ -328,22 +346,11 @@ pub fn group(
             format!("state {state} but no merged file recorded"),
         ));
     }
-    let files = members.get(&no).cloned().unwrap_or_default();
     let n_files = count(T, row.id, "n_files", row.n_files)?;
-    if files.len() != n_files as usize {
-        return Err(corrupt(
-            T,
-            row.id,
-            format!(
-                "n_files is {n_files} but {} files name this group",
-                files.len()
-            ),
-        ));
-    }
     let attempts = count(T, row.id, "attempts", row.attempts)?;
-    Ok(MergeGroup {
+    let g = MergeGroup {
         no,
-        files,
+        files: Vec::new(),
         bytes: size(T, row.id, "bytes", row.bytes)?,
         state,
         attempts,
@@ -351,7 +358,8 @@ pub fn group(
         last_error: row.last_error.clone(),
         output,
         retry: retry(T, row.id, row.retry_at, row.failing_since)?,
-    })
+    };
+    Ok((g, n_files))
 }
 
 /// The columns both job tables share.

@@ -33,6 +33,7 @@ mod copy;
 mod counts;
 pub mod entity;
 mod error;
+mod glance;
 pub mod idset;
 mod query;
 mod write;
@@ -53,6 +54,7 @@ use sea_orm::{
 };
 
 pub use error::{DbError, Result};
+pub use glance::Glance;
 
 /// How many writes have changed a dataset: every transaction that writes to it counts one,
 /// on its row. A view loaded at one revision is of the state every later write starts from.

@@ -36,7 +36,7 @@ pub(crate) async fn snapshot(db: &DatabaseConnection) -> Result<DatabaseTransact
     })
 }
 
-async fn dataset_row<C: ConnectionTrait>(
+pub(crate) async fn dataset_row<C: ConnectionTrait>(
     db: &C,
     name: &DatasetName,
 ) -> Result<dataset_status::Model> {
@@ -331,7 +331,10 @@ fn summarise(
     })
 }
 
-pub(crate) async fn summary(db: &DatabaseConnection, name: &DatasetName) -> Result<DatasetSummary> {
+pub(crate) async fn summary<C: ConnectionTrait>(
+    db: &C,
+    name: &DatasetName,
+) -> Result<DatasetSummary> {
     let row = dataset_row(db, name).await?;
     let mut c = counts(db, &[row.id]).await?;
     summarise(row, &mut c)

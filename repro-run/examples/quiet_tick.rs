@@ -143,6 +143,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         list.len(),
         t.elapsed().as_secs_f64()
     );
+    what_a_person_opens(&store, &names[names.len() / 2]).await?;
     println!("peak RSS: {} MiB", peak_rss_mib());
+    Ok(())
+}
+
+/// What `dataset show`, `dataset jobs`, `dataset files` and the dataset's page read of one
+/// dataset: a glance (counts, groups, what failed for good, the newest jobs) and a page
+/// each of files and jobs; each the slowest of five.
+async fn what_a_person_opens(store: &Store, name: &DatasetName) -> repro_db::Result<()> {
+    async fn slowest<T, F: std::future::Future<Output = repro_db::Result<T>>>(
+        f: impl Fn() -> F,
+    ) -> repro_db::Result<f64> {
+        let mut worst: f64 = 0.0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            f().await?;
+            worst = worst.max(t.elapsed().as_secs_f64());
+        }
+        Ok(worst)
+    }
+    let now = chrono::Utc::now().timestamp();
+    let glance = slowest(|| store.glance(name, now, 20)).await?;
+    let files = slowest(|| store.files_page(name, None, 0, 100)).await?;
+    let deep = slowest(|| store.files_page(name, None, 40_000, 100)).await?;
+    let jobs = slowest(|| store.jobs_page(name, 0, 100)).await?;
+    println!(
+        "one dataset as a person opens it: glance {glance:.3} s, first page of files {files:.3} s (page 401: {deep:.3} s), first page of jobs {jobs:.3} s"
+    );
     Ok(())
 }

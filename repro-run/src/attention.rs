@@ -138,13 +138,6 @@ pub fn from_counts(d: &repro_db::DatasetSummary) -> Option<String> {
     })
 }
 
-/// What of `view` waits to be tried again at `now` (files and merge groups whose last
-/// attempt failed), and when the first is due; `None` when nothing waits.
-pub fn waiting_line(view: &DatasetView, now: i64) -> Option<String> {
-    let (n, first) = repro_core::retry::waiting(view, now).filter(|w| w.0 > 0)?;
-    Some(format!("{n} {}", next_retry(first)))
-}
-
 /// One line for a step found out: `catalog (declare) unavailable since 2026-12-07 14:02
 /// UTC (transient: HTTP 503), next try 2026-12-07 14:32 UTC`.
 pub fn outage_line(o: &Outage) -> String {

@@ -39,6 +39,50 @@ pub struct DatasetJson {
     /// What needs a person, with the command that answers it; absent when nothing does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub needs_a_person: Option<String>,
+    /// Its steps whose service is out, each waiting for its next try.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<OutageJson>,
+    /// Raw files and merge groups waiting to be tried again (only where the whole dataset
+    /// was looked at: `dataset show`, `/api/datasets/NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<RetryingJson>,
+}
+
+/// A step whose service is out (`repro_core::outage`).
+#[derive(Debug, Serialize)]
+pub struct OutageJson {
+    /// `stage`, `reco`, `merge`, `declare` or `delete`.
+    pub step: String,
+    /// `tape system`, `batch system`, `catalog` or `storage system`.
+    pub service: &'static str,
+    /// First seen failing as a whole, RFC 3339.
+    pub since: String,
+    /// Its next try, RFC 3339.
+    pub next_try: String,
+    /// Tries in a row that found it out.
+    pub tries: u32,
+    /// Its last error, with its class.
+    pub error: String,
+}
+
+/// What waits to be tried again.
+#[derive(Debug, Serialize)]
+pub struct RetryingJson {
+    /// Raw files and merge groups.
+    pub count: u64,
+    /// When the first is due, RFC 3339.
+    pub first_at: String,
+}
+
+impl DatasetJson {
+    /// The same, with what waits to be tried again (`Glance::waiting`).
+    pub fn with_retrying(mut self, waiting: Option<(u64, i64)>) -> Self {
+        self.retrying = waiting.map(|(count, first)| RetryingJson {
+            count,
+            first_at: epoch_rfc3339(first),
+        });
+        self
+    }
 }
 
 impl From<&DatasetSummary> for DatasetJson {
@@ -60,6 +104,19 @@ impl From<&DatasetSummary> for DatasetJson {
             files,
             accepted_lost: d.accepted_lost,
             needs_a_person: crate::attention::from_counts(d),
+            outages: d
+                .outages
+                .iter()
+                .map(|o| OutageJson {
+                    step: o.step.to_string(),
+                    service: o.step.service(),
+                    since: epoch_rfc3339(o.since),
+                    next_try: epoch_rfc3339(o.until),
+                    tries: o.trips,
+                    error: o.error.clone(),
+                })
+                .collect(),
+            retrying: None,
         }
     }
 }
@@ -102,6 +159,14 @@ impl From<&repro_db::SampleSummary> for SampleJson {
             files: file_counts(&s.files),
         }
     }
+}
+
+/// Seconds since the epoch as RFC 3339 in UTC (the number itself if out of range).
+fn epoch_rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(
+        || t.to_string(),
+        |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 /// A stored time (UTC, without a zone) as RFC 3339 with its zone: `2026-12-01T16:00:00Z`.

@@ -17,7 +17,7 @@ use axum::routing::get;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use repro_core::job::JobSubject;
 use repro_core::{DatasetName, FileState, GroupState};
-use repro_db::{DatasetSummary, DbError, ListFilter, Store};
+use repro_db::{DbError, ListFilter, Store};
 use serde::Deserialize;
 
 use crate::json::DatasetJson;
@@ -613,8 +613,12 @@ async fn dataset_page(
     Params(q): Params<DatasetQuery, false>,
 ) -> Result<Html<String>, WebError> {
     let name = parse_name(&name)?;
-    let summary = store.summary(&name).await?;
-    let view = store.load(&name).await?;
+    // Counts, merge groups, what failed for good and a page each of files and jobs: never
+    // the whole dataset.
+    let glance = store
+        .glance(&name, chrono::Utc::now().timestamp(), 0)
+        .await?;
+    let (summary, view) = (&glance.summary, &glance.view);
     let history = store.history(&name, Some("dataset")).await?;
     let hourly = throughput(&store, Some(&name)).await?;
     let fstate = match q.fstate.as_deref().filter(|s| !s.is_empty()) {
@@ -624,33 +628,34 @@ async fn dataset_page(
                 .map_err(|e| WebError::BadRequest(e.to_string()))?,
         ),
     };
-    let files: Vec<&repro_core::RawFile> = view
-        .files
-        .values()
-        .filter(|f| fstate.is_none_or(|s| f.state == s))
-        .collect();
-    let fpages = files.len().div_ceil(ROWS_PER_PAGE).max(1);
-    let fpage = q.fpage.unwrap_or(1).clamp(1, fpages);
-    let jobs: Vec<&repro_core::Job> = view.jobs.values().collect();
-    let jpages = jobs.len().div_ceil(ROWS_PER_PAGE).max(1);
-    let jpage = q.jpage.unwrap_or(1).clamp(1, jpages);
+    let rows = ROWS_PER_PAGE as u64;
+    let nfiles = fstate.map_or(summary.files.total, |s| summary.files.get(s));
+    let fpages = nfiles.div_ceil(rows).max(1);
+    let fpage = (q.fpage.unwrap_or(1) as u64).clamp(1, fpages);
+    let files = store
+        .files_page(&name, fstate, (fpage - 1) * rows, rows)
+        .await?;
+    let njobs: u64 = glance.jobs.values().sum();
+    let jpages = njobs.div_ceil(rows).max(1);
+    let jpage = (q.jpage.unwrap_or(1) as u64).clamp(1, jpages);
+    let jobs = store.jobs_page(&name, (jpage - 1) * rows, rows).await?;
     let c = summary.status.columns();
     let base = format!("/datasets/{name}");
-    let flink = |p: usize| match fstate {
+    let flink = |p: u64| match fstate {
         Some(s) => format!("{base}?fstate={s}&fpage={p}"),
         None => format!("{base}?fpage={p}"),
     };
     let body = html! {
         p { a href="/" { "← all datasets" } }
         h1 { (name) }
-        @for why in crate::attention::needs_a_person(&view, summary.accepted_lost) {
+        @for why in crate::attention::needs_a_person(view, summary.accepted_lost) {
             p.attention { "Needs a person: " (why) }
         }
         @for o in &summary.outages {
             p.attention { "Outage: " (crate::attention::outage_line(o)) }
         }
-        @if let Some(r) = crate::attention::waiting_line(&view, chrono::Utc::now().timestamp()) {
-            p.muted { "Retrying: " (r) }
+        @if let Some((n, first)) = glance.waiting {
+            p.muted { "Retrying: " (n) " " (crate::attention::next_retry(first)) }
         }
         table {
             tr { th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "SITE" } th { "LAST CHANGE (UTC)" } }
@@ -675,13 +680,13 @@ async fn dataset_page(
             tr { @for s in FileState::ALL { @if summary.files.get(*s) > 0 { td.num { (summary.files.get(*s)) } } } td.num { (summary.files.total) } }
         }
         (chart("raw files per hour (UTC)", &hourly, repro_db::now()))
-        p.muted { (files.len()) " files" @if let Some(s) = fstate { " in state " (s) " (" a href=(base.clone()) { "all" } ")" } "; page " (fpage) " of " (fpages) }
+        p.muted { (nfiles) " files" @if let Some(s) = fstate { " in state " (s) " (" a href=(base.clone()) { "all" } ")" } "; page " (fpage) " of " (fpages) }
         table id="files" {
             thead { tr { th { "ID" } th { "LOGICAL FILE NAME" } th { "STATE" } th { "ATTEMPTS" } th { "TMB FILE" } th { "MERGE GROUP" } th { "LAST ERROR" } } }
             tbody {
-                @for f in files.iter().skip((fpage - 1) * ROWS_PER_PAGE).take(ROWS_PER_PAGE) {
+                @for f in files.files.values() {
                     tr {
-                        td.num { (f.id.0) } td { (f.lfn) } td { (f.state) } td.num { (view.step_attempts(f)) }
+                        td.num { (f.id.0) } td { (f.lfn) } td { (f.state) } td.num { (files.step_attempts(f)) }
                         td { (f.tmb.as_ref().map_or("", |t| t.path.as_str())) }
                         td { (f.group.map(|g| g.to_string()).unwrap_or_default()) }
                         td.error { (f.current_error().unwrap_or_default()) }
@@ -696,7 +701,7 @@ async fn dataset_page(
             tbody {
                 @for g in view.groups.values() {
                     tr {
-                        td { (g.no) } td.num { (g.files.len()) } td { (g.state) }
+                        td { (g.no) } td.num { (glance.group_files.get(&g.no).copied().unwrap_or(0)) } td { (g.state) }
                         td { (g.output.as_ref().map_or("", |o| o.name.as_str())) }
                         td { @if g.state == GroupState::Declared { "yes" } @else { "no" } }
                         td.num { (g.attempts) } td.error { (g.last_error.clone().unwrap_or_default()) }
@@ -705,11 +710,11 @@ async fn dataset_page(
             }
         }
         h2 { "Jobs" }
-        p.muted { (jobs.len()) " jobs; page " (jpage) " of " (jpages) }
+        p.muted { (njobs) " jobs; page " (jpage) " of " (jpages) }
         table id="jobs" {
             thead { tr { th { "JOB" } th { "KIND" } th { "ATTEMPT" } th { "BATCH ID" } th { "STATE" } th { "EXIT" } th { "ERROR" } } }
             tbody {
-                @for j in jobs.iter().skip((jpage - 1) * ROWS_PER_PAGE).take(ROWS_PER_PAGE) {
+                @for j in &jobs {
                     tr {
                         td { (j.key.name(&view.name)) }
                         td { @match j.key.subject { JobSubject::Reco(_) => "reco", JobSubject::Merge(_) => "merge" } }
@@ -758,8 +763,10 @@ async fn api_one(
     Path(name): Path<String>,
 ) -> Result<Json<DatasetJson>, ApiError> {
     let name = parse_name(&name)?;
-    let s: DatasetSummary = store.summary(&name).await?;
-    Ok(Json(DatasetJson::from(&s)))
+    let g = store
+        .glance(&name, chrono::Utc::now().timestamp(), 0)
+        .await?;
+    Ok(Json(DatasetJson::from(&g.summary).with_retrying(g.waiting)))
 }
 
 fn label(v: &str) -> String {

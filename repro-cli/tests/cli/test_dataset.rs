@@ -75,6 +75,15 @@ fn add_list_show_and_files() {
     1   /store/wz/raw_001.dat  registered  0         -    -
     2   /store/wz/raw_002.dat  registered  0         -    -
     3   /store/wz/raw_003.dat  registered  0         -    -
+    page 1 of 1 (100 a page)
+    --- stderr
+    "#);
+    insta::assert_snapshot!(env.show(&env.run(&["dataset", "files", "p17.wz", "--per-page", "2", "--page", "2"])), @r#"
+    status: 0
+    --- stdout
+    ID  LFN                    STATE       ATTEMPTS  TMB  LAST ERROR
+    3   /store/wz/raw_003.dat  registered  0         -    -
+    page 2 of 2 (2 a page)
     --- stderr
     "#);
 }

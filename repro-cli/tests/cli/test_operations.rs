@@ -129,12 +129,29 @@ fn each_operation_does_its_phase_and_nothing_more() {
     "#);
     let jobs = env.ok(&["dataset", "jobs", "ds"]);
     assert!(
-        jobs.starts_with("\njobs      reco done 4, merge done 1\nJOB "),
+        jobs.starts_with("jobs      reco done 4, merge done 1\nJOB "),
         "{jobs}"
     );
     assert!(
         jobs.contains("ds.reco.f1.a1") && jobs.contains("ds.merge.g1.a1"),
         "{jobs}"
+    );
+    assert!(jobs.ends_with("page 1 of 1 (100 a page)\n"), "{jobs}");
+    // A page at a time: the second of two jobs a page, and what comes next.
+    let second = env.ok(&["dataset", "jobs", "ds", "--page", "2", "--per-page", "2"]);
+    assert!(
+        second.contains("ds.reco.f3.a1") && second.contains("ds.reco.f4.a1"),
+        "{second}"
+    );
+    assert!(!second.contains("ds.reco.f1.a1"), "{second}");
+    assert!(
+        second.ends_with("page 2 of 3 (2 a page); --page 3 for the next\n"),
+        "{second}"
+    );
+    let last = env.ok(&["dataset", "jobs", "ds", "--page", "3", "--per-page", "2"]);
+    assert!(
+        last.contains("ds.merge.g1.a1") && !last.contains("ds.reco"),
+        "{last}"
     );
 }
 

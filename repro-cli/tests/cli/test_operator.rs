@@ -447,3 +447,29 @@ fn the_alerts_command_hears_each_new_line_with_its_dataset_and_class() {
         "{stderr}"
     );
 }
+
+#[test]
+fn files_waiting_to_retry_are_counted_in_show_and_its_json_with_the_first_time() {
+    let env = Env::new();
+    env.write(
+        "repro.toml",
+        "[backend.sim]\nstage_failure = 1.0\n[policy.retry]\nfirst_delay_s = 3600\n",
+    );
+    env.ok(&["init"]);
+    env.add("p17", 4, &["--unlock"]);
+    let before = chrono::Utc::now().timestamp();
+    ticks(&env, 3);
+    let show = env.ok(&["dataset", "show", "p17"]);
+    assert!(
+        show.contains("retrying  4 waiting to be tried again, the first at "),
+        "{show}"
+    );
+    let json = show_json(&env, "p17");
+    assert_eq!(json["retrying"]["count"], 4, "{json}");
+    let first = json["retrying"]["first_at"].as_str().unwrap();
+    let first = chrono::DateTime::parse_from_rfc3339(first).unwrap().timestamp();
+    assert!(
+        (before + 3600..=before + 3700).contains(&first),
+        "{first} vs {before}"
+    );
+}

@@ -9,6 +9,7 @@ mod test_concurrency;
 mod test_copy;
 mod test_corrupt_rows;
 mod test_counts;
+mod test_glance;
 mod test_lifecycle;
 mod test_limits;
 mod test_migrations;
