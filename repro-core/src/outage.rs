@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::file::{FileEvent, FileId};
 use crate::group::GroupEvent;
+use crate::job::{JobEvent, JobSubject};
 use crate::outcome::ErrorClass;
 use crate::retry::Retry;
 use crate::state::Phase;
@@ -166,6 +167,15 @@ fn verdict(change: &Change) -> Option<(Step, bool)> {
             G::DeclareFail => Some((Step::Declare, false)),
             _ => None,
         },
+        // The batch system took a job: it is there, whatever the job then does.
+        Change::Job {
+            key,
+            event: JobEvent::Submit,
+            ..
+        } => Some(match key.subject {
+            JobSubject::Reco(_) => (Step::Reco, true),
+            JobSubject::Merge(_) => (Step::Merge, true),
+        }),
         _ => None,
     }
 }

@@ -386,3 +386,62 @@ fn an_empty_command_in_the_configuration_names_its_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("backend.command.cursor"), "{err}");
 }
+
+#[test]
+fn a_batch_system_refusing_every_job_is_one_outage_line_that_clears_by_itself() {
+    let env = Env::new();
+    setup_with(
+        &env,
+        10,
+        "[backend.command.errors.reco_submit]\ntransient = [\"queue full\"]\n\
+         [policy.outage]\nfailures = 3\nfirst_delay_s = 2\nmax_delay_s = 4\n",
+    );
+    env.add("ds", 4, &["--unlock"]);
+    switch(&env, "refuse", true);
+    // Staged, then every reco submission refused: one line for cron's mail, not four
+    // failures, and no attempt spent.
+    let mut mail = String::new();
+    for _ in 0..3 {
+        mail.push_str(&env.ok(&["-q", "tick"]));
+    }
+    let lines: Vec<&str> = mail.lines().collect();
+    assert_eq!(lines.len(), 1, "{mail}");
+    assert!(
+        lines[0].starts_with("ds: batch system (reco) unavailable since ")
+            && lines[0].contains("(attempt 1: transient: ")
+            && lines[0].contains("queue full")
+            && lines[0].contains("), next try "),
+        "{mail}"
+    );
+    let v = state(&env, "ds");
+    assert_eq!(v["outages"][0]["step"], "reco", "{v}");
+    assert_eq!(v["outages"][0]["tries"], 1, "{v}");
+    // Each made its first attempt, and each was given back: none counts against the cap.
+    let files: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "dataset", "files", "ds"])).unwrap();
+    let files = files.as_array().unwrap();
+    assert_eq!(files.len(), 4);
+    for f in files {
+        assert_eq!(
+            (&f["state"], &f["attempts"], &f["attempt_base"]),
+            (&"reco_failed".into(), &1.into(), &1.into()),
+            "{f}"
+        );
+    }
+    let show = env.ok(&["dataset", "show", "ds"]);
+    assert!(
+        show.contains("outage    batch system (reco) unavailable"),
+        "{show}"
+    );
+    // The batch system is back: the next try, once due, ends it and the dataset goes on.
+    switch(&env, "refuse", false);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let back = env.ok(&["-q", "tick"]);
+    assert!(
+        back.starts_with("ds: batch system (reco) is back after "),
+        "{back}"
+    );
+    let v = tick_until_rest(&env, "ds");
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+    assert!(v.get("outages").is_none(), "{v}");
+}

@@ -467,7 +467,9 @@ fn files_waiting_to_retry_are_counted_in_show_and_its_json_with_the_first_time()
     let json = show_json(&env, "p17");
     assert_eq!(json["retrying"]["count"], 4, "{json}");
     let first = json["retrying"]["first_at"].as_str().unwrap();
-    let first = chrono::DateTime::parse_from_rfc3339(first).unwrap().timestamp();
+    let first = chrono::DateTime::parse_from_rfc3339(first)
+        .unwrap()
+        .timestamp();
     assert!(
         (before + 3600..=before + 3700).contains(&first),
         "{first} vs {before}"
