@@ -315,12 +315,12 @@ fn cases(db: Db) -> u32 {
 
 fn run_on(db: Db) {
     use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
-    if let Db::Server(var) = db
-        && std::env::var_os(var).is_none()
-    {
-        assert!(std::env::var_os("CI").is_none(), "{var} must be set in CI");
-        eprintln!("skipped: {var} is not set");
-        return;
+    if let Db::Server(var) = db {
+        // Ignored without it (see the build script); run anyway, it fails.
+        assert!(
+            std::env::var_os(var).is_some(),
+            "{var} is not set: no server to test on"
+        );
     }
     let mut runner = TestRunner::new(Config {
         cases: cases(db),
@@ -370,11 +370,19 @@ fn the_real_driver_keeps_every_invariant_and_brings_everything_to_cleaned_on_a_s
 }
 
 #[test]
+#[cfg_attr(
+    not(repro_mysql),
+    ignore = "needs a MariaDB server: set REPRO_TEST_MYSQL_URL"
+)]
 fn the_real_driver_keeps_every_invariant_and_brings_everything_to_cleaned_on_mariadb() {
     run_on(Db::Server("REPRO_TEST_MYSQL_URL"));
 }
 
 #[test]
+#[cfg_attr(
+    not(repro_postgres),
+    ignore = "needs a PostgreSQL server: set REPRO_TEST_POSTGRES_URL"
+)]
 fn the_real_driver_keeps_every_invariant_and_brings_everything_to_cleaned_on_postgres() {
     run_on(Db::Server("REPRO_TEST_POSTGRES_URL"));
 }

@@ -373,9 +373,7 @@ fn run_on(backend: Backend) {
         .enable_all()
         .build()
         .unwrap();
-    let Some(db) = rt.block_on(TestDb::new(backend)) else {
-        return;
-    };
+    let db = rt.block_on(TestDb::new(backend));
     let store = rt.block_on(db.store());
     let mut runner = TestRunner::new(Config {
         cases: cases(backend),
@@ -409,11 +407,19 @@ fn no_sequence_of_changes_corrupts_a_dataset_or_writes_part_of_a_refused_batch_s
 }
 
 #[test]
+#[cfg_attr(
+    not(repro_mysql),
+    ignore = "needs a MariaDB server: set REPRO_TEST_MYSQL_URL"
+)]
 fn no_sequence_of_changes_corrupts_a_dataset_or_writes_part_of_a_refused_batch_mysql() {
     run_on(Backend::Mysql);
 }
 
 #[test]
+#[cfg_attr(
+    not(repro_postgres),
+    ignore = "needs a PostgreSQL server: set REPRO_TEST_POSTGRES_URL"
+)]
 fn no_sequence_of_changes_corrupts_a_dataset_or_writes_part_of_a_refused_batch_postgres() {
     run_on(Backend::Postgres);
 }

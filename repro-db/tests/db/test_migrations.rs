@@ -77,7 +77,7 @@ async fn a_bad_url_is_an_error_naming_it() {
 async fn sqlite_checks_move_into_their_tables_and_keep_every_row() {
     use crate::support::{Backend, TestDb};
     use sea_orm::{ConnectionTrait, Statement};
-    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let db = TestDb::new(Backend::Sqlite).await;
     let store = Store::open(&db.url).await.unwrap();
     store.migrate().await.unwrap();
     let triggers = async |store: &Store| {

@@ -1,0 +1,3 @@
+//! Which database servers the tests may use (see `repro-db/servers.rs`).
+
+include!("../repro-db/servers.rs");
