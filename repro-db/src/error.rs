@@ -4,6 +4,7 @@ use repro_core::view::{ApplyError, Conflict, IllegalChange};
 
 /// Why a storage operation failed. Nothing was written unless it says so.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DbError {
     /// The database URL is not one this tool can use.
     #[error("bad database URL {url:?}: {why}")]

@@ -364,7 +364,9 @@ impl Store {
         row.ok_or_else(|| DbError::NotFound(name.to_string()))
     }
 
-    /// The underlying connection, for tools that want to run their own queries.
+    /// The underlying connection: for tests that reach under the API (feature `raw-sql`).
+    /// Whatever is written through it is outside every rule this crate keeps.
+    #[cfg(feature = "raw-sql")]
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
@@ -1327,7 +1329,10 @@ impl Store {
         Ok(())
     }
 
-    /// Runs a raw statement; for tests and tools that need to reach under the API.
+    /// Runs a raw statement: for tests that reach under the API (feature `raw-sql`), such
+    /// as corrupting a row on purpose. Nothing it writes is checked; a tool that needs its
+    /// own SQL opens its own connection (sea-orm or sqlx), outside our guarantees.
+    #[cfg(feature = "raw-sql")]
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64> {
         Ok(self.db.execute_unprepared(sql).await?.rows_affected())
     }

@@ -589,7 +589,7 @@ impl Default for LeaseConfig {
 /// use, at least 2 and at most 4. Each worker holds one dataset's view and its backend
 /// call's data at a time, so more workers than cores only add memory: on a 2-core machine
 /// the 1,000,000-file demo took 296 s with 4 workers and 298 s with 2, at 468 and 312 MiB
-/// (docs/performance.md).
+/// (bench/LOG.md).
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
 }

@@ -283,6 +283,7 @@ pub struct Driver<'a, S: Storage = Store> {
 /// What [`Driver::run_many`] did: a report per dataset it worked on, an error per dataset
 /// it could not.
 #[derive(Debug, Default)]
+#[must_use = "a run's errors are in it: look at `errors` or `worst()`"]
 pub struct Run {
     /// Datasets worked on (or skipped, with the reason).
     pub reports: Vec<Report>,
@@ -674,173 +675,41 @@ impl<'a, S: Storage> Driver<'a, S> {
         let revision = stamp.revision;
         // The revision this run's own writes lead to; `None` once another's came between.
         let mut at = Some(revision);
-        if view.status.lock == repro_core::LockWord::Lock {
-            return Err(Error::Locked {
-                dataset: name.to_string(),
-                by: self.locked_by(name).await,
-            });
-        }
-        if !op.applies(&view) {
-            return Err(Error::NotNow {
-                op: op.name(),
-                dataset: name.to_string(),
-                found: view.status.columns().to_string(),
-                when: op.when(),
-            });
-        }
+        self.may_work(op, &view).await?;
         // The budgets are the site's (the claim read it), when there are limits.
         let site = if self.store.limits().is_none() {
             None
         } else {
             site.map(str::to_owned)
         };
-        // What the answers free (a job ended, a file staged or deleted), given back at this
-        // dataset's turn while nobody has planned at its site yet (`Ledger::credit`);
-        // not worked out once somebody has (two passes over the dataset).
-        let mut freed = None;
-        if op.polls() {
-            // The questions are dropped before the answers are recorded (at 50,000 files
-            // each is a tenth of what a tick holds).
-            let outcomes = {
-                let due = polls(&view);
-                if due.is_empty() {
-                    None
-                } else {
-                    debug!(dataset = %name, polls = due.len(), "polling");
-                    Some(self.call(|b| b.poll(&view.name, &due))?)
-                }
-            };
-            if let Some(outcomes) = outcomes {
-                let before = (turn.is_some()
-                    && !outcomes.is_empty()
-                    && self.ledger.may_credit(site.as_deref()))
-                .then(|| Usage::of(&view));
-                report.outcomes += self
-                    .record(&mut view, outcomes, &mut at, &mut report)
-                    .await?;
-                freed = before.map(|b| b.freed_by(Usage::of(&view)));
-            }
-        }
+        let freed = if op.polls() {
+            let turns = turn.is_some();
+            self.poll_and_record(&mut view, &mut at, &mut report, turns, site.as_deref())
+                .await?
+        } else {
+            None
+        };
         if let Some(turn) = &turn {
             turn.wait().await;
             if let Some(freed) = &freed {
                 self.ledger.credit(site.as_deref(), freed);
             }
         }
-        // Whether the run ends because nothing is left to do (not because of a failure
-        // that the next run retries, a lost race for budget or the round limit).
-        let mut done = false;
-        let mut conflicts = 0;
-        for _ in 0..64 {
-            let Some(policy) = op.policy(&self.policy, &view) else {
-                break;
-            };
-            let planned = self.plan(&view, site.as_deref(), &policy, op).await?;
-            if planned.waiting.is_some() {
-                report.waiting = planned.waiting;
-            }
-            let plan = planned.plan;
-            if plan.is_empty() {
-                done = true;
-                break;
-            }
-            let moves: Vec<Transition> = plan.transitions().collect();
-            let Plan {
-                changes, actions, ..
-            } = plan;
-            match self.store.apply_revised(name, &changes, &self.actor).await {
-                Ok(written) => follow(&mut at, written),
-                Err(e @ DbError::OverBudget { .. }) => {
-                    // Another process took the budget first: what is left waits.
-                    info!(dataset = %name, "{e}");
-                    report.waiting = Some(e.to_string());
-                    break;
-                }
-                Err(DbError::Conflict(c)) if conflicts < 3 => {
-                    // Someone (an operator, most likely) moved it: decide again from what is there.
-                    conflicts += 1;
-                    info!(dataset = %name, "conflict, re-reading: {c}");
-                    view = self.store.load(name).await?;
-                    // What the other writer did may wait for a poll this run did not
-                    // make (a reservation whose holder then died): no settling on it.
-                    at = None;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-            view.apply(&changes).map_err(|source| Error::Diverged {
-                dataset: name.to_string(),
-                source: Box::new(source),
-            })?;
-            report.alerts.extend(alerts(&view, &changes));
-            drop(changes);
-            if !moves.is_empty() {
-                let via: Vec<&str> = moves.iter().map(|t| t.as_str()).collect();
-                info!(dataset = %name, via = %via.join(" -> "), now = %view.status.columns(), "moved");
-                report.transitions.extend(moves);
-            }
-            let mut failed = false;
-            if !actions.is_empty() {
-                debug!(dataset = %name, actions = actions.len(), "acting");
-                report.actions += actions.len();
-                let outcomes = self.call(|b| b.perform(&view.name, &actions))?;
-                drop(actions);
-                failed = outcomes.iter().any(is_failure);
-                report.outcomes += self
-                    .record(&mut view, outcomes, &mut at, &mut report)
-                    .await?;
-            }
-            // Go on while work completes (a declaration done lets the phase end at once); a
-            // failure is retried by the next run, not at once, so a refusing tool is not
-            // hammered.
-            if failed {
-                break;
-            }
-        }
+        let done = self
+            .act(op, &mut view, site.as_deref(), &mut at, &mut report)
+            .await?;
         // Done taking budget: the next dataset's turn.
         drop(turn);
         // Nothing left to do, nothing waiting for budget and nobody else's write since the
         // load: the dataset settles, under the cursor read before the poll whose answers
         // it stands on. A run that acted has moved the world: the next tick looks again.
-        if let (Some(mut token), Some(at)) = (token, at.as_mut())
+        if let (Some(token), Some(at)) = (token, at.as_mut())
             && done
             && report.waiting.is_none()
             && report.actions == 0
         {
-            let mut settles = true;
-            if *at != revision {
-                // What it recorded changed the questions (a job now has its batch id, a
-                // file is staged): the answers seen so far are not those the next tick
-                // would get. Ask once more; only if nothing new comes back does it settle,
-                // under the cursor read before this poll.
-                token = self.settle_token(op, name)?.unwrap_or_default();
-                settles = !token.is_empty();
-                let due = polls(&view);
-                if !due.is_empty() {
-                    let outcomes = self.call(|b| b.poll(&view.name, &due))?;
-                    drop(due);
-                    let mut after = Some(*at);
-                    let n = self
-                        .record(&mut view, outcomes, &mut after, &mut report)
-                        .await?;
-                    report.outcomes += n;
-                    settles &= n == 0;
-                    *at = after.unwrap_or(*at);
-                }
-            }
-            // What waits to be retried wakes the dataset when it is due.
-            if let Some((_, due)) = retry::waiting(&view, self.backend.now()) {
-                token = format!("{token}@{due}");
-            }
-            // The work is done and recorded; a marker that cannot be written only means
-            // the next tick looks again.
-            if settles {
-                match self.store.settle(name, *at, &token).await {
-                    Ok(true) => debug!(dataset = %name, "settled"),
-                    Ok(false) => {}
-                    Err(e) => warn!(dataset = %name, "cannot record that it settled: {e}"),
-                }
-            }
+            self.settle(op, &mut view, token, revision, at, &mut report)
+                .await?;
         }
         // The view is the dataset as this run's last write left it, unless someone else
         // wrote in between.
@@ -854,6 +723,176 @@ impl<'a, S: Storage> Driver<'a, S> {
             );
         }
         Ok(report)
+    }
+
+    /// Refuses `op` on a locked dataset, or one not at a stage `op` works on.
+    async fn may_work(&self, op: Op, view: &DatasetView) -> Result<()> {
+        if view.status.lock == repro_core::LockWord::Lock {
+            return Err(Error::Locked {
+                dataset: view.name.to_string(),
+                by: self.locked_by(&view.name).await,
+            });
+        }
+        if !op.applies(view) {
+            return Err(Error::NotNow {
+                op: op.name(),
+                dataset: view.name.to_string(),
+                found: view.status.columns().to_string(),
+                when: op.when(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Asks the backend about what is out and records the answers. What they freed (a job
+    /// ended, a file staged or deleted), when the run plans in `turns` and nobody has
+    /// planned at `site` yet, to be given back at this dataset's turn
+    /// (`Ledger::credit`).
+    async fn poll_and_record(
+        &self,
+        view: &mut DatasetView,
+        at: &mut Option<Revision>,
+        report: &mut Report,
+        turns: bool,
+        site: Option<&str>,
+    ) -> Result<Option<Usage>> {
+        // The questions are dropped before the answers are recorded (at 50,000 files each
+        // is a tenth of what a tick holds).
+        let outcomes = {
+            let due = polls(view);
+            if due.is_empty() {
+                return Ok(None);
+            }
+            debug!(dataset = %view.name, polls = due.len(), "polling");
+            self.call(|b| b.poll(&view.name, &due))?
+        };
+        let before = (turns && !outcomes.is_empty() && self.ledger.may_credit(site))
+            .then(|| Usage::of(view));
+        let n = self.record(view, outcomes, at, report).await?;
+        report.outcomes += n;
+        Ok(before.map(|b| b.freed_by(Usage::of(view))))
+    }
+
+    /// Plans, writes and performs what is due, round after round, while work completes
+    /// (a declaration done lets the phase end at once). Whether the run ended because
+    /// nothing is left to do, not because of a failure the next run retries (a refusing
+    /// tool is not hammered), a lost race for budget or the round limit.
+    async fn act(
+        &self,
+        op: Op,
+        view: &mut DatasetView,
+        site: Option<&str>,
+        at: &mut Option<Revision>,
+        report: &mut Report,
+    ) -> Result<bool> {
+        let name = view.name.clone();
+        let mut conflicts = 0;
+        for _ in 0..64 {
+            let Some(policy) = op.policy(&self.policy, view) else {
+                return Ok(false);
+            };
+            let planned = self.plan(view, site, &policy, op).await?;
+            if planned.waiting.is_some() {
+                report.waiting = planned.waiting;
+            }
+            let plan = planned.plan;
+            if plan.is_empty() {
+                return Ok(true);
+            }
+            let moves: Vec<Transition> = plan.transitions().collect();
+            let Plan {
+                changes, actions, ..
+            } = plan;
+            match self.store.apply_revised(&name, &changes, &self.actor).await {
+                Ok(written) => follow(at, written),
+                Err(e @ DbError::OverBudget { .. }) => {
+                    // Another process took the budget first: what is left waits.
+                    info!(dataset = %name, "{e}");
+                    report.waiting = Some(e.to_string());
+                    return Ok(false);
+                }
+                Err(DbError::Conflict(c)) if conflicts < 3 => {
+                    // Someone (an operator, most likely) moved it: decide again from what is there.
+                    conflicts += 1;
+                    info!(dataset = %name, "conflict, re-reading: {c}");
+                    *view = self.store.load(&name).await?;
+                    // What the other writer did may wait for a poll this run did not
+                    // make (a reservation whose holder then died): no settling on it.
+                    *at = None;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            view.apply(&changes).map_err(|source| Error::Diverged {
+                dataset: name.to_string(),
+                source: Box::new(source),
+            })?;
+            report.alerts.extend(alerts(view, &changes));
+            drop(changes);
+            if !moves.is_empty() {
+                let via: Vec<&str> = moves.iter().map(|t| t.as_str()).collect();
+                info!(dataset = %name, via = %via.join(" -> "), now = %view.status.columns(), "moved");
+                report.transitions.extend(moves);
+            }
+            if !actions.is_empty() {
+                debug!(dataset = %name, actions = actions.len(), "acting");
+                report.actions += actions.len();
+                let outcomes = self.call(|b| b.perform(&name, &actions))?;
+                drop(actions);
+                let failed = outcomes.iter().any(is_failure);
+                let n = self.record(view, outcomes, at, report).await?;
+                report.outcomes += n;
+                if failed {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Records that a run found nothing to do, under `token` and the revision `at` its
+    /// writes led to. If it wrote (its revision is no longer `revision`), what it recorded
+    /// changed the questions (a job now has its batch id, a file is staged): it asks once
+    /// more, and settles only if nothing new comes back, under the cursor read before
+    /// this poll. What waits to be retried wakes the dataset when it is due.
+    async fn settle(
+        &self,
+        op: Op,
+        view: &mut DatasetView,
+        mut token: String,
+        revision: Revision,
+        at: &mut Revision,
+        report: &mut Report,
+    ) -> Result<()> {
+        let name = view.name.clone();
+        let mut settles = true;
+        if *at != revision {
+            token = self.settle_token(op, &name)?.unwrap_or_default();
+            settles = !token.is_empty();
+            let due = polls(view);
+            if !due.is_empty() {
+                let outcomes = self.call(|b| b.poll(&name, &due))?;
+                drop(due);
+                let mut after = Some(*at);
+                let n = self.record(view, outcomes, &mut after, report).await?;
+                report.outcomes += n;
+                settles &= n == 0;
+                *at = after.unwrap_or(*at);
+            }
+        }
+        if let Some((_, due)) = retry::waiting(view, self.backend.now()) {
+            token = format!("{token}@{due}");
+        }
+        // The work is done and recorded; a marker that cannot be written only means the
+        // next tick looks again.
+        if settles {
+            match self.store.settle(&name, *at, &token).await {
+                Ok(true) => debug!(dataset = %name, "settled"),
+                Ok(false) => {}
+                Err(e) => warn!(dataset = %name, "cannot record that it settled: {e}"),
+            }
+        }
+        Ok(())
     }
 
     /// The dataset's view and the stamp it is at: the one kept in the cache if the dataset

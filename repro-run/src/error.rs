@@ -10,6 +10,7 @@ use crate::filelist::FileListError;
 
 /// Why a driver, a backend or the configuration failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The database refused, lost a race or could not be reached.
     #[error(transparent)]
@@ -122,6 +123,8 @@ impl Error {
                 | DbError::SchemaOutdated { .. }
                 | DbError::CorruptRow { .. }
                 | DbError::Db(_) => ErrorKind::Other,
+                // A kind of storage failure added later: not the user's input until said so.
+                _ => ErrorKind::Other,
             },
             Error::Config(_) | Error::FileList(_) | Error::Name(_) | Error::Campaign { .. } => {
                 ErrorKind::Input

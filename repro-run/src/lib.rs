@@ -69,6 +69,12 @@ pub use driver::{
 pub use error::{Error, ErrorKind, Result};
 pub use storage::Storage;
 
+// What the API above speaks in, so that a tool needs this crate alone.
+pub use repro_core::{
+    Action, DatasetName, ErrorClass, FileId, JobKey, Outcome, Phase, Policy, Poll, SampleName,
+};
+pub use repro_db::{DbError, NewFile, Register, Store};
+
 /// Whether `w` is one of the predecessor scripts' state words (`LOCK`, `NOT DONE`, `MERGED_DBUP`, ...).
 pub fn is_state_word(w: &str) -> bool {
     w.parse::<repro_core::LockWord>().is_ok()

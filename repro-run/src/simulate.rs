@@ -68,6 +68,21 @@ fn default_size() -> u64 {
     1_500_000_000
 }
 
+impl Default for DatasetSpec {
+    /// One dataset `sim` of 100 raw files of 1.5 GB, at no site, in no sample.
+    fn default() -> Self {
+        DatasetSpec {
+            name: "sim".into(),
+            count: None,
+            files: 100,
+            size: default_size(),
+            site: None,
+            sample: None,
+            priority: 0,
+        }
+    }
+}
+
 /// The campaign file: `[[dataset]]` tables.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

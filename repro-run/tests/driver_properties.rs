@@ -280,10 +280,21 @@ async fn run_case(
             break;
         }
         for op in [Op::Tick, Op::Merge { partial: true }] {
-            Driver::new(store, &backend)
+            // A refusal (a dataset not at merge's stage) is expected here; a failure of
+            // the store or the backend is not.
+            let run = Driver::new(store, &backend)
                 .with_policy(policy.clone())
                 .run_many(op, &names, true)
                 .await;
+            for (name, e) in &run.errors {
+                prop_assert!(
+                    e.kind() == repro_run::ErrorKind::Refused,
+                    "{} on {}: {}",
+                    op.name(),
+                    name,
+                    e
+                );
+            }
         }
     }
     invariants(store, &names).await?;
