@@ -158,23 +158,37 @@ pub struct Rate {
 /// One dataset in detail: what needs a person first, then its columns with progress per
 /// phase, its merge groups and its jobs.
 pub fn dataset(g: &repro_db::Glance, rate: Option<Rate>) -> String {
-    let (d, view) = (&g.summary, &g.view);
-    let c = d.status.columns();
-    let f = &d.files;
+    let mut out = attention_lines(g);
+    out.push_str(&progress_lines(g, rate));
+    out.push_str(&row_lines(&g.summary));
+    out.push_str(&group_lines(g));
+    out.push_str(&open_job_lines(g));
+    out
+}
+
+/// What needs a person, the outages and what waits to be retried.
+fn attention_lines(g: &repro_db::Glance) -> String {
+    let d = &g.summary;
     let mut out = String::new();
-    for why in repro_run::attention::needs_a_person(view, d.accepted_lost) {
+    for why in repro_run::attention::needs_a_person(&g.view, d.accepted_lost) {
         let _ = writeln!(out, "NEEDS A PERSON: {why}");
     }
     for o in &d.outages {
         let _ = writeln!(out, "outage    {}", repro_run::attention::outage_line(o));
     }
     if let Some((n, first)) = g.waiting {
-        let _ = writeln!(
-            out,
-            "retrying  {n} {}",
-            repro_run::attention::next_retry(first)
-        );
+        let next = repro_run::attention::next_retry(first);
+        let _ = writeln!(out, "retrying  {n} {next}");
     }
+    out
+}
+
+/// Name, site, sample, priority, budget, then each column with how far its files got,
+/// and when the running phase may end at `rate`.
+fn progress_lines(g: &repro_db::Glance, rate: Option<Rate>) -> String {
+    let d = &g.summary;
+    let (c, f) = (d.status.columns(), &d.files);
+    let mut out = String::new();
     let (staged, reco, merged) = reached(f);
     let _ = writeln!(out, "name      {}", d.name);
     let _ = writeln!(out, "site      {}", d.site.as_deref().unwrap_or("-"));
@@ -187,61 +201,53 @@ pub fn dataset(g: &repro_db::Glance, rate: Option<Rate>) -> String {
     if let Some(w) = &d.waiting {
         let _ = writeln!(out, "budget    {w} (in the last run)");
     }
+    let cleaned = f.get(FileState::Cleaned);
+    let (total, groups) = (f.total, g.view.groups.len());
     let _ = writeln!(out, "lock      {}", c.lock);
+    let col = |w: &dyn std::fmt::Display| format!("{:<13}", w.to_string());
+    let _ = writeln!(out, "prestage  {}{staged}/{total} staged", col(&c.prestage));
     let _ = writeln!(
         out,
-        "prestage  {:<13}{staged}/{} staged",
-        c.prestage.to_string(),
-        f.total
+        "reco      {}{reco}/{total} reconstructed",
+        col(&c.reco)
     );
     let _ = writeln!(
         out,
-        "reco      {:<13}{reco}/{} reconstructed",
-        c.reco.to_string(),
-        f.total
+        "merge     {}{merged}/{reco} merged, {groups} group(s)",
+        col(&c.merge)
     );
     let _ = writeln!(
         out,
-        "merge     {:<13}{merged}/{reco} merged, {} group(s)",
-        c.merge.to_string(),
-        view.groups.len()
+        "cleanup   {}{cleaned}/{merged} cleaned",
+        col(&c.cleanup)
     );
-    let _ = writeln!(
-        out,
-        "cleanup   {:<13}{}/{merged} cleaned",
-        c.cleanup.to_string(),
-        f.get(FileState::Cleaned)
-    );
-    if let Some(r) = rate {
-        let left = match view.status.state.phase() {
-            repro_core::Phase::Prestage => f.total - staged,
-            repro_core::Phase::Reco => staged.saturating_sub(reco),
-            repro_core::Phase::Merge => reco.saturating_sub(merged),
-            repro_core::Phase::Cleanup => merged - f.get(FileState::Cleaned),
-        };
-        if r.per_hour > 0.0 && left > 0 {
-            let h = left as f64 / r.per_hour;
-            let _ = writeln!(
-                out,
-                "estimate  {left} file(s) to go at {:.0}/h (the last {} h): about {}h{:02}m",
-                r.per_hour,
-                r.hours,
-                h.floor(),
-                ((h - h.floor()) * 60.0).round() as u32
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "updated   {} UTC",
-        d.updated_at.format("%Y-%m-%d %H:%M:%S")
-    );
-    if let Some((owner, until)) = &d.lease {
+    let left = match d.status.state.phase() {
+        repro_core::Phase::Prestage => total - staged,
+        repro_core::Phase::Reco => staged.saturating_sub(reco),
+        repro_core::Phase::Merge => reco.saturating_sub(merged),
+        repro_core::Phase::Cleanup => merged - cleaned,
+    };
+    if let Some(r) = rate.filter(|r| r.per_hour > 0.0 && left > 0) {
+        let h = left as f64 / r.per_hour;
         let _ = writeln!(
             out,
-            "lease     {owner} until {} UTC",
-            until.format("%Y-%m-%d %H:%M:%S")
+            "estimate  {left} file(s) to go at {:.0}/h (the last {} h): about {}h{:02}m",
+            r.per_hour,
+            r.hours,
+            h.floor(),
+            ((h - h.floor()) * 60.0).round() as u32
         );
+    }
+    out
+}
+
+/// When the row last changed, who holds its lease, and its files per state.
+fn row_lines(d: &DatasetSummary) -> String {
+    let mut out = String::new();
+    let at = |t: &chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let _ = writeln!(out, "updated   {} UTC", at(&d.updated_at));
+    if let Some((owner, until)) = &d.lease {
+        let _ = writeln!(out, "lease     {owner} until {} UTC", at(until));
     }
     let _ = writeln!(out, "files     {}", d.files.total);
     for s in FileState::ALL {
@@ -250,54 +256,67 @@ pub fn dataset(g: &repro_db::Glance, rate: Option<Rate>) -> String {
             let _ = writeln!(out, "  {:<22}{n}", s.as_str());
         }
     }
-    if !view.groups.is_empty() {
-        let rows: Vec<Vec<String>> = view
-            .groups
-            .values()
-            .map(|grp| {
-                vec![
-                    grp.no.to_string(),
-                    grp.state.to_string(),
-                    g.group_files.get(&grp.no).copied().unwrap_or(0).to_string(),
-                    grp.attempts.to_string(),
-                    grp.output.as_ref().map_or("-".into(), |m| m.name.clone()),
-                    grp.last_error.clone().unwrap_or_else(|| "-".into()),
-                ]
-            })
-            .collect();
-        out.push_str("\nmerge groups\n");
-        out.push_str(&table(
-            &[
-                "GROUP",
-                "STATE",
-                "FILES",
-                "ATTEMPTS",
-                "MERGED FILE",
-                "LAST ERROR",
-            ],
-            &rows,
-        ));
+    out
+}
+
+/// The merge groups, one row each.
+fn group_lines(g: &repro_db::Glance) -> String {
+    if g.view.groups.is_empty() {
+        return String::new();
     }
-    if !g.jobs.is_empty() {
-        let _ = writeln!(out, "\njobs      {}", job_counts(&g.jobs));
-        // The newest live or failed jobs of each kind, newest first.
-        let shown: Vec<&repro_core::Job> =
-            view.jobs.values().rev().take(JOBS_SHOWN as usize).collect();
-        out.push_str(&job_table(&view.name, &shown));
-        let open: u64 = g
-            .jobs
-            .iter()
-            .filter(|((_, s), _)| *s != repro_core::JobState::Done)
-            .map(|(_, n)| n)
-            .sum();
-        if open > shown.len() as u64 {
-            let _ = writeln!(
-                out,
-                "({} more live or failed; `repro dataset jobs {}` lists every job, a page at a time)",
-                open - shown.len() as u64,
-                view.name
-            );
-        }
+    let rows: Vec<Vec<String>> = g
+        .view
+        .groups
+        .values()
+        .map(|grp| {
+            vec![
+                grp.no.to_string(),
+                grp.state.to_string(),
+                g.group_files.get(&grp.no).copied().unwrap_or(0).to_string(),
+                grp.attempts.to_string(),
+                grp.output.as_ref().map_or("-".into(), |m| m.name.clone()),
+                grp.last_error.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let head = [
+        "GROUP",
+        "STATE",
+        "FILES",
+        "ATTEMPTS",
+        "MERGED FILE",
+        "LAST ERROR",
+    ];
+    format!("\nmerge groups\n{}", table(&head, &rows))
+}
+
+/// Job counts, and the newest live or failed jobs, newest first.
+fn open_job_lines(g: &repro_db::Glance) -> String {
+    if g.jobs.is_empty() {
+        return String::new();
+    }
+    let name = &g.view.name;
+    let mut out = format!("\njobs      {}\n", job_counts(&g.jobs));
+    let shown: Vec<&repro_core::Job> = g
+        .view
+        .jobs
+        .values()
+        .rev()
+        .take(JOBS_SHOWN as usize)
+        .collect();
+    out.push_str(&job_table(name, &shown));
+    let open: u64 = g
+        .jobs
+        .iter()
+        .filter(|((_, s), _)| *s != repro_core::JobState::Done)
+        .map(|(_, n)| n)
+        .sum();
+    if open > shown.len() as u64 {
+        let more = open - shown.len() as u64;
+        let _ = writeln!(
+            out,
+            "({more} more live or failed; `repro dataset jobs {name}` lists every job, a page at a time)"
+        );
     }
     out
 }

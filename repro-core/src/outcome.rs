@@ -202,48 +202,8 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
                     .ok_or_else(|| stale(format!("job {job}"), j.state))?,
             ])
         }
-        Outcome::RecoDone { job, tmb } => {
-            let JobSubject::Reco(file) = job.subject else {
-                return Err(stale(format!("job {job}"), "a merge job, not a reco job"));
-            };
-            let j = live(view, *job)?;
-            let mut out = vec![
-                Change::job(j, JobEvent::Finish)
-                    .ok_or_else(|| stale(format!("job {job}"), j.state))?,
-            ];
-            let fc = file_change(
-                view,
-                file,
-                FileState::RecoSubmitted,
-                FileEvent::RecoDone,
-                None,
-            )?;
-            out.extend(fc.into_iter().map(|c| c.with_tmb(tmb.clone())));
-            Ok(out)
-        }
-        Outcome::MergeDone { job, output } => {
-            let JobSubject::Merge(no) = job.subject else {
-                return Err(stale(format!("job {job}"), "a reco job, not a merge job"));
-            };
-            let j = live(view, *job)?;
-            let grp = group_in(view, no, GroupState::Merging)?;
-            let mut out = vec![
-                Change::job(j, JobEvent::Finish)
-                    .ok_or_else(|| stale(format!("job {job}"), j.state))?,
-            ];
-            let gc = Change::group(grp, GroupEvent::Finish).ok_or_else(|| stale(no, grp.state))?;
-            out.push(gc.with_output(output.clone()));
-            for id in &grp.files {
-                out.extend(file_change(
-                    view,
-                    *id,
-                    FileState::Reconstructed,
-                    FileEvent::Merge,
-                    None,
-                )?);
-            }
-            Ok(out)
-        }
+        Outcome::RecoDone { job, tmb } => reco_done(view, *job, tmb),
+        Outcome::MergeDone { job, output } => merge_done(view, *job, output),
         Outcome::JobFailed {
             job,
             exit_code,
@@ -289,6 +249,53 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
             Some(class.tag(reason)),
         ),
     }
+}
+
+/// A reco job's end with its TMB file: the job finishes, its file is reconstructed.
+fn reco_done(view: &DatasetView, job: JobKey, tmb: &TmbFile) -> Result<Vec<Change>, StaleOutcome> {
+    let JobSubject::Reco(file) = job.subject else {
+        return Err(stale(format!("job {job}"), "a merge job, not a reco job"));
+    };
+    let j = live(view, job)?;
+    let mut out =
+        vec![Change::job(j, JobEvent::Finish).ok_or_else(|| stale(format!("job {job}"), j.state))?];
+    let fc = file_change(
+        view,
+        file,
+        FileState::RecoSubmitted,
+        FileEvent::RecoDone,
+        None,
+    )?;
+    out.extend(fc.into_iter().map(|c| c.with_tmb(tmb.clone())));
+    Ok(out)
+}
+
+/// A merge job's end with its merged file: the job finishes, its group is merged, and
+/// so is each of its files.
+fn merge_done(
+    view: &DatasetView,
+    job: JobKey,
+    output: &MergedFile,
+) -> Result<Vec<Change>, StaleOutcome> {
+    let JobSubject::Merge(no) = job.subject else {
+        return Err(stale(format!("job {job}"), "a reco job, not a merge job"));
+    };
+    let j = live(view, job)?;
+    let grp = group_in(view, no, GroupState::Merging)?;
+    let mut out =
+        vec![Change::job(j, JobEvent::Finish).ok_or_else(|| stale(format!("job {job}"), j.state))?];
+    let gc = Change::group(grp, GroupEvent::Finish).ok_or_else(|| stale(no, grp.state))?;
+    out.push(gc.with_output(output.clone()));
+    for id in &grp.files {
+        out.extend(file_change(
+            view,
+            *id,
+            FileState::Reconstructed,
+            FileEvent::Merge,
+            None,
+        )?);
+    }
+    Ok(out)
 }
 
 /// After a permanent failure of a raw file's staging or reco, or of a merge job, the file

@@ -877,159 +877,194 @@ impl DatasetView {
         match change {
             Change::Dataset(m) => self.status = self.moved(index, self.status, m)?,
             Change::Outage(o) => self.outages.clone_from(o),
-            Change::File {
-                id,
-                from,
-                attempts,
-                event,
-                to,
-                error,
-                tmb,
-                retry,
-            } => {
-                let f = self
-                    .files
-                    .get_mut(id)
-                    .ok_or_else(|| conflict(format!("raw file {id}"), from, "no such file"))?;
-                if f.state != *from || f.attempts != *attempts {
-                    return Err(conflict(
-                        format!("raw file {id}"),
-                        format!("{from} after {attempts} attempts"),
-                        format!("{} after {} attempts", f.state, f.attempts),
-                    )
-                    .into());
-                }
-                f.state = *to;
-                f.attempt_base = event.base_after(*attempts, f.attempt_base);
-                f.attempts = event.attempts_after(*attempts);
-                if let Some(e) = error {
-                    f.last_error = Some(e.clone());
-                }
-                if let Some(t) = tmb {
-                    f.tmb = Some(t.clone());
-                }
-                if event.clears_retry() {
-                    f.retry = None;
-                } else if retry.is_some() {
-                    f.retry = *retry;
-                }
-            }
-            Change::NewGroup { no, files, bytes } => {
-                if self.groups.contains_key(no) {
-                    return Err(conflict(format!("merge group {no}"), "absent", "present").into());
-                }
-                for id in files {
-                    let f = self.files.get_mut(id).ok_or_else(|| {
-                        conflict(format!("raw file {id}"), "reconstructed", "no such file")
-                    })?;
-                    if f.state != FileState::Reconstructed || f.group.is_some() {
-                        let found = match f.group {
-                            Some(g) => format!("{} in {g}", f.state),
-                            None => f.state.to_string(),
-                        };
-                        return Err(conflict(
-                            format!("raw file {id}"),
-                            "reconstructed, ungrouped",
-                            found,
-                        )
-                        .into());
-                    }
-                    f.group = Some(*no);
-                }
-                self.groups
-                    .insert(*no, MergeGroup::new(*no, files.clone(), *bytes));
-            }
-            Change::Group {
-                no,
-                from,
-                attempts,
-                event,
-                to,
-                error,
-                output,
-                retry,
-            } => {
-                let grp = self
-                    .groups
-                    .get_mut(no)
-                    .ok_or_else(|| conflict(format!("merge group {no}"), from, "no such group"))?;
-                if grp.state != *from || grp.attempts != *attempts {
-                    return Err(conflict(
-                        format!("merge group {no}"),
-                        format!("{from} after {attempts} attempts"),
-                        format!("{} after {} attempts", grp.state, grp.attempts),
-                    )
-                    .into());
-                }
-                grp.state = *to;
-                grp.attempt_base = event.base_after(*attempts, grp.attempt_base);
-                grp.attempts = event.attempts_after(*attempts);
-                if let Some(e) = error {
-                    grp.last_error = Some(e.clone());
-                }
-                if let Some(o) = output {
-                    grp.output = Some(o.clone());
-                }
-                if event.clears_retry() {
-                    grp.retry = None;
-                } else if retry.is_some() {
-                    grp.retry = *retry;
-                }
-            }
-            Change::NewJob { key } => {
-                let subject_here = match key.subject {
-                    JobSubject::Reco(f) => self.files.contains_key(&f),
-                    JobSubject::Merge(g) => self.groups.contains_key(&g),
+            Change::File { .. } => self.move_file(change)?,
+            Change::NewGroup { .. } => self.new_group(change)?,
+            Change::Group { .. } => self.move_group(change)?,
+            Change::NewJob { .. } => self.new_job(change)?,
+            Change::Job { .. } => self.move_job(change)?,
+        }
+        Ok(())
+    }
+
+    /// Applies `change`, a [`Change::File`].
+    fn move_file(&mut self, change: &Change) -> Result<(), ApplyError> {
+        let Change::File {
+            id,
+            from,
+            attempts,
+            event,
+            to,
+            error,
+            tmb,
+            retry,
+        } = change
+        else {
+            return Ok(());
+        };
+        let f = self
+            .files
+            .get_mut(id)
+            .ok_or_else(|| conflict(format!("raw file {id}"), from, "no such file"))?;
+        if f.state != *from || f.attempts != *attempts {
+            return Err(conflict(
+                format!("raw file {id}"),
+                format!("{from} after {attempts} attempts"),
+                format!("{} after {} attempts", f.state, f.attempts),
+            )
+            .into());
+        }
+        f.state = *to;
+        f.attempt_base = event.base_after(*attempts, f.attempt_base);
+        f.attempts = event.attempts_after(*attempts);
+        if let Some(e) = error {
+            f.last_error = Some(e.clone());
+        }
+        if let Some(t) = tmb {
+            f.tmb = Some(t.clone());
+        }
+        if event.clears_retry() {
+            f.retry = None;
+        } else if retry.is_some() {
+            f.retry = *retry;
+        }
+        Ok(())
+    }
+
+    /// Applies `change`, a [`Change::NewGroup`].
+    fn new_group(&mut self, change: &Change) -> Result<(), ApplyError> {
+        let Change::NewGroup { no, files, bytes } = change else {
+            return Ok(());
+        };
+        if self.groups.contains_key(no) {
+            return Err(conflict(format!("merge group {no}"), "absent", "present").into());
+        }
+        for id in files {
+            let f = self.files.get_mut(id).ok_or_else(|| {
+                conflict(format!("raw file {id}"), "reconstructed", "no such file")
+            })?;
+            if f.state != FileState::Reconstructed || f.group.is_some() {
+                let found = match f.group {
+                    Some(g) => format!("{} in {g}", f.state),
+                    None => f.state.to_string(),
                 };
-                if !subject_here {
-                    return Err(conflict(
-                        format!("job {key}"),
-                        format!("{} of {}", key.subject, self.name),
-                        "no such subject in this dataset",
-                    )
-                    .into());
-                }
-                if let Some(j) = self.jobs.get(key) {
-                    return Err(conflict(format!("job {key}"), "absent", j.state).into());
-                }
-                self.jobs.insert(
-                    *key,
-                    Job {
-                        key: *key,
-                        state: JobState::Reserved,
-                        batch_id: None,
-                        exit_code: None,
-                        error: None,
-                    },
+                return Err(
+                    conflict(format!("raw file {id}"), "reconstructed, ungrouped", found).into(),
                 );
             }
-            Change::Job {
-                key,
-                from,
-                to,
-                batch_id,
-                exit_code,
-                error,
-                ..
-            } => {
-                let j = self
-                    .jobs
-                    .get_mut(key)
-                    .ok_or_else(|| conflict(format!("job {key}"), from, "no such job"))?;
-                if j.state != *from {
-                    return Err(conflict(format!("job {key}"), from, j.state).into());
-                }
-                j.state = *to;
-                if let Some(b) = batch_id {
-                    j.batch_id = Some(b.clone());
-                }
-                if exit_code.is_some() {
-                    j.exit_code = *exit_code;
-                }
-                if let Some(e) = error {
-                    j.error = Some(e.clone());
-                }
-            }
+            f.group = Some(*no);
+        }
+        self.groups
+            .insert(*no, MergeGroup::new(*no, files.clone(), *bytes));
+        Ok(())
+    }
+
+    /// Applies `change`, a [`Change::Group`].
+    fn move_group(&mut self, change: &Change) -> Result<(), ApplyError> {
+        let Change::Group {
+            no,
+            from,
+            attempts,
+            event,
+            to,
+            error,
+            output,
+            retry,
+        } = change
+        else {
+            return Ok(());
+        };
+        let grp = self
+            .groups
+            .get_mut(no)
+            .ok_or_else(|| conflict(format!("merge group {no}"), from, "no such group"))?;
+        if grp.state != *from || grp.attempts != *attempts {
+            return Err(conflict(
+                format!("merge group {no}"),
+                format!("{from} after {attempts} attempts"),
+                format!("{} after {} attempts", grp.state, grp.attempts),
+            )
+            .into());
+        }
+        grp.state = *to;
+        grp.attempt_base = event.base_after(*attempts, grp.attempt_base);
+        grp.attempts = event.attempts_after(*attempts);
+        if let Some(e) = error {
+            grp.last_error = Some(e.clone());
+        }
+        if let Some(o) = output {
+            grp.output = Some(o.clone());
+        }
+        if event.clears_retry() {
+            grp.retry = None;
+        } else if retry.is_some() {
+            grp.retry = *retry;
+        }
+        Ok(())
+    }
+
+    /// Applies `change`, a [`Change::NewJob`].
+    fn new_job(&mut self, change: &Change) -> Result<(), ApplyError> {
+        let Change::NewJob { key } = change else {
+            return Ok(());
+        };
+        let subject_here = match key.subject {
+            JobSubject::Reco(f) => self.files.contains_key(&f),
+            JobSubject::Merge(g) => self.groups.contains_key(&g),
+        };
+        if !subject_here {
+            return Err(conflict(
+                format!("job {key}"),
+                format!("{} of {}", key.subject, self.name),
+                "no such subject in this dataset",
+            )
+            .into());
+        }
+        if let Some(j) = self.jobs.get(key) {
+            return Err(conflict(format!("job {key}"), "absent", j.state).into());
+        }
+        self.jobs.insert(
+            *key,
+            Job {
+                key: *key,
+                state: JobState::Reserved,
+                batch_id: None,
+                exit_code: None,
+                error: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Applies `change`, a [`Change::Job`].
+    fn move_job(&mut self, change: &Change) -> Result<(), ApplyError> {
+        let Change::Job {
+            key,
+            from,
+            to,
+            batch_id,
+            exit_code,
+            error,
+            ..
+        } = change
+        else {
+            return Ok(());
+        };
+        let j = self
+            .jobs
+            .get_mut(key)
+            .ok_or_else(|| conflict(format!("job {key}"), from, "no such job"))?;
+        if j.state != *from {
+            return Err(conflict(format!("job {key}"), from, j.state).into());
+        }
+        j.state = *to;
+        if let Some(b) = batch_id {
+            j.batch_id = Some(b.clone());
+        }
+        if exit_code.is_some() {
+            j.exit_code = *exit_code;
+        }
+        if let Some(e) = error {
+            j.error = Some(e.clone());
         }
         Ok(())
     }

@@ -294,8 +294,14 @@ impl Store {
                     .map_sqlx_mysql_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
             }
             "postgres" | "postgresql" => {
-                opts.max_connections(8)
-                    .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
+                // A cached statement's generic plan sees `id IN ($5, ..., $10004)` as
+                // parameters, cannot hash them, and compares every row with every id (a
+                // 50,000-file move took 20 s). Plans made for the values at hand look
+                // the ids up by key.
+                opts.max_connections(8).map_sqlx_postgres_opts(|o| {
+                    o.statement_cache_capacity(STATEMENT_CACHE)
+                        .options([("plan_cache_mode", "force_custom_plan")])
+                });
             }
             other => {
                 return Err(bad(&format!(

@@ -9,7 +9,7 @@ use repro_core::job::{JobEvent, JobKey, JobState, JobSubject};
 use repro_core::outage::Outage;
 use repro_core::retry::Retry;
 use repro_core::view::{Conflict, GroupEvent, GroupNo, GroupState, IllegalChange, MergedFile};
-use repro_core::{Change, DatasetName};
+use repro_core::{Change, DatasetMove, DatasetName};
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
@@ -900,116 +900,8 @@ impl Writer<'_> {
 
     async fn one(&mut self, index: usize, change: &Change) -> Result<()> {
         match change {
-            Change::Dataset(m) => {
-                let (from, via, to) = (m.from(), m.via(), m.to());
-                use dataset_status::Column as C;
-                let (f, t) = (from.columns(), to.columns());
-                let res = DatasetStatus::update_many()
-                    .col_expr(C::LockState, Expr::value(t.lock.as_str()))
-                    .col_expr(C::PrestageState, Expr::value(t.prestage.as_str()))
-                    .col_expr(C::RecoState, Expr::value(t.reco.as_str()))
-                    .col_expr(C::MergeState, Expr::value(t.merge.as_str()))
-                    .col_expr(C::CleanupState, Expr::value(t.cleanup.as_str()))
-                    .col_expr(C::UpdatedAt, Expr::value(self.now))
-                    .filter(C::Id.eq(self.ds.id))
-                    .filter(C::LockState.eq(f.lock.as_str()))
-                    .filter(C::PrestageState.eq(f.prestage.as_str()))
-                    .filter(C::RecoState.eq(f.reco.as_str()))
-                    .filter(C::MergeState.eq(f.merge.as_str()))
-                    .filter(C::CleanupState.eq(f.cleanup.as_str()))
-                    .exec(self.txn)
-                    .await?;
-                if res.rows_affected != 1 {
-                    let now = DatasetStatus::find_by_id(self.ds.id).one(self.txn).await?;
-                    let found = match now.as_ref().map(convert::dataset) {
-                        Some(Ok((_, s))) => s.columns().to_string(),
-                        Some(Err(e)) => e.to_string(),
-                        None => "deleted".into(),
-                    };
-                    return Err(conflict(format!("dataset {}", self.name), f, found));
-                }
-                // The row was where the change expected; now the files and groups behind a
-                // closing transition, as the earlier changes of this batch left them.
-                if needs_tally(via) {
-                    admits(from.state.kind(), via, &self.tally().await?).map_err(|u| {
-                        DbError::Illegal(IllegalChange {
-                            index,
-                            change: change.to_string(),
-                            rule: u.into(),
-                        })
-                    })?;
-                }
-                self.record(
-                    "dataset",
-                    self.ds.id,
-                    f,
-                    t,
-                    via,
-                    m.reason().map(str::to_owned),
-                );
-            }
-            Change::NewGroup { no, files, bytes } => {
-                let inserted = MergeGroup::insert(merge_group::ActiveModel {
-                    dataset_id: Set(self.ds.id),
-                    group_no: Set(count(no.0)),
-                    state: Set(GroupState::Merging.as_str().into()),
-                    attempts: Set(0),
-                    attempt_base: Set(0),
-                    n_files: Set(count(files.len() as u32)),
-                    bytes: Set(i64::try_from(*bytes).unwrap_or(i64::MAX)),
-                    updated_at: Set(self.now),
-                    // merged_file, merged_size and last_error start NULL.
-                    ..Default::default()
-                })
-                .exec(self.txn)
-                .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        conflict(
-                            format!("merge group {no} of {}", self.name),
-                            "absent",
-                            "present",
-                        )
-                    } else {
-                        DbError::from(e)
-                    }
-                })?;
-                self.groups.insert(*no, inserted.last_insert_id);
-                use file_status::Column as C;
-                let db_ids = files
-                    .iter()
-                    .map(|id| db_id(*id))
-                    .collect::<Result<Vec<i64>>>()?;
-                for chunk in db_ids.chunks(ID_CHUNK) {
-                    let res = FileStatus::update_many()
-                        .col_expr(C::MergeGroup, Expr::value(count(no.0)))
-                        .col_expr(C::UpdatedAt, Expr::value(self.now))
-                        .filter(C::DatasetId.eq(self.ds.id))
-                        .filter(C::Id.is_in(chunk.iter().copied()))
-                        .filter(C::State.eq(FileState::Reconstructed.as_str()))
-                        .filter(C::MergeGroup.is_null())
-                        .exec(self.txn)
-                        .await?;
-                    if res.rows_affected != chunk.len() as u64 {
-                        return Err(conflict(
-                            format!("files of merge group {no} of {}", self.name),
-                            "reconstructed, ungrouped",
-                            "some moved or grouped already",
-                        ));
-                    }
-                }
-                let merging = GroupState::Merging.as_str();
-                self.deltas
-                    .created(self.ds.id, "group", merging, 1, Bytes::default());
-                self.record(
-                    "group",
-                    inserted.last_insert_id,
-                    "-",
-                    GroupState::Merging,
-                    "form",
-                    Some(format!("{} files", files.len())),
-                );
-            }
+            Change::Dataset(m) => self.move_dataset(index, change, m).await?,
+            Change::NewGroup { no, files, bytes } => self.new_group(*no, files, *bytes).await?,
             Change::Outage(outages) => {
                 use dataset_status::Column as C;
                 DatasetStatus::update_many()
@@ -1024,6 +916,125 @@ impl Writer<'_> {
             | Change::NewJob { .. }
             | Change::Job { .. } => {}
         }
+        Ok(())
+    }
+
+    /// The dataset's move `m` (`change`, the `index`-th of its batch): guarded by the
+    /// columns it expects, and by what its files and groups then hold when it closes a
+    /// phase.
+    async fn move_dataset(&mut self, index: usize, change: &Change, m: &DatasetMove) -> Result<()> {
+        let (from, via, to) = (m.from(), m.via(), m.to());
+        use dataset_status::Column as C;
+        let (f, t) = (from.columns(), to.columns());
+        let res = DatasetStatus::update_many()
+            .col_expr(C::LockState, Expr::value(t.lock.as_str()))
+            .col_expr(C::PrestageState, Expr::value(t.prestage.as_str()))
+            .col_expr(C::RecoState, Expr::value(t.reco.as_str()))
+            .col_expr(C::MergeState, Expr::value(t.merge.as_str()))
+            .col_expr(C::CleanupState, Expr::value(t.cleanup.as_str()))
+            .col_expr(C::UpdatedAt, Expr::value(self.now))
+            .filter(C::Id.eq(self.ds.id))
+            .filter(C::LockState.eq(f.lock.as_str()))
+            .filter(C::PrestageState.eq(f.prestage.as_str()))
+            .filter(C::RecoState.eq(f.reco.as_str()))
+            .filter(C::MergeState.eq(f.merge.as_str()))
+            .filter(C::CleanupState.eq(f.cleanup.as_str()))
+            .exec(self.txn)
+            .await?;
+        if res.rows_affected != 1 {
+            let now = DatasetStatus::find_by_id(self.ds.id).one(self.txn).await?;
+            let found = match now.as_ref().map(convert::dataset) {
+                Some(Ok((_, s))) => s.columns().to_string(),
+                Some(Err(e)) => e.to_string(),
+                None => "deleted".into(),
+            };
+            return Err(conflict(format!("dataset {}", self.name), f, found));
+        }
+        // The row was where the change expected; now the files and groups behind a
+        // closing transition, as the earlier changes of this batch left them.
+        if needs_tally(via) {
+            admits(from.state.kind(), via, &self.tally().await?).map_err(|u| {
+                DbError::Illegal(IllegalChange {
+                    index,
+                    change: change.to_string(),
+                    rule: u.into(),
+                })
+            })?;
+        }
+        self.record(
+            "dataset",
+            self.ds.id,
+            f,
+            t,
+            via,
+            m.reason().map(str::to_owned),
+        );
+        Ok(())
+    }
+
+    /// A new merge group `no` of `files` (`bytes` of TMB files), each file expected
+    /// reconstructed and ungrouped.
+    async fn new_group(&mut self, no: GroupNo, files: &[FileId], bytes: u64) -> Result<()> {
+        let inserted = MergeGroup::insert(merge_group::ActiveModel {
+            dataset_id: Set(self.ds.id),
+            group_no: Set(count(no.0)),
+            state: Set(GroupState::Merging.as_str().into()),
+            attempts: Set(0),
+            attempt_base: Set(0),
+            n_files: Set(count(files.len() as u32)),
+            bytes: Set(i64::try_from(bytes).unwrap_or(i64::MAX)),
+            updated_at: Set(self.now),
+            // merged_file, merged_size and last_error start NULL.
+            ..Default::default()
+        })
+        .exec(self.txn)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                conflict(
+                    format!("merge group {no} of {}", self.name),
+                    "absent",
+                    "present",
+                )
+            } else {
+                DbError::from(e)
+            }
+        })?;
+        self.groups.insert(no, inserted.last_insert_id);
+        use file_status::Column as C;
+        let db_ids = files
+            .iter()
+            .map(|id| db_id(*id))
+            .collect::<Result<Vec<i64>>>()?;
+        for chunk in db_ids.chunks(ID_CHUNK) {
+            let res = FileStatus::update_many()
+                .col_expr(C::MergeGroup, Expr::value(count(no.0)))
+                .col_expr(C::UpdatedAt, Expr::value(self.now))
+                .filter(C::DatasetId.eq(self.ds.id))
+                .filter(C::Id.is_in(chunk.iter().copied()))
+                .filter(C::State.eq(FileState::Reconstructed.as_str()))
+                .filter(C::MergeGroup.is_null())
+                .exec(self.txn)
+                .await?;
+            if res.rows_affected != chunk.len() as u64 {
+                return Err(conflict(
+                    format!("files of merge group {no} of {}", self.name),
+                    "reconstructed, ungrouped",
+                    "some moved or grouped already",
+                ));
+            }
+        }
+        let merging = GroupState::Merging.as_str();
+        self.deltas
+            .created(self.ds.id, "group", merging, 1, Bytes::default());
+        self.record(
+            "group",
+            inserted.last_insert_id,
+            "-",
+            GroupState::Merging,
+            "form",
+            Some(format!("{} files", files.len())),
+        );
         Ok(())
     }
 

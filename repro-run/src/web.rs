@@ -434,7 +434,6 @@ async fn index(
     let hourly = throughput(&store, None).await?;
     // Progress per sample, over the site filtered for (samples are what operators think in).
     let samples = store.samples(filter.site.as_deref()).await?;
-    let has_samples = !samples.is_empty();
     // Datasets that need a person come first, whatever the filter: a FAILED phase or
     // files failed for good, with the reason from the counts (the dataset's page has the
     // last error).
@@ -453,31 +452,7 @@ async fn index(
         .filter_map(|d| crate::attention::from_counts(d).map(|why| (d.name.clone(), why)))
         .collect();
     let pages = matching.div_ceil(per).max(1);
-    let link = |p: u64| {
-        let mut s = format!("/?page={p}&per={per}");
-        if let Some(w) = &filter.state_word {
-            s.push_str(&format!("&state={}", urlencode(w)));
-        }
-        if let Some(site) = &filter.site {
-            s.push_str(&format!("&site={}", urlencode(site)));
-        }
-        if let Some(sample) = &filter.sample {
-            s.push_str(&format!("&sample={}", urlencode(sample.as_str())));
-        }
-        if filter.recent_first {
-            s.push_str("&sort=updated");
-        }
-        s
-    };
-    let f = &totals.files;
-    let failed = f.failed_for_good();
-    let col = |c: &str, w: &str| {
-        totals
-            .columns
-            .get(&(c.to_owned(), w.to_owned()))
-            .copied()
-            .unwrap_or(0)
-    };
+    let link = |p: u64| index_link(&filter, p, per);
     let body = html! {
         h1 { "Reprocessing campaign" }
         @if !attention.is_empty() {
@@ -488,49 +463,113 @@ async fn index(
                 }
             }
         }
+        (totals_line(&totals, needing_a_person))
+        (progress(&totals.files))
+        (chart("raw files per hour (UTC)", &hourly, repro_db::now()))
+        @if !samples.is_empty() { (samples_table(&samples)) }
+        (filters(&filter))
+        p.muted { (matching) " matching datasets; page " (page_no) " of " (pages) }
+        (datasets_table(&list))
+        nav.pages {
+            @if page_no > 1 { a href=(link(page_no - 1)) { "« previous" } }
+            @if page_no < pages { a href=(link(page_no + 1)) { "next »" } }
+        }
+        p.muted { "JSON: " a href="/api/datasets" { "/api/datasets" } " · metrics: " a href="/metrics" { "/metrics" } }
+    };
+    Ok(Html(page("datasets", body).into_string()))
+}
+
+/// The index's page `p` of `per` datasets under `filter`.
+fn index_link(filter: &ListFilter, p: u64, per: u64) -> String {
+    let mut s = format!("/?page={p}&per={per}");
+    if let Some(w) = &filter.state_word {
+        s.push_str(&format!("&state={}", urlencode(w)));
+    }
+    if let Some(site) = &filter.site {
+        s.push_str(&format!("&site={}", urlencode(site)));
+    }
+    if let Some(sample) = &filter.sample {
+        s.push_str(&format!("&sample={}", urlencode(sample.as_str())));
+    }
+    if filter.recent_first {
+        s.push_str("&sort=updated");
+    }
+    s
+}
+
+/// The campaign's totals: datasets, how many are done, failed, need a person or are
+/// locked, and its raw files.
+fn totals_line(totals: &repro_db::Totals, needing_a_person: u64) -> Markup {
+    let f = &totals.files;
+    let col = |c: &str, w: &str| {
+        totals
+            .columns
+            .get(&(c.to_owned(), w.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    };
+    let failed_phases: u64 = ["prestage", "reco", "merge", "cleanup"]
+        .iter()
+        .map(|c| col(c, "FAILED"))
+        .sum();
+    html! {
         div.totals {
             div { b { (totals.datasets) } "datasets" }
             div { b { (col("cleanup", "CLEANED")) } "CLEANED" }
-            div { b { (["prestage", "reco", "merge", "cleanup"].iter().map(|c| col(c, "FAILED")).sum::<u64>()) } "FAILED" }
+            div { b { (failed_phases) } "FAILED" }
             div { b { (needing_a_person) } "need a person" }
             div { b { (col("lock", "LOCK")) } "LOCKed" }
             div { b { (f.total) } "raw files" }
             div { b { (f.get(FileState::Cleaned)) } "files done" }
-            div { b { (failed) } "failed for good" }
+            div { b { (f.failed_for_good()) } "failed for good" }
         }
-        (progress(f))
-        (chart("raw files per hour (UTC)", &hourly, repro_db::now()))
-        @if has_samples {
-            section id="samples" {
-                h2 { "Samples" }
-                table {
-                    thead { tr { th { "SAMPLE" } th { "DATASETS" } th { "CLEANED" } th { "FAILED" } th { "LOCKED" } th { "PROGRESS" } th title="files that got at least this far, of all" { "FILES staged / reco / merged / cleaned" } th { "FAILED FILES" } } }
-                    tbody {
-                        @for s in &samples {
-                            @let st = stages(&s.files);
-                            tr {
-                                td {
-                                    @match &s.sample {
-                                        Some(n) => a href=(format!("/?sample={}", urlencode(n.as_str()))) { (n) },
-                                        None => span.muted { "(none)" },
-                                    }
+    }
+}
+
+/// How far the raw files `f` got: `staged / reco / merged / cleaned of total`, each
+/// counting those that went further too.
+fn reached(f: &repro_db::FileCounts) -> Markup {
+    let st = stages(f);
+    html! {
+        (st[0] + st[1] + st[2] + st[3]) " / " (st[1] + st[2] + st[3]) " / "
+        (st[2] + st[3]) " / " (st[3]) " of " (f.total)
+    }
+}
+
+/// Progress per sample.
+fn samples_table(samples: &[repro_db::SampleSummary]) -> Markup {
+    html! {
+        section id="samples" {
+            h2 { "Samples" }
+            table {
+                thead { tr { th { "SAMPLE" } th { "DATASETS" } th { "CLEANED" } th { "FAILED" } th { "LOCKED" } th { "PROGRESS" } th title="files that got at least this far, of all" { "FILES staged / reco / merged / cleaned" } th { "FAILED FILES" } } }
+                tbody {
+                    @for s in samples {
+                        tr {
+                            td {
+                                @match &s.sample {
+                                    Some(n) => a href=(format!("/?sample={}", urlencode(n.as_str()))) { (n) },
+                                    None => span.muted { "(none)" },
                                 }
-                                td.num { (s.datasets) }
-                                td.num { (s.cleaned) }
-                                td.num { (s.failed) }
-                                td.num { (s.locked) }
-                                td { (progress(&s.files)) }
-                                td.num {
-                                    (st[0] + st[1] + st[2] + st[3]) " / " (st[1] + st[2] + st[3]) " / "
-                                    (st[2] + st[3]) " / " (st[3]) " of " (s.files.total)
-                                }
-                                td.num { (st[4]) }
                             }
+                            td.num { (s.datasets) }
+                            td.num { (s.cleaned) }
+                            td.num { (s.failed) }
+                            td.num { (s.locked) }
+                            td { (progress(&s.files)) }
+                            td.num { (reached(&s.files)) }
+                            td.num { (s.files.failed_for_good()) }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// The index's filter form, filled in with `filter`.
+fn filters(filter: &ListFilter) -> Markup {
+    html! {
         form.filters method="get" action="/" {
             label { "state " input type="text" name="state" value=(filter.state_word.clone().unwrap_or_default()) placeholder="FAILED, RUNNING, LOCK…" size="14"; }
             " "
@@ -545,13 +584,17 @@ async fn index(
             " " button type="submit" { "filter" }
             " " a href="/" { "clear" }
         }
-        p.muted { (matching) " matching datasets; page " (page_no) " of " (pages) }
+    }
+}
+
+/// One row per dataset of `list`.
+fn datasets_table(list: &[repro_db::DatasetSummary]) -> Markup {
+    html! {
         table id="datasets" {
             thead { tr { th { "NAME" } th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "PROGRESS" } th title="files that got at least this far, of all" { "FILES staged / reco / merged / cleaned" } th { "FAILED" } th { "SITE" } th { "SAMPLE" } th title="higher gets budget first" { "PRIO" } th { "LAST CHANGE (UTC)" } } }
             tbody {
-                @for d in &list {
+                @for d in list {
                     @let c = d.status.columns();
-                    @let st = stages(&d.files);
                     tr {
                         td {
                             a href=(format!("/datasets/{}", d.name)) { (d.name) }
@@ -563,11 +606,8 @@ async fn index(
                         td { (word(c.merge.as_str())) }
                         td { (word(c.cleanup.as_str())) }
                         td { (progress(&d.files)) }
-                        td.num {
-                            (st[0] + st[1] + st[2] + st[3]) " / " (st[1] + st[2] + st[3]) " / "
-                            (st[2] + st[3]) " / " (st[3]) " of " (d.files.total)
-                        }
-                        td.num { (st[4]) }
+                        td.num { (reached(&d.files)) }
+                        td.num { (d.files.failed_for_good()) }
                         td { (d.site.clone().unwrap_or_default()) }
                         td { (d.sample.as_ref().map(ToString::to_string).unwrap_or_default()) }
                         td.num { (d.priority) }
@@ -576,13 +616,7 @@ async fn index(
                 }
             }
         }
-        nav.pages {
-            @if page_no > 1 { a href=(link(page_no - 1)) { "« previous" } }
-            @if page_no < pages { a href=(link(page_no + 1)) { "next »" } }
-        }
-        p.muted { "JSON: " a href="/api/datasets" { "/api/datasets" } " · metrics: " a href="/metrics" { "/metrics" } }
-    };
-    Ok(Html(page("datasets", body).into_string()))
+    }
 }
 
 fn urlencode(s: &str) -> String {
@@ -618,7 +652,6 @@ async fn dataset_page(
     let glance = store
         .glance(&name, chrono::Utc::now().timestamp(), 0)
         .await?;
-    let (summary, view) = (&glance.summary, &glance.view);
     let history = store.history(&name, Some("dataset")).await?;
     let hourly = throughput(&store, Some(&name)).await?;
     let fstate = match q.fstate.as_deref().filter(|s| !s.is_empty()) {
@@ -629,25 +662,63 @@ async fn dataset_page(
         ),
     };
     let rows = ROWS_PER_PAGE as u64;
-    let nfiles = fstate.map_or(summary.files.total, |s| summary.files.get(s));
-    let fpages = nfiles.div_ceil(rows).max(1);
-    let fpage = (q.fpage.unwrap_or(1) as u64).clamp(1, fpages);
+    let files = &glance.summary.files;
+    let nfiles = fstate.map_or(files.total, |s| files.get(s));
+    let fpage = Paged::new(q.fpage, nfiles, rows);
     let files = store
-        .files_page(&name, fstate, (fpage - 1) * rows, rows)
+        .files_page(&name, fstate, fpage.offset(), rows)
         .await?;
-    let njobs: u64 = glance.jobs.values().sum();
-    let jpages = njobs.div_ceil(rows).max(1);
-    let jpage = (q.jpage.unwrap_or(1) as u64).clamp(1, jpages);
-    let jobs = store.jobs_page(&name, (jpage - 1) * rows, rows).await?;
-    let c = summary.status.columns();
-    let base = format!("/datasets/{name}");
-    let flink = |p: u64| match fstate {
-        Some(s) => format!("{base}?fstate={s}&fpage={p}"),
-        None => format!("{base}?fpage={p}"),
-    };
+    let njobs = glance.jobs.values().sum();
+    let jpage = Paged::new(q.jpage, njobs, rows);
+    let jobs = store.jobs_page(&name, jpage.offset(), rows).await?;
     let body = html! {
         p { a href="/" { "← all datasets" } }
         h1 { (name) }
+        (dataset_head(&glance))
+        h2 { "Files" }
+        (progress(&glance.summary.files))
+        (file_counts(&glance.summary))
+        (chart("raw files per hour (UTC)", &hourly, repro_db::now()))
+        (files_table(&files, fstate, nfiles, fpage))
+        h2 { "Merged files" }
+        (groups_table(&glance))
+        h2 { "Jobs" }
+        (jobs_table(&name, &jobs, njobs, jpage))
+        h2 { "History" }
+        (history_table(&history))
+    };
+    Ok(Html(page(name.as_str(), body).into_string()))
+}
+
+/// Page `no` of `pages` of a list of `total` rows, `rows` a page.
+#[derive(Clone, Copy)]
+struct Paged {
+    no: u64,
+    pages: u64,
+    rows: u64,
+}
+
+impl Paged {
+    /// The page asked for, within the pages there are.
+    fn new(asked: Option<usize>, total: u64, rows: u64) -> Paged {
+        let pages = total.div_ceil(rows).max(1);
+        Paged {
+            no: (asked.unwrap_or(1) as u64).clamp(1, pages),
+            pages,
+            rows,
+        }
+    }
+
+    fn offset(self) -> u64 {
+        (self.no - 1) * self.rows
+    }
+}
+
+/// What needs a person, outages, retries, the state words, the lease, sample and budget.
+fn dataset_head(glance: &repro_db::Glance) -> Markup {
+    let (summary, view) = (&glance.summary, &glance.view);
+    let c = summary.status.columns();
+    html! {
         @for why in crate::attention::needs_a_person(view, summary.accepted_lost) {
             p.attention { "Needs a person: " (why) }
         }
@@ -673,20 +744,41 @@ async fn dataset_page(
             }
         }
         @if let Some(w) = &summary.waiting { p.waiting { (w) " (in the last run)" } }
-        h2 { "Files" }
-        (progress(&summary.files))
+    }
+}
+
+/// Files per state, each state a link to its files.
+fn file_counts(summary: &repro_db::DatasetSummary) -> Markup {
+    let base = format!("/datasets/{}", summary.name);
+    let f = &summary.files;
+    html! {
         table id="file-counts" {
-            tr { @for s in FileState::ALL { @if summary.files.get(*s) > 0 { th { a href=(format!("{base}?fstate={s}")) { (s) } } } } th { "total" } }
-            tr { @for s in FileState::ALL { @if summary.files.get(*s) > 0 { td.num { (summary.files.get(*s)) } } } td.num { (summary.files.total) } }
+            tr { @for s in FileState::ALL { @if f.get(*s) > 0 { th { a href=(format!("{base}?fstate={s}")) { (s) } } } } th { "total" } }
+            tr { @for s in FileState::ALL { @if f.get(*s) > 0 { td.num { (f.get(*s)) } } } td.num { (f.total) } }
         }
-        (chart("raw files per hour (UTC)", &hourly, repro_db::now()))
-        p.muted { (nfiles) " files" @if let Some(s) = fstate { " in state " (s) " (" a href=(base.clone()) { "all" } ")" } "; page " (fpage) " of " (fpages) }
+    }
+}
+
+/// A page of raw files (`page`, of `total` in `fstate` or in all states).
+fn files_table(
+    page: &repro_core::DatasetView,
+    fstate: Option<FileState>,
+    total: u64,
+    p: Paged,
+) -> Markup {
+    let base = format!("/datasets/{}", page.name);
+    let link = |n: u64| match fstate {
+        Some(s) => format!("{base}?fstate={s}&fpage={n}"),
+        None => format!("{base}?fpage={n}"),
+    };
+    html! {
+        p.muted { (total) " files" @if let Some(s) = fstate { " in state " (s) " (" a href=(base.clone()) { "all" } ")" } "; page " (p.no) " of " (p.pages) }
         table id="files" {
             thead { tr { th { "ID" } th { "LOGICAL FILE NAME" } th { "STATE" } th { "ATTEMPTS" } th { "TMB FILE" } th { "MERGE GROUP" } th { "LAST ERROR" } } }
             tbody {
-                @for f in files.files.values() {
+                @for f in page.files.values() {
                     tr {
-                        td.num { (f.id.0) } td { (f.lfn) } td { (f.state) } td.num { (files.step_attempts(f)) }
+                        td.num { (f.id.0) } td { (f.lfn) } td { (f.state) } td.num { (page.step_attempts(f)) }
                         td { (f.tmb.as_ref().map_or("", |t| t.path.as_str())) }
                         td { (f.group.map(|g| g.to_string()).unwrap_or_default()) }
                         td.error { (f.current_error().unwrap_or_default()) }
@@ -694,12 +786,17 @@ async fn dataset_page(
                 }
             }
         }
-        nav.pages { @if fpage > 1 { a href=(flink(fpage - 1)) { "« previous files" } } @if fpage < fpages { a href=(flink(fpage + 1)) { "next files »" } } }
-        h2 { "Merged files" }
+        nav.pages { @if p.no > 1 { a href=(link(p.no - 1)) { "« previous files" } } @if p.no < p.pages { a href=(link(p.no + 1)) { "next files »" } } }
+    }
+}
+
+/// The merge groups and their merged files.
+fn groups_table(glance: &repro_db::Glance) -> Markup {
+    html! {
         table id="merge-groups" {
             thead { tr { th { "GROUP" } th { "FILES" } th { "STATE" } th { "MERGED FILE" } th { "DECLARED" } th { "ATTEMPTS" } th { "LAST ERROR" } } }
             tbody {
-                @for g in view.groups.values() {
+                @for g in glance.view.groups.values() {
                     tr {
                         td { (g.no) } td.num { (glance.group_files.get(&g.no).copied().unwrap_or(0)) } td { (g.state) }
                         td { (g.output.as_ref().map_or("", |o| o.name.as_str())) }
@@ -709,14 +806,20 @@ async fn dataset_page(
                 }
             }
         }
-        h2 { "Jobs" }
-        p.muted { (njobs) " jobs; page " (jpage) " of " (jpages) }
+    }
+}
+
+/// A page of jobs (of `total`).
+fn jobs_table(name: &DatasetName, jobs: &[repro_core::Job], total: u64, p: Paged) -> Markup {
+    let base = format!("/datasets/{name}");
+    html! {
+        p.muted { (total) " jobs; page " (p.no) " of " (p.pages) }
         table id="jobs" {
             thead { tr { th { "JOB" } th { "KIND" } th { "ATTEMPT" } th { "BATCH ID" } th { "STATE" } th { "EXIT" } th { "ERROR" } } }
             tbody {
-                @for j in &jobs {
+                @for j in jobs {
                     tr {
-                        td { (j.key.name(&view.name)) }
+                        td { (j.key.name(name)) }
                         td { @match j.key.subject { JobSubject::Reco(_) => "reco", JobSubject::Merge(_) => "merge" } }
                         td.num { (j.key.attempt) } td { (j.batch_id.clone().unwrap_or_default()) } td { (j.state) }
                         td.num { (j.exit_code.map(|c| c.to_string()).unwrap_or_default()) } td.error { (j.error.clone().unwrap_or_default()) }
@@ -724,8 +827,13 @@ async fn dataset_page(
                 }
             }
         }
-        nav.pages { @if jpage > 1 { a href=(format!("{base}?jpage={}", jpage - 1)) { "« previous jobs" } } @if jpage < jpages { a href=(format!("{base}?jpage={}", jpage + 1)) { "next jobs »" } } }
-        h2 { "History" }
+        nav.pages { @if p.no > 1 { a href=(format!("{base}?jpage={}", p.no - 1)) { "« previous jobs" } } @if p.no < p.pages { a href=(format!("{base}?jpage={}", p.no + 1)) { "next jobs »" } } }
+    }
+}
+
+/// The dataset's own moves, newest first.
+fn history_table(history: &[repro_db::HistoryEntry]) -> Markup {
+    html! {
         table id="history" {
             thead { tr { th { "WHEN (UTC)" } th { "WHO" } th { "WHAT" } th { "FROM" } th { "TO" } th { "WHY" } } }
             tbody {
@@ -734,8 +842,7 @@ async fn dataset_page(
                 }
             }
         }
-    };
-    Ok(Html(page(name.as_str(), body).into_string()))
+    }
 }
 
 async fn api_list(
