@@ -378,13 +378,8 @@ fn stage_file(f: &RawFile, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized), p: &
         FileState::Staging => return true,
         _ => return false,
     };
-    match due {
-        Due::Now => {}
-        Due::At(_) => return true,
-        Due::GiveUp => {
-            p.changes.extend(Change::file(f, FileEvent::GiveUp));
-            return true;
-        }
+    if !tried_now(due, f, p) {
+        return true;
     }
     if let Err(limit) = budget.take_stage() {
         p.wait(limit);
@@ -397,6 +392,15 @@ fn stage_file(f: &RawFile, ctx: Ctx<'_>, budget: &mut (impl Draw + ?Sized), p: &
     };
     p.reserve(Change::file(f, FileEvent::RequestStage), action);
     true
+}
+
+/// Whether a raw file's step that is `due` is tried now; if not, it waits, or it is
+/// given up on (its give-up added to `p`).
+fn tried_now(due: Due, f: &RawFile, p: &mut Plan) -> bool {
+    if due == Due::GiveUp {
+        p.changes.extend(Change::file(f, FileEvent::GiveUp));
+    }
+    due == Due::Now
 }
 
 /// Reco `RUNNING`: submit a job for each staged file (or failed one whose retry is due)
@@ -444,13 +448,8 @@ fn reco_file(
     if v.live_job(subject).is_some() {
         return true;
     }
-    match due {
-        Due::Now => {}
-        Due::At(_) => return true,
-        Due::GiveUp => {
-            p.changes.extend(Change::file(f, FileEvent::GiveUp));
-            return true;
-        }
+    if !tried_now(due, f, p) {
+        return true;
     }
     if let Err(limit) = budget.take_reco() {
         p.wait(limit);

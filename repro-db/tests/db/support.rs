@@ -172,3 +172,29 @@ fn server_urls_get_their_database_replaced() {
         "postgres://postgres@127.0.0.1:5432/x"
     );
 }
+
+/// A dataset `name` of `files` raw files (`f0.raw`, ...), released and asked to stage
+/// every file, as it now stands.
+pub async fn staging(
+    store: &Store,
+    name: &str,
+    files: usize,
+) -> (repro_core::DatasetName, repro_core::DatasetView) {
+    let name = repro_core::DatasetName::new(name).unwrap();
+    let list: Vec<repro_db::NewFile> = (0..files)
+        .map(|i| repro_db::NewFile::new(format!("f{i}.raw"), 10))
+        .collect();
+    let opts = repro_db::Register {
+        unlock: true,
+        ..repro_db::Register::default()
+    };
+    store.register(&name, &list, &opts, "t").await.unwrap();
+    // Prestage starts, then every file is asked for.
+    for _ in 0..2 {
+        let view = store.load(&name).await.unwrap();
+        let plan = repro_core::plan(&view, &repro_core::Policy::default());
+        store.apply(&name, &plan.changes, "t").await.unwrap();
+    }
+    let view = store.load(&name).await.unwrap();
+    (name, view)
+}

@@ -1,27 +1,17 @@
 //! What a person looks at first (`dataset show`, the dataset's page) is read without the
 //! dataset's files: counts, merge groups, what failed for good, and pages of files and jobs.
 
+use repro_core::Change;
 use repro_core::file::{FileEvent, FileState};
 use repro_core::retry::{Backoff, Backoffs, schedule};
-use repro_core::{Change, DatasetName, Policy};
-use repro_db::{NewFile, Register};
 
 use crate::support::on_every_backend;
 
 on_every_backend! {
     async fn a_glance_holds_what_failed_for_good_and_pages_hold_the_rest(db: &TestDb) {
         let store = db.store().await;
-        let name = DatasetName::new("glance").unwrap();
-        let files: Vec<NewFile> = (1..=6).map(|i| NewFile::new(format!("f{i}.raw"), 10)).collect();
-        let opts = Register { unlock: true, ..Register::default() };
-        store.register(&name, &files, &opts, "t").await.unwrap();
-        for _ in 0..2 {
-            let view = store.load(&name).await.unwrap();
-            let plan = repro_core::plan(&view, &Policy::default());
-            store.apply(&name, &plan.changes, "t").await.unwrap();
-        }
         // Files 1 and 2 fail for good, file 3 fails and waits, the rest are staging.
-        let mut view = store.load(&name).await.unwrap();
+        let (name, mut view) = crate::support::staging(&store, "glance", 6).await;
         let ids: Vec<_> = view.files.keys().copied().collect();
         let mut changes: Vec<Change> = ids[..3]
             .iter()

@@ -1,27 +1,16 @@
 //! When a failed step may be tried again is stored with its row: what the core scheduled
 //! is what the next load finds, on every database, and a success or a re-arm clears it.
 
+use repro_core::Change;
 use repro_core::file::{FileEvent, FileState};
 use repro_core::retry::{Backoff, Backoffs, Retry, schedule};
-use repro_core::{Change, DatasetName, Policy};
-use repro_db::{NewFile, Register};
 
 use crate::support::on_every_backend;
 
 on_every_backend! {
     async fn retry_times_are_stored_with_the_failure_and_cleared_by_success(db: &TestDb) {
         let store = db.store().await;
-        let name = DatasetName::new("waits").unwrap();
-        let files: Vec<NewFile> = (0..3).map(|i| NewFile::new(format!("f{i}.raw"), 10)).collect();
-        let opts = Register { unlock: true, ..Register::default() };
-        store.register(&name, &files, &opts, "t").await.unwrap();
-        // Prestage starts and every file is asked for.
-        for _ in 0..2 {
-            let view = store.load(&name).await.unwrap();
-            let plan = repro_core::plan(&view, &Policy::default());
-            store.apply(&name, &plan.changes, "t").await.unwrap();
-        }
-        let mut view = store.load(&name).await.unwrap();
+        let (name, mut view) = crate::support::staging(&store, "waits", 3).await;
         assert!(view.files.values().all(|f| f.state == FileState::Staging));
         // Two fail (the tape is busy), one is staged.
         let backoffs = Backoffs {
@@ -66,17 +55,8 @@ on_every_backend! {
     async fn an_outage_and_the_attempts_it_gives_back_are_stored_as_the_core_decided(db: &TestDb) {
         use repro_core::outage::{Breaker, Step, trip};
         let store = db.store().await;
-        let name = DatasetName::new("out").unwrap();
-        let files: Vec<NewFile> = (0..4).map(|i| NewFile::new(format!("f{i}.raw"), 10)).collect();
-        let opts = Register { unlock: true, ..Register::default() };
-        store.register(&name, &files, &opts, "t").await.unwrap();
-        for _ in 0..2 {
-            let view = store.load(&name).await.unwrap();
-            let plan = repro_core::plan(&view, &Policy::default());
-            store.apply(&name, &plan.changes, "t").await.unwrap();
-        }
         // Every request refused at once: the tape system is out.
-        let mut view = store.load(&name).await.unwrap();
+        let (name, mut view) = crate::support::staging(&store, "out", 4).await;
         let mut changes: Vec<Change> = view
             .files
             .values()
