@@ -69,9 +69,9 @@ pub use policy::{Policy, PolicyError};
 pub use rules::{IllegalMove, Rule};
 pub use state::{Columns, Contradiction, DatasetState, Phase, RecoOutcome, StageKind, Status};
 pub use transition::{Edge, Refused, TRANSITIONS, Transition, step};
-pub use typed::{AnyDataset, DatasetMove};
+pub use typed::AnyDataset;
 pub use view::{
-    ApplyError, BrokenRule, Change, Conflict, DatasetView, GroupNo, GroupState, IllegalChange, Job,
-    MergeGroup, MergedFile, RawFile,
+    ApplyError, BrokenRule, Change, Conflict, DatasetMove, DatasetView, GroupNo, GroupState,
+    IllegalChange, Job, MergeGroup, MergedFile, RawFile,
 };
 pub use words::{CleanupWord, LockWord, MergeWord, ParseWordError, PrestageWord, RecoWord};

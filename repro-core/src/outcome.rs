@@ -183,25 +183,8 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
             give_up_if_permanent(&mut out, *class);
             Ok(out)
         }
-        Outcome::Submitted { job, batch_id } => {
-            let j = live(view, *job)?;
-            if j.state != JobState::Reserved {
-                return Err(stale(format!("job {job}"), j.state));
-            }
-            let c = Change::job(j, JobEvent::Submit).ok_or_else(|| stale(job, j.state))?;
-            Ok(vec![c.with_batch_id(batch_id.clone())])
-        }
-        Outcome::Started { job } => {
-            let j = live(view, *job)?;
-            // A backend reports what it sees; whether that is news is the core's to say.
-            if j.state == JobState::Running {
-                return Ok(Vec::new());
-            }
-            Ok(vec![
-                Change::job(j, JobEvent::Start)
-                    .ok_or_else(|| stale(format!("job {job}"), j.state))?,
-            ])
-        }
+        Outcome::Submitted { job, batch_id } => submitted(view, *job, batch_id),
+        Outcome::Started { job } => started(view, *job),
         Outcome::RecoDone { job, tmb } => reco_done(view, *job, tmb),
         Outcome::MergeDone { job, output } => merge_done(view, *job, output),
         Outcome::JobFailed {
@@ -249,6 +232,27 @@ pub fn record(view: &DatasetView, outcome: &Outcome) -> Result<Vec<Change>, Stal
             Some(class.tag(reason)),
         ),
     }
+}
+
+/// The batch system took a reserved job and gave it `batch_id`.
+fn submitted(view: &DatasetView, job: JobKey, batch_id: &str) -> Result<Vec<Change>, StaleOutcome> {
+    let j = live(view, job)?;
+    if j.state != JobState::Reserved {
+        return Err(stale(format!("job {job}"), j.state));
+    }
+    let c = Change::job(j, JobEvent::Submit).ok_or_else(|| stale(job, j.state))?;
+    Ok(vec![c.with_batch_id(batch_id)])
+}
+
+/// A job runs: news only if it was not running already (a backend reports what it sees;
+/// whether that is news is the core's to say).
+fn started(view: &DatasetView, job: JobKey) -> Result<Vec<Change>, StaleOutcome> {
+    let j = live(view, job)?;
+    if j.state == JobState::Running {
+        return Ok(Vec::new());
+    }
+    let c = Change::job(j, JobEvent::Start).ok_or_else(|| stale(format!("job {job}"), j.state))?;
+    Ok(vec![c])
 }
 
 /// A reco job's end with its TMB file: the job finishes, its file is reconstructed.

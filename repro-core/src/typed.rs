@@ -99,57 +99,8 @@ use crate::state::{
     CleanupProgress, DatasetState, MergeProgress, Progress, RecoOutcome, StageKind, Status,
 };
 use crate::transition::{Edge, Refused, TRANSITIONS, Transition, step};
-use crate::view::Change;
+use crate::view::{Change, DatasetMove};
 use crate::words::LockWord;
-
-/// One dataset move made by a typed method: the status before, the transition, the status
-/// after and, for operator actions, why. Only this module builds one, so a dataset
-/// [`Change`] always stands for a move the typed lifecycle has.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatasetMove {
-    from: Status,
-    via: Transition,
-    to: Status,
-    reason: Option<String>,
-}
-
-impl DatasetMove {
-    /// The status the move expects to find (the write's guard).
-    pub fn from(&self) -> Status {
-        self.from
-    }
-
-    /// The transition, for the history.
-    pub fn via(&self) -> Transition {
-        self.via
-    }
-
-    /// The status written.
-    pub fn to(&self) -> Status {
-        self.to
-    }
-
-    /// Why, for operator actions.
-    pub fn reason(&self) -> Option<&str> {
-        self.reason.as_deref()
-    }
-
-    pub(crate) fn set_reason(&mut self, reason: String) {
-        self.reason = Some(reason);
-    }
-}
-
-impl std::fmt::Display for DatasetMove {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({}) -> ({})",
-            self.via,
-            self.from.columns(),
-            self.to.columns()
-        )
-    }
-}
 
 mod sealed {
     pub trait Sealed {}
@@ -315,12 +266,8 @@ impl<S: Stage, L: LockMode> Dataset<S, L> {
             lock: M::WORD,
             state: to.state(),
         };
-        self.moves.push(DatasetMove {
-            from,
-            via,
-            to: after,
-            reason: self.reason.take(),
-        });
+        self.moves
+            .push(DatasetMove::new(from, via, after, self.reason.take()));
         Dataset {
             name: self.name,
             stage: to,

@@ -20,8 +20,66 @@ use crate::outage::{Outage, Step};
 use crate::retry::Retry;
 use crate::rules::IllegalMove;
 use crate::state::Status;
-use crate::transition::{Refused, step};
-pub use crate::typed::DatasetMove;
+use crate::transition::{Refused, Transition, step};
+
+/// One dataset move made by a typed method: the status before, the transition, the status
+/// after and, for operator actions, why. Only the typed layer ([`crate::typed`]) builds
+/// one, so a dataset [`Change`] always stands for a move the typed lifecycle has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetMove {
+    from: Status,
+    via: Transition,
+    to: Status,
+    reason: Option<String>,
+}
+
+impl DatasetMove {
+    /// The move `via` from `from` to `to`: for the typed layer alone.
+    pub(crate) fn new(from: Status, via: Transition, to: Status, reason: Option<String>) -> Self {
+        DatasetMove {
+            from,
+            via,
+            to,
+            reason,
+        }
+    }
+
+    /// The status the move expects to find (the write's guard).
+    pub fn from(&self) -> Status {
+        self.from
+    }
+
+    /// The transition, for the history.
+    pub fn via(&self) -> Transition {
+        self.via
+    }
+
+    /// The status written.
+    pub fn to(&self) -> Status {
+        self.to
+    }
+
+    /// Why, for operator actions.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    pub(crate) fn set_reason(&mut self, reason: String) {
+        self.reason = Some(reason);
+    }
+}
+
+impl std::fmt::Display for DatasetMove {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}) -> ({})",
+            self.via,
+            self.from.columns(),
+            self.to.columns()
+        )
+    }
+}
 
 /// One raw file of a dataset.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -20,7 +20,7 @@ impl Store {
     /// each other. Leases and what waited are not copied: in the copy nobody holds
     /// anything yet. The history stays behind. Returns the number of rows copied.
     pub async fn copy_campaign_into(&self, dest: &Store) -> Result<u64> {
-        let src = crate::query::snapshot(&self.db).await?;
+        let src = crate::snapshot(&self.db).await?;
         let dst = dest.db.begin().await?;
         let mut n =
             copy_table::<dataset_status::Entity>(&src, &dst, dataset_status::Column::Id, |m| {

@@ -293,7 +293,7 @@ impl crate::Store {
             Some(s) => format!("{} (sample {s})", r.entity),
             None => r.entity.clone(),
         };
-        let db = crate::query::snapshot(&self.db).await?;
+        let db = crate::snapshot(&self.db).await?;
         let backend = self.backend();
         let read = |sql: String| Statement::from_string(backend, sql);
         let mut kept: BTreeMap<(i64, String, String), i64> = BTreeMap::new();

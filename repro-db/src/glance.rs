@@ -16,7 +16,8 @@ use sea_orm::{
 
 use crate::entity::{file_status, merge_group, mergejob_status, prelude::*, recojob_status};
 use crate::error::Result;
-use crate::query::{DatasetSummary, dataset_row, snapshot, summary};
+use crate::query::{DatasetSummary, dataset_row, summary};
+use crate::snapshot;
 use crate::{Store, convert};
 
 /// One dataset as a person first looks at it ([`Store::glance`]).

@@ -257,62 +257,19 @@ impl Store {
     /// [`Store::open`], waiting at most `timeout` for the server to answer. An unreachable
     /// server is [`DbError::Unreachable`]; a URL that cannot be used is [`DbError::BadUrl`].
     pub async fn open_with_timeout(url: &str, timeout: Duration) -> Result<Store> {
-        let bad = |why: &str| DbError::BadUrl {
-            url: redact(url),
-            why: why.to_owned(),
-        };
         if url == MEMORY {
             return Store::open_memory().await;
         }
-        let scheme = url.split("://").next().unwrap_or("");
-        if !url.contains("://") {
-            return Err(bad(
-                "expected sqlite://PATH, sqlite::memory:, mysql://... or postgres://...",
-            ));
-        }
-        let mut opts = ConnectOptions::new(url.to_owned());
-        // Statements are traced under the `sqlx::query` target, off unless asked for
-        // (`REPRO_LOG=sqlx=debug` shows each with its time; `sqlx=info` the slow ones).
-        opts.sqlx_logging(true)
-            .sqlx_logging_level(log::LevelFilter::Debug)
-            .sqlx_slow_statements_logging_settings(log::LevelFilter::Info, Duration::from_secs(1))
-            .acquire_timeout(timeout.max(Duration::from_secs(30)))
-            .connect_timeout(timeout);
-        match scheme {
-            "sqlite" => {
-                opts.max_connections(4).map_sqlx_sqlite_opts(|o| {
-                    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-                    o.journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Normal)
-                        .busy_timeout(Duration::from_secs(60))
-                        .foreign_keys(true)
-                        .statement_cache_capacity(STATEMENT_CACHE)
-                });
-            }
-            "mysql" | "mariadb" => {
-                opts.max_connections(8)
-                    .map_sqlx_mysql_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
-            }
-            "postgres" | "postgresql" => {
-                // A cached statement's generic plan sees `id IN ($5, ..., $10004)` as
-                // parameters, cannot hash them, and compares every row with every id (a
-                // 50,000-file move took 20 s). Plans made for the values at hand look
-                // the ids up by key.
-                opts.max_connections(8).map_sqlx_postgres_opts(|o| {
-                    o.statement_cache_capacity(STATEMENT_CACHE)
-                        .options([("plan_cache_mode", "force_custom_plan")])
-                });
-            }
-            other => {
-                return Err(bad(&format!(
-                    "unknown scheme {other:?}; use sqlite, mysql or postgres"
-                )));
-            }
-        }
+        let opts = connect_options(url, timeout)?;
         let connect = tokio::time::timeout(timeout, Database::connect(opts));
         let db = match connect.await {
             Ok(Ok(db)) => db,
-            Ok(Err(e)) if is_configuration(&e) => return Err(bad(&e.to_string())),
+            Ok(Err(e)) if is_configuration(&e) => {
+                return Err(DbError::BadUrl {
+                    url: redact(url),
+                    why: e.to_string(),
+                });
+            }
             Ok(Err(e)) => {
                 return Err(DbError::Unreachable {
                     url: redact(url),
@@ -628,7 +585,7 @@ impl Store {
 
     /// [`Store::load`], with the [`Stamp`] the view is of.
     pub async fn load_stamped(&self, name: &DatasetName) -> Result<(DatasetView, Stamp)> {
-        let txn = query::snapshot(&self.db).await?;
+        let txn = snapshot(&self.db).await?;
         let (view, stamp) = query::load(&txn, name).await?;
         txn.commit().await?;
         Ok((view, stamp))
@@ -1342,6 +1299,90 @@ impl Store {
     pub async fn execute_unprepared(&self, sql: &str) -> Result<u64> {
         Ok(self.db.execute_unprepared(sql).await?.rows_affected())
     }
+}
+
+/// How to connect to `url`, waiting at most `timeout`; a URL this build cannot use is
+/// [`DbError::BadUrl`].
+fn connect_options(url: &str, timeout: Duration) -> Result<ConnectOptions> {
+    let bad = |why: &str| DbError::BadUrl {
+        url: redact(url),
+        why: why.to_owned(),
+    };
+    let scheme = url.split("://").next().unwrap_or("");
+    if !url.contains("://") {
+        return Err(bad(
+            "expected sqlite://PATH, sqlite::memory:, mysql://... or postgres://...",
+        ));
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    // Statements are traced under the `sqlx::query` target, off unless asked for
+    // (`REPRO_LOG=sqlx=debug` shows each with its time; `sqlx=info` the slow ones).
+    opts.sqlx_logging(true)
+        .sqlx_logging_level(log::LevelFilter::Debug)
+        .sqlx_slow_statements_logging_settings(log::LevelFilter::Info, Duration::from_secs(1))
+        .acquire_timeout(timeout.max(Duration::from_secs(30)))
+        .connect_timeout(timeout);
+    match scheme {
+        "sqlite" => {
+            opts.max_connections(4).map_sqlx_sqlite_opts(|o| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(60))
+                    .foreign_keys(true)
+                    .statement_cache_capacity(STATEMENT_CACHE)
+            });
+        }
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => {
+            opts.max_connections(8)
+                .map_sqlx_mysql_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            // A cached statement's generic plan sees `id IN ($5, ..., $10004)` as
+            // parameters, cannot hash them, and compares every row with every id (a
+            // 50,000-file move took 20 s). Plans made for the values at hand look
+            // the ids up by key.
+            opts.max_connections(8).map_sqlx_postgres_opts(|o| {
+                o.statement_cache_capacity(STATEMENT_CACHE)
+                    .options([("plan_cache_mode", "force_custom_plan")])
+            });
+        }
+        #[cfg(not(feature = "mysql"))]
+        "mysql" | "mariadb" => {
+            return Err(bad(
+                "this build has no MariaDB/MySQL support (feature `mysql`)",
+            ));
+        }
+        #[cfg(not(feature = "postgres"))]
+        "postgres" | "postgresql" => {
+            return Err(bad(
+                "this build has no PostgreSQL support (feature `postgres`)",
+            ));
+        }
+        other => {
+            return Err(bad(&format!(
+                "unknown scheme {other:?}; use sqlite, mysql or postgres"
+            )));
+        }
+    }
+    Ok(opts)
+}
+
+/// A read-only transaction that sees one snapshot across several statements.
+pub(crate) async fn snapshot(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
+    Ok(match db.get_database_backend() {
+        // A SQLite read transaction in WAL mode is a snapshot already.
+        DbBackend::Sqlite => db.begin().await?,
+        _ => {
+            db.begin_with_config(
+                Some(sea_orm::IsolationLevel::RepeatableRead),
+                Some(sea_orm::AccessMode::ReadOnly),
+            )
+            .await?
+        }
+    })
 }
 
 /// Refuses, after the changes are written and before they commit, a batch that takes the

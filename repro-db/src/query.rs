@@ -9,9 +9,8 @@ use repro_core::view::{DatasetView, GroupNo};
 use repro_core::{DatasetName, SampleName, Status};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, IsolationLevel, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::convert;
@@ -20,21 +19,6 @@ use crate::entity::{
     state_count, transitions,
 };
 use crate::error::{DbError, Result};
-
-/// A read-only transaction that sees one snapshot across several statements.
-pub(crate) async fn snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
-    Ok(match db.get_database_backend() {
-        // A SQLite read transaction in WAL mode is a snapshot already.
-        DbBackend::Sqlite => db.begin().await?,
-        _ => {
-            db.begin_with_config(
-                Some(IsolationLevel::RepeatableRead),
-                Some(AccessMode::ReadOnly),
-            )
-            .await?
-        }
-    })
-}
 
 pub(crate) async fn dataset_row<C: ConnectionTrait>(
     db: &C,

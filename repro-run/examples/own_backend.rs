@@ -1,11 +1,9 @@
 //! A tool of its own: 50 raw files registered and driven to CLEANED by the library's driver
 //! through a backend written here (every step succeeds; jobs finish by the next poll).
 //! `cargo run -p repro-run --example own_backend [DB_URL]`
-use repro_core::job::JobSubject::{Merge, Reco};
-use repro_core::{Action, CleanupWord, DatasetName, MergedFile, Outcome, Poll};
-use repro_core::{TmbFile, job::JobKey};
-use repro_db::{NewFile, Register, Store};
-use repro_run::{Backend, BackendError, Driver, Error, Op};
+use repro_run::lifecycle::job::JobSubject::{Merge, Reco};
+use repro_run::{Action, CleanupWord, DatasetName, JobKey, MergedFile, Outcome, Poll, TmbFile};
+use repro_run::{Backend, BackendError, Driver, Error, NewFile, Op, Register, Store};
 
 struct AtOnce;
 

@@ -4,8 +4,8 @@
 //! the outside world is reached, three backends (a seeded [`sim`](backend::sim), site
 //! [`command`](backend::command)s, [`slurm`](backend::slurm)), the [`Driver`] that runs one of
 //! the predecessor scripts' operations on a dataset (poll, record, plan, write, act, under a lease), the
-//! [`Config`] file, the file-list parser, the status page as an axum [`Router`](web::router)
-//! and the [`demo`] campaign. The `repro` binary is one user of this crate; a tool of its
+//! [`Config`] file, the file-list parser, the status page as an axum router (`web::router`,
+//! with the `web` feature) and the [`demo`] campaign. The `repro` binary is one user of this crate; a tool of its
 //! own can drive the lifecycle with a built-in backend or its own in a few lines:
 //!
 //! ```no_run
@@ -45,6 +45,7 @@ pub mod ledger;
 pub mod memory;
 pub mod simulate;
 pub mod storage;
+#[cfg(feature = "web")]
 pub mod web;
 
 /// FNV-1a's starting value: [`fnv1a`] of nothing.
@@ -69,10 +70,14 @@ pub use driver::{
 pub use error::{Error, ErrorKind, Result};
 pub use storage::Storage;
 
-// What the API above speaks in, so that a tool needs this crate alone.
+// What the API above speaks in, so that a tool needs this crate alone: the most used
+// types here, and the lifecycle (repro-core) and the store (repro-db) whole.
+pub use repro_core as lifecycle;
 pub use repro_core::{
-    Action, DatasetName, ErrorClass, FileId, JobKey, Outcome, Phase, Policy, Poll, SampleName,
+    Action, CleanupWord, DatasetName, ErrorClass, FileId, JobKey, MergedFile, Outcome, Phase,
+    Policy, Poll, SampleName, TmbFile,
 };
+pub use repro_db as db;
 pub use repro_db::{DbError, NewFile, Register, Store};
 
 /// Whether `w` is one of the predecessor scripts' state words (`LOCK`, `NOT DONE`, `MERGED_DBUP`, ...).

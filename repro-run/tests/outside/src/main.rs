@@ -1,10 +1,10 @@
 //! Outside the workspace: drive a dataset to CLEANED with the library's driver and the sim
 //! backend, then try to write illegal moves and see them refused with the rows unchanged.
 
-use repro_core::file::{FileEvent, FileState};
-use repro_core::{Change, CleanupWord, DatasetName};
-use repro_db::{DbError, NewFile, Register, Store};
 use repro_run::backend::sim::SimBackend;
+use repro_run::lifecycle::Change;
+use repro_run::lifecycle::file::{FileEvent, FileState};
+use repro_run::{CleanupWord, DatasetName, DbError, NewFile, Register, Store};
 use repro_run::{Config, Driver, Op};
 
 #[tokio::main]
