@@ -475,6 +475,167 @@ mod tests {
     }
 
     #[test]
+    fn exactly_the_threshold_of_failures_opens_the_breaker() {
+        let mut v = staging();
+        record(&mut v, &refused(&[1, 2, 3], ErrorClass::Transient), 100);
+        assert!(v.out(Step::Stage, 100).is_some(), "3 of 3 needed");
+    }
+
+    #[test]
+    fn each_event_is_the_success_or_failure_of_its_step() {
+        use crate::job::{JobKey, JobState};
+        use crate::view::{Job, MergeGroup};
+        let file = |state, event| {
+            let mut f = RawFile::new(FileId(1), "raw", 10);
+            f.state = state;
+            verdict(&Change::file(&f, event).unwrap())
+        };
+        use FileEvent as F;
+        use FileState as S;
+        assert_eq!(file(S::Staging, F::StageDone), Some((Step::Stage, true)));
+        assert_eq!(file(S::Staging, F::StageFail), Some((Step::Stage, false)));
+        assert_eq!(
+            file(S::RecoSubmitted, F::RecoDone),
+            Some((Step::Reco, true))
+        );
+        assert_eq!(
+            file(S::RecoSubmitted, F::RecoFail),
+            Some((Step::Reco, false))
+        );
+        assert_eq!(file(S::Deleting, F::Clean), Some((Step::Delete, true)));
+        assert_eq!(
+            file(S::Deleting, F::DeleteFail),
+            Some((Step::Delete, false))
+        );
+        assert_eq!(file(S::Registered, F::RequestStage), None);
+        let group = |state, event| {
+            let mut g = MergeGroup::new(GroupNo(1), vec![FileId(1)], 10);
+            g.state = state;
+            verdict(&Change::group(&g, event).unwrap())
+        };
+        use crate::group::GroupState as G;
+        use GroupEvent as E;
+        assert_eq!(group(G::Merging, E::Finish), Some((Step::Merge, true)));
+        assert_eq!(group(G::Merging, E::JobFail), Some((Step::Merge, false)));
+        assert_eq!(group(G::Declaring, E::Declare), Some((Step::Declare, true)));
+        assert_eq!(
+            group(G::Declaring, E::DeclareFail),
+            Some((Step::Declare, false))
+        );
+        assert_eq!(group(G::Merging, E::SubmitMerge), None);
+        let submitted = |subject| {
+            let key = JobKey {
+                subject,
+                attempt: 1,
+            };
+            let j = Job {
+                key,
+                state: JobState::Reserved,
+                batch_id: None,
+                exit_code: None,
+                error: None,
+            };
+            verdict(&Change::job(&j, JobEvent::Submit).unwrap())
+        };
+        assert_eq!(
+            submitted(JobSubject::Reco(FileId(1))),
+            Some((Step::Reco, true))
+        );
+        assert_eq!(
+            submitted(JobSubject::Merge(GroupNo(1))),
+            Some((Step::Merge, true))
+        );
+        let services: Vec<&str> = Step::ALL.iter().map(|s| s.service()).collect();
+        assert_eq!(
+            services,
+            [
+                "tape system",
+                "batch system",
+                "batch system",
+                "catalog",
+                "storage system"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_catalog_refusing_every_declaration_gives_the_groups_their_attempt_back() {
+        use crate::group::GroupState as G;
+        use crate::view::MergeGroup;
+        let mut v = staging();
+        for no in 1..=2 {
+            let mut g = MergeGroup::new(GroupNo(no), vec![FileId(u64::from(no))], 10);
+            g.state = G::Declaring;
+            g.attempts = 2;
+            g.attempt_base = 1;
+            v.groups.insert(g.no, g);
+        }
+        let failed: Vec<Outcome> = (1..=2)
+            .map(|no| Outcome::DeclareFailed {
+                group: GroupNo(no),
+                reason: "HTTP 503".into(),
+                class: ErrorClass::Transient,
+            })
+            .collect();
+        // Two of the two declarations left: the catalog is out.
+        record(&mut v, &failed, 100);
+        assert_eq!(v.out(Step::Declare, 100).map(|o| o.until), Some(700));
+        for g in v.groups.values() {
+            assert_eq!(
+                (g.state, g.attempts, g.attempt_base),
+                (G::Merged, 2, 2),
+                "{g:?}"
+            );
+            assert_eq!(g.retry.map(|r| (r.at, r.since)), Some((700, 100)));
+        }
+        // An excuse never gives back an attempt that was not made.
+        let g = &v.groups[&GroupNo(1)];
+        let again = Change::group(g, GroupEvent::Excuse).unwrap();
+        v.apply(std::slice::from_ref(&again)).unwrap();
+        assert_eq!(v.groups[&GroupNo(1)].attempt_base, 2);
+        let mut f = RawFile::new(FileId(9), "raw_9", 10);
+        (f.state, f.attempts, f.attempt_base) = (FileState::StageFailed, 1, 1);
+        assert_eq!(FileEvent::Excuse.base_after(f.attempts, f.attempt_base), 1);
+    }
+
+    #[test]
+    fn outages_are_one_a_step_in_order_and_only_a_coming_try_waits() {
+        let o = |step, until| Outage {
+            step,
+            since: 0,
+            until,
+            trips: 1,
+            error: String::new(),
+        };
+        let twice = Change::Outage(vec![o(Step::Stage, 10), o(Step::Stage, 20)]);
+        assert!(twice.check().is_err());
+        let unordered = Change::Outage(vec![o(Step::Declare, 10), o(Step::Stage, 20)]);
+        assert!(unordered.check().is_err());
+        assert!(
+            Change::Outage(vec![o(Step::Stage, 10), o(Step::Declare, 20)])
+                .check()
+                .is_ok()
+        );
+        let mut v = staging();
+        v.outages = vec![o(Step::Stage, 50), o(Step::Declare, 80)];
+        assert_eq!(crate::retry::waiting(&v, 40).map(|w| w.1), Some(50));
+        assert_eq!(
+            crate::retry::waiting(&v, 50).map(|w| w.1),
+            Some(80),
+            "a try that came"
+        );
+        assert_eq!(crate::retry::waiting(&v, 80), None);
+        // A breaker needs a wait to be on.
+        let mut p = Policy::default();
+        p.outage.first_delay_s = 0;
+        assert!(p.validate().is_ok(), "off, the delay does not matter");
+        p.outage.failures = 1;
+        assert!(p.validate().is_err());
+        p.outage.first_delay_s = 1;
+        assert!(p.validate().is_ok());
+    }
+
+    #[test]
     fn outages_are_stored_as_lines_and_a_corrupt_line_is_named() {
         let o = Outage {
             step: Step::Declare,
