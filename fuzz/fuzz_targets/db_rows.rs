@@ -9,6 +9,7 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use repro_core::file::{FileId, FileState};
 use repro_core::job::JobState;
+use repro_core::outage::Outage;
 use repro_core::view::{GroupNo, GroupState};
 use repro_core::{CleanupWord, LockWord, MergeWord, PrestageWord, RecoWord};
 use repro_db::DbError;
@@ -104,7 +105,21 @@ fuzz_target!(|r: Rows| {
         revision: 0,
         settled: None,
         accepted_lost: 0,
+        outages: Some(r.name.clone()),
     };
+    // Outages read from any text are refused naming the row, or are stored again as read.
+    match convert::outages(&d) {
+        Ok(read) => {
+            let again = Outage::store(&read).map_or(Ok(Vec::new()), |t| Outage::parse_stored(&t));
+            let again = again.expect("outages read are stored again");
+            let key = |o: &Outage| (o.step, o.since, o.until, o.trips);
+            assert_eq!(
+                again.iter().map(key).collect::<Vec<_>>(),
+                read.iter().map(key).collect::<Vec<_>>()
+            );
+        }
+        Err(e) => refused(e, "dataset_status", d.id),
+    }
     match convert::sample(&d) {
         Ok(s) => assert_eq!(s.map(|s| s.to_string()).as_ref(), d.sample.as_ref()),
         Err(e) => refused(e, "dataset_status", d.id),
