@@ -450,8 +450,8 @@ pub struct SimulateArgs {
     /// Write the chart (files per phase, jobs in flight, disk) as SVG to this file.
     #[arg(long)]
     pub chart: Option<PathBuf>,
-    /// Keep the simulation's database (the campaign as it started; as it ended with
-    /// --copy sqlite) and world in this directory.
+    /// Keep the simulation's database (the campaign as it ended) and world in this
+    /// directory.
     #[arg(long)]
     pub keep: Option<PathBuf>,
     /// Estimate the world (job run times and their spread, failure rates, stage times,
@@ -459,20 +459,6 @@ pub struct SimulateArgs {
     /// history of the campaign at this database URL, instead of `[backend.sim]`.
     #[arg(long, value_name = "URL")]
     pub calibrate_from: Option<String>,
-    /// Where the copy of the campaign is played: `memory` (the database's rules, without
-    /// its rows' cost) or `sqlite` (the copy's own database, written as ticks write it;
-    /// with --keep, it then holds the campaign as it ended). Both predict the same.
-    #[arg(long, value_enum, default_value_t = CopyArg::Memory)]
-    pub copy: CopyArg,
-}
-
-/// Where `repro simulate` plays its copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CopyArg {
-    /// In memory.
-    Memory,
-    /// In a SQLite database.
-    Sqlite,
 }
 
 /// `90s`, `10m`, `1h`, `2d` (or plain seconds) as seconds.

@@ -775,8 +775,7 @@ async fn simulate(
     db: &str,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    use crate::cli::CopyArg;
-    use repro_run::simulate::{Campaign, CopyIn, DatasetSpec, Scenario};
+    use repro_run::simulate::{Campaign, DatasetSpec, Scenario};
     let campaign = if let Some(path) = &args.campaign {
         Campaign::Described(repro_run::simulate::read_campaign(path)?)
     } else if let (Some(datasets), Some(files)) = (args.datasets, args.files) {
@@ -809,10 +808,6 @@ async fn simulate(
         interval_s: args.every,
         horizon_s: args.horizon,
         dir,
-        copy: match args.copy {
-            CopyArg::Memory => CopyIn::Memory,
-            CopyArg::Sqlite => CopyIn::Sqlite,
-        },
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(0);

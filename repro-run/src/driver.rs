@@ -22,7 +22,6 @@ use crate::backend::Backend;
 use crate::cache::ViewCache;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ledger::{Ledger, Planned, Turn, Turns};
-use crate::storage::Storage;
 use repro_core::fair::{Claim, Weights};
 
 /// One of the predecessor scripts' operations.
@@ -258,9 +257,9 @@ impl std::fmt::Display for Alert {
 /// }
 /// # Ok(()) }
 /// ```
-pub struct Driver<'a, S: Storage = Store> {
-    /// The database (or, for `repro simulate`, its copy in memory).
-    pub store: &'a S,
+pub struct Driver<'a> {
+    /// The database (for `repro simulate`, its scratch copy).
+    pub store: &'a Store,
     /// The outside world.
     pub backend: &'a dyn Backend,
     /// Retry and grouping rules.
@@ -428,11 +427,11 @@ fn is_failure(o: &Outcome) -> bool {
     )
 }
 
-impl<'a, S: Storage> Driver<'a, S> {
+impl<'a> Driver<'a> {
     /// A driver with the default policy, actor ([`default_actor`]), lease owner
     /// ([`default_owner`]), a lease of two minutes (renewed while it works) and
     /// [`default_workers`](crate::config::default_workers) datasets at once.
-    pub fn new(store: &'a S, backend: &'a dyn Backend) -> Self {
+    pub fn new(store: &'a Store, backend: &'a dyn Backend) -> Self {
         Driver {
             store,
             backend,
@@ -959,9 +958,35 @@ impl<'a, S: Storage> Driver<'a, S> {
         }
     }
 
-    /// Who locked `name`, when and why, as the store can say.
+    /// Who locked `name`, when and why, for the error a run on a locked dataset gives
+    /// (` by alice at 2026-12-01 10:00:00 UTC (why)`); empty when the history cannot say.
     async fn locked_by(&self, name: &DatasetName) -> String {
-        self.store.locked_by(name).await
+        let Ok(history) = self.store.history(name, Some("dataset")).await else {
+            return String::new();
+        };
+        let Some(h) = history
+            .iter()
+            .rev()
+            .find(|h| h.via == "lock" || h.via == "register")
+        else {
+            return String::new();
+        };
+        let since = if h.via == "register" {
+            " since it was registered"
+        } else {
+            ""
+        };
+        let why = h
+            .reason
+            .as_deref()
+            .filter(|r| h.via == "lock" && !r.is_empty())
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        format!(
+            "{since} by {} at {} UTC{why}",
+            h.actor,
+            h.at.format("%Y-%m-%d %H:%M:%S")
+        )
     }
 
     /// Records what the world said, all in one transaction, with what it tells of the

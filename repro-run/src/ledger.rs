@@ -11,7 +11,7 @@ use repro_core::plan::plan_within;
 use repro_core::{Budget, DatasetView, Limit, Plan, Policy, StageKind, Usage};
 
 use crate::Result;
-use crate::storage::Storage;
+use repro_db::Store;
 
 /// The budgets of one run. A tick's [`Driver`](crate::Driver) keeps one; `repro plan` keeps
 /// one to show what a tick would do. Safe to share between a run's workers.
@@ -47,7 +47,7 @@ impl Ledger {
     /// got further first.
     pub async fn read(
         &self,
-        store: &impl Storage,
+        store: &Store,
         sites: impl IntoIterator<Item = Option<String>>,
     ) -> Result<()> {
         let limits = store.limits();
@@ -106,7 +106,7 @@ impl Ledger {
     /// the total held it). Without limits this is the whole plan.
     pub async fn plan(
         &self,
-        store: &impl Storage,
+        store: &Store,
         view: &DatasetView,
         site: Option<&str>,
         policy: &Policy,

@@ -42,9 +42,7 @@ mod error;
 pub mod filelist;
 pub mod json;
 pub mod ledger;
-pub mod memory;
 pub mod simulate;
-pub mod storage;
 #[cfg(feature = "web")]
 pub mod web;
 
@@ -68,7 +66,6 @@ pub use driver::{
     targets, targets_weighted,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use storage::Storage;
 
 // What the API above speaks in, so that a tool needs this crate alone: the most used
 // types here, and the lifecycle (repro-core) and the store (repro-db) whole.

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use repro_core::budget::Limit;
 use repro_core::plan::at_rest;
 use repro_core::{DatasetName, FileState, LockWord, SampleName, Usage};
-use std::future::Future;
 
 use repro_db::{DatasetSummary, ListFilter, NewFile, Register, Store};
 use serde::{Deserialize, Serialize};
@@ -26,8 +25,6 @@ use crate::backend::sim::SimBackend;
 use crate::config::Config;
 use crate::driver::{Driver, Op};
 use crate::error::{Error, Result};
-use crate::memory::MemoryStore;
-use crate::storage::Storage;
 
 /// What to play forward.
 #[derive(Debug, Clone)]
@@ -138,20 +135,6 @@ pub struct Scenario {
     pub horizon_s: u64,
     /// Where its database and world go (emptied first).
     pub dir: PathBuf,
-    /// What it plays on.
-    pub copy: CopyIn,
-}
-
-/// Where a simulation keeps its copy of the campaign while it plays.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum CopyIn {
-    /// In memory ([`MemoryStore`]): the same rules as the database, without the rows'
-    /// cost. A million files take a few minutes less.
-    #[default]
-    Memory,
-    /// In its SQLite database, every write and guard as a tick against a database makes
-    /// them: to check the memory copy against.
-    Sqlite,
 }
 
 /// What the simulation predicts.
@@ -320,21 +303,11 @@ pub async fn simulate(
     }
     let store = prepare(s).await?;
     let world = adopt(s, &store).await?;
-    let mut p = match s.copy {
-        CopyIn::Memory => {
-            let copy = MemoryStore::copy_of(&store).await?;
-            // Closed before the copy is left behind: another simulation in the same
-            // directory removes and recreates its files, which this pool's late
-            // checkpoint would corrupt.
-            store.close().await?;
-            play(s, &copy, world, &mut progress).await?
-        }
-        CopyIn::Sqlite => {
-            let p = play(s, &store, world, &mut progress).await;
-            store.close().await?;
-            p?
-        }
-    };
+    let p = play(s, &store, world, &mut progress).await;
+    // Closed before the copy is left behind: another simulation in the same directory
+    // removes and recreates its files, which this pool's late checkpoint would corrupt.
+    store.close().await?;
+    let mut p = p?;
     p.wall_s = t0.elapsed().as_secs_f64();
     Ok(p)
 }
@@ -376,33 +349,20 @@ async fn adopt(s: &Scenario, store: &Store) -> Result<World> {
     Ok(world)
 }
 
-/// The copy a simulation plays on.
-trait CampaignCopy: Storage {
-    /// Every dataset's row with its counts: by priority as a tick takes them, or by name.
-    fn rows(&self, by_priority: bool) -> impl Future<Output = Result<Vec<DatasetSummary>>> + Send;
-}
-
-impl CampaignCopy for Store {
-    async fn rows(&self, by_priority: bool) -> Result<Vec<DatasetSummary>> {
-        Ok(self
-            .list(&ListFilter {
-                by_priority,
-                ..ListFilter::default()
-            })
-            .await?)
-    }
-}
-
-impl CampaignCopy for MemoryStore {
-    async fn rows(&self, by_priority: bool) -> Result<Vec<DatasetSummary>> {
-        Ok(self.list(by_priority))
-    }
+/// Every dataset's row with its counts: by priority as a tick takes them, or by name.
+async fn rows(store: &Store, by_priority: bool) -> Result<Vec<DatasetSummary>> {
+    Ok(store
+        .list(&ListFilter {
+            by_priority,
+            ..ListFilter::default()
+        })
+        .await?)
 }
 
 /// Ticks the campaign in `store` until it is at rest or the horizon is reached.
 async fn play(
     s: &Scenario,
-    store: &impl CampaignCopy,
+    store: &Store,
     world: World,
     progress: &mut impl FnMut(f64, usize, usize),
 ) -> Result<Prediction> {
@@ -427,7 +387,7 @@ async fn play(
     loop {
         let hour = t as f64 / 3600.0;
         // The campaign as it stands before this tick, in the order a tick gives work.
-        let list = store.rows(true).await?;
+        let list = rows(store, true).await?;
         let mut row = ChartRow {
             hour,
             ..ChartRow::default()
@@ -535,7 +495,7 @@ async fn play(
         t += s.interval_s;
     }
 
-    let list = store.rows(false).await?;
+    let list = rows(store, false).await?;
     let mut samples: BTreeMap<Option<String>, (usize, Option<f64>)> = BTreeMap::new();
     for d in &list {
         let at = rest_at.get(d.name.as_str()).copied();
