@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use repro_core::{DatasetName, DatasetView, FileState};
 use repro_db::{DatasetSummary, HistoryEntry};
+use repro_run::simulate::Prediction;
 use serde::Serialize;
 
 use crate::cli::Page;
@@ -511,7 +512,19 @@ fn bytes(b: u64) -> String {
 /// What `repro simulate` predicts: the end, the bottleneck, each dataset and sample, the
 /// peaks beside the limits, and the chart as a table (at most 48 rows; `--json` has
 /// every one).
-pub fn prediction(p: &repro_run::simulate::Prediction) -> String {
+pub fn prediction(p: &Prediction) -> String {
+    let mut out = prediction_head(p);
+    out.push('\n');
+    out.push_str(&prediction_ends(p));
+    out.push('\n');
+    out.push_str(&prediction_peaks(p));
+    out.push('\n');
+    out.push_str(&prediction_chart(p));
+    out
+}
+
+/// The prediction's first lines: the end, the calibration, the bottleneck, the waits.
+fn prediction_head(p: &Prediction) -> String {
     let mut out = String::new();
     let files = p
         .chart
@@ -535,11 +548,15 @@ pub fn prediction(p: &repro_run::simulate::Prediction) -> String {
     }
     let total: f64 = p.phase_hours.values().sum();
     if let Some(b) = &p.bottleneck {
-        let shares: Vec<String> = ["prestage", "reco", "merge", "cleanup"]
+        let shares: Vec<String> = repro_core::Phase::ALL
             .iter()
             .map(|ph| {
-                let h = p.phase_hours.get(*ph).copied().unwrap_or(0.0);
-                format!("{ph} {:.0}%", 100.0 * h / total.max(f64::MIN_POSITIVE))
+                let h = p.phase_hours.get(ph.as_str()).copied().unwrap_or(0.0);
+                format!(
+                    "{} {:.0}%",
+                    ph.as_str(),
+                    100.0 * h / total.max(f64::MIN_POSITIVE)
+                )
             })
             .collect();
         let _ = writeln!(out, "bottleneck: {b} (file-hours: {})", shares.join(", "));
@@ -553,7 +570,11 @@ pub fn prediction(p: &repro_run::simulate::Prediction) -> String {
             .collect();
         let _ = writeln!(out, "waited for: {}", w.join(", "));
     }
-    out.push('\n');
+    out
+}
+
+/// When each dataset, and each sample if there are any, came to rest.
+fn prediction_ends(p: &Prediction) -> String {
     let rows: Vec<Vec<String>> = p
         .datasets
         .iter()
@@ -567,10 +588,7 @@ pub fn prediction(p: &repro_run::simulate::Prediction) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(
-        &["DATASET", "SAMPLE", "SITE", "AT REST", "STATE"],
-        &rows,
-    ));
+    let mut out = table(&["DATASET", "SAMPLE", "SITE", "AT REST", "STATE"], &rows);
     if p.samples.iter().any(|s| s.sample.is_some()) {
         out.push('\n');
         let rows: Vec<Vec<String>> = p
@@ -586,7 +604,11 @@ pub fn prediction(p: &repro_run::simulate::Prediction) -> String {
             .collect();
         out.push_str(&table(&["SAMPLE", "DATASETS", "AT REST"], &rows));
     }
-    out.push('\n');
+    out
+}
+
+/// The most each site, and all sites together, had in flight, beside their limits.
+fn prediction_peaks(p: &Prediction) -> String {
     let of = |used: u64, max: Option<u64>, f: &dyn Fn(u64) -> String| match max {
         Some(m) => format!("{} of {}", f(used), f(m)),
         None => f(used),
@@ -601,23 +623,18 @@ pub fn prediction(p: &repro_run::simulate::Prediction) -> String {
             of(peak.merge_jobs, limits.merge_jobs, &n),
         ]
     };
+    let site = |s: &repro_run::simulate::SitePeak| s.site.clone().unwrap_or_else(|| "-".into());
     let rows: Vec<Vec<String>> = p
         .peaks
         .iter()
-        .map(|s| {
-            row(
-                s.site.clone().unwrap_or_else(|| "-".into()),
-                &s.peak,
-                &s.limits,
-            )
-        })
+        .map(|s| row(site(s), &s.peak, &s.limits))
         .chain(
             p.total
                 .iter()
                 .map(|t| row("(all sites)".into(), &t.peak, &t.limits)),
         )
         .collect();
-    out.push_str(&table(
+    table(
         &[
             "SITE",
             "PEAK STAGE REQUESTS",
@@ -626,8 +643,11 @@ pub fn prediction(p: &repro_run::simulate::Prediction) -> String {
             "PEAK MERGE JOBS",
         ],
         &rows,
-    ));
-    out.push('\n');
+    )
+}
+
+/// The chart as a table of at most 48 rows, and the last.
+fn prediction_chart(p: &Prediction) -> String {
     let every = p.chart.len().div_ceil(48).max(1);
     let mut rows: Vec<Vec<String>> = p
         .chart
@@ -635,24 +655,28 @@ pub fn prediction(p: &repro_run::simulate::Prediction) -> String {
         .enumerate()
         .filter(|(i, _)| i % every == 0 || *i + 1 == p.chart.len())
         .map(|(_, r)| {
-            vec![
-                format!("{:.0}", r.hour),
-                r.to_stage.to_string(),
-                r.staging.to_string(),
-                r.to_reco.to_string(),
-                r.in_reco.to_string(),
-                r.to_merge.to_string(),
-                r.merged.to_string(),
-                r.cleaned.to_string(),
-                r.failed.to_string(),
-                r.reco_jobs.to_string(),
-                r.merge_jobs.to_string(),
-                bytes(r.disk_bytes),
-            ]
+            let mut cells = vec![format!("{:.0}", r.hour)];
+            cells.extend(
+                [
+                    r.to_stage,
+                    r.staging,
+                    r.to_reco,
+                    r.in_reco,
+                    r.to_merge,
+                    r.merged,
+                    r.cleaned,
+                    r.failed,
+                    r.reco_jobs,
+                    r.merge_jobs,
+                ]
+                .map(|n| n.to_string()),
+            );
+            cells.push(bytes(r.disk_bytes));
+            cells
         })
         .collect();
     rows.dedup_by(|a, b| a[0] == b[0]);
-    out.push_str(&table(
+    let mut out = table(
         &[
             "HOUR",
             "TO STAGE",
@@ -668,7 +692,7 @@ pub fn prediction(p: &repro_run::simulate::Prediction) -> String {
             "DISK",
         ],
         &rows,
-    ));
+    );
     if every > 1 {
         let _ = writeln!(
             out,

@@ -14,9 +14,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDateTime;
 use repro_core::budget::Limit;
 use repro_core::plan::at_rest;
-use repro_core::{DatasetName, FileState, LockWord, SampleName, Usage};
+use repro_core::{DatasetName, FileState, LockWord, Phase, SampleName, Usage};
 
 use repro_db::{DatasetSummary, ListFilter, NewFile, Register, Store};
 use serde::{Deserialize, Serialize};
@@ -278,14 +279,14 @@ impl ChartRow {
             + self.failed
     }
 
-    /// Files waiting or in progress in each phase.
-    fn phases(&self) -> [(&'static str, u64); 4] {
-        [
-            ("prestage", self.to_stage + self.staging),
-            ("reco", self.to_reco + self.in_reco),
-            ("merge", self.to_merge),
-            ("cleanup", self.merged),
-        ]
+    /// Files waiting or in progress in `phase`.
+    fn in_phase(&self, phase: Phase) -> u64 {
+        match phase {
+            Phase::Prestage => self.to_stage + self.staging,
+            Phase::Reco => self.to_reco + self.in_reco,
+            Phase::Merge => self.to_merge,
+            Phase::Cleanup => self.merged,
+        }
     }
 }
 
@@ -359,41 +360,49 @@ async fn rows(store: &Store, by_priority: bool) -> Result<Vec<DatasetSummary>> {
         .await?)
 }
 
-/// Ticks the campaign in `store` until it is at rest or the horizon is reached.
-async fn play(
-    s: &Scenario,
-    store: &Store,
-    world: World,
-    progress: &mut impl FnMut(f64, usize, usize),
-) -> Result<Prediction> {
-    let sites = &world.sites;
-    let mut site_keys: BTreeSet<Option<String>> = sites.values().cloned().map(Some).collect();
-    site_keys.insert(None);
+/// What a simulation gathers while it plays, before it becomes a [`Prediction`].
+#[derive(Default)]
+struct Tally {
+    p: Prediction,
+    /// When each dataset was first seen at rest.
+    rest_at: BTreeMap<String, f64>,
+    /// The most each site (`None`: no site) had in flight.
+    peaks: BTreeMap<Option<String>, Usage>,
+    /// The most all sites together had in flight.
+    total_peak: Usage,
+}
 
-    let limits = s.config.limits();
-    let weights = s.config.weights();
-    let mut p = Prediction {
-        interval_s: s.interval_s,
-        ..Prediction::default()
-    };
-    let mut rest_at: BTreeMap<String, f64> = BTreeMap::new();
-    let mut peaks: BTreeMap<Option<String>, Usage> = BTreeMap::new();
-    let mut total_peak = Usage::default();
-    let step_h = (s.interval_s as f64 / 3600.0).max(1.0);
-    // The copy is this process's alone: every dataset's view is kept from one tick to the
-    // next instead of loaded again.
-    let views = crate::ViewCache::new(usize::MAX);
-    let mut t = 0u64;
-    loop {
-        let hour = t as f64 / 3600.0;
-        // The campaign as it stands before this tick, in the order a tick gives work.
+/// Raises each of `peak`'s figures to `u`'s where that is higher (disk counts TMB files).
+fn raise(peak: &mut Usage, u: Usage) {
+    peak.stage_requests = peak.stage_requests.max(u.stage_requests);
+    peak.disk_bytes = peak.disk_bytes.max(u.disk_bytes + u.tmb_bytes);
+    peak.reco_jobs = peak.reco_jobs.max(u.reco_jobs);
+    peak.merge_jobs = peak.merge_jobs.max(u.merge_jobs);
+}
+
+/// The campaign before one tick: how many unlocked datasets are at rest, of how many.
+struct Census {
+    list: Vec<DatasetSummary>,
+    resting: usize,
+    unlocked: usize,
+}
+
+impl Tally {
+    /// Reads the campaign as it stands at `hour` (in the order a tick gives work) and
+    /// notes its chart row, peaks and file-hours.
+    async fn observe(
+        &mut self,
+        s: &Scenario,
+        store: &Store,
+        sites: &BTreeSet<Option<String>>,
+        hour: f64,
+    ) -> Result<(Census, ChartRow)> {
         let list = rows(store, true).await?;
         let mut row = ChartRow {
             hour,
             ..ChartRow::default()
         };
-        let mut resting = 0;
-        let mut unlocked = 0;
+        let (mut resting, mut unlocked) = (0, 0);
         for d in &list {
             row.add_files(&d.files);
             if d.status.lock == LockWord::Lock {
@@ -402,33 +411,71 @@ async fn play(
             unlocked += 1;
             if at_rest(d.status.state) {
                 resting += 1;
-                rest_at.entry(d.name.to_string()).or_insert(hour);
+                self.rest_at.entry(d.name.to_string()).or_insert(hour);
             }
         }
         let mut all = Usage::default();
-        for site in &site_keys {
+        for site in sites {
             let u = store.usage(site.as_deref()).await?;
             all = all.plus(u);
             row.reco_jobs += u.reco_jobs;
             row.merge_jobs += u.merge_jobs;
             row.disk_bytes += u.disk_bytes + u.tmb_bytes;
-            let peak = peaks.entry(site.clone()).or_default();
-            peak.stage_requests = peak.stage_requests.max(u.stage_requests);
-            peak.disk_bytes = peak.disk_bytes.max(u.disk_bytes + u.tmb_bytes);
-            peak.reco_jobs = peak.reco_jobs.max(u.reco_jobs);
-            peak.merge_jobs = peak.merge_jobs.max(u.merge_jobs);
+            raise(self.peaks.entry(site.clone()).or_default(), u);
         }
-        total_peak.stage_requests = total_peak.stage_requests.max(all.stage_requests);
-        total_peak.disk_bytes = total_peak.disk_bytes.max(all.disk_bytes + all.tmb_bytes);
-        total_peak.reco_jobs = total_peak.reco_jobs.max(all.reco_jobs);
-        total_peak.merge_jobs = total_peak.merge_jobs.max(all.merge_jobs);
-        if p.ticks > 0 {
-            for (phase, n) in row.phases() {
-                *p.phase_hours.entry(phase.to_owned()).or_default() +=
-                    n as f64 * s.interval_s as f64 / 3600.0;
+        raise(&mut self.total_peak, all);
+        if self.p.ticks > 0 {
+            for &phase in Phase::ALL {
+                *self
+                    .p
+                    .phase_hours
+                    .entry(phase.as_str().to_owned())
+                    .or_default() += row.in_phase(phase) as f64 * s.interval_s as f64 / 3600.0;
             }
         }
-        if unlocked == 0 {
+        let census = Census {
+            list,
+            resting,
+            unlocked,
+        };
+        Ok((census, row))
+    }
+
+    /// Counts the limits the run's datasets waited for.
+    fn waited(&mut self, run: &crate::Run) {
+        for w in run.reports.iter().filter_map(|r| r.waiting.as_deref()) {
+            for limit in Limit::ALL.iter().filter(|l| w.contains(l.as_str())) {
+                *self.p.waits.entry(limit.as_str().to_owned()).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// Ticks the campaign in `store` until it is at rest or the horizon is reached.
+async fn play(
+    s: &Scenario,
+    store: &Store,
+    world: World,
+    progress: &mut impl FnMut(f64, usize, usize),
+) -> Result<Prediction> {
+    let mut sites: BTreeSet<Option<String>> = world.sites.values().cloned().map(Some).collect();
+    sites.insert(None);
+    let mut tally = Tally {
+        p: Prediction {
+            interval_s: s.interval_s,
+            ..Prediction::default()
+        },
+        ..Tally::default()
+    };
+    let step_h = (s.interval_s as f64 / 3600.0).max(1.0);
+    // The copy is this process's alone: every dataset's view is kept from one tick to the
+    // next instead of loaded again.
+    let views = crate::ViewCache::new(usize::MAX);
+    let mut t = 0u64;
+    loop {
+        let hour = t as f64 / 3600.0;
+        let (census, row) = tally.observe(s, store, &sites, hour).await?;
+        if census.unlocked == 0 {
             return Err(Error::Campaign {
                 path: match &s.campaign {
                     Campaign::Database(url) => repro_db::redact(url),
@@ -439,65 +486,81 @@ async fn play(
                         .into(),
             });
         }
-        progress(hour, resting, unlocked);
-        let last = resting == unlocked || t >= s.horizon_s;
+        progress(hour, census.resting, census.unlocked);
+        let done = census.resting == census.unlocked;
+        let last = done || t >= s.horizon_s;
         // A row per step, and always the last one.
+        let chart = &mut tally.p.chart;
         if last
-            || p.chart
+            || chart
                 .last()
                 .is_none_or(|prev| hour >= prev.hour + step_h - 1e-9)
         {
-            p.chart.push(row);
+            chart.push(row);
         }
-        if resting == unlocked {
-            p.end_h = Some(hour);
+        if done {
+            tally.p.end_h = Some(hour);
         }
         if last {
             break;
         }
-        // What `targets` would read again: the unlocked datasets not CLEANED, in order.
-        let active: Vec<repro_db::DatasetSummary> = list
-            .iter()
-            .filter(|d| {
-                d.status.lock == LockWord::Unlock
-                    && d.status.columns().cleanup != repro_core::CleanupWord::Cleaned
-            })
-            .cloned()
-            .collect();
-        let names: Vec<DatasetName> = crate::run_order(&active, &weights);
-        let backend = world.at(t as f64);
-        let driver = Driver::new(store, &backend)
-            .with_policy(s.config.policy())
-            .with_actor("simulate")
-            .with_lease_ttl(Duration::from_secs(3600))
-            .with_workers(s.config.run.workers)
-            .with_view_cache(&views);
-        let run = driver.run_many(Op::Tick, &names, true).await;
+        let run = tick(s, store, &world, &views, &census.list, t).await;
         if let Some((name, e)) = run
             .errors
-            .into_iter()
+            .iter()
             .find(|(_, e)| e.kind() != crate::ErrorKind::Conflict)
         {
             return Err(Error::Stalled(format!(
                 "the simulation stopped at hour {hour:.1}: {name}: {e}"
             )));
         }
-        for r in &run.reports {
-            if let Some(w) = &r.waiting {
-                for limit in Limit::ALL {
-                    if w.contains(limit.as_str()) {
-                        *p.waits.entry(limit.as_str().to_owned()).or_default() += 1;
-                    }
-                }
-            }
-        }
-        p.ticks += 1;
+        tally.waited(&run);
+        tally.p.ticks += 1;
         t += s.interval_s;
     }
+    finish(s, store, tally).await
+}
 
-    let list = rows(store, false).await?;
+/// One tick at simulated second `t` over the datasets `targets` would read again: the
+/// unlocked ones of `list` not CLEANED, in the order a tick takes them.
+async fn tick(
+    s: &Scenario,
+    store: &Store,
+    world: &World,
+    views: &crate::ViewCache,
+    list: &[DatasetSummary],
+    t: u64,
+) -> crate::Run {
+    let active: Vec<DatasetSummary> = list
+        .iter()
+        .filter(|d| {
+            d.status.lock == LockWord::Unlock
+                && d.status.columns().cleanup != repro_core::CleanupWord::Cleaned
+        })
+        .cloned()
+        .collect();
+    let names: Vec<DatasetName> = crate::run_order(&active, &s.config.weights());
+    let backend = world.at(t as f64);
+    Driver::new(store, &backend)
+        .with_policy(s.config.policy())
+        .with_actor("simulate")
+        .with_lease_ttl(Duration::from_secs(3600))
+        .with_workers(s.config.run.workers)
+        .with_view_cache(views)
+        .run_many(Op::Tick, &names, true)
+        .await
+}
+
+/// The prediction from what was gathered and the campaign as it ended.
+async fn finish(s: &Scenario, store: &Store, tally: Tally) -> Result<Prediction> {
+    let Tally {
+        mut p,
+        rest_at,
+        peaks,
+        total_peak,
+    } = tally;
     let mut samples: BTreeMap<Option<String>, (usize, Option<f64>)> = BTreeMap::new();
-    for d in &list {
+    for d in &rows(store, false).await? {
         let at = rest_at.get(d.name.as_str()).copied();
         let sample = d.sample.as_ref().map(ToString::to_string);
         let e = samples.entry(sample.clone()).or_insert((0, Some(0.0)));
@@ -506,20 +569,18 @@ async fn play(
             (Some(a), Some(b)) => Some(a.max(b)),
             _ => None,
         };
+        let c = d.status.columns();
+        let lock = if c.lock == LockWord::Lock {
+            "LOCK "
+        } else {
+            ""
+        };
         p.datasets.push(DatasetEnd {
             name: d.name.to_string(),
             sample,
             site: d.site.clone(),
             at_rest_h: at,
-            state: {
-                let c = d.status.columns();
-                let lock = if c.lock == LockWord::Lock {
-                    "LOCK "
-                } else {
-                    ""
-                };
-                format!("{lock}{} {} {} {}", c.prestage, c.reco, c.merge, c.cleanup)
-            },
+            state: format!("{lock}{} {} {} {}", c.prestage, c.reco, c.merge, c.cleanup),
         });
     }
     p.datasets
@@ -534,6 +595,7 @@ async fn play(
         .collect();
     p.samples
         .sort_by(|a, b| rest_order(a.at_rest_h, b.at_rest_h).then_with(|| a.sample.cmp(&b.sample)));
+    let limits = s.config.limits();
     p.total = (!limits.total.is_none()).then_some(TotalPeak {
         peak: total_peak,
         limits: limits.total,
@@ -632,126 +694,151 @@ async fn adopt_in_flight(store: &Store, backend: &SimBackend) -> Result<()> {
     Ok(())
 }
 
+/// A series of the chart: its name, colour and value in a row.
+type Series = (&'static str, &'static str, fn(&ChartRow) -> u64);
+
+/// One panel of the chart: its title, its series and whether they are stacked.
+struct Panel {
+    title: &'static str,
+    series: Vec<Series>,
+    stacked: bool,
+}
+
+/// The chart's panels, top to bottom.
+fn panels() -> [Panel; 3] {
+    [
+        Panel {
+            title: "raw files per phase (stacked)",
+            series: vec![
+                ("cleaned", "#9ca3af", |r| r.cleaned),
+                ("merged", "#d97706", |r| r.merged),
+                ("to merge", "#16a34a", |r| r.to_merge),
+                ("in reco", "#2563eb", |r| r.in_reco),
+                ("to reco", "#93c5fd", |r| r.to_reco),
+                ("staging", "#7c3aed", |r| r.staging),
+                ("to stage", "#c4b5fd", |r| r.to_stage),
+                ("failed", "#dc2626", |r| r.failed),
+            ],
+            stacked: true,
+        },
+        Panel {
+            title: "jobs in flight (reserved, queued or running)",
+            series: vec![
+                ("reco jobs", "#2563eb", |r| r.reco_jobs),
+                ("merge jobs", "#16a34a", |r| r.merge_jobs),
+            ],
+            stacked: false,
+        },
+        Panel {
+            title: "disk held: raw files of started datasets and TMB files",
+            series: vec![("bytes", "#d97706", |r| r.disk_bytes)],
+            stacked: false,
+        },
+    ]
+}
+
+/// The chart's geometry: width, a panel's height, the gap below it, the left margin.
+const SVG_W: f64 = 760.0;
+const SVG_PANEL: f64 = 130.0;
+const SVG_GAP: f64 = 70.0;
+const SVG_LEFT: f64 = 60.0;
+
 impl Prediction {
     /// The chart as an SVG image: files per phase (stacked), jobs in flight and disk held,
     /// over simulated time.
     pub fn chart_svg(&self) -> String {
-        const W: f64 = 760.0;
-        const PANEL: f64 = 130.0;
-        const GAP: f64 = 70.0;
-        const LEFT: f64 = 60.0;
-        let rows = &self.chart;
-        let end = rows.last().map_or(1.0, |r| r.hour).max(1.0);
-        let x = |h: f64| LEFT + (W - LEFT - 10.0) * h / end;
         let mut svg = String::new();
-        let height = 3.0 * (PANEL + GAP);
         let _ = write!(
             svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" font-family="sans-serif" font-size="11">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_W}" height="{}" font-family="sans-serif" font-size="11">"#,
+            3.0 * (SVG_PANEL + SVG_GAP)
         );
-        /// A series: its name, colour and value in a row.
-        type Series = (&'static str, &'static str, fn(&ChartRow) -> u64);
-        let panels: [(&str, Vec<Series>, bool); 3] = [
-            (
-                "raw files per phase (stacked)",
-                vec![
-                    ("cleaned", "#9ca3af", |r| r.cleaned),
-                    ("merged", "#d97706", |r| r.merged),
-                    ("to merge", "#16a34a", |r| r.to_merge),
-                    ("in reco", "#2563eb", |r| r.in_reco),
-                    ("to reco", "#93c5fd", |r| r.to_reco),
-                    ("staging", "#7c3aed", |r| r.staging),
-                    ("to stage", "#c4b5fd", |r| r.to_stage),
-                    ("failed", "#dc2626", |r| r.failed),
-                ],
-                true,
-            ),
-            (
-                "jobs in flight (reserved, queued or running)",
-                vec![
-                    ("reco jobs", "#2563eb", |r| r.reco_jobs),
-                    ("merge jobs", "#16a34a", |r| r.merge_jobs),
-                ],
-                false,
-            ),
-            (
-                "disk held: raw files of started datasets and TMB files",
-                vec![("bytes", "#d97706", |r| r.disk_bytes)],
-                false,
-            ),
-        ];
-        for (i, (title, series, stacked)) in panels.iter().enumerate() {
-            let top = 20.0 + i as f64 * (PANEL + GAP);
-            let bottom = top + PANEL;
-            let total = |r: &ChartRow| -> u64 {
-                let values = series.iter().map(|(_, _, f)| f(r));
-                if *stacked {
-                    values.sum()
-                } else {
-                    values.max().unwrap_or(0)
-                }
-            };
-            let max = rows.iter().map(total).max().unwrap_or(0).max(1) as f64;
-            let y = |v: u64| bottom - PANEL * v as f64 / max;
-            let _ = write!(
-                svg,
-                r##"<text x="{LEFT}" y="{}" font-weight="bold">{title}</text><line x1="{LEFT}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#999"/><text x="{}" y="{}" text-anchor="end" fill="#666">{}</text><text x="{}" y="{bottom}" text-anchor="end" fill="#666">0</text>"##,
-                top - 6.0,
-                W - 10.0,
-                LEFT - 4.0,
-                top + 8.0,
-                human(max),
-                LEFT - 4.0,
+        for (i, panel) in panels().iter().enumerate() {
+            draw(
+                &mut svg,
+                &self.chart,
+                panel,
+                20.0 + i as f64 * (SVG_PANEL + SVG_GAP),
             );
-            for k in 0..=4 {
-                let h = end * f64::from(k) / 4.0;
-                let anchor = ["start", "middle", "middle", "middle", "end"][k as usize];
-                let _ = write!(
-                    svg,
-                    r##"<text x="{:.1}" y="{}" text-anchor="{anchor}" fill="#666">{h:.0} h</text>"##,
-                    x(h),
-                    bottom + 13.0
-                );
-            }
-            let mut base = vec![0u64; rows.len()];
-            for (k, (name, colour, get)) in series.iter().enumerate() {
-                let top_line: Vec<(f64, u64)> = rows
-                    .iter()
-                    .zip(&base)
-                    .map(|(r, b)| (r.hour, get(r) + if *stacked { *b } else { 0 }))
-                    .collect();
-                let mut points = String::new();
-                for (h, v) in &top_line {
-                    let _ = write!(points, "{:.1},{:.1} ", x(*h), y(*v));
-                }
-                if *stacked {
-                    // A band from the layers below up to this one.
-                    for (r, b) in rows.iter().zip(&base).rev() {
-                        let _ = write!(points, "{:.1},{:.1} ", x(r.hour), y(*b));
-                    }
-                    let _ = write!(
-                        svg,
-                        r#"<polygon points="{points}" fill="{colour}" stroke="none"><title>{name}</title></polygon>"#
-                    );
-                    base = top_line.iter().map(|(_, v)| *v).collect();
-                } else {
-                    let _ = write!(
-                        svg,
-                        r#"<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"><title>{name}</title></polyline>"#
-                    );
-                }
-                let lx = LEFT + 86.0 * k as f64;
-                let _ = write!(
-                    svg,
-                    r##"<rect x="{lx}" y="{}" width="10" height="10" fill="{colour}"/><text x="{}" y="{}" fill="#444">{name}</text>"##,
-                    bottom + 22.0,
-                    lx + 13.0,
-                    bottom + 31.0,
-                );
-            }
         }
         svg.push_str("</svg>");
         svg
+    }
+}
+
+/// Draws `panel` of the chart of `rows` with its top at `top`: title, axes, the series
+/// (bands when stacked, lines otherwise) and their legend.
+fn draw(svg: &mut String, rows: &[ChartRow], panel: &Panel, top: f64) {
+    let (left, series) = (SVG_LEFT, &panel.series);
+    let end = rows.last().map_or(1.0, |r| r.hour).max(1.0);
+    let x = |h: f64| left + (SVG_W - left - 10.0) * h / end;
+    let bottom = top + SVG_PANEL;
+    let total = |r: &ChartRow| -> u64 {
+        let values = series.iter().map(|(_, _, f)| f(r));
+        if panel.stacked {
+            values.sum()
+        } else {
+            values.max().unwrap_or(0)
+        }
+    };
+    let max = rows.iter().map(total).max().unwrap_or(0).max(1) as f64;
+    let y = |v: u64| bottom - SVG_PANEL * v as f64 / max;
+    let _ = write!(
+        svg,
+        r##"<text x="{left}" y="{}" font-weight="bold">{}</text><line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#999"/><text x="{}" y="{}" text-anchor="end" fill="#666">{}</text><text x="{}" y="{bottom}" text-anchor="end" fill="#666">0</text>"##,
+        top - 6.0,
+        panel.title,
+        SVG_W - 10.0,
+        left - 4.0,
+        top + 8.0,
+        human(max),
+        left - 4.0,
+    );
+    for k in 0..=4 {
+        let h = end * f64::from(k) / 4.0;
+        let anchor = ["start", "middle", "middle", "middle", "end"][k as usize];
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="{}" text-anchor="{anchor}" fill="#666">{h:.0} h</text>"##,
+            x(h),
+            bottom + 13.0
+        );
+    }
+    let mut base = vec![0u64; rows.len()];
+    for (k, (name, colour, get)) in series.iter().enumerate() {
+        let top_line: Vec<(f64, u64)> = rows
+            .iter()
+            .zip(&base)
+            .map(|(r, b)| (r.hour, get(r) + if panel.stacked { *b } else { 0 }))
+            .collect();
+        let mut points = String::new();
+        for (h, v) in &top_line {
+            let _ = write!(points, "{:.1},{:.1} ", x(*h), y(*v));
+        }
+        if panel.stacked {
+            // A band from the layers below up to this one.
+            for (r, b) in rows.iter().zip(&base).rev() {
+                let _ = write!(points, "{:.1},{:.1} ", x(r.hour), y(*b));
+            }
+            let _ = write!(
+                svg,
+                r#"<polygon points="{points}" fill="{colour}" stroke="none"><title>{name}</title></polygon>"#
+            );
+            base = top_line.iter().map(|(_, v)| *v).collect();
+        } else {
+            let _ = write!(
+                svg,
+                r#"<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"><title>{name}</title></polyline>"#
+            );
+        }
+        let lx = left + 86.0 * k as f64;
+        let _ = write!(
+            svg,
+            r##"<rect x="{lx}" y="{}" width="10" height="10" fill="{colour}"/><text x="{}" y="{}" fill="#444">{name}</text>"##,
+            bottom + 22.0,
+            lx + 13.0,
+            bottom + 31.0,
+        );
     }
 }
 
@@ -842,61 +929,33 @@ impl JobStats {
     }
 }
 
-/// Reads the whole history of the campaign at `url` (only reading) and sums it up.
-pub async fn calibrate(url: &str) -> Result<Calibration> {
-    use chrono::NaiveDateTime;
-    let store = Store::open(url).await?;
-    store.check_schema().await?;
-    let site_of: BTreeMap<i64, String> = store
-        .list(&ListFilter::default())
-        .await?
-        .into_iter()
-        .map(|d| (d.id, d.site.unwrap_or_default()))
-        .collect();
-    #[derive(Default)]
-    struct Job {
-        site: String,
-        submitted: Option<NaiveDateTime>,
-        running: Option<NaiveDateTime>,
-        end: Option<(NaiveDateTime, String)>,
-    }
-    let mut jobs: BTreeMap<(bool, i64), Job> = BTreeMap::new();
-    let mut staging: BTreeMap<i64, NaiveDateTime> = BTreeMap::new();
-    let mut stage_times = Vec::new();
-    let mut staged_per_hour: BTreeMap<(String, i64), u64> = BTreeMap::new();
-    let mut c = Calibration::default();
-    let mut after = i64::MIN;
-    loop {
-        let page = store
-            .history_page(&["file", "reco_job", "merge_job"], after, 50_000)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.0;
-        for (_, dataset, entity, id, to, at) in page {
-            let site = site_of.get(&dataset).cloned().unwrap_or_default();
-            if entity == "file" {
-                match to.as_str() {
-                    "staging" => {
-                        staging.insert(id, at);
-                    }
-                    "staged" => {
-                        c.stage.staged += 1;
-                        if let Some(from) = staging.remove(&id) {
-                            stage_times.push((at - from).as_seconds_f64());
-                        }
-                        *staged_per_hour
-                            .entry((site, at.and_utc().timestamp() / 3600))
-                            .or_default() += 1;
-                    }
-                    "stage_failed" => {
-                        c.stage.failed += 1;
-                        staging.remove(&id);
-                    }
-                    _ => {}
-                }
-                continue;
-            }
-            let job = jobs.entry((entity == "reco_job", id)).or_default();
+/// One job as its history tells it.
+#[derive(Default)]
+struct JobHistory {
+    site: String,
+    submitted: Option<NaiveDateTime>,
+    running: Option<NaiveDateTime>,
+    end: Option<(NaiveDateTime, String)>,
+}
+
+/// What [`calibrate`] gathers from the history, row by row.
+#[derive(Default)]
+struct Reading {
+    c: Calibration,
+    /// Each job by (is it reco, its id).
+    jobs: BTreeMap<(bool, i64), JobHistory>,
+    /// When each file still staging started.
+    staging: BTreeMap<i64, NaiveDateTime>,
+    stage_times: Vec<f64>,
+    /// Files staged per site and hour since the epoch.
+    staged_per_hour: BTreeMap<(String, i64), u64>,
+}
+
+impl Reading {
+    /// Notes one history row: `entity` `id` moved `to` at `at`, at `site`.
+    fn note(&mut self, site: String, entity: &str, id: i64, to: String, at: NaiveDateTime) {
+        if entity != "file" {
+            let job = self.jobs.entry((entity == "reco_job", id)).or_default();
             job.site = site;
             match to.as_str() {
                 "submitted" => job.submitted = Some(at),
@@ -904,15 +963,43 @@ pub async fn calibrate(url: &str) -> Result<Calibration> {
                 "done" | "failed" | "lost" => job.end = Some((at, to)),
                 _ => {}
             }
+            return;
+        }
+        match to.as_str() {
+            "staging" => {
+                self.staging.insert(id, at);
+            }
+            "staged" => {
+                self.c.stage.staged += 1;
+                if let Some(from) = self.staging.remove(&id) {
+                    self.stage_times.push((at - from).as_seconds_f64());
+                }
+                *self
+                    .staged_per_hour
+                    .entry((site, at.and_utc().timestamp() / 3600))
+                    .or_default() += 1;
+            }
+            "stage_failed" => {
+                self.c.stage.failed += 1;
+                self.staging.remove(&id);
+            }
+            _ => {}
         }
     }
-    stage_times.sort_by(f64::total_cmp);
-    c.stage.median_s = (!stage_times.is_empty()).then(|| stage_times[stage_times.len() / 2]);
-    // Per site, the most jobs running at once: +1 at each start, -1 at each end.
-    let mut edges: BTreeMap<String, Vec<(NaiveDateTime, i64)>> = BTreeMap::new();
-    for reco in [true, false] {
+
+    /// The reco (`reco`) or merge jobs' figures, each run's start and end added to
+    /// `edges` (+1, -1) by site.
+    fn job_stats(
+        &self,
+        reco: bool,
+        edges: &mut BTreeMap<String, Vec<(NaiveDateTime, i64)>>,
+    ) -> JobStats {
         let (mut times, mut done, mut failed, mut lost) = (Vec::new(), 0, 0, 0);
-        for ((_, _), j) in jobs.range((reco, i64::MIN)..=(reco, i64::MAX)) {
+        for j in self
+            .jobs
+            .range((reco, i64::MIN)..=(reco, i64::MAX))
+            .map(|(_, j)| j)
+        {
             let Some((end, state)) = &j.end else { continue };
             let start = j.running.or(j.submitted);
             match state.as_str() {
@@ -931,27 +1018,60 @@ pub async fn calibrate(url: &str) -> Result<Calibration> {
                 e.push((*end, -1));
             }
         }
-        let stats = JobStats::from_times(times, done, failed, lost);
-        if reco {
-            c.reco = stats;
-        } else {
-            c.merge = stats;
+        JobStats::from_times(times, done, failed, lost)
+    }
+
+    /// The calibration: medians and rates, and per site the most jobs running at once
+    /// and files staged in an hour.
+    fn sum_up(mut self) -> Calibration {
+        let mut c = std::mem::take(&mut self.c);
+        self.stage_times.sort_by(f64::total_cmp);
+        let times = &self.stage_times;
+        c.stage.median_s = (!times.is_empty()).then(|| times[times.len() / 2]);
+        let mut edges = BTreeMap::new();
+        c.reco = self.job_stats(true, &mut edges);
+        c.merge = self.job_stats(false, &mut edges);
+        for (site, mut e) in edges {
+            e.sort();
+            let (mut now, mut peak) = (0i64, 0i64);
+            for (_, d) in e {
+                now += d;
+                peak = peak.max(now);
+            }
+            c.sites.entry(site).or_default().peak_running = peak as u64;
+        }
+        for ((site, _), n) in self.staged_per_hour {
+            let s = c.sites.entry(site).or_default();
+            s.peak_staged_per_hour = s.peak_staged_per_hour.max(n);
+        }
+        c
+    }
+}
+
+/// Reads the whole history of the campaign at `url` (only reading) and sums it up.
+pub async fn calibrate(url: &str) -> Result<Calibration> {
+    let store = Store::open(url).await?;
+    store.check_schema().await?;
+    let site_of: BTreeMap<i64, String> = store
+        .list(&ListFilter::default())
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.site.unwrap_or_default()))
+        .collect();
+    let mut reading = Reading::default();
+    let mut after = i64::MIN;
+    loop {
+        let page = store
+            .history_page(&["file", "reco_job", "merge_job"], after, 50_000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        for (_, dataset, entity, id, to, at) in page {
+            let site = site_of.get(&dataset).cloned().unwrap_or_default();
+            reading.note(site, &entity, id, to, at);
         }
     }
-    for (site, mut e) in edges {
-        e.sort();
-        let (mut now, mut peak) = (0i64, 0i64);
-        for (_, d) in e {
-            now += d;
-            peak = peak.max(now);
-        }
-        c.sites.entry(site).or_default().peak_running = peak as u64;
-    }
-    for ((site, _), n) in staged_per_hour {
-        let s = c.sites.entry(site).or_default();
-        s.peak_staged_per_hour = s.peak_staged_per_hour.max(n);
-    }
-    Ok(c)
+    Ok(reading.sum_up())
 }
 
 impl Calibration {

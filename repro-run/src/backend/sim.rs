@@ -783,115 +783,13 @@ impl Backend for SimBackend {
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError> {
         let ds = dataset.as_str();
-        let now = self.now;
         self.with_queues(ds, |queues| {
             self.with_world(ds, |w, journal| {
-                let mut out = Vec::new();
-                for a in actions {
-                    match a {
-                        Action::Stage { lfn, attempt, .. } => {
-                            journal.log(&JournalEntry {
-                                action: "stage",
-                                dataset: ds,
-                                file: lfn,
-                                attempt: *attempt,
-                                job: None,
-                            });
-                            let key = format!("{ds}/{lfn}/{attempt}");
-                            let fate = if self.down(Service::Tape, now, &key) {
-                                Fate::Refused
-                            } else if self
-                                .chance(self.config.stage_failure, &format!("stage/{key}"))
-                            {
-                                Fate::Failed
-                            } else {
-                                Fate::Done
-                            };
-                            let ready_at = queues.stage(now, self.duration("stage", &key));
-                            w.stage
-                                .insert(format!("{ds}/{lfn}"), StageRequest { ready_at, fate });
-                        }
-                        Action::SubmitReco { job, name, lfn } => {
-                            let (kind, p) = ("reco_submit", self.config.reco_failure);
-                            let at = queues.run(now, self.duration("reco", name));
-                            out.push(self.submit(w, journal, (ds, lfn), kind, *job, name, p, at));
-                        }
-                        Action::SubmitMerge {
-                            job, name, output, ..
-                        } => {
-                            let (kind, p) = ("merge_submit", self.config.merge_failure);
-                            let at = queues.run(now, self.duration("merge", name));
-                            out.push(self.submit(
-                                w,
-                                journal,
-                                (ds, output),
-                                kind,
-                                *job,
-                                name,
-                                p,
-                                at,
-                            ));
-                        }
-                        Action::Declare {
-                            group,
-                            merged,
-                            attempt,
-                        } => {
-                            journal.log(&JournalEntry {
-                                action: "declare",
-                                dataset: ds,
-                                file: &merged.name,
-                                attempt: *attempt,
-                                job: None,
-                            });
-                            let key = format!("declare/{ds}/{}/{attempt}", merged.name);
-                            if self.down(Service::Catalog, now, &key) {
-                                out.push(Outcome::DeclareFailed {
-                                    group: *group,
-                                    reason: "sim: catalog unavailable (HTTP 503)".into(),
-                                    class: repro_core::ErrorClass::Transient,
-                                });
-                            } else if self.chance(self.config.declare_failure, &key) {
-                                out.push(Outcome::DeclareFailed {
-                                    group: *group,
-                                    reason: "sim: catalog refused the declaration".into(),
-                                    class: repro_core::ErrorClass::Unknown,
-                                });
-                            } else {
-                                w.catalog.insert(merged.name.clone());
-                                out.push(Outcome::Declared { group: *group });
-                            }
-                        }
-                        Action::Delete {
-                            file, lfn, attempt, ..
-                        } => {
-                            journal.log(&JournalEntry {
-                                action: "delete",
-                                dataset: ds,
-                                file: lfn,
-                                attempt: *attempt,
-                                job: None,
-                            });
-                            let key = format!("delete/{ds}/{lfn}/{attempt}");
-                            if self.down(Service::Storage, now, &key) {
-                                out.push(Outcome::DeleteFailed {
-                                    file: *file,
-                                    reason: "sim: storage system unavailable".into(),
-                                    class: repro_core::ErrorClass::Transient,
-                                });
-                            } else if self.chance(self.config.delete_failure, &key) {
-                                out.push(Outcome::DeleteFailed {
-                                    file: *file,
-                                    reason: "sim: permission denied".into(),
-                                    class: repro_core::ErrorClass::Unknown,
-                                });
-                            } else {
-                                w.deleted.insert(format!("{ds}/{lfn}"));
-                                out.push(Outcome::Deleted { file: *file });
-                            }
-                        }
-                    }
-                }
+                let mut call = Call { ds, w, journal };
+                let out = actions
+                    .iter()
+                    .filter_map(|a| self.act(&mut call, queues, a))
+                    .collect();
                 (out, true)
             })
         })
@@ -899,117 +797,20 @@ impl Backend for SimBackend {
 
     fn poll(&self, dataset: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
         let ds = dataset.as_str();
-        let now = self.now;
         self.with_world(ds, |w, _| {
             let mut out = Vec::new();
             // A poll only reads the world, but for a lost job, which it forgets.
             let mut forgot = false;
             for p in polls {
-                match p {
-                    Poll::Stage { file, lfn } => {
-                        let key = format!("{ds}/{lfn}");
-                        match w.stage.get(&key) {
-                            None => out.push(Outcome::StageFailed {
-                                file: *file,
-                                reason:
-                                    "sim: the storage system knows no stage request for this file"
-                                        .into(),
-                                class: repro_core::ErrorClass::Unknown,
-                            }),
-                            Some(r) if r.ready_at > now => {}
-                            Some(r) => {
-                                out.push(match r.fate {
-                                    Fate::Done => Outcome::Staged { file: *file },
-                                    Fate::Refused => Outcome::StageFailed {
-                                        file: *file,
-                                        reason: "sim: tape system refusing requests".into(),
-                                        class: repro_core::ErrorClass::Transient,
-                                    },
-                                    _ => Outcome::StageFailed {
-                                        file: *file,
-                                        reason: "sim: tape read error".into(),
-                                        class: repro_core::ErrorClass::Unknown,
-                                    },
-                                });
-                            }
-                        }
-                    }
-                    Poll::Job {
-                        job,
-                        name,
-                        batch_id,
-                        lfn,
-                    } => {
-                        let Some(sj) = w.jobs.get(name) else {
-                            out.push(if batch_id.is_none() {
-                                Outcome::JobFailed {
-                                    job: *job,
-                                    exit_code: None,
-                                    reason: "reserved but never submitted".into(),
-                                    class: repro_core::ErrorClass::Unknown,
-                                }
-                            } else {
-                                Outcome::JobLost { job: *job }
-                            });
-                            continue;
-                        };
-                        if batch_id.is_none() {
-                            // Submitted before a crash that kept the batch id from being recorded.
-                            out.push(Outcome::Submitted {
-                                job: *job,
-                                batch_id: sj.batch_id.clone(),
-                            });
-                            continue;
-                        }
-                        if sj.start_at > now {
-                            // Queued for a batch slot: submitted, not started.
-                            continue;
-                        }
-                        if sj.ready_at > now {
-                            out.push(Outcome::Started { job: *job });
-                            continue;
-                        }
-                        // A finished job answers the same each time it is asked, so an
-                        // answer whose recording failed is given again.
-                        match sj.fate {
-                            // A job is never refused; a batch outage loses it.
-                            Fate::Lost | Fate::Refused => {
-                                w.jobs.remove(name);
-                                forgot = true;
-                                out.push(Outcome::JobLost { job: *job });
-                            }
-                            Fate::Failed => out.push(Outcome::JobFailed {
-                                job: *job,
-                                exit_code: Some(1),
-                                reason: "sim: job crashed".into(),
-                                class: repro_core::ErrorClass::Unknown,
-                            }),
-                            Fate::Done => out.push(match job.subject {
-                                JobSubject::Reco(_) => {
-                                    let lfn = lfn.as_deref().unwrap_or("?");
-                                    Outcome::RecoDone {
-                                        job: *job,
-                                        tmb: TmbFile {
-                                            path: format!(
-                                                "/sim/tmb/{ds}/{}.tmb",
-                                                lfn.trim_start_matches('/')
-                                            ),
-                                            size: 1 + hash(self.config.seed, name) % 1_000_000,
-                                        },
-                                    }
-                                }
-                                JobSubject::Merge(g) => Outcome::MergeDone {
-                                    job: *job,
-                                    output: MergedFile {
-                                        name: MergedFile::name_for(dataset, g),
-                                        size: 1 + hash(self.config.seed, name) % 50_000_000,
-                                    },
-                                },
-                            }),
-                        }
+                let answer = match p {
+                    Poll::Stage { file, lfn } => self.poll_stage(w, ds, *file, lfn),
+                    Poll::Job { .. } => {
+                        let answer = self.poll_job(w, dataset, p);
+                        forgot |= matches!(answer, Some(Outcome::JobLost { .. }));
+                        answer
                     }
                     Poll::Declaration { group, merged } => {
-                        out.push(if w.catalog.contains(&merged.name) {
+                        Some(if w.catalog.contains(&merged.name) {
                             Outcome::Declared { group: *group }
                         } else {
                             Outcome::DeclareFailed {
@@ -1020,7 +821,7 @@ impl Backend for SimBackend {
                         })
                     }
                     Poll::Deletion { file, lfn, .. } => {
-                        out.push(if w.deleted.contains(&format!("{ds}/{lfn}")) {
+                        Some(if w.deleted.contains(&format!("{ds}/{lfn}")) {
                             Outcome::Deleted { file: *file }
                         } else {
                             Outcome::DeleteFailed {
@@ -1030,10 +831,253 @@ impl Backend for SimBackend {
                             }
                         })
                     }
-                }
+                };
+                out.extend(answer);
             }
             (out, forgot)
         })
+    }
+}
+
+/// One dataset's part of the world during one [`Backend::perform`], and its journal.
+struct Call<'a> {
+    ds: &'a str,
+    w: &'a mut World,
+    journal: &'a mut Journal,
+}
+
+impl Call<'_> {
+    /// Journals a step on `file` that is not a job.
+    fn note(&mut self, action: &'static str, file: &str, attempt: u32) {
+        self.journal.log(&JournalEntry {
+            action,
+            dataset: self.ds,
+            file,
+            attempt,
+            job: None,
+        });
+    }
+}
+
+impl SimBackend {
+    /// Does `a`: a stage request is queued (answered by a later poll), everything else
+    /// answers at once.
+    fn act(&self, c: &mut Call<'_>, queues: &mut Queues, a: &Action) -> Option<Outcome> {
+        let (ds, now) = (c.ds, self.now);
+        match a {
+            Action::Stage { lfn, attempt, .. } => {
+                c.note("stage", lfn, *attempt);
+                let key = format!("{ds}/{lfn}/{attempt}");
+                let fate = if self.down(Service::Tape, now, &key) {
+                    Fate::Refused
+                } else if self.chance(self.config.stage_failure, &format!("stage/{key}")) {
+                    Fate::Failed
+                } else {
+                    Fate::Done
+                };
+                let ready_at = queues.stage(now, self.duration("stage", &key));
+                c.w.stage
+                    .insert(format!("{ds}/{lfn}"), StageRequest { ready_at, fate });
+                None
+            }
+            Action::SubmitReco { job, name, lfn } => {
+                let (kind, p) = ("reco_submit", self.config.reco_failure);
+                let at = queues.run(now, self.duration("reco", name));
+                Some(self.submit(c.w, c.journal, (ds, lfn), kind, *job, name, p, at))
+            }
+            Action::SubmitMerge {
+                job, name, output, ..
+            } => {
+                let (kind, p) = ("merge_submit", self.config.merge_failure);
+                let at = queues.run(now, self.duration("merge", name));
+                Some(self.submit(c.w, c.journal, (ds, output), kind, *job, name, p, at))
+            }
+            Action::Declare {
+                group,
+                merged,
+                attempt,
+            } => {
+                c.note("declare", &merged.name, *attempt);
+                Some(self.declare(c, *group, merged, *attempt))
+            }
+            Action::Delete {
+                file, lfn, attempt, ..
+            } => {
+                c.note("delete", lfn, *attempt);
+                Some(self.delete(c, *file, lfn, *attempt))
+            }
+        }
+    }
+
+    /// Declares `merged` in the catalog, unless the catalog is down or refuses it.
+    fn declare(
+        &self,
+        c: &mut Call<'_>,
+        group: repro_core::GroupNo,
+        merged: &MergedFile,
+        attempt: u32,
+    ) -> Outcome {
+        let key = format!("declare/{}/{}/{attempt}", c.ds, merged.name);
+        if self.down(Service::Catalog, self.now, &key) {
+            Outcome::DeclareFailed {
+                group,
+                reason: "sim: catalog unavailable (HTTP 503)".into(),
+                class: repro_core::ErrorClass::Transient,
+            }
+        } else if self.chance(self.config.declare_failure, &key) {
+            Outcome::DeclareFailed {
+                group,
+                reason: "sim: catalog refused the declaration".into(),
+                class: repro_core::ErrorClass::Unknown,
+            }
+        } else {
+            c.w.catalog.insert(merged.name.clone());
+            Outcome::Declared { group }
+        }
+    }
+
+    /// Deletes `lfn` from disk, unless the storage system is down or refuses it.
+    fn delete(
+        &self,
+        c: &mut Call<'_>,
+        file: repro_core::FileId,
+        lfn: &str,
+        attempt: u32,
+    ) -> Outcome {
+        let key = format!("delete/{}/{lfn}/{attempt}", c.ds);
+        if self.down(Service::Storage, self.now, &key) {
+            Outcome::DeleteFailed {
+                file,
+                reason: "sim: storage system unavailable".into(),
+                class: repro_core::ErrorClass::Transient,
+            }
+        } else if self.chance(self.config.delete_failure, &key) {
+            Outcome::DeleteFailed {
+                file,
+                reason: "sim: permission denied".into(),
+                class: repro_core::ErrorClass::Unknown,
+            }
+        } else {
+            c.w.deleted.insert(format!("{}/{lfn}", c.ds));
+            Outcome::Deleted { file }
+        }
+    }
+
+    /// What became of `lfn`'s stage request: nothing yet while it is not ready.
+    fn poll_stage(
+        &self,
+        w: &World,
+        ds: &str,
+        file: repro_core::FileId,
+        lfn: &str,
+    ) -> Option<Outcome> {
+        let failed = |reason: &str, class| Outcome::StageFailed {
+            file,
+            reason: reason.into(),
+            class,
+        };
+        match w.stage.get(&format!("{ds}/{lfn}")) {
+            None => Some(failed(
+                "sim: the storage system knows no stage request for this file",
+                repro_core::ErrorClass::Unknown,
+            )),
+            Some(r) if r.ready_at > self.now => None,
+            Some(r) => Some(match r.fate {
+                Fate::Done => Outcome::Staged { file },
+                Fate::Refused => failed(
+                    "sim: tape system refusing requests",
+                    repro_core::ErrorClass::Transient,
+                ),
+                _ => failed("sim: tape read error", repro_core::ErrorClass::Unknown),
+            }),
+        }
+    }
+
+    /// What became of the job `p` asks about: nothing while it is queued; a lost job is
+    /// forgotten (answered [`Outcome::JobLost`] once).
+    fn poll_job(&self, w: &mut World, dataset: &DatasetName, p: &Poll) -> Option<Outcome> {
+        let Poll::Job {
+            job,
+            name,
+            batch_id,
+            lfn,
+        } = p
+        else {
+            return None;
+        };
+        let job = *job;
+        let Some(sj) = w.jobs.get(name) else {
+            return Some(if batch_id.is_none() {
+                Outcome::JobFailed {
+                    job,
+                    exit_code: None,
+                    reason: "reserved but never submitted".into(),
+                    class: repro_core::ErrorClass::Unknown,
+                }
+            } else {
+                Outcome::JobLost { job }
+            });
+        };
+        if batch_id.is_none() {
+            // Submitted before a crash that kept the batch id from being recorded.
+            return Some(Outcome::Submitted {
+                job,
+                batch_id: sj.batch_id.clone(),
+            });
+        }
+        if sj.start_at > self.now {
+            // Queued for a batch slot: submitted, not started.
+            return None;
+        }
+        if sj.ready_at > self.now {
+            return Some(Outcome::Started { job });
+        }
+        // A finished job answers the same each time it is asked, so an answer whose
+        // recording failed is given again.
+        Some(match sj.fate {
+            // A job is never refused; a batch outage loses it.
+            Fate::Lost | Fate::Refused => {
+                w.jobs.remove(name);
+                Outcome::JobLost { job }
+            }
+            Fate::Failed => Outcome::JobFailed {
+                job,
+                exit_code: Some(1),
+                reason: "sim: job crashed".into(),
+                class: repro_core::ErrorClass::Unknown,
+            },
+            Fate::Done => self.done(dataset, job, name, lfn.as_deref()),
+        })
+    }
+
+    /// A finished job's output: a TMB file for reco, the merged file for merge.
+    fn done(
+        &self,
+        dataset: &DatasetName,
+        job: repro_core::JobKey,
+        name: &str,
+        lfn: Option<&str>,
+    ) -> Outcome {
+        match job.subject {
+            JobSubject::Reco(_) => Outcome::RecoDone {
+                job,
+                tmb: TmbFile {
+                    path: format!(
+                        "/sim/tmb/{}/{}.tmb",
+                        dataset.as_str(),
+                        lfn.unwrap_or("?").trim_start_matches('/')
+                    ),
+                    size: 1 + hash(self.config.seed, name) % 1_000_000,
+                },
+            },
+            JobSubject::Merge(g) => Outcome::MergeDone {
+                job,
+                output: MergedFile {
+                    name: MergedFile::name_for(dataset, g),
+                    size: 1 + hash(self.config.seed, name) % 50_000_000,
+                },
+            },
+        }
     }
 }
 
