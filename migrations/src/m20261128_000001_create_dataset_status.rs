@@ -1,4 +1,4 @@
-//! `dataset_status`: one row per dataset, one column per phase in the seed's words.
+//! `dataset_status`: one row per dataset, one column per phase in the predecessor scripts' words.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

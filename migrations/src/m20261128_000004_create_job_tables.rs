@@ -1,6 +1,6 @@
 //! `recojob_status` and `mergejob_status`: one row per attempt, reserved under a
 //! deterministic unique name before it is submitted, with the batch id, outcome, and the
-//! paths of its job script and log (the seed's links to xml_db).
+//! paths of its job script and log (the predecessor scripts' links to xml_db).
 
 use sea_orm_migration::{prelude::*, schema::*};
 

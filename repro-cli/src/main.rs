@@ -16,7 +16,8 @@ use repro_run::driver::default_actor as actor;
 use repro_run::{Config, Driver, Op, Report, filelist, web};
 
 use crate::cli::{
-    Cli, Command, DatasetCommand, DemoArgs, LogFormat, SampleCommand, SimulateArgs, Target,
+    AddArgs, Cli, Command, DatasetCommand, DemoArgs, FilesArgs, LogFormat, SampleCommand,
+    SimulateArgs, Target,
 };
 use crate::error::CliError;
 
@@ -542,44 +543,7 @@ async fn samples(store: &Store, cmd: SampleCommand, json: bool) -> Result<ExitCo
 
 async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitCode, CliError> {
     match cmd {
-        DatasetCommand::Add(args) => {
-            let n = name(&args.name)?;
-            let (text, source) = if args.files.as_os_str() == "-" {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .map_err(|source| CliError::Io {
-                        what: "cannot read the file list from stdin".into(),
-                        source,
-                    })?;
-                (s, "-".to_owned())
-            } else {
-                let p = &args.files;
-                let s = std::fs::read_to_string(p).map_err(|e| {
-                    CliError::Usage(format!("cannot read file list {}: {e}", p.display()))
-                })?;
-                (s, p.display().to_string())
-            };
-            let files = filelist::parse(&text, &source)?;
-            let opts = Register {
-                unlock: args.unlock,
-                site: args.site,
-                sample: sample(args.sample.as_deref())?,
-                priority: args.priority,
-            };
-            store.register(&n, &files, &opts, &actor()).await?;
-            let s = store.summary(&n).await?;
-            if json {
-                print!("{}", output::json(&output::DatasetJson::from(&s)));
-            } else {
-                println!(
-                    "registered {n}: {} raw files, {}",
-                    files.len(),
-                    s.status.columns().lock
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        DatasetCommand::Add(args) => dataset_add(store, args, json).await,
         DatasetCommand::List(args) => {
             if let Some(w) = &args.state {
                 check_word(w)?;
@@ -625,30 +589,72 @@ async fn dataset(store: &Store, cmd: DatasetCommand, json: bool) -> Result<ExitC
             }
             Ok(ExitCode::SUCCESS)
         }
-        DatasetCommand::Files(args) => {
-            let state = match &args.state {
-                None => None,
-                Some(s) => Some(
-                    s.parse::<FileState>()
-                        .map_err(|e| CliError::Usage(e.to_string()))?,
-                ),
-            };
-            let n = name(&args.name)?;
-            let p = args.page;
-            let view = store
-                .files_page(&n, state, (p.page - 1) * p.per_page, p.per_page)
-                .await?;
-            if json {
-                let files: Vec<&repro_core::RawFile> = view.files.values().collect();
-                print!("{}", output::json(&files));
-            } else {
-                let s = store.summary(&n).await?;
-                let total = state.map_or(s.files.total, |st| s.files.get(st));
-                print!("{}", output::files(&view, total, p));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        DatasetCommand::Files(args) => dataset_files(store, args, json).await,
     }
+}
+
+/// `repro dataset add`: the file list read and checked whole, then registered.
+async fn dataset_add(store: &Store, args: AddArgs, json: bool) -> Result<ExitCode, CliError> {
+    let n = name(&args.name)?;
+    let (text, source) = if args.files.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|source| CliError::Io {
+                what: "cannot read the file list from stdin".into(),
+                source,
+            })?;
+        (s, "-".to_owned())
+    } else {
+        let p = &args.files;
+        let s = std::fs::read_to_string(p)
+            .map_err(|e| CliError::Usage(format!("cannot read file list {}: {e}", p.display())))?;
+        (s, p.display().to_string())
+    };
+    let files = filelist::parse(&text, &source)?;
+    let opts = Register {
+        unlock: args.unlock,
+        site: args.site,
+        sample: sample(args.sample.as_deref())?,
+        priority: args.priority,
+    };
+    store.register(&n, &files, &opts, &actor()).await?;
+    let s = store.summary(&n).await?;
+    if json {
+        print!("{}", output::json(&output::DatasetJson::from(&s)));
+    } else {
+        println!(
+            "registered {n}: {} raw files, {}",
+            files.len(),
+            s.status.columns().lock
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `repro dataset files`: one page of a dataset's raw files, of one state if asked.
+async fn dataset_files(store: &Store, args: FilesArgs, json: bool) -> Result<ExitCode, CliError> {
+    let state = match &args.state {
+        None => None,
+        Some(s) => Some(
+            s.parse::<FileState>()
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        ),
+    };
+    let n = name(&args.name)?;
+    let p = args.page;
+    let view = store
+        .files_page(&n, state, (p.page - 1) * p.per_page, p.per_page)
+        .await?;
+    if json {
+        let files: Vec<&repro_core::RawFile> = view.files.values().collect();
+        print!("{}", output::json(&files));
+    } else {
+        let s = store.summary(&n).await?;
+        let total = state.map_or(s.files.total, |st| s.files.get(st));
+        print!("{}", output::files(&view, total, p));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Files per hour that finished the running phase's step over the last six hours, from the
@@ -775,22 +781,8 @@ async fn simulate(
     db: &str,
     json: bool,
 ) -> Result<ExitCode, CliError> {
-    use repro_run::simulate::{Campaign, DatasetSpec, Scenario};
-    let campaign = if let Some(path) = &args.campaign {
-        Campaign::Described(repro_run::simulate::read_campaign(path)?)
-    } else if let (Some(datasets), Some(files)) = (args.datasets, args.files) {
-        Campaign::Described(vec![DatasetSpec {
-            name: "sim.p17".into(),
-            count: Some(datasets),
-            files,
-            size: args.size,
-            site: args.site.clone(),
-            sample: args.sample.clone(),
-            priority: 0,
-        }])
-    } else {
-        Campaign::Database(db.to_owned())
-    };
+    use repro_run::simulate::Scenario;
+    let campaign = campaign(args, db)?;
     let (dir, _tmp) = work_dir(args.keep.as_deref())?;
     let mut config = config.clone();
     let calibration = match &args.calibrate_from {
@@ -809,16 +801,7 @@ async fn simulate(
         horizon_s: args.horizon,
         dir,
     };
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} datasets at rest {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
+    let bar = progress_bar(AT_REST_BAR);
     let mut p = repro_run::simulate::simulate(&scenario, |hour, at_rest, all| {
         if let Some(b) = &bar {
             b.set_length(all as u64);
@@ -858,6 +841,41 @@ async fn simulate(
     })
 }
 
+/// What `repro simulate` plays: a campaign file, N alike datasets, or the database's.
+fn campaign(args: &SimulateArgs, db: &str) -> Result<repro_run::simulate::Campaign, CliError> {
+    use repro_run::simulate::{Campaign, DatasetSpec};
+    Ok(if let Some(path) = &args.campaign {
+        Campaign::Described(repro_run::simulate::read_campaign(path)?)
+    } else if let (Some(datasets), Some(files)) = (args.datasets, args.files) {
+        Campaign::Described(vec![DatasetSpec {
+            name: "sim.p17".into(),
+            count: Some(datasets),
+            files,
+            size: args.size,
+            site: args.site.clone(),
+            sample: args.sample.clone(),
+            ..DatasetSpec::default()
+        }])
+    } else {
+        Campaign::Database(db.to_owned())
+    })
+}
+
+/// The progress bar of `demo` and `simulate`.
+const AT_REST_BAR: &str = "{elapsed_precise} [{bar:30}] {pos}/{len} datasets at rest {msg}";
+
+/// A progress bar on stderr drawn with `template`, when stderr is a terminal.
+fn progress_bar(template: &str) -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    })
+}
+
 /// Where a demo or simulation keeps its database and world: `keep`, or a temporary
 /// directory removed when the returned guard is dropped.
 fn work_dir(
@@ -884,16 +902,10 @@ async fn demo(args: &DemoArgs, json: bool) -> Result<ExitCode, CliError> {
         url: None,
         failures: !args.no_failures,
     };
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = indicatif::ProgressBar::new(u64::from(args.datasets));
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} datasets at rest {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
+    let bar = progress_bar(AT_REST_BAR);
+    if let Some(b) = &bar {
+        b.set_length(u64::from(args.datasets));
+    }
     let done = repro_run::demo::run(&campaign, |at_rest, ticks| {
         if let Some(b) = &bar {
             b.set_position(at_rest as u64);

@@ -83,83 +83,21 @@ fn dataset_name(d: u32) -> Result<DatasetName> {
 
 /// Registers the campaign in `dir` and ticks it to rest. `progress(at_rest, ticks)` is
 /// called before each tick.
-pub async fn run(c: &Campaign, mut progress: impl FnMut(usize, usize)) -> Result<Finished> {
+pub async fn run(c: &Campaign, progress: impl FnMut(usize, usize)) -> Result<Finished> {
     let t0 = Instant::now();
     std::fs::create_dir_all(&c.dir).map_err(|source| Error::Io {
         what: format!("cannot create {}", c.dir.display()),
         source,
     })?;
-    let mut config = Config::default();
-    config.backend.sim.seed = c.seed;
-    config.backend.sim.world = c.dir.join("sim-world");
-    config.backend.sim.journal = Some(c.dir.join("sim-journal.jsonl"));
-    if !c.failures {
-        let sim = &mut config.backend.sim;
-        (sim.stage_failure, sim.reco_failure, sim.merge_failure) = (0.0, 0.0, 0.0);
-        (sim.declare_failure, sim.delete_failure, sim.lost_job) = (0.0, 0.0, 0.0);
-    }
     let url = match &c.url {
         Some(url) => url.clone(),
         None => sqlite_url(&c.dir.join("repro.db")),
     };
     let store = Store::open(&url).await?;
     store.migrate().await?;
-
-    for d in 0..c.datasets {
-        let name = dataset_name(d)?;
-        let files: Vec<NewFile> = (0..c.files)
-            .map(|f| NewFile {
-                lfn: format!("/store/{name}/raw/run{:04}/file_{f:06}.raw", f / 100),
-                size: 1_500_000_000 + u64::from(f % 997) * 1_000_003,
-            })
-            .collect();
-        let opts = Register {
-            unlock: true,
-            site: Some("sim".into()),
-            ..Register::default()
-        };
-        store.register(&name, &files, &opts, "demo").await?;
-    }
-
+    register(c, &store).await?;
     let registration_s = t0.elapsed().as_secs_f64();
-    let backend = SimBackend::new(config.backend.sim.clone(), 0.0);
-    let mut ticks = 0;
-    loop {
-        let active: Vec<DatasetName> = store
-            .list(&ListFilter::default())
-            .await?
-            .into_iter()
-            .filter(|d| !at_rest(d.status.state))
-            .map(|d| d.name)
-            .collect();
-        progress(c.datasets as usize - active.len(), ticks);
-        if active.is_empty() {
-            break;
-        }
-        if ticks >= 500 {
-            return Err(Error::Stalled(format!(
-                "the demo campaign did not come to rest in {ticks} ticks"
-            )));
-        }
-        let driver = Driver::new(&store, &backend)
-            .with_policy(config.policy())
-            .with_actor("demo")
-            .with_workers(c.workers);
-        let mut run = driver.run_many(Op::Tick, &active, false).await;
-        if let Some((_, e)) = run.errors.pop() {
-            return Err(e);
-        }
-        if run
-            .reports
-            .iter()
-            .all(|r| r.transitions.is_empty() && r.actions == 0 && r.outcomes == 0)
-        {
-            return Err(Error::Stalled(format!(
-                "the demo campaign stalled after {ticks} ticks"
-            )));
-        }
-        ticks += 1;
-    }
+    let ticks = tick_to_rest(c, &store, progress).await?;
     let ticks_s = t0.elapsed().as_secs_f64() - registration_s;
 
     let datasets = store.list(&ListFilter::default()).await?;
@@ -188,6 +126,87 @@ pub async fn run(c: &Campaign, mut progress: impl FnMut(usize, usize)) -> Result
         datasets,
         url,
     })
+}
+
+/// Registers the campaign's datasets, unlocked, at the site `sim`.
+async fn register(c: &Campaign, store: &Store) -> Result<()> {
+    for d in 0..c.datasets {
+        let name = dataset_name(d)?;
+        let files: Vec<NewFile> = (0..c.files)
+            .map(|f| NewFile {
+                lfn: format!("/store/{name}/raw/run{:04}/file_{f:06}.raw", f / 100),
+                size: 1_500_000_000 + u64::from(f % 997) * 1_000_003,
+            })
+            .collect();
+        let opts = Register {
+            unlock: true,
+            site: Some("sim".into()),
+            ..Register::default()
+        };
+        store.register(&name, &files, &opts, "demo").await?;
+    }
+    Ok(())
+}
+
+/// The demo's world: the sim backend with the campaign's seed, in its directory.
+fn config(c: &Campaign) -> Config {
+    let mut config = Config::default();
+    let sim = &mut config.backend.sim;
+    sim.seed = c.seed;
+    sim.world = c.dir.join("sim-world");
+    sim.journal = Some(c.dir.join("sim-journal.jsonl"));
+    if !c.failures {
+        (sim.stage_failure, sim.reco_failure, sim.merge_failure) = (0.0, 0.0, 0.0);
+        (sim.declare_failure, sim.delete_failure, sim.lost_job) = (0.0, 0.0, 0.0);
+    }
+    config
+}
+
+/// Ticks every dataset not at rest until none is left; the ticks it took.
+async fn tick_to_rest(
+    c: &Campaign,
+    store: &Store,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<usize> {
+    let config = config(c);
+    let backend = SimBackend::new(config.backend.sim.clone(), 0.0);
+    let mut ticks = 0;
+    loop {
+        let active: Vec<DatasetName> = store
+            .list(&ListFilter::default())
+            .await?
+            .into_iter()
+            .filter(|d| !at_rest(d.status.state))
+            .map(|d| d.name)
+            .collect();
+        progress(c.datasets as usize - active.len(), ticks);
+        if active.is_empty() {
+            return Ok(ticks);
+        }
+        if ticks >= 500 {
+            return Err(Error::Stalled(format!(
+                "the demo campaign did not come to rest in {ticks} ticks"
+            )));
+        }
+        let driver = Driver::new(store, &backend)
+            .with_policy(config.policy())
+            .with_actor("demo")
+            .with_workers(c.workers);
+        let mut run = driver.run_many(Op::Tick, &active, false).await;
+        if let Some((_, e)) = run.errors.pop() {
+            return Err(e);
+        }
+        if run
+            .reports
+            .iter()
+            .all(|r| r.transitions.is_empty() && r.actions == 0 && r.outcomes == 0)
+        {
+            return Err(Error::Stalled(format!(
+                "the demo campaign stalled after {ticks} ticks"
+            )));
+        }
+        ticks += 1;
+    }
 }
 
 /// The SQLite URL of a database file, created if missing.

@@ -279,6 +279,33 @@ pub struct Driver<'a> {
     cache: Option<&'a ViewCache>,
 }
 
+/// The run from each dataset's result. With `tolerant` (`--all`, cron), a dataset held
+/// by another process, locked by an operator, at a stage the operation does not serve or
+/// lost to a race is skipped with a report saying so, not an error.
+fn collect(results: Vec<(&DatasetName, Result<Report>)>, tolerant: bool) -> Run {
+    let mut run = Run::default();
+    for (n, result) in results {
+        let skip = |e: &Error| Report {
+            name: n.to_string(),
+            skipped: Some(e.to_string()),
+            ..Report::default()
+        };
+        match result {
+            Ok(r) => run.reports.push(r),
+            Err(e @ (Error::NotNow { .. } | Error::Locked { .. })) if tolerant => {
+                debug!(dataset = %n, "skipped: {e}");
+                run.reports.push(skip(&e));
+            }
+            Err(e) if tolerant && e.kind() == ErrorKind::Conflict => {
+                info!(dataset = %n, "skipped: {e}");
+                run.reports.push(skip(&e));
+            }
+            Err(e) => run.errors.push((n.clone(), e)),
+        }
+    }
+    run
+}
+
 /// What [`Driver::run_many`] did: a report per dataset it worked on, an error per dataset
 /// it could not.
 #[derive(Debug, Default)]
@@ -519,62 +546,48 @@ impl<'a> Driver<'a> {
                 }
             }
         } else {
-            // Each worker is a thread of this run's own that drives one dataset at a time
-            // on the runtime (its database calls are the runtime's; its deciding and its
-            // backend calls are its own), so the cores work on different datasets at once.
-            let handle = tokio::runtime::Handle::current();
-            let next = AtomicUsize::new(0);
-            let stop = AtomicBool::new(false);
-            let done = Mutex::new(Vec::with_capacity(names.len()));
-            tokio::task::block_in_place(|| {
-                std::thread::scope(|s| {
-                    for _ in 0..workers {
-                        s.spawn(|| {
-                            while !stop.load(Ordering::SeqCst) {
-                                let i = next.fetch_add(1, Ordering::SeqCst);
-                                let Some(n) = names.get(i) else { break };
-                                let result = handle.block_on(self.run_turn(op, n, ticket(i)));
-                                if result.as_ref().is_err_and(Error::stops_the_run) {
-                                    stop.store(true, Ordering::SeqCst);
-                                }
-                                done.lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .push((i, result));
+            results.extend(self.run_parallel(op, names, workers, &ticket));
+        }
+        collect(results, tolerant)
+    }
+
+    /// Runs `op` on `names` on `workers` threads of this run's own, each driving one
+    /// dataset at a time on the runtime (its database calls are the runtime's; its
+    /// deciding and its backend calls are its own), so the cores work on different
+    /// datasets at once; the results in the order of `names`.
+    fn run_parallel<'n, 't>(
+        &self,
+        op: Op,
+        names: &'n [DatasetName],
+        workers: usize,
+        ticket: &(dyn Fn(usize) -> Option<Turn<'t>> + Sync),
+    ) -> Vec<(&'n DatasetName, Result<Report>)> {
+        let handle = tokio::runtime::Handle::current();
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let done = Mutex::new(Vec::with_capacity(names.len()));
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|s| {
+                for _ in 0..workers {
+                    s.spawn(|| {
+                        while !stop.load(Ordering::SeqCst) {
+                            let i = next.fetch_add(1, Ordering::SeqCst);
+                            let Some(n) = names.get(i) else { break };
+                            let result = handle.block_on(self.run_turn(op, n, ticket(i)));
+                            if result.as_ref().is_err_and(Error::stops_the_run) {
+                                stop.store(true, Ordering::SeqCst);
                             }
-                        });
-                    }
-                });
+                            done.lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push((i, result));
+                        }
+                    });
+                }
             });
-            let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
-            done.sort_by_key(|(i, _)| *i);
-            results.extend(done.into_iter().map(|(i, r)| (&names[i], r)));
-        }
-        let mut run = Run::default();
-        for (n, result) in results {
-            match result {
-                Ok(r) => run.reports.push(r),
-                // Under --all and tick, a dataset held by another process, locked by an
-                // operator or at a stage the operation does not serve is not an error.
-                Err(e @ (Error::NotNow { .. } | Error::Locked { .. })) if tolerant => {
-                    debug!(dataset = %n, "skipped: {e}");
-                    run.reports.push(Report {
-                        name: n.to_string(),
-                        skipped: Some(e.to_string()),
-                        ..Report::default()
-                    });
-                }
-                Err(e) if tolerant && e.kind() == ErrorKind::Conflict => {
-                    info!(dataset = %n, "skipped: {e}");
-                    run.reports.push(Report {
-                        name: n.to_string(),
-                        skipped: Some(e.to_string()),
-                        ..Report::default()
-                    });
-                }
-                Err(e) => run.errors.push((n.clone(), e)),
-            }
-        }
-        run
+        });
+        let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(i, r)| (&names[i], r)).collect()
     }
 
     /// Runs `op` on one dataset under its lease. A lease held by another live process is

@@ -280,6 +280,19 @@ async fn throughput(
 /// Stacked bars per hour over the window that has data (at least six hours, at most the
 /// last 48, ending now), with the time axis labelled at both ends and the middle.
 fn chart(title: &str, series: &[Series<'_>], now: chrono::NaiveDateTime) -> Markup {
+    let Some((start, counts)) = hourly(series, now) else {
+        return html! { figure { figcaption.muted { (title) } p.muted { "nothing finished in the last 48 hours" } } };
+    };
+    let svg = bars(title, series, start, &counts);
+    html! { figure { figcaption.muted { (title) } (PreEscaped(svg)) } }
+}
+
+/// Each series' points summed per hour from the window's first hour (returned with the
+/// counts, one row per hour); `None` when nothing falls in the last 48 hours.
+fn hourly(
+    series: &[Series<'_>],
+    now: chrono::NaiveDateTime,
+) -> Option<(chrono::NaiveDateTime, Vec<Vec<u64>>)> {
     use chrono::{Duration, NaiveDateTime, Timelike};
     let parse = |h: &str| NaiveDateTime::parse_from_str(h, "%Y-%m-%d %H:%M").ok();
     let this_hour = now
@@ -292,10 +305,7 @@ fn chart(title: &str, series: &[Series<'_>], now: chrono::NaiveDateTime) -> Mark
         .iter()
         .flat_map(|s| s.points.iter().filter_map(|(h, _)| parse(h)))
         .filter(|t| *t >= oldest)
-        .min();
-    let Some(first_data) = first_data else {
-        return html! { figure { figcaption.muted { (title) } p.muted { "nothing finished in the last 48 hours" } } };
-    };
+        .min()?;
     let start = first_data.min(this_hour - Duration::hours(5));
     let hours = ((this_hour - start).num_hours() + 1).max(1) as usize;
     let mut counts = vec![vec![0u64; series.len()]; hours];
@@ -309,6 +319,18 @@ fn chart(title: &str, series: &[Series<'_>], now: chrono::NaiveDateTime) -> Mark
             }
         }
     }
+    Some((start, counts))
+}
+
+/// The SVG of [`chart`]: a stacked bar per hour from `start`, the axis and the legend.
+fn bars(
+    title: &str,
+    series: &[Series<'_>],
+    start: chrono::NaiveDateTime,
+    counts: &[Vec<u64>],
+) -> String {
+    use chrono::Duration;
+    let hours = counts.len();
     let max = counts
         .iter()
         .map(|c| c.iter().sum::<u64>())
@@ -371,7 +393,7 @@ fn chart(title: &str, series: &[Series<'_>], now: chrono::NaiveDateTime) -> Mark
         x += 110.0;
     }
     svg.push_str("</svg>");
-    html! { figure { figcaption.muted { (title) } (PreEscaped(svg)) } }
+    svg
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1203,7 +1225,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_index_lists_datasets_in_the_seeds_words_with_totals() {
+    async fn the_index_lists_datasets_in_the_predecessor_scripts_words_with_totals() {
         let (_d, store) = seeded().await;
         let (status, body) = get(&store, "/").await;
         assert_eq!(status, StatusCode::OK);

@@ -89,7 +89,7 @@ fn add_list_show_and_files() {
 }
 
 #[test]
-fn json_output_uses_the_seed_words_and_counts_every_file_state() {
+fn json_output_uses_the_predecessor_scripts_words_and_counts_every_file_state() {
     let env = Env::new();
     env.ok(&["init"]);
     env.add("p17.wz", 2, &[]);
