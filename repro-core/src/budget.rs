@@ -273,33 +273,63 @@ pub struct Usage {
 impl Usage {
     /// What one dataset has in flight.
     pub fn of(view: &crate::DatasetView) -> Usage {
-        use crate::file::FileState;
-        use crate::state::StageKind;
         let mut u = Usage::default();
-        // From the start of its prestage until it is CLEANED a dataset holds the disk for
-        // every raw file it has or may still stage (a FAILED one keeps its share for the
-        // operator's retry).
-        let kind = view.status.state.kind();
-        let holds = !matches!(kind, StageKind::PrestageNotDone | StageKind::Cleaned);
+        let holding = Usage::holds_disk(view.status.state.kind());
         for f in view.files.values() {
-            u.stage_requests += u64::from(f.state == FileState::Staging);
-            if holds && !matches!(f.state, FileState::Cleaned | FileState::StageFailedForGood) {
-                u.disk_bytes = u.disk_bytes.saturating_add(f.size);
-            }
-            if f.state.has_tmb()
-                && f.state != FileState::Cleaned
-                && let Some(t) = &f.tmb
-            {
-                u.tmb_bytes = u.tmb_bytes.saturating_add(t.size);
-            }
+            let tmb = f.tmb.as_ref().map_or(0, |t| t.size);
+            u.add_files(f.state, holding, 1, f.size, tmb);
         }
-        for j in view.jobs.values().filter(|j| j.state.is_live()) {
-            match j.key.subject {
-                crate::JobSubject::Reco(_) => u.reco_jobs += 1,
-                crate::JobSubject::Merge(_) => u.merge_jobs += 1,
-            }
+        for j in view.jobs.values() {
+            u.add_jobs(
+                matches!(j.key.subject, crate::JobSubject::Reco(_)),
+                j.state,
+                1,
+            );
         }
         u
+    }
+
+    /// Whether a dataset at `kind` holds disk for its raw files: from the start of its
+    /// prestage until it is CLEANED, for every raw file it has or may still stage (a
+    /// FAILED one keeps its share for the operator's retry).
+    pub fn holds_disk(kind: crate::state::StageKind) -> bool {
+        use crate::state::StageKind;
+        !matches!(kind, StageKind::PrestageNotDone | StageKind::Cleaned)
+    }
+
+    /// Counts `n` raw files in `state` of a dataset that is `holding` disk
+    /// ([`Usage::holds_disk`]), with `raw` bytes of raw files and `tmb` of their TMB files.
+    pub fn add_files(
+        &mut self,
+        state: crate::FileState,
+        holding: bool,
+        n: u64,
+        raw: u64,
+        tmb: u64,
+    ) {
+        use crate::FileState as F;
+        if state == F::Staging {
+            self.stage_requests += n;
+        }
+        if holding && !matches!(state, F::Cleaned | F::StageFailedForGood) {
+            self.disk_bytes = self.disk_bytes.saturating_add(raw);
+        }
+        // TMB files of any dataset, until cleaned.
+        if state.has_tmb() && state != F::Cleaned {
+            self.tmb_bytes = self.tmb_bytes.saturating_add(tmb);
+        }
+    }
+
+    /// Counts `n` reco (`reco`) or merge jobs in `state`: the live ones are in flight.
+    pub fn add_jobs(&mut self, reco: bool, state: crate::job::JobState, n: u64) {
+        if !state.is_live() {
+            return;
+        }
+        if reco {
+            self.reco_jobs += n;
+        } else {
+            self.merge_jobs += n;
+        }
     }
 
     /// What `after` no longer holds of this: each part that went down, by how much

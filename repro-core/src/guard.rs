@@ -83,106 +83,74 @@ const RECO_OPEN: &[FileState] = &[
 
 /// Whether `via`, taken from `from`, is founded on `tally`.
 pub fn admits(from: StageKind, via: Transition, tally: &Tally) -> Result<(), Unmet> {
-    let unmet = |requirement| Err(Unmet { via, requirement });
+    match requirement(from, via, tally) {
+        Some(requirement) => Err(Unmet { via, requirement }),
+        None => Ok(()),
+    }
+}
+
+/// The first of `checks` (whether it is unmet, what it requires) that is unmet.
+fn first(checks: &[(bool, &'static str)]) -> Option<&'static str> {
+    checks.iter().find(|(unmet, _)| *unmet).map(|(_, r)| *r)
+}
+
+/// What `via`, taken from `from`, requires of `t` and does not find; `None` when it is
+/// founded.
+fn requirement(from: StageKind, via: Transition, t: &Tally) -> Option<&'static str> {
     use Transition as T;
+    let none_staged = t.files_where(|s| !s.failed_for_good()) == 0;
+    let reco_open = t.files_in(RECO_OPEN) > 0;
     match via {
-        T::FinishPrestage => {
-            if tally.files_in(STAGE_OPEN) > 0 {
-                return unmet("every raw file staged or failed for good");
-            }
-            if tally.files_where(|s| !s.failed_for_good()) == 0 {
-                return unmet("at least one raw file staged");
-            }
-        }
-        T::FailPrestage => {
-            if tally.files_where(|s| !s.failed_for_good()) > 0 {
-                return unmet("every raw file failed for good");
-            }
-        }
-        T::CompleteReco => {
-            if tally.files_where(|s| !s.has_tmb()) > 0 {
-                return unmet("a TMB file for every raw file");
-            }
-        }
-        T::PartialReco => {
-            if tally.files_in(RECO_OPEN) > 0 {
-                return unmet("every raw file reconstructed or failed for good");
-            }
-            if tally.files_where(FileState::has_tmb) == 0 {
-                return unmet("at least one TMB file");
-            }
-            if tally.files_where(FileState::failed_for_good) == 0 {
-                return unmet("at least one raw file failed for good (else it is complete)");
-            }
-        }
-        T::FailReco => {
-            if tally.files_in(RECO_OPEN) > 0 || tally.files_where(FileState::has_tmb) > 0 {
-                return unmet("every raw file failed for good");
-            }
-        }
-        T::FinishMerge => {
-            if tally.files_in(RECO_OPEN) > 0 {
-                return unmet("no raw file still to stage or reconstruct");
-            }
-            if tally.ungrouped > 0 {
-                return unmet("every TMB file in a merge group");
-            }
-            if tally.groups_in(&[GroupState::Merging, GroupState::FailedForGood]) > 0 {
-                return unmet("every merge group merged");
-            }
-            if tally.groups_total() == 0 {
-                return unmet("at least one merge group");
-            }
-        }
-        T::FailMerge if from == StageKind::MergeRunning => {
-            if tally.groups_in(&[GroupState::Merging]) > 0 {
-                return unmet("no merge group still merging");
-            }
-            if tally.groups_in(&[GroupState::FailedForGood]) == 0 {
-                return unmet("a merge group failed for good");
-            }
-        }
-        T::FailMerge => {
-            if tally.groups_in(&[GroupState::Declaring]) > 0 {
-                return unmet("no declaration under way");
-            }
-            if tally.groups_in(&[GroupState::Merged]) == 0 {
-                return unmet("a merged file left undeclared");
-            }
-        }
-        T::DeclareMerged => {
-            if tally.ungrouped > 0
-                || tally.groups_in(&[GroupState::Declared]) != tally.groups_total()
-            {
-                return unmet("every merged file declared");
-            }
-            if tally.groups_total() == 0 {
-                return unmet("at least one merged file");
-            }
-        }
-        T::Clean => {
-            let left = [
+        T::FinishPrestage => first(&[
+            (
+                t.files_in(STAGE_OPEN) > 0,
+                "every raw file staged or failed for good",
+            ),
+            (none_staged, "at least one raw file staged"),
+        ]),
+        T::FailPrestage => first(&[(!none_staged, "every raw file failed for good")]),
+        T::CompleteReco => first(&[(
+            t.files_where(|s| !s.has_tmb()) > 0,
+            "a TMB file for every raw file",
+        )]),
+        T::PartialReco => first(&[
+            (reco_open, "every raw file reconstructed or failed for good"),
+            (
+                t.files_where(FileState::has_tmb) == 0,
+                "at least one TMB file",
+            ),
+            (
+                t.files_where(FileState::failed_for_good) == 0,
+                "at least one raw file failed for good (else it is complete)",
+            ),
+        ]),
+        T::FailReco => first(&[(
+            reco_open || t.files_where(FileState::has_tmb) > 0,
+            "every raw file failed for good",
+        )]),
+        T::FinishMerge | T::FailMerge | T::DeclareMerged => merge_requirement(from, via, t),
+        T::Clean => first(&[(
+            t.files_in(&[
                 FileState::Reconstructed,
                 FileState::Merged,
                 FileState::Deleting,
-            ];
-            if tally.files_in(&left) > 0 {
-                return unmet("every intermediate file deleted");
-            }
-        }
-        T::FailCleanup => {
-            if tally.files_in(&[FileState::Deleting]) > 0 {
-                return unmet("no deletion under way");
-            }
-            if tally.files_in(&[FileState::Merged]) == 0 {
-                return unmet("an intermediate file left undeleted");
-            }
-        }
-        T::Recover => {
-            if tally.files_where(FileState::failed_for_good) == 0 {
-                return unmet("at least one raw file failed for good");
-            }
-        }
+            ]) > 0,
+            "every intermediate file deleted",
+        )]),
+        T::FailCleanup => first(&[
+            (
+                t.files_in(&[FileState::Deleting]) > 0,
+                "no deletion under way",
+            ),
+            (
+                t.files_in(&[FileState::Merged]) == 0,
+                "an intermediate file left undeleted",
+            ),
+        ]),
+        T::Recover => first(&[(
+            t.files_where(FileState::failed_for_good) == 0,
+            "at least one raw file failed for good",
+        )]),
         // Starting a phase, and every other operator action, asks nothing of the files:
         // the stage it leaves from is requirement enough.
         T::Lock
@@ -192,9 +160,53 @@ pub fn admits(from: StageKind, via: Transition, tally: &Tally) -> Result<(), Unm
         | T::StartMerge
         | T::Retry
         | T::ResetToPrestage
-        | T::ResetToReco => {}
+        | T::ResetToReco => None,
     }
-    Ok(())
+}
+
+/// [`requirement`] for the transitions that end the merge phase.
+fn merge_requirement(from: StageKind, via: Transition, t: &Tally) -> Option<&'static str> {
+    use GroupState as G;
+    use Transition as T;
+    match via {
+        T::FinishMerge => first(&[
+            (
+                t.files_in(RECO_OPEN) > 0,
+                "no raw file still to stage or reconstruct",
+            ),
+            (t.ungrouped > 0, "every TMB file in a merge group"),
+            (
+                t.groups_in(&[G::Merging, G::FailedForGood]) > 0,
+                "every merge group merged",
+            ),
+            (t.groups_total() == 0, "at least one merge group"),
+        ]),
+        T::FailMerge if from == StageKind::MergeRunning => first(&[
+            (
+                t.groups_in(&[G::Merging]) > 0,
+                "no merge group still merging",
+            ),
+            (
+                t.groups_in(&[G::FailedForGood]) == 0,
+                "a merge group failed for good",
+            ),
+        ]),
+        T::FailMerge => first(&[
+            (t.groups_in(&[G::Declaring]) > 0, "no declaration under way"),
+            (
+                t.groups_in(&[G::Merged]) == 0,
+                "a merged file left undeclared",
+            ),
+        ]),
+        T::DeclareMerged => first(&[
+            (
+                t.ungrouped > 0 || t.groups_in(&[G::Declared]) != t.groups_total(),
+                "every merged file declared",
+            ),
+            (t.groups_total() == 0, "at least one merged file"),
+        ]),
+        _ => None,
+    }
 }
 
 /// Whether [`admits`] looks at the files and groups at all for `via`; a store can skip

@@ -250,26 +250,35 @@ pub(crate) fn as_i64(backend: DbBackend, expr: &str) -> String {
     }
 }
 
-impl crate::Store {
-    /// Where the counts tables differ from the rows and the history they count, one line
-    /// per difference (`state_count: dataset 7, file RECO_DONE: 12 counted, 11 rows`);
-    /// empty when they agree. They can only differ when rows were changed behind `repro`'s
-    /// back (by hand, by an old script); [`Store::recount`](crate::Store::recount) mends
-    /// them. Reads every row: for tests and for an operator's check, not for the page.
-    pub async fn count_drift(&self) -> Result<Vec<String>> {
-        use sea_orm::FromQueryResult;
-        #[derive(FromQueryResult)]
-        struct StateRow {
-            dataset_id: i64,
-            entity: String,
-            state: String,
-            n: i64,
-            sample: Option<String>,
-            bytes: i64,
-            tmb_bytes: i64,
-        }
-        // The counts of a row, and for files their bytes, each under a key of its own.
-        fn counted(into: &mut BTreeMap<(i64, String, String), i64>, entity: String, r: StateRow) {
+/// Counts keyed by dataset, entity (and sample) and state or hour, as [`drift`] compares.
+type Keyed = BTreeMap<(i64, String, String), i64>;
+
+/// The per-state counts `selects` read (columns `dataset_id, entity, state, n, sample,
+/// bytes, tmb_bytes`): each count, and for files their bytes under a key of their own; a
+/// count kept under another sample than the dataset's is a difference too.
+async fn state_counts(db: &sea_orm::DatabaseTransaction, selects: Vec<String>) -> Result<Keyed> {
+    use sea_orm::FromQueryResult;
+    #[derive(FromQueryResult)]
+    struct StateRow {
+        dataset_id: i64,
+        entity: String,
+        state: String,
+        n: i64,
+        sample: Option<String>,
+        bytes: i64,
+        tmb_bytes: i64,
+    }
+    let backend = sea_orm::ConnectionTrait::get_database_backend(db);
+    let mut into = Keyed::new();
+    for sql in selects {
+        let rows = StateRow::find_by_statement(Statement::from_string(backend, sql))
+            .all(db)
+            .await?;
+        for r in rows {
+            let entity = match &r.sample {
+                Some(s) => format!("{} (sample {s})", r.entity),
+                None => r.entity.clone(),
+            };
             if r.entity == "file" {
                 let (raw, tmb) = (
                     format!("{} bytes", r.state),
@@ -280,60 +289,61 @@ impl crate::Store {
             }
             into.insert((r.dataset_id, entity, r.state), r.n);
         }
-        #[derive(FromQueryResult)]
-        struct HourRow {
-            dataset_id: i64,
-            entity: String,
-            via: String,
-            hour: String,
-            n: i64,
-        }
-        // A count kept under another sample than the dataset's is a difference too.
-        let in_sample = |r: &StateRow| match &r.sample {
-            Some(s) => format!("{} (sample {s})", r.entity),
-            None => r.entity.clone(),
-        };
+    }
+    Ok(into)
+}
+
+/// The hourly counts `sql` reads (columns `dataset_id, entity, via, hour, n`).
+async fn hour_counts(db: &sea_orm::DatabaseTransaction, sql: String) -> Result<Keyed> {
+    use sea_orm::FromQueryResult;
+    #[derive(FromQueryResult)]
+    struct HourRow {
+        dataset_id: i64,
+        entity: String,
+        via: String,
+        hour: String,
+        n: i64,
+    }
+    let backend = sea_orm::ConnectionTrait::get_database_backend(db);
+    let rows = HourRow::find_by_statement(Statement::from_string(backend, sql))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                (r.dataset_id, format!("{} {}", r.entity, r.via), r.hour),
+                r.n,
+            )
+        })
+        .collect())
+}
+
+impl crate::Store {
+    /// Where the counts tables differ from the rows and the history they count, one line
+    /// per difference (`state_count: dataset 7, file RECO_DONE: 12 counted, 11 rows`);
+    /// empty when they agree. They can only differ when rows were changed behind `repro`'s
+    /// back (by hand, by an old script); [`Store::recount`](crate::Store::recount) mends
+    /// them. Reads every row: for tests and for an operator's check, not for the page.
+    pub async fn count_drift(&self) -> Result<Vec<String>> {
         let db = crate::snapshot(&self.db).await?;
         let backend = self.backend();
-        let read = |sql: String| Statement::from_string(backend, sql);
-        let mut kept: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
-        for r in StateRow::find_by_statement(read(
-            "SELECT dataset_id, entity, state, n, sample, bytes, tmb_bytes FROM state_count".into(),
-        ))
-        .all(&db)
-        .await?
-        {
-            counted(&mut kept, in_sample(&r), r);
-        }
-        let mut rows: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
-        for sql in migration::state_selects(backend) {
-            for r in StateRow::find_by_statement(read(sql)).all(&db).await? {
-                counted(&mut rows, in_sample(&r), r);
-            }
-        }
+        let kept = state_counts(
+            &db,
+            vec![
+                "SELECT dataset_id, entity, state, n, sample, bytes, tmb_bytes FROM state_count"
+                    .into(),
+            ],
+        )
+        .await?;
+        let rows = state_counts(&db, migration::state_selects(backend)).await?;
         let mut out = drift("state_count", kept, rows);
-        let mut kept: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
-        for r in HourRow::find_by_statement(read(
+        let kept = hour_counts(
+            &db,
             "SELECT dataset_id, entity, via, hour, n FROM hourly_count".into(),
-        ))
-        .all(&db)
-        .await?
-        {
-            kept.insert(
-                (r.dataset_id, format!("{} {}", r.entity, r.via), r.hour),
-                r.n,
-            );
-        }
-        let mut rows: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
-        for r in HourRow::find_by_statement(read(migration::hourly_select(backend)))
-            .all(&db)
-            .await?
-        {
-            rows.insert(
-                (r.dataset_id, format!("{} {}", r.entity, r.via), r.hour),
-                r.n,
-            );
-        }
+        )
+        .await?;
+        let rows = hour_counts(&db, migration::hourly_select(backend)).await?;
         out.extend(drift("hourly_count", kept, rows));
         db.commit().await?;
         Ok(out)

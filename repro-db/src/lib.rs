@@ -410,59 +410,9 @@ impl Store {
         };
         let c = status.columns();
         let (_turn, txn) = self.write_txn().await?;
-        let inserted = DatasetStatus::insert(dataset_status::ActiveModel {
-            name: Set(name.to_string()),
-            lock_state: Set(c.lock.as_str().into()),
-            prestage_state: Set(c.prestage.as_str().into()),
-            reco_state: Set(c.reco.as_str().into()),
-            merge_state: Set(c.merge.as_str().into()),
-            cleanup_state: Set(c.cleanup.as_str().into()),
-            site: Set(opts.site.clone()),
-            sample: Set(opts.sample.as_ref().map(|s| s.to_string())),
-            priority: Set(opts.priority),
-            lease_owner: Set(None),
-            lease_until: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        })
-        .exec(&txn)
-        .await
-        .map_err(|e| match e.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-                DbError::Exists(name.to_string())
-            }
-            _ => DbError::from(e),
-        })?;
-        let id = inserted.last_insert_id;
+        let id = insert_dataset(&txn, name, &c, opts, now).await?;
         let state = FileState::Registered.as_str();
-        for chunk in files.chunks(INSERT_CHUNK) {
-            let rows = chunk
-                .iter()
-                .map(|f| {
-                    Ok(file_status::ActiveModel {
-                        dataset_id: Set(id),
-                        lfn: Set(f.lfn.clone()),
-                        size: Set(i64::try_from(f.size).map_err(|_| DbError::OutOfRange {
-                            what: "file size",
-                            value: f.size.to_string(),
-                        })?),
-                        state: Set(state.into()),
-                        attempts: Set(0),
-                        attempt_base: Set(0),
-                        last_error: Set(None),
-                        tmb_path: Set(None),
-                        tmb_size: Set(None),
-                        merge_group: Set(None),
-                        updated_at: Set(now),
-                        ..Default::default()
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            FileStatus::insert_many(rows)
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        insert_files(&txn, id, files, now).await?;
         let sample = opts.sample.as_ref().map(|s| s.as_str());
         let mut deltas = counts::Deltas::of(id, sample);
         let raw = files
@@ -1368,6 +1318,77 @@ fn connect_options(url: &str, timeout: Duration) -> Result<ConnectOptions> {
         }
     }
     Ok(opts)
+}
+
+/// Inserts dataset `name`'s row at `c`, with its site, sample and priority; its row id.
+async fn insert_dataset(
+    txn: &sea_orm::DatabaseTransaction,
+    name: &DatasetName,
+    c: &repro_core::Columns,
+    opts: &Register,
+    now: chrono::NaiveDateTime,
+) -> Result<i64> {
+    let inserted = DatasetStatus::insert(dataset_status::ActiveModel {
+        name: Set(name.to_string()),
+        lock_state: Set(c.lock.as_str().into()),
+        prestage_state: Set(c.prestage.as_str().into()),
+        reco_state: Set(c.reco.as_str().into()),
+        merge_state: Set(c.merge.as_str().into()),
+        cleanup_state: Set(c.cleanup.as_str().into()),
+        site: Set(opts.site.clone()),
+        sample: Set(opts.sample.as_ref().map(|s| s.to_string())),
+        priority: Set(opts.priority),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .exec(txn)
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => DbError::Exists(name.to_string()),
+        _ => DbError::from(e),
+    })?;
+    Ok(inserted.last_insert_id)
+}
+
+/// Inserts dataset `id`'s raw `files`, `registered`, in bulk.
+async fn insert_files(
+    txn: &sea_orm::DatabaseTransaction,
+    id: i64,
+    files: &[NewFile],
+    now: chrono::NaiveDateTime,
+) -> Result<()> {
+    let state = FileState::Registered.as_str();
+    for chunk in files.chunks(INSERT_CHUNK) {
+        let rows = chunk
+            .iter()
+            .map(|f| {
+                Ok(file_status::ActiveModel {
+                    dataset_id: Set(id),
+                    lfn: Set(f.lfn.clone()),
+                    size: Set(i64::try_from(f.size).map_err(|_| DbError::OutOfRange {
+                        what: "file size",
+                        value: f.size.to_string(),
+                    })?),
+                    state: Set(state.into()),
+                    attempts: Set(0),
+                    attempt_base: Set(0),
+                    last_error: Set(None),
+                    tmb_path: Set(None),
+                    tmb_size: Set(None),
+                    merge_group: Set(None),
+                    updated_at: Set(now),
+                    ..Default::default()
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        FileStatus::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A read-only transaction that sees one snapshot across several statements.

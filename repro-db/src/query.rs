@@ -39,49 +39,8 @@ pub(crate) async fn load(
 ) -> Result<(DatasetView, crate::Stamp)> {
     let ds = dataset_row(txn, name).await?;
     let (name, status) = convert::dataset(&ds)?;
-    // Rows are streamed into the view, one at a time: a dataset's rows are never all held
-    // at once beside it (sqlx's rows are several times the size of what they decode to).
-    // In no particular order (the view's maps order them; asking SQLite for id order
-    // made it sort every row first, in a temporary B-tree).
-    let mut file_rows = FileStatus::find()
-        .filter(file_status::Column::DatasetId.eq(ds.id))
-        .into_partial_model::<convert::FileRow>()
-        .stream(txn)
-        .await?;
-    let mut files = BTreeMap::new();
-    let mut members: BTreeMap<GroupNo, Vec<FileId>> = BTreeMap::new();
-    while let Some(row) = file_rows.try_next().await? {
-        let f = convert::file(&row)?;
-        if let Some(g) = f.group {
-            members.entry(g).or_default().push(f.id);
-        }
-        files.insert(f.id, f);
-    }
-    // The stream holds the connection: done with before the next statement.
-    drop(file_rows);
-    for ids in members.values_mut() {
-        ids.sort_unstable();
-    }
-    let group_rows = MergeGroup::find()
-        .filter(merge_group::Column::DatasetId.eq(ds.id))
-        .all(txn)
-        .await?;
-    let mut groups = BTreeMap::new();
-    let mut group_nos = BTreeMap::new();
-    for row in &group_rows {
-        let g = convert::group(row, &members)?;
-        group_nos.insert(row.id, g.no);
-        groups.insert(g.no, g);
-    }
-    for (no, ids) in &members {
-        if !groups.contains_key(no) {
-            return Err(DbError::CorruptRow {
-                table: "file_status",
-                id: convert::db_id(ids[0])?,
-                why: format!("merge_group {} names no merge group of its dataset", no.0),
-            });
-        }
-    }
+    let (files, members) = load_files(txn, ds.id).await?;
+    let (groups, group_nos) = load_groups(txn, ds.id, &members).await?;
     let mut jobs = BTreeMap::new();
     let mut reco_rows = RecojobStatus::find()
         .filter(recojob_status::Column::DatasetId.eq(ds.id))
@@ -119,13 +78,76 @@ pub(crate) async fn load(
         groups,
         outages: convert::outages(&ds)?,
     };
-    Ok((
-        view,
-        crate::Stamp {
-            id: ds.id,
-            revision: crate::Revision(ds.revision),
-        },
-    ))
+    let stamp = crate::Stamp {
+        id: ds.id,
+        revision: crate::Revision(ds.revision),
+    };
+    Ok((view, stamp))
+}
+
+/// Each merge group's raw files, in id order.
+type Members = BTreeMap<GroupNo, Vec<FileId>>;
+
+/// Dataset `id`'s raw files, and the files of each merge group.
+async fn load_files(
+    txn: &DatabaseTransaction,
+    id: i64,
+) -> Result<(BTreeMap<FileId, repro_core::RawFile>, Members)> {
+    // Rows are streamed into the view, one at a time: a dataset's rows are never all held
+    // at once beside it (sqlx's rows are several times the size of what they decode to).
+    // In no particular order (the view's maps order them; asking SQLite for id order
+    // made it sort every row first, in a temporary B-tree).
+    let mut file_rows = FileStatus::find()
+        .filter(file_status::Column::DatasetId.eq(id))
+        .into_partial_model::<convert::FileRow>()
+        .stream(txn)
+        .await?;
+    let mut files = BTreeMap::new();
+    let mut members = Members::new();
+    while let Some(row) = file_rows.try_next().await? {
+        let f = convert::file(&row)?;
+        if let Some(g) = f.group {
+            members.entry(g).or_default().push(f.id);
+        }
+        files.insert(f.id, f);
+    }
+    for ids in members.values_mut() {
+        ids.sort_unstable();
+    }
+    Ok((files, members))
+}
+
+/// Dataset `id`'s merge groups, and each one's number by its row id; a file naming a group
+/// the dataset does not have is a corrupt row.
+async fn load_groups(
+    txn: &DatabaseTransaction,
+    id: i64,
+    members: &Members,
+) -> Result<(
+    BTreeMap<GroupNo, repro_core::MergeGroup>,
+    BTreeMap<i64, GroupNo>,
+)> {
+    let group_rows = MergeGroup::find()
+        .filter(merge_group::Column::DatasetId.eq(id))
+        .all(txn)
+        .await?;
+    let mut groups = BTreeMap::new();
+    let mut group_nos = BTreeMap::new();
+    for row in &group_rows {
+        let g = convert::group(row, members)?;
+        group_nos.insert(row.id, g.no);
+        groups.insert(g.no, g);
+    }
+    for (no, ids) in members {
+        if !groups.contains_key(no) {
+            return Err(DbError::CorruptRow {
+                table: "file_status",
+                id: convert::db_id(ids[0])?,
+                why: format!("merge_group {} names no merge group of its dataset", no.0),
+            });
+        }
+    }
+    Ok((groups, group_nos))
 }
 
 /// How many things of a dataset a check would poll ([`repro_core::plan::polls`]) counted
@@ -418,6 +440,28 @@ pub(crate) async fn samples(
     db: &DatabaseConnection,
     site: Option<&str>,
 ) -> Result<Vec<SampleSummary>> {
+    let Some(mut by) = per_sample(db, site).await? else {
+        return Ok(Vec::new());
+    };
+    sample_files(db, site, &mut by).await?;
+    Ok(by.into_values().collect())
+}
+
+/// Samples, keyed so that the datasets in none come last.
+type BySample = BTreeMap<(bool, Option<SampleName>), SampleSummary>;
+
+/// ` WHERE {col} = ?` (`$1` on PostgreSQL) when there is a `site`.
+fn site_filter(backend: DbBackend, site: Option<&str>, col: &str) -> String {
+    match (site, backend) {
+        (None, _) => String::new(),
+        (Some(_), DbBackend::Postgres) => format!(" WHERE {col} = $1"),
+        (Some(_), _) => format!(" WHERE {col} = ?"),
+    }
+}
+
+/// The datasets of `site` (or all) counted per sample, without their files; `None` when
+/// no dataset of them is in a sample.
+async fn per_sample(db: &DatabaseConnection, site: Option<&str>) -> Result<Option<BySample>> {
     use sea_orm::{FromQueryResult, Statement, Value};
     let backend = db.get_database_backend();
     let int = |e: &str| crate::counts::as_i64(backend, e);
@@ -426,23 +470,19 @@ pub(crate) async fn samples(
         repro_core::LockWord::Lock.as_str(),
         repro_core::CleanupWord::Cleaned.as_str(),
     );
-    let site_filter = |col: &str| match (site, backend) {
-        (None, _) => String::new(),
-        (Some(_), DbBackend::Postgres) => format!(" WHERE {col} = $1"),
-        (Some(_), _) => format!(" WHERE {col} = ?"),
-    };
-    let values: Vec<Value> = site.map(Value::from).into_iter().collect();
+    // `FAILED` in any phase's column.
+    let failed: Vec<String> = repro_core::Phase::ALL
+        .iter()
+        .map(|p| format!("{}_state = 'FAILED'", p.as_str()))
+        .collect();
     let sql = format!(
         "SELECT sample, {} AS datasets, {} AS cleaned, {} AS failed, {} AS locked \
          FROM dataset_status{} GROUP BY sample",
         int("COUNT(*)"),
         when(&format!("cleanup_state = '{cleaned}'")),
-        when(
-            "prestage_state = 'FAILED' OR reco_state = 'FAILED' \
-             OR merge_state = 'FAILED' OR cleanup_state = 'FAILED'"
-        ),
+        when(&failed.join(" OR ")),
         when(&format!("lock_state = '{lock}'")),
-        site_filter("site"),
+        site_filter(backend, site, "site"),
     );
     #[derive(FromQueryResult)]
     struct PerSample {
@@ -452,31 +492,19 @@ pub(crate) async fn samples(
         failed: Option<i64>,
         locked: Option<i64>,
     }
-    let rows =
-        PerSample::find_by_statement(Statement::from_sql_and_values(backend, sql, values.clone()))
-            .all(db)
-            .await?;
+    let values: Vec<Value> = site.map(Value::from).into_iter().collect();
+    let rows = PerSample::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+        .all(db)
+        .await?;
     if rows.iter().all(|r| r.sample.is_none()) {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let n = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
-    let mut by: BTreeMap<(bool, Option<SampleName>), SampleSummary> = BTreeMap::new();
+    let mut by = BySample::new();
     for r in rows {
         let sample = match r.sample {
             None => None,
-            Some(s) => match SampleName::new(&s) {
-                Ok(name) => Some(name),
-                Err(e) => {
-                    let id: Option<i64> = DatasetStatus::find()
-                        .select_only()
-                        .column(dataset_status::Column::Id)
-                        .filter(dataset_status::Column::Sample.eq(s.as_str()))
-                        .into_tuple()
-                        .one(db)
-                        .await?;
-                    return Err(convert::corrupt("dataset_status", id.unwrap_or(0), e));
-                }
-            },
+            Some(s) => Some(sample_name(db, s).await?),
         };
         by.insert(
             (sample.is_none(), sample.clone()),
@@ -490,8 +518,36 @@ pub(crate) async fn samples(
             },
         );
     }
-    // Files per sample and state: a sum over the counts the writes keep, which hold the
-    // sample too (over every site, from one index alone).
+    Ok(Some(by))
+}
+
+/// A stored sample name, or the error naming a dataset row that holds it when it is not
+/// one.
+async fn sample_name(db: &DatabaseConnection, s: String) -> Result<SampleName> {
+    match SampleName::new(&s) {
+        Ok(name) => Ok(name),
+        Err(e) => {
+            let id: Option<i64> = DatasetStatus::find()
+                .select_only()
+                .column(dataset_status::Column::Id)
+                .filter(dataset_status::Column::Sample.eq(s.as_str()))
+                .into_tuple()
+                .one(db)
+                .await?;
+            Err(convert::corrupt("dataset_status", id.unwrap_or(0), e))
+        }
+    }
+}
+
+/// Adds each sample's files per state: a sum over the counts the writes keep, which hold
+/// the sample too (over every site, from one index alone).
+async fn sample_files(
+    db: &DatabaseConnection,
+    site: Option<&str>,
+    by: &mut BySample,
+) -> Result<()> {
+    use sea_orm::{FromQueryResult, Statement, Value};
+    let backend = db.get_database_backend();
     let sum = crate::counts::as_i64(backend, "SUM(c.n)");
     let sql = match site {
         None => format!(
@@ -502,7 +558,7 @@ pub(crate) async fn samples(
             "SELECT c.sample AS sample, c.state AS state, {sum} AS n FROM state_count c \
              JOIN dataset_status d ON d.id = c.dataset_id{} AND c.entity = 'file' \
              GROUP BY c.sample, c.state",
-            site_filter("d.site")
+            site_filter(backend, site, "d.site")
         ),
     };
     #[derive(FromQueryResult)]
@@ -511,6 +567,7 @@ pub(crate) async fn samples(
         state: String,
         n: Option<i64>,
     }
+    let values: Vec<Value> = site.map(Value::from).into_iter().collect();
     let sums = SampleSum::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
         .all(db)
         .await?;
@@ -530,7 +587,7 @@ pub(crate) async fn samples(
             *s.files.by_state.entry(state).or_default() += n;
         }
     }
-    Ok(by.into_values().collect())
+    Ok(())
 }
 
 /// Jobs of every dataset, every attempt counted: what a campaign ran, for its closing
@@ -829,28 +886,13 @@ pub(crate) async fn per_hour(
         .collect()
 }
 
-/// What the datasets of `site` (`None`: at no site) have in flight, leaving out the dataset
-/// with row id `except`: the database's count of what [`repro_core::Usage::of`] counts in
-/// a view. One statement over `state_count`, whose rows (one per dataset and state, with
-/// the files' bytes) the writes keep: the work grows with the site's datasets, not with
-/// its files.
-pub(crate) async fn usage<C: ConnectionTrait>(
-    db: &C,
+/// The statement of [`usage`] and its values, bound in the order they stand in it (`?` is
+/// positional).
+fn usage_sql(
+    backend: DbBackend,
     site: crate::Sites<'_>,
     except: Option<i64>,
-) -> Result<repro_core::Usage> {
-    use repro_core::job::JobState;
-    use sea_orm::FromQueryResult;
-    #[derive(FromQueryResult)]
-    struct Row {
-        entity: String,
-        state: String,
-        holding: i64,
-        n: i64,
-        bytes: i64,
-        tmb_bytes: i64,
-    }
-    let backend = db.get_database_backend();
+) -> (String, Vec<sea_orm::Value>) {
     let mut values: Vec<sea_orm::Value> = Vec::new();
     let mut param = |v: sea_orm::Value| {
         values.push(v);
@@ -894,42 +936,56 @@ pub(crate) async fn usage<C: ConnectionTrait>(
         bytes = sum("bytes"),
         tmb = sum("tmb_bytes"),
     );
+    (sql, values)
+}
+
+/// What the datasets of `site` (`None`: at no site) have in flight, leaving out the dataset
+/// with row id `except`: the database's count of what [`repro_core::Usage::of`] counts in
+/// a view. One statement over `state_count`, whose rows (one per dataset and state, with
+/// the files' bytes) the writes keep: the work grows with the site's datasets, not with
+/// its files.
+pub(crate) async fn usage<C: ConnectionTrait>(
+    db: &C,
+    site: crate::Sites<'_>,
+    except: Option<i64>,
+) -> Result<repro_core::Usage> {
+    use repro_core::job::JobState;
+    use sea_orm::FromQueryResult;
+    #[derive(FromQueryResult)]
+    struct Row {
+        entity: String,
+        state: String,
+        holding: i64,
+        n: i64,
+        bytes: i64,
+        tmb_bytes: i64,
+    }
+    let backend = db.get_database_backend();
+    let (sql, values) = usage_sql(backend, site, except);
     let rows = Row::find_by_statement(sea_orm::Statement::from_sql_and_values(
         backend, sql, values,
     ))
     .all(db)
     .await?;
-    let live = [JobState::Reserved, JobState::Submitted, JobState::Running];
-    let is_live = |state: &str| live.iter().any(|s| s.as_str() == state);
-    let tmb_held = [
-        FileState::Reconstructed.as_str(),
-        FileState::Merged.as_str(),
-        FileState::Deleting.as_str(),
-    ];
-    let raw_gone = [
-        FileState::Cleaned.as_str(),
-        FileState::StageFailedForGood.as_str(),
-    ];
     let mut u = repro_core::Usage::default();
     for r in rows {
         let n = crate::counts::checked("state_count", 0, r.n)?;
         let bytes = crate::counts::checked("state_count", 0, r.bytes)?;
         let tmb = crate::counts::checked("state_count", 0, r.tmb_bytes)?;
+        let corrupt = |e: &dyn std::fmt::Display| DbError::CorruptRow {
+            table: "state_count",
+            id: 0,
+            why: format!("{}: {e}", r.entity),
+        };
         match r.entity.as_str() {
             "file" => {
-                if r.state == FileState::Staging.as_str() {
-                    u.stage_requests += n;
-                }
-                // TMB files of any dataset, until cleaned.
-                if tmb_held.contains(&r.state.as_str()) {
-                    u.tmb_bytes = u.tmb_bytes.saturating_add(tmb);
-                }
-                if r.holding == 1 && !raw_gone.contains(&r.state.as_str()) {
-                    u.disk_bytes = u.disk_bytes.saturating_add(bytes);
-                }
+                let state: FileState = r.state.parse().map_err(|e| corrupt(&e))?;
+                u.add_files(state, r.holding == 1, n, bytes, tmb);
             }
-            "reco_job" if is_live(&r.state) => u.reco_jobs += n,
-            "merge_job" if is_live(&r.state) => u.merge_jobs += n,
+            "reco_job" | "merge_job" => {
+                let state: JobState = r.state.parse().map_err(|e| corrupt(&e))?;
+                u.add_jobs(r.entity == "reco_job", state, n);
+            }
             _ => {}
         }
     }

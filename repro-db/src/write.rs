@@ -368,6 +368,98 @@ fn errors_in(chunk: &[FilePayload<'_>]) -> bool {
     chunk.iter().any(|p| p.error.is_some())
 }
 
+/// What a chunk of group moves records: the groups' row ids, and the errors, merged files
+/// and retries of those that have one.
+#[derive(Default)]
+struct GroupPayload {
+    ids: Vec<i64>,
+    errors: Vec<(i64, String)>,
+    names: Vec<(i64, String)>,
+    sizes: Vec<(i64, i64)>,
+    retries: Vec<(i64, Option<Retry>)>,
+}
+
+/// What a chunk of job moves records: the jobs' names, and the batch ids, exit codes and
+/// errors of those that have one.
+#[derive(Default)]
+struct JobPayload {
+    names: Vec<String>,
+    batch_ids: Vec<(String, String)>,
+    exit_codes: Vec<(String, i32)>,
+    errors: Vec<(String, String)>,
+}
+
+/// A writer's method that moves one chunk of jobs of one table (both job tables have the
+/// same columns): guarded by their state, with what each records and their history.
+macro_rules! job_update {
+    ($method:ident, $entity:ident, $module:ident, $label:literal) => {
+        async fn $method(&mut self, m: &JobMove, p: JobPayload) -> Result<()> {
+            use $module::Column as C;
+            let mut q = $entity::update_many()
+                .col_expr(C::State, Expr::value(m.to.as_str()))
+                .col_expr(C::UpdatedAt, Expr::value(self.now));
+            match m.event {
+                JobEvent::Submit => q = q.col_expr(C::SubmittedAt, Expr::value(self.now)),
+                JobEvent::Finish | JobEvent::Fail | JobEvent::Lose => {
+                    q = q.col_expr(C::FinishedAt, Expr::value(self.now))
+                }
+                JobEvent::Start => {}
+            }
+            let JobPayload {
+                names,
+                batch_ids,
+                exit_codes,
+                errors,
+            } = p;
+            let (has_errors, has_batch_ids) = (!errors.is_empty(), !batch_ids.is_empty());
+            if has_batch_ids {
+                q = q.col_expr(C::BatchId, per_row(C::Name, C::BatchId, batch_ids));
+            }
+            if !exit_codes.is_empty() {
+                q = q.col_expr(C::ExitCode, per_row(C::Name, C::ExitCode, exit_codes));
+            }
+            if has_errors {
+                q = q.col_expr(C::Error, per_row(C::Name, C::Error, errors));
+            }
+            let res = q
+                .filter(of_dataset(C::DatasetId, self.ds.id))
+                .filter(C::Name.is_in(names.iter().cloned()))
+                .filter(C::State.eq(m.from.as_str()))
+                .exec(self.txn)
+                .await?;
+            if res.rows_affected != names.len() as u64 {
+                let rows: Vec<(String, String)> = $entity::find()
+                    .select_only()
+                    .column(C::Name)
+                    .column(C::State)
+                    .filter(of_dataset(C::DatasetId, self.ds.id))
+                    .filter(C::Name.is_in(names.iter().cloned()))
+                    .into_tuple()
+                    .all(self.txn)
+                    .await?;
+                return Err(self.jobs_conflict(m, &names, &rows));
+            }
+            // A job row is one attempt: it gets a batch id when submitted and an error
+            // only when it ends, so the row holds what the change recorded.
+            let reason = if has_errors {
+                Some(C::Error)
+            } else if has_batch_ids {
+                Some(C::BatchId)
+            } else {
+                None
+            };
+            let cols = (C::DatasetId, C::Id, C::Name);
+            let moved = (m.from.as_str(), m.to.as_str(), m.event.as_str());
+            self.job_history($entity, $label, cols, &names, reason, moved)
+                .await?;
+            let n = names.len() as u64;
+            self.deltas.moved(self.ds.id, $label, moved.0, moved.1, n);
+            self.deltas.history(self.ds.id, $label, moved.2, n);
+            Ok(())
+        }
+    };
+}
+
 impl Writer<'_> {
     /// The history of a run of files that share everything but their id: one row standing
     /// for all of them (`n`, `ids`: migration 13), however many they are.
@@ -486,58 +578,8 @@ impl Writer<'_> {
                 .iter()
                 .map(|p| db_id(p.id))
                 .collect::<Result<Vec<i64>>>()?;
-            let mut q = FileStatus::update_many()
-                .col_expr(C::State, Expr::value(m.to.as_str()))
-                .col_expr(
-                    C::Attempts,
-                    Expr::value(count(m.event.attempts_after(m.attempts))),
-                )
-                .col_expr(C::UpdatedAt, Expr::value(self.now));
-            if let Some(base) = m.event.new_base(m.attempts) {
-                q = q.col_expr(C::AttemptBase, Expr::value(count(base)));
-            } else if m.event.gives_back() {
-                q = q.col_expr(C::AttemptBase, given_back(C::AttemptBase, m.attempts));
-            }
-            let errors: Vec<(i64, String)> = ids
-                .iter()
-                .zip(chunk)
-                .filter_map(|(id, p)| p.error.map(|e| (*id, e.to_owned())))
-                .collect();
-            if !errors.is_empty() {
-                q = q.col_expr(C::LastError, per_row(C::Id, C::LastError, errors));
-            }
-            let retries: Vec<(i64, Option<Retry>)> = ids
-                .iter()
-                .zip(chunk)
-                .map(|(id, p)| (*id, p.retry))
-                .collect();
-            let cols = (C::Id, C::RetryAt, C::FailingSince);
-            for (col, value) in retry_columns(m.event.clears_retry(), cols, &retries) {
-                q = q.col_expr(col, value);
-            }
-            let tmbs: Vec<(i64, &TmbFile)> = ids
-                .iter()
-                .zip(chunk)
-                .filter_map(|(id, p)| p.tmb.map(|t| (*id, t)))
-                .collect();
-            if !tmbs.is_empty() {
-                let sizes = tmbs
-                    .iter()
-                    .map(|(id, t)| {
-                        i64::try_from(t.size)
-                            .map(|s| (*id, s))
-                            .map_err(|_| DbError::OutOfRange {
-                                what: "TMB size",
-                                value: t.size.to_string(),
-                            })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let paths = tmbs.iter().map(|(id, t)| (*id, t.path.clone())).collect();
-                q = q
-                    .col_expr(C::TmbPath, per_row(C::Id, C::TmbPath, paths))
-                    .col_expr(C::TmbSize, per_row(C::Id, C::TmbSize, sizes));
-            }
-            with_tmb |= !tmbs.is_empty();
+            let (q, tmbs) = self.file_update(m, &ids, chunk)?;
+            with_tmb |= tmbs;
             let res = q
                 .filter(C::DatasetId.eq(self.ds.id))
                 .filter(C::Id.is_in(ids.iter().copied()))
@@ -548,23 +590,7 @@ impl Writer<'_> {
             if res.rows_affected != chunk.len() as u64 {
                 return Err(self.file_conflict(&ids, m).await);
             }
-            let n = chunk.len() as u64;
-            if errors_in(chunk) {
-                for (id, p) in ids.iter().zip(chunk) {
-                    self.record(
-                        "file",
-                        *id,
-                        m.from,
-                        m.to,
-                        m.event,
-                        p.error.map(str::to_owned),
-                    );
-                }
-            } else {
-                self.file_history(&ids, m).await?;
-                let via = m.event.as_str();
-                self.deltas.history(self.ds.id, "file", via, n);
-            }
+            self.file_chunk_history(&ids, chunk, m).await?;
         }
         let after = if with_tmb {
             self.bytes_of(&all).await?
@@ -575,6 +601,97 @@ impl Writer<'_> {
         let n = items.len() as u64;
         self.deltas
             .moved_holding(self.ds.id, "file", (from, to), n, before, after);
+        Ok(())
+    }
+
+    /// The update that moves the files `ids` (of `chunk`) by `m`, with each one's error,
+    /// retry and TMB file; and whether any got a TMB file.
+    fn file_update(
+        &self,
+        m: &FileMove,
+        ids: &[i64],
+        chunk: &[FilePayload<'_>],
+    ) -> Result<(sea_orm::UpdateMany<file_status::Entity>, bool)> {
+        use file_status::Column as C;
+        let mut q = FileStatus::update_many()
+            .col_expr(C::State, Expr::value(m.to.as_str()))
+            .col_expr(
+                C::Attempts,
+                Expr::value(count(m.event.attempts_after(m.attempts))),
+            )
+            .col_expr(C::UpdatedAt, Expr::value(self.now));
+        if let Some(base) = m.event.new_base(m.attempts) {
+            q = q.col_expr(C::AttemptBase, Expr::value(count(base)));
+        } else if m.event.gives_back() {
+            q = q.col_expr(C::AttemptBase, given_back(C::AttemptBase, m.attempts));
+        }
+        let errors: Vec<(i64, String)> = ids
+            .iter()
+            .zip(chunk)
+            .filter_map(|(id, p)| p.error.map(|e| (*id, e.to_owned())))
+            .collect();
+        if !errors.is_empty() {
+            q = q.col_expr(C::LastError, per_row(C::Id, C::LastError, errors));
+        }
+        let retries: Vec<(i64, Option<Retry>)> = ids
+            .iter()
+            .zip(chunk)
+            .map(|(id, p)| (*id, p.retry))
+            .collect();
+        let cols = (C::Id, C::RetryAt, C::FailingSince);
+        for (col, value) in retry_columns(m.event.clears_retry(), cols, &retries) {
+            q = q.col_expr(col, value);
+        }
+        let tmbs: Vec<(i64, &TmbFile)> = ids
+            .iter()
+            .zip(chunk)
+            .filter_map(|(id, p)| p.tmb.map(|t| (*id, t)))
+            .collect();
+        if !tmbs.is_empty() {
+            let sizes = tmbs
+                .iter()
+                .map(|(id, t)| {
+                    i64::try_from(t.size)
+                        .map(|s| (*id, s))
+                        .map_err(|_| DbError::OutOfRange {
+                            what: "TMB size",
+                            value: t.size.to_string(),
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let paths = tmbs.iter().map(|(id, t)| (*id, t.path.clone())).collect();
+            q = q
+                .col_expr(C::TmbPath, per_row(C::Id, C::TmbPath, paths))
+                .col_expr(C::TmbSize, per_row(C::Id, C::TmbSize, sizes));
+        }
+        Ok((q, !tmbs.is_empty()))
+    }
+
+    /// The history of one chunk of moved files: a row per file when some carry an error,
+    /// otherwise the rows [`Writer::file_history`] makes.
+    async fn file_chunk_history(
+        &mut self,
+        ids: &[i64],
+        chunk: &[FilePayload<'_>],
+        m: &FileMove,
+    ) -> Result<()> {
+        if errors_in(chunk) {
+            for (id, p) in ids.iter().zip(chunk) {
+                self.record(
+                    "file",
+                    *id,
+                    m.from,
+                    m.to,
+                    m.event,
+                    p.error.map(str::to_owned),
+                );
+            }
+        } else {
+            self.file_history(ids, m).await?;
+            let via = m.event.as_str();
+            self.deltas
+                .history(self.ds.id, "file", via, chunk.len() as u64);
+        }
         Ok(())
     }
 
@@ -703,36 +820,7 @@ impl Writer<'_> {
             })
             .collect::<Result<Vec<i64>>>()?;
         self.files_here(&reco_files).await?;
-        let mut reco = Vec::new();
-        let mut merge = Vec::new();
-        for key in keys {
-            let name = key.name(&self.name);
-            match key.subject {
-                JobSubject::Reco(file) => reco.push(recojob_status::ActiveModel {
-                    dataset_id: Set(self.ds.id),
-                    file_id: Set(db_id(file)?),
-                    attempt: Set(count(key.attempt)),
-                    name: Set(name),
-                    state: Set(JobState::Reserved.as_str().into()),
-                    created_at: Set(self.now),
-                    updated_at: Set(self.now),
-                    ..Default::default()
-                }),
-                JobSubject::Merge(no) => {
-                    let group_id = self.group_id(no).await?;
-                    merge.push(mergejob_status::ActiveModel {
-                        dataset_id: Set(self.ds.id),
-                        group_id: Set(group_id),
-                        attempt: Set(count(key.attempt)),
-                        name: Set(name),
-                        state: Set(JobState::Reserved.as_str().into()),
-                        created_at: Set(self.now),
-                        updated_at: Set(self.now),
-                        ..Default::default()
-                    });
-                }
-            }
-        }
+        let (reco, merge) = self.job_rows(keys).await?;
         let dup = |e: DbErr| {
             if is_unique_violation(&e) {
                 conflict(
@@ -775,6 +863,47 @@ impl Writer<'_> {
             .history(self.ds.id, "merge_job", "reserve", n_merge);
         // Job history rows name the job by its reservation.
         self.reservation_history(keys).await
+    }
+
+    /// The rows that reserve the jobs `keys`, reco and merge.
+    async fn job_rows(
+        &mut self,
+        keys: &[JobKey],
+    ) -> Result<(
+        Vec<recojob_status::ActiveModel>,
+        Vec<mergejob_status::ActiveModel>,
+    )> {
+        let mut reco = Vec::new();
+        let mut merge = Vec::new();
+        for key in keys {
+            let name = key.name(&self.name);
+            match key.subject {
+                JobSubject::Reco(file) => reco.push(recojob_status::ActiveModel {
+                    dataset_id: Set(self.ds.id),
+                    file_id: Set(db_id(file)?),
+                    attempt: Set(count(key.attempt)),
+                    name: Set(name),
+                    state: Set(JobState::Reserved.as_str().into()),
+                    created_at: Set(self.now),
+                    updated_at: Set(self.now),
+                    ..Default::default()
+                }),
+                JobSubject::Merge(no) => {
+                    let group_id = self.group_id(no).await?;
+                    merge.push(mergejob_status::ActiveModel {
+                        dataset_id: Set(self.ds.id),
+                        group_id: Set(group_id),
+                        attempt: Set(count(key.attempt)),
+                        name: Set(name),
+                        state: Set(JobState::Reserved.as_str().into()),
+                        created_at: Set(self.now),
+                        updated_at: Set(self.now),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        Ok((reco, merge))
     }
 
     /// History rows for the reservations `keys`, just inserted; the reason names the job.
@@ -1052,33 +1181,13 @@ impl Writer<'_> {
             ID_CHUNK
         };
         for chunk in run.chunks(chunk_len) {
-            let mut ids = Vec::with_capacity(chunk.len());
-            let mut errors = Vec::new();
-            let mut names = Vec::new();
-            let mut sizes = Vec::new();
-            let mut retries = Vec::new();
-            for c in chunk {
-                let Change::Group {
-                    no,
-                    error,
-                    output,
-                    retry,
-                    ..
-                } = c
-                else {
-                    continue;
-                };
-                let id = self.group_id(*no).await?;
-                ids.push(id);
-                retries.push((id, *retry));
-                if let Some(e) = error {
-                    errors.push((id, e.clone()));
-                }
-                if let Some(MergedFile { name, size }) = output {
-                    names.push((id, name.clone()));
-                    sizes.push((id, i64::try_from(*size).unwrap_or(i64::MAX)));
-                }
-            }
+            let GroupPayload {
+                ids,
+                errors,
+                names,
+                sizes,
+                retries,
+            } = self.group_payload(chunk).await?;
             let mut q = MergeGroup::update_many()
                 .col_expr(C::State, Expr::value(m.to.as_str()))
                 .col_expr(
@@ -1128,6 +1237,34 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// The row ids of the groups `chunk` moves, and what each records.
+    async fn group_payload(&mut self, chunk: &[&Change]) -> Result<GroupPayload> {
+        let mut p = GroupPayload::default();
+        for c in chunk {
+            let Change::Group {
+                no,
+                error,
+                output,
+                retry,
+                ..
+            } = c
+            else {
+                continue;
+            };
+            let id = self.group_id(*no).await?;
+            p.ids.push(id);
+            p.retries.push((id, *retry));
+            if let Some(e) = error {
+                p.errors.push((id, e.clone()));
+            }
+            if let Some(MergedFile { name, size }) = output {
+                p.names.push((id, name.clone()));
+                p.sizes.push((id, i64::try_from(*size).unwrap_or(i64::MAX)));
+            }
+        }
+        Ok(p)
+    }
+
     /// The conflict that kept a run of group moves from writing: the first group of `ids`
     /// that is not where the run expected it.
     async fn group_conflict(&self, ids: &[i64], m: &GroupMove) -> DbError {
@@ -1168,106 +1305,57 @@ impl Writer<'_> {
             ID_CHUNK
         };
         for chunk in run.chunks(chunk_len) {
-            let mut names = Vec::with_capacity(chunk.len());
-            let mut batch_ids = Vec::new();
-            let mut exit_codes = Vec::new();
-            let mut errors = Vec::new();
-            for c in chunk {
-                if let Change::Job {
-                    key,
-                    batch_id,
-                    exit_code,
-                    error,
-                    ..
-                } = c
-                {
-                    let name = key.name(&self.name);
-                    if let Some(b) = batch_id {
-                        batch_ids.push((name.clone(), b.clone()));
-                    }
-                    if let Some(e) = exit_code {
-                        exit_codes.push((name.clone(), *e));
-                    }
-                    if let Some(e) = error {
-                        errors.push((name.clone(), e.clone()));
-                    }
-                    names.push(name);
-                }
-            }
-            // Both job tables have the same columns; this writes either.
-            macro_rules! update {
-                ($entity:ident, $module:ident, $label:literal) => {{
-                    use $module::Column as C;
-                    let mut q = $entity::update_many()
-                        .col_expr(C::State, Expr::value(m.to.as_str()))
-                        .col_expr(C::UpdatedAt, Expr::value(self.now));
-                    match m.event {
-                        JobEvent::Submit => q = q.col_expr(C::SubmittedAt, Expr::value(self.now)),
-                        JobEvent::Finish | JobEvent::Fail | JobEvent::Lose => {
-                            q = q.col_expr(C::FinishedAt, Expr::value(self.now))
-                        }
-                        JobEvent::Start => {}
-                    }
-                    let (has_errors, has_batch_ids) = (!errors.is_empty(), !batch_ids.is_empty());
-                    if has_batch_ids {
-                        q = q.col_expr(C::BatchId, per_row(C::Name, C::BatchId, batch_ids));
-                    }
-                    if !exit_codes.is_empty() {
-                        q = q.col_expr(C::ExitCode, per_row(C::Name, C::ExitCode, exit_codes));
-                    }
-                    if has_errors {
-                        q = q.col_expr(C::Error, per_row(C::Name, C::Error, errors));
-                    }
-                    let res = q
-                        .filter(of_dataset(C::DatasetId, self.ds.id))
-                        .filter(C::Name.is_in(names.iter().cloned()))
-                        .filter(C::State.eq(m.from.as_str()))
-                        .exec(self.txn)
-                        .await?;
-                    if res.rows_affected != names.len() as u64 {
-                        let rows: Vec<(String, String)> = $entity::find()
-                            .select_only()
-                            .column(C::Name)
-                            .column(C::State)
-                            .filter(of_dataset(C::DatasetId, self.ds.id))
-                            .filter(C::Name.is_in(names.iter().cloned()))
-                            .into_tuple()
-                            .all(self.txn)
-                            .await?;
-                        let found = rows.iter().find(|(_, st)| st != m.to.as_str());
-                        return Err(match found {
-                            Some((name, st)) => conflict(format!("job {name}"), m.from, st),
-                            None => conflict(
-                                format!("{} jobs of {}", names.len(), self.name),
-                                m.from,
-                                "some missing",
-                            ),
-                        });
-                    }
-                    // A job row is one attempt: it gets a batch id when submitted and an
-                    // error only when it ends, so the row holds what the change recorded.
-                    let reason = if has_errors {
-                        Some(C::Error)
-                    } else if has_batch_ids {
-                        Some(C::BatchId)
-                    } else {
-                        None
-                    };
-                    let cols = (C::DatasetId, C::Id, C::Name);
-                    let moved = (m.from.as_str(), m.to.as_str(), m.event.as_str());
-                    self.job_history($entity, $label, cols, &names, reason, moved)
-                        .await?;
-                    let n = names.len() as u64;
-                    self.deltas.moved(self.ds.id, $label, moved.0, moved.1, n);
-                    self.deltas.history(self.ds.id, $label, moved.2, n);
-                }};
-            }
+            let p = self.job_payload(chunk);
             if m.reco {
-                update!(RecojobStatus, recojob_status, "reco_job");
+                self.reco_jobs(m, p).await?;
             } else {
-                update!(MergejobStatus, mergejob_status, "merge_job");
+                self.merge_jobs(m, p).await?;
             }
         }
         Ok(())
     }
+
+    /// The names of the jobs `chunk` moves, and what each records.
+    fn job_payload(&self, chunk: &[&Change]) -> JobPayload {
+        let mut p = JobPayload::default();
+        for c in chunk {
+            if let Change::Job {
+                key,
+                batch_id,
+                exit_code,
+                error,
+                ..
+            } = c
+            {
+                let name = key.name(&self.name);
+                if let Some(b) = batch_id {
+                    p.batch_ids.push((name.clone(), b.clone()));
+                }
+                if let Some(e) = exit_code {
+                    p.exit_codes.push((name.clone(), *e));
+                }
+                if let Some(e) = error {
+                    p.errors.push((name.clone(), e.clone()));
+                }
+                p.names.push(name);
+            }
+        }
+        p
+    }
+
+    /// The conflict of a job move that did not find every job where expected: the first
+    /// job of `rows` (name, state) that is elsewhere, or the count when some are missing.
+    fn jobs_conflict(&self, m: &JobMove, names: &[String], rows: &[(String, String)]) -> DbError {
+        match rows.iter().find(|(_, st)| st != m.to.as_str()) {
+            Some((name, st)) => conflict(format!("job {name}"), m.from, st),
+            None => conflict(
+                format!("{} jobs of {}", names.len(), self.name),
+                m.from,
+                "some missing",
+            ),
+        }
+    }
+
+    job_update!(reco_jobs, RecojobStatus, recojob_status, "reco_job");
+    job_update!(merge_jobs, MergejobStatus, mergejob_status, "merge_job");
 }
