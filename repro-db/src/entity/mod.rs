@@ -3,7 +3,6 @@
 
 pub mod dataset_status;
 pub mod file_status;
-pub mod hourly_count;
 pub mod merge_group;
 pub mod mergejob_status;
 pub mod recojob_status;
@@ -15,7 +14,6 @@ pub mod transitions;
 pub mod prelude {
     pub use super::dataset_status::Entity as DatasetStatus;
     pub use super::file_status::Entity as FileStatus;
-    pub use super::hourly_count::Entity as HourlyCount;
     pub use super::merge_group::Entity as MergeGroup;
     pub use super::mergejob_status::Entity as MergejobStatus;
     pub use super::recojob_status::Entity as RecojobStatus;
