@@ -687,14 +687,7 @@ async fn recent_rate(
 
 /// A state word must be one of the predecessor scripts' words.
 fn check_word(w: &str) -> Result<(), CliError> {
-    if repro_run::is_state_word(w) {
-        Ok(())
-    } else {
-        Err(CliError::Usage(format!(
-            "{w:?} is not a state word; expected one of {}",
-            repro_run::STATE_WORDS
-        )))
-    }
+    repro_run::check_state_word(w).map_err(CliError::Usage)
 }
 
 /// The datasets a command works on: the one named, or every active one in the order a

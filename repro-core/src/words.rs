@@ -144,6 +144,22 @@ stored_words! {
     ]
 }
 
+/// Every word the five state columns store (the predecessor scripts' words), each once, in
+/// column order: `LOCK, UNLOCK, NOT DONE, RUNNING, PRESTAGE, ...`.
+pub fn state_words() -> Vec<&'static str> {
+    let mut words: Vec<&'static str> = Vec::new();
+    let all = LockWord::ALL.iter().map(|w| w.as_str());
+    let all = all.chain(PrestageWord::ALL.iter().map(|w| w.as_str()));
+    let all = all.chain(RecoWord::ALL.iter().map(|w| w.as_str()));
+    let all = all.chain(MergeWord::ALL.iter().map(|w| w.as_str()));
+    for w in all.chain(CleanupWord::ALL.iter().map(|w| w.as_str())) {
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    words
+}
+
 /// `n` and `noun`, plural unless `n` is 1, for messages: "1 raw file", "3 raw files".
 pub fn count(n: u64, noun: &str) -> String {
     if n == 1 {

@@ -77,17 +77,19 @@ pub use repro_core::{
 pub use repro_db as db;
 pub use repro_db::{DbError, NewFile, Register, Store};
 
-/// Whether `w` is one of the predecessor scripts' state words (`LOCK`, `NOT DONE`, `MERGED_DBUP`, ...).
-pub fn is_state_word(w: &str) -> bool {
-    w.parse::<repro_core::LockWord>().is_ok()
-        || w.parse::<repro_core::PrestageWord>().is_ok()
-        || w.parse::<repro_core::RecoWord>().is_ok()
-        || w.parse::<repro_core::MergeWord>().is_ok()
-        || w.parse::<repro_core::CleanupWord>().is_ok()
+/// `w` if it is one of the predecessor scripts' state words (`LOCK`, `NOT DONE`,
+/// `MERGED_DBUP`, ...), else a message naming it and every word there is.
+pub fn check_state_word(w: &str) -> std::result::Result<(), String> {
+    let words = repro_core::words::state_words();
+    if words.contains(&w) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{w:?} is not a state word; expected one of {}",
+            words.join(", ")
+        ))
+    }
 }
-
-/// The predecessor scripts' state words, for messages.
-pub const STATE_WORDS: &str = "LOCK, UNLOCK, NOT DONE, RUNNING, PRESTAGE, PARTIAL, COMPLETED, MERGED, MERGED_DBUP, CLEANED, FAILED";
 
 /// The backend a configuration chooses for the datasets of `store`, at `now_s` (seconds
 /// since the epoch; the sim backend's clock). A simulated world with a capacity per site

@@ -138,6 +138,21 @@ pub struct Scenario {
     pub dir: PathBuf,
 }
 
+impl Scenario {
+    /// `campaign` played in `dir` under the default configuration (`[limits]` none, the
+    /// `[backend.sim]` world), a tick an hour, for up to a year of simulated time.
+    pub fn new(campaign: Campaign, dir: impl Into<PathBuf>) -> Scenario {
+        Scenario {
+            campaign,
+            config: Config::default(),
+            seed: None,
+            interval_s: 3600,
+            horizon_s: 365 * 86_400,
+            dir: dir.into(),
+        }
+    }
+}
+
 /// What the simulation predicts.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Prediction {

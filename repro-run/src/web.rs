@@ -409,13 +409,8 @@ struct IndexQuery {
 impl IndexQuery {
     fn filter(&self) -> Result<(ListFilter, u64, u64), WebError> {
         let state = self.state.clone().filter(|s| !s.is_empty());
-        if let Some(w) = &state
-            && !crate::is_state_word(w)
-        {
-            return Err(WebError::BadRequest(format!(
-                "{w:?} is not a state word; expected one of {}",
-                crate::STATE_WORDS
-            )));
+        if let Some(w) = &state {
+            crate::check_state_word(w).map_err(WebError::BadRequest)?;
         }
         let sample = match self.sample.as_deref().filter(|s| !s.is_empty()) {
             None => None,
@@ -530,9 +525,9 @@ fn totals_line(totals: &repro_db::Totals, needing_a_person: u64) -> Markup {
             .copied()
             .unwrap_or(0)
     };
-    let failed_phases: u64 = ["prestage", "reco", "merge", "cleanup"]
+    let failed_phases: u64 = repro_core::Phase::ALL
         .iter()
-        .map(|c| col(c, "FAILED"))
+        .map(|p| col(p.as_str(), "FAILED"))
         .sum();
     html! {
         div.totals {

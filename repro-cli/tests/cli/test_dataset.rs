@@ -178,7 +178,7 @@ fn bad_input_is_named_and_registers_nothing() {
     status: 2
     --- stdout
     --- stderr
-    repro: "DONE" is not a state word; expected one of LOCK, UNLOCK, NOT DONE, RUNNING, PRESTAGE, PARTIAL, COMPLETED, MERGED, MERGED_DBUP, CLEANED, FAILED
+    repro: "DONE" is not a state word; expected one of LOCK, UNLOCK, NOT DONE, RUNNING, PRESTAGE, FAILED, PARTIAL, COMPLETED, MERGED, MERGED_DBUP, CLEANED
     "#);
 }
 
