@@ -519,6 +519,12 @@ async fn play(
         if last {
             break;
         }
+        // Nothing asks about a CLEANED dataset again: its part of the world goes.
+        for d in &census.list {
+            if d.status.columns().cleanup == repro_core::CleanupWord::Cleaned {
+                world.memory.forget(d.name.as_str());
+            }
+        }
         let run = tick(s, store, &world, &views, &census.list, t).await;
         if let Some((name, e)) = run
             .errors

@@ -201,6 +201,13 @@ impl SimMemory {
         Arc::new(SimMemory::default())
     }
 
+    /// Forgets `dataset`'s part of the world: for a dataset nothing will ask about again
+    /// (a simulation's `CLEANED` ones), so that a long campaign's world holds only what is
+    /// under way.
+    pub fn forget(&self, dataset: &str) {
+        locked(&self.worlds).remove(dataset);
+    }
+
     fn world(&self, dataset: &str) -> Arc<Mutex<KeptWorld>> {
         locked(&self.worlds)
             .entry(dataset.to_owned())
