@@ -3,6 +3,20 @@
 use super::*;
 
 impl Store {
+    /// A store on the pool `opts` describe; an error names `url` (redacted) when it
+    /// cannot connect.
+    async fn connect(opts: ConnectOptions, url: &str) -> Result<Store> {
+        let db = Database::connect(opts).await.map_err(|e| DbError::BadUrl {
+            url: redact(url),
+            why: e.to_string(),
+        })?;
+        Ok(Store {
+            db,
+            limits: Default::default(),
+            gate: Default::default(),
+        })
+    }
+
     /// Connects to `url`: `sqlite://PATH?mode=rwc`, `mysql://USER@HOST:PORT/DB` or
     /// `postgres://USER@HOST:PORT/DB`, giving up on a server that does not answer within
     /// [`Store::CONNECT_TIMEOUT`]. SQLite runs in WAL mode with a busy timeout, so that
@@ -28,15 +42,7 @@ impl Store {
             .max_lifetime(None)
             .acquire_timeout(Duration::from_secs(60))
             .map_sqlx_sqlite_opts(|o| o.foreign_keys(true));
-        let db = Database::connect(opts).await.map_err(|e| DbError::BadUrl {
-            url: MEMORY.into(),
-            why: e.to_string(),
-        })?;
-        Ok(Store {
-            db,
-            limits: Default::default(),
-            gate: Default::default(),
-        })
+        Store::connect(opts, MEMORY).await
     }
 
     /// A SQLite database at `path` that this process alone uses and then throws away
@@ -63,15 +69,7 @@ impl Store {
                     .pragma("cache_size", "-65536")
                     .pragma("wal_autocheckpoint", "16384")
             });
-        let db = Database::connect(opts).await.map_err(|e| DbError::BadUrl {
-            url: redact(&url),
-            why: e.to_string(),
-        })?;
-        Ok(Store {
-            db,
-            limits: Default::default(),
-            gate: Default::default(),
-        })
+        Store::connect(opts, &url).await
     }
 
     /// How long [`Store::open`] waits for a database server.

@@ -210,6 +210,30 @@ pub(crate) async fn apply(
     w.deltas.write(txn, now).await
 }
 
+/// What a move of counted things (files, groups) writes besides what each records: the
+/// state, the attempts after the event, the attempt base the event resets or gives one
+/// back to, and when. `cols` are the table's state, attempts, attempt base and update-time
+/// columns; `event` the attempts after, the new base and whether it gives one back.
+fn counted_move<E: sea_orm::EntityTrait, C: ColumnTrait + Copy>(
+    q: sea_orm::UpdateMany<E>,
+    (state, attempts, base, updated): (C, C, C, C),
+    (to, from_attempts): (&str, u32),
+    (after, new_base, gives_back): (u32, Option<u32>, bool),
+    now: NaiveDateTime,
+) -> sea_orm::UpdateMany<E> {
+    let q = q
+        .col_expr(state, Expr::value(to))
+        .col_expr(attempts, Expr::value(count(after)))
+        .col_expr(updated, Expr::value(now));
+    if let Some(b) = new_base {
+        q.col_expr(base, Expr::value(count(b)))
+    } else if gives_back {
+        q.col_expr(base, given_back(base, from_attempts))
+    } else {
+        q
+    }
+}
+
 /// `base` given back one attempt of `attempts` made ([`FileEvent::gives_back`]): one
 /// more, but never more than the attempts.
 fn given_back(base: impl ColumnTrait, attempts: u32) -> SimpleExpr {
@@ -613,18 +637,18 @@ impl Writer<'_> {
         chunk: &[FilePayload<'_>],
     ) -> Result<(sea_orm::UpdateMany<file_status::Entity>, bool)> {
         use file_status::Column as C;
-        let mut q = FileStatus::update_many()
-            .col_expr(C::State, Expr::value(m.to.as_str()))
-            .col_expr(
-                C::Attempts,
-                Expr::value(count(m.event.attempts_after(m.attempts))),
-            )
-            .col_expr(C::UpdatedAt, Expr::value(self.now));
-        if let Some(base) = m.event.new_base(m.attempts) {
-            q = q.col_expr(C::AttemptBase, Expr::value(count(base)));
-        } else if m.event.gives_back() {
-            q = q.col_expr(C::AttemptBase, given_back(C::AttemptBase, m.attempts));
-        }
+        let e = &m.event;
+        let mut q = counted_move(
+            FileStatus::update_many(),
+            (C::State, C::Attempts, C::AttemptBase, C::UpdatedAt),
+            (m.to.as_str(), m.attempts),
+            (
+                e.attempts_after(m.attempts),
+                e.new_base(m.attempts),
+                e.gives_back(),
+            ),
+            self.now,
+        );
         let errors: Vec<(i64, String)> = ids
             .iter()
             .zip(chunk)
@@ -1188,18 +1212,18 @@ impl Writer<'_> {
                 sizes,
                 retries,
             } = self.group_payload(chunk).await?;
-            let mut q = MergeGroup::update_many()
-                .col_expr(C::State, Expr::value(m.to.as_str()))
-                .col_expr(
-                    C::Attempts,
-                    Expr::value(count(m.event.attempts_after(m.attempts))),
-                )
-                .col_expr(C::UpdatedAt, Expr::value(self.now));
-            if let Some(base) = m.event.new_base(m.attempts) {
-                q = q.col_expr(C::AttemptBase, Expr::value(count(base)));
-            } else if m.event.gives_back() {
-                q = q.col_expr(C::AttemptBase, given_back(C::AttemptBase, m.attempts));
-            }
+            let e = &m.event;
+            let mut q = counted_move(
+                MergeGroup::update_many(),
+                (C::State, C::Attempts, C::AttemptBase, C::UpdatedAt),
+                (m.to.as_str(), m.attempts),
+                (
+                    e.attempts_after(m.attempts),
+                    e.new_base(m.attempts),
+                    e.gives_back(),
+                ),
+                self.now,
+            );
             if !errors.is_empty() {
                 q = q.col_expr(C::LastError, per_row(C::Id, C::LastError, errors));
             }
