@@ -787,12 +787,11 @@ async fn simulate(
         None => None,
     };
     let scenario = Scenario {
-        campaign,
         config,
         seed: args.seed,
         interval_s: args.every,
         horizon_s: args.horizon,
-        dir,
+        ..Scenario::new(campaign, dir)
     };
     let bar = progress_bar(AT_REST_BAR);
     let mut p = repro_run::simulate::simulate(&scenario, |hour, at_rest, all| {

@@ -22,6 +22,7 @@ use repro_core::{DatasetName, FileState, LockWord, Phase, SampleName, Usage};
 use repro_db::{DatasetSummary, ListFilter, NewFile, Register, Store};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Backend;
 use crate::backend::sim::SimBackend;
 use crate::config::Config;
 use crate::driver::{Driver, Op};
@@ -136,6 +137,20 @@ pub struct Scenario {
     pub horizon_s: u64,
     /// Where its database and world go (emptied first).
     pub dir: PathBuf,
+    /// What it plays against: `None` for the sim backend's world with `config`'s
+    /// `[backend.sim]` capacity, or a backend of your own ([`Scenario::with_backend`]).
+    pub backend: Option<BackendAt>,
+}
+
+/// Makes the backend a simulation plays against at a simulated second (seconds since
+/// its start), for a world of your own instead of the sim backend's.
+#[derive(Clone)]
+pub struct BackendAt(pub std::sync::Arc<dyn Fn(f64) -> Box<dyn Backend> + Send + Sync>);
+
+impl std::fmt::Debug for BackendAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BackendAt(..)")
+    }
 }
 
 impl Scenario {
@@ -149,7 +164,21 @@ impl Scenario {
             interval_s: 3600,
             horizon_s: 365 * 86_400,
             dir: dir.into(),
+            backend: None,
         }
+    }
+
+    /// Plays against `at(t)` at each simulated second `t` instead of the sim backend's
+    /// world. Its answers decide when things end; its [`Backend::now`] should give the
+    /// simulated time (`t`) so that retries wait in simulated time. The jobs in flight
+    /// in a database played forward are its to answer for (the sim backend takes them
+    /// as started at the first tick).
+    pub fn with_backend(
+        mut self,
+        at: impl Fn(f64) -> Box<dyn Backend> + Send + Sync + 'static,
+    ) -> Scenario {
+        self.backend = Some(BackendAt(std::sync::Arc::new(at)));
+        self
     }
 }
 
@@ -359,7 +388,7 @@ async fn adopt(s: &Scenario, store: &Store) -> Result<World> {
         // The world is this simulation's alone: kept in memory, not in files.
         memory: crate::backend::sim::SimMemory::new(),
     };
-    if matches!(s.campaign, Campaign::Database(_)) {
+    if matches!(s.campaign, Campaign::Database(_)) && s.backend.is_none() {
         adopt_in_flight(store, &world.at(0.0)).await?;
     }
     Ok(world)
@@ -561,8 +590,11 @@ async fn tick(
         .cloned()
         .collect();
     let names: Vec<DatasetName> = crate::run_order(&active, &s.config.weights());
-    let backend = world.at(t as f64);
-    Driver::new(store, &backend)
+    let backend: Box<dyn Backend> = match &s.backend {
+        Some(BackendAt(at)) => at(t as f64),
+        None => Box::new(world.at(t as f64)),
+    };
+    Driver::new(store, backend.as_ref())
         .with_policy(s.config.policy())
         .with_actor("simulate")
         .with_lease_ttl(Duration::from_secs(3600))

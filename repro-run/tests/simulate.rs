@@ -187,12 +187,10 @@ async fn a_database_is_played_forward_on_a_copy_from_where_it_stands() {
     config.backend.sim.lost_job = 0.0;
     config.backend.sim.reco_duration_s = Some(7200.0);
     let s = Scenario {
-        campaign: Campaign::Database(url.clone()),
         config,
         seed: Some(1),
-        interval_s: 3600,
         horizon_s: 30 * 86_400,
-        dir: sim_dir.clone(),
+        ..Scenario::new(Campaign::Database(url.clone()), &sim_dir)
     };
     let p = predict(&s).await;
     // The jobs in flight were taken as started at hour 0 and end at hour 2: none is
@@ -469,12 +467,11 @@ fn ticked_every_10_minutes(
         priority: 0,
     };
     Scenario {
-        campaign: Campaign::Described(vec![spec]),
         config,
         seed: Some(seed),
         interval_s: 600,
         horizon_s: 30 * 86_400,
-        dir: dir.to_owned(),
+        ..Scenario::new(Campaign::Described(vec![spec]), dir)
     }
 }
 
@@ -596,4 +593,119 @@ fn all_cleaned_within_12_hours(p: &Prediction) {
     assert_eq!(p.chart.last().unwrap().failed, 0, "no file failed for good");
     let end = p.end_h.unwrap();
     assert!(end < 12.0, "{end}");
+}
+
+/// A backend of a tool author's own, told the simulated time: everything is staged,
+/// declared and deleted at once, and a job ends at the first poll after it was submitted.
+struct AtOnce {
+    t: f64,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl repro_run::Backend for AtOnce {
+    fn perform(
+        &self,
+        _: &repro_run::DatasetName,
+        actions: &[repro_run::Action],
+    ) -> Result<Vec<repro_run::Outcome>, repro_run::BackendError> {
+        use repro_run::{Action, Outcome};
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(actions
+            .iter()
+            .map(|a| match a {
+                Action::Stage { file, .. } => Outcome::Staged { file: *file },
+                Action::SubmitReco { job, .. } | Action::SubmitMerge { job, .. } => {
+                    Outcome::Submitted {
+                        job: *job,
+                        batch_id: format!("own.{job}"),
+                    }
+                }
+                Action::Declare { group, .. } => Outcome::Declared { group: *group },
+                Action::Delete { file, .. } => Outcome::Deleted { file: *file },
+            })
+            .collect())
+    }
+
+    fn poll(
+        &self,
+        dataset: &repro_run::DatasetName,
+        polls: &[repro_run::Poll],
+    ) -> Result<Vec<repro_run::Outcome>, repro_run::BackendError> {
+        use repro_run::lifecycle::JobSubject;
+        use repro_run::{MergedFile, Outcome, Poll, TmbFile};
+        Ok(polls
+            .iter()
+            .filter_map(|p| match p {
+                Poll::Job { job, .. } => Some(match job.subject {
+                    JobSubject::Reco(f) => Outcome::RecoDone {
+                        job: *job,
+                        tmb: TmbFile::new(format!("/tmb/{f}"), 1),
+                    },
+                    JobSubject::Merge(g) => Outcome::MergeDone {
+                        job: *job,
+                        output: MergedFile::of(dataset, g, 1),
+                    },
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn now(&self) -> i64 {
+        self.t as i64
+    }
+}
+
+/// `simulate` plays a backend of one's own: its answers decide when the campaign ends
+/// (hours, where the sim backend's world with its default durations takes days), and it is
+/// told the simulated time of each tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_of_ones_own_is_played_in_simulated_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = DatasetSpec {
+        name: "own".into(),
+        count: Some(3),
+        files: 20,
+        ..DatasetSpec::default()
+    };
+    let plain = Scenario::new(
+        Campaign::Described(vec![spec.clone()]),
+        dir.path().join("sim"),
+    );
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, t_seen) = (calls.clone(), seen.clone());
+    let own = Scenario::new(Campaign::Described(vec![spec]), dir.path().join("own")).with_backend(
+        move |t| {
+            t_seen.lock().unwrap().push(t);
+            Box::new(AtOnce {
+                t,
+                calls: c.clone(),
+            })
+        },
+    );
+    let in_sim = predict(&plain).await;
+    let p = predict(&own).await;
+    let end = p.end_h.expect("at rest");
+    assert!(end <= 12.0, "every step is done by the next tick: {end} h");
+    assert!(
+        in_sim.end_h.unwrap() > end,
+        "{:?} against {end}",
+        in_sim.end_h
+    );
+    assert!(
+        p.datasets.iter().all(|d| d.state.ends_with("CLEANED")),
+        "{:?}",
+        p.datasets
+    );
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    // One backend per tick, at each tick's simulated second.
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), p.ticks);
+    assert!(
+        seen.iter()
+            .enumerate()
+            .all(|(i, t)| *t == i as f64 * 3600.0),
+        "{seen:?}"
+    );
 }
