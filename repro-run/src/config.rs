@@ -302,6 +302,21 @@ pub struct CommandConfig {
     pub declare: Option<Vec<String>>,
     /// Delete a raw file's intermediates (`{file}` staged copy, `{tmb}`). Unset: nothing is deleted.
     pub delete: Option<Vec<String>>,
+    /// Ask for many raw files to be staged in one call (a tape system's bulk request):
+    /// `{files}` is a file listing them, one LFN a line. Exit 0 means the request is
+    /// accepted; stdout may name files it refused, a line each: `LFN FAILED [reason]`.
+    /// Set, it is used instead of `stage`, for up to `bulk_size` files a call.
+    pub stage_bulk: Option<Vec<String>>,
+    /// Ask whether many raw files are staged in one call (`{files}` as for `stage_bulk`):
+    /// stdout a line per file, `LFN STAGED`, `LFN PENDING` or `LFN FAILED [reason]`; a
+    /// file the answer leaves out is asked about again on the next poll.
+    pub stage_status_bulk: Option<Vec<String>>,
+    /// Delete many raw files' intermediates in one call: `{files}` lists them, a line
+    /// each, the LFN and, after a space, its TMB file when it has one. Exit 0 means done;
+    /// stdout may name files it could not delete: `LFN FAILED [reason]`.
+    pub delete_bulk: Option<Vec<String>>,
+    /// Files per call of a bulk step.
+    pub bulk_size: usize,
     /// What the site's tools hold for `{dataset}`, as one token that changes whenever an
     /// answer of `stage_status` or `job_status` about it can (an event log's length, the
     /// time of its last change). Set, a tick leaves a dataset alone while the token and the
@@ -359,6 +374,10 @@ impl Default for CommandConfig {
             job_lookup: None,
             declare: None,
             delete: None,
+            stage_bulk: None,
+            stage_status_bulk: None,
+            delete_bulk: None,
+            bulk_size: 1000,
             cursor: None,
             errors: BTreeMap::new(),
         }
@@ -803,6 +822,9 @@ impl Config {
             ("backend.command.job_lookup", &c.job_lookup),
             ("backend.command.declare", &c.declare),
             ("backend.command.delete", &c.delete),
+            ("backend.command.stage_bulk", &c.stage_bulk),
+            ("backend.command.stage_status_bulk", &c.stage_status_bulk),
+            ("backend.command.delete_bulk", &c.delete_bulk),
             ("backend.command.cursor", &c.cursor),
         ] {
             if v.as_ref().is_some_and(Vec::is_empty) {
@@ -813,11 +835,19 @@ impl Config {
                 ));
             }
         }
-        if c.stage.is_some() != c.stage_status.is_some() {
+        let stages = c.stage.is_some() || c.stage_bulk.is_some();
+        if stages != (c.stage_status.is_some() || c.stage_status_bulk.is_some()) {
             return Err(bad(
                 "backend.command.stage_status",
                 "unset".into(),
-                "stage and stage_status go together",
+                "stage (or stage_bulk) and stage_status (or stage_status_bulk) go together",
+            ));
+        }
+        if c.bulk_size == 0 {
+            return Err(bad(
+                "backend.command.bulk_size",
+                "0".into(),
+                "a bulk call is for at least one file",
             ));
         }
         Ok(())
@@ -1121,6 +1151,37 @@ merge_group_files = 50
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown variant `condor`"), "{e}");
+    }
+
+    #[test]
+    fn bulk_steps_are_checked_like_the_others() {
+        let command = "[backend]\nkind = \"command\"\n[backend.command]\n\
+                       reco_submit = [\"s\"]\nmerge_submit = [\"s\"]\njob_status = [\"q\"]\n";
+        let ok = parse(&format!(
+            "{command}stage_bulk = [\"bring\", \"{{files}}\"]\nstage_status_bulk = [\"ask\", \"{{files}}\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.backend.command.bulk_size, 1000);
+        let e = parse(&format!(
+            "{command}stage_bulk = [\"bring\", \"{{files}}\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("stage_status") && e.contains("go together"),
+            "{e}"
+        );
+        let e = parse(&format!("{command}delete_bulk = [\"rm\", \"{{file}}\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("backend.command.delete_bulk") && e.contains("{file}"),
+            "{e}"
+        );
+        let e = parse(&format!("{command}bulk_size = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `backend.command.bulk_size` = 0"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,15 @@ case "$cmd" in
     grep -lx "$1" "$state"/jobs/* 2>/dev/null | head -1 | xargs -r basename ;;
   declare)  echo "$1" >> "$state/catalog" ;;
   delete)   rm -f "$1" ;;
+  stage-many)        # stage-many LIST: one bulk request
+    cat "$1" >> "$state/requested" ;;
+  staged-many)       # staged-many LIST: LFN STAGED, or FAILED for one never requested
+    while read -r lfn; do
+      if grep -qx "$lfn" "$state/requested"; then echo "$lfn STAGED"
+      else echo "$lfn FAILED never requested"; fi
+    done < "$1" ;;
+  delete-many)       # delete-many LIST: LFN [TMB] a line
+    while read -r lfn tmb; do [ -n "$tmb" ] && rm -f "$tmb"; done < "$1" ;;
   *) echo "unknown command $cmd" >&2; exit 64 ;;
 esac
 "#;
@@ -134,6 +143,38 @@ fn site_tools_take_a_dataset_to_cleaned() {
         "reconstructed cmd.reco.f1.a1\nreconstructed cmd.reco.f2.a1\n"
     );
     assert!(!env.path("work/tmb/cmd/raw_001.dat.a1.tmb").exists());
+}
+
+/// With bulk steps, staging, its status and the deletions are one call per dataset, tick
+/// and `bulk_size` files, and the per-file steps are not used.
+#[test]
+fn bulk_steps_take_a_dataset_to_cleaned_in_one_call_per_chunk() {
+    let env = Env::new();
+    setup_with(
+        &env,
+        10,
+        r#"bulk_size = 3
+stage_bulk = ["{t}", "stage-many", "{files}"]
+stage_status_bulk = ["{t}", "staged-many", "{files}"]
+delete_bulk = ["{t}", "delete-many", "{files}"]"#,
+    );
+    env.add("bulk", 5, &["--unlock"]);
+    let v = tick_until_rest(&env, "bulk");
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+    let calls = std::fs::read_to_string(env.path("calls")).unwrap();
+    let count = |c: &str| calls.lines().filter(|l| *l == c).count();
+    // Five files, three a call: two stage requests, two deletions, none per file.
+    assert_eq!(count("stage-many"), 2, "{calls}");
+    assert_eq!(count("delete-many"), 2, "{calls}");
+    assert_eq!(count("delete"), 0, "{calls}");
+    assert!(count("staged-many") >= 2, "{calls}");
+    let requested = std::fs::read_to_string(env.path("state/requested")).unwrap();
+    assert_eq!(
+        requested.lines().count(),
+        5,
+        "each file asked for once: {requested}"
+    );
+    assert!(!env.path("work/tmb/bulk/raw_001.dat.a1.tmb").exists());
 }
 
 #[test]

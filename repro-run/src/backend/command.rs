@@ -11,6 +11,8 @@ use repro_core::job::{JobKey, JobSubject};
 use repro_core::view::MergedFile;
 use repro_core::{Action, DatasetName, FileId, GroupNo, Outcome, Poll, TmbFile};
 
+mod bulk;
+
 use super::process::{self, Ran, RunError};
 use super::template::Step;
 use super::{Backend, BackendError};
@@ -652,23 +654,66 @@ impl Backend for CommandBackend {
         dataset: &DatasetName,
         actions: &[Action],
     ) -> Result<Vec<Outcome>, BackendError> {
+        let mut out = Vec::new();
+        let mut one_by_one: Vec<&Action> = Vec::new();
+        let (mut stage, mut delete) = (Vec::new(), Vec::new());
+        for a in actions {
+            match a {
+                Action::Stage { file, lfn, .. } if self.cfg.stage_bulk.is_some() => {
+                    stage.push((*file, lfn.as_str()));
+                }
+                Action::Delete { file, lfn, tmb, .. } if self.cfg.delete_bulk.is_some() => {
+                    delete.push((*file, lfn.as_str(), tmb.as_ref()));
+                }
+                _ => one_by_one.push(a),
+            }
+        }
+        if let Some(t) = &self.cfg.stage_bulk
+            && !stage.is_empty()
+        {
+            out.extend(self.stage_bulk(t, dataset, &stage));
+        }
+        if let Some(t) = &self.cfg.delete_bulk
+            && !delete.is_empty()
+        {
+            out.extend(self.delete_bulk(t, dataset, &delete));
+        }
         let this = self;
-        Ok(
-            process::bounded(actions, self.cfg.parallel, |a| this.perform_one(dataset, a))
-                .into_iter()
-                .flatten()
-                .collect(),
-        )
+        out.extend(
+            process::bounded(&one_by_one, self.cfg.parallel, |a| {
+                this.perform_one(dataset, a)
+            })
+            .into_iter()
+            .flatten(),
+        );
+        Ok(out)
     }
 
     fn poll(&self, dataset: &DatasetName, polls: &[Poll]) -> Result<Vec<Outcome>, BackendError> {
+        let mut out = Vec::new();
+        let mut one_by_one: Vec<&Poll> = polls.iter().collect();
+        if let Some(t) = &self.cfg.stage_status_bulk {
+            let stage: Vec<(FileId, &str)> = polls
+                .iter()
+                .filter_map(|p| match p {
+                    Poll::Stage { file, lfn } => Some((*file, lfn.as_str())),
+                    _ => None,
+                })
+                .collect();
+            if !stage.is_empty() {
+                out.extend(self.stage_status_bulk(t, dataset, &stage));
+            }
+            one_by_one.retain(|p| !matches!(p, Poll::Stage { .. }));
+        }
         let this = self;
-        Ok(
-            process::bounded(polls, self.cfg.parallel, |p| this.poll_one(dataset, p))
-                .into_iter()
-                .flatten()
-                .collect(),
-        )
+        out.extend(
+            process::bounded(&one_by_one, self.cfg.parallel, |p| {
+                this.poll_one(dataset, p)
+            })
+            .into_iter()
+            .flatten(),
+        );
+        Ok(out)
     }
 
     /// The `cursor` tool's token, if one is configured. A tool that fails or prints no

@@ -60,6 +60,12 @@ steps! {
     Declare = "backend.command.declare", ["dataset", "file", "output", "attempt"];
     /// Delete a raw file's intermediates.
     Delete = "backend.command.delete", ["dataset", "file", "tmb", "attempt"];
+    /// Ask for many raw files to be staged.
+    StageBulk = "backend.command.stage_bulk", ["dataset", "files"];
+    /// Ask whether many raw files are staged.
+    StageStatusBulk = "backend.command.stage_status_bulk", ["dataset", "files"];
+    /// Delete many raw files' intermediates.
+    DeleteBulk = "backend.command.delete_bulk", ["dataset", "files"];
     /// What the site's tools hold for a dataset.
     Cursor = "backend.command.cursor", ["dataset"];
     /// The reco command inside a Slurm job script.
@@ -84,6 +90,9 @@ impl Step {
             Step::JobLookup => command.job_lookup.as_deref(),
             Step::Declare => command.declare.as_deref(),
             Step::Delete => command.delete.as_deref(),
+            Step::StageBulk => command.stage_bulk.as_deref(),
+            Step::StageStatusBulk => command.stage_status_bulk.as_deref(),
+            Step::DeleteBulk => command.delete_bulk.as_deref(),
             Step::Cursor => command.cursor.as_deref(),
             Step::SlurmReco => Some(slurm.reco_command.as_slice()),
             Step::SlurmMerge => Some(slurm.merge_command.as_slice()),
