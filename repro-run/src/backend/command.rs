@@ -660,10 +660,18 @@ impl Backend for CommandBackend {
         for a in actions {
             match a {
                 Action::Stage { file, lfn, .. } if self.cfg.stage_bulk.is_some() => {
-                    stage.push((*file, lfn.as_str()));
+                    stage.push(bulk::Item {
+                        file: *file,
+                        lfn,
+                        tmb: None,
+                    });
                 }
                 Action::Delete { file, lfn, tmb, .. } if self.cfg.delete_bulk.is_some() => {
-                    delete.push((*file, lfn.as_str(), tmb.as_ref()));
+                    delete.push(bulk::Item {
+                        file: *file,
+                        lfn,
+                        tmb: tmb.as_ref(),
+                    });
                 }
                 _ => one_by_one.push(a),
             }
@@ -693,10 +701,14 @@ impl Backend for CommandBackend {
         let mut out = Vec::new();
         let mut one_by_one: Vec<&Poll> = polls.iter().collect();
         if let Some(t) = &self.cfg.stage_status_bulk {
-            let stage: Vec<(FileId, &str)> = polls
+            let stage: Vec<bulk::Item<'_>> = polls
                 .iter()
                 .filter_map(|p| match p {
-                    Poll::Stage { file, lfn } => Some((*file, lfn.as_str())),
+                    Poll::Stage { file, lfn } => Some(bulk::Item {
+                        file: *file,
+                        lfn,
+                        tmb: None,
+                    }),
                     _ => None,
                 })
                 .collect();

@@ -31,7 +31,53 @@ pub(super) fn parse_answer(stdout: &str) -> HashMap<&str, (String, String)> {
         .collect()
 }
 
+/// A raw file in a bulk call: its id, its LFN and, for a deletion, its TMB file.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Item<'a> {
+    pub(super) file: FileId,
+    pub(super) lfn: &'a str,
+    pub(super) tmb: Option<&'a TmbFile>,
+}
+
+impl Item<'_> {
+    /// Its line in the list: the LFN, and a space and the TMB file when it has one.
+    fn line(&self) -> String {
+        match self.tmb {
+            Some(t) => format!("{} {}", self.lfn, t.path),
+            None => self.lfn.to_owned(),
+        }
+    }
+}
+
+/// What a bulk call said of one file: the call's failure, or the word and reason the
+/// tool printed for it (`None` when it left the file out).
+type Answer<'a> = Result<Option<&'a (String, String)>, &'a Failed>;
+
 impl CommandBackend {
+    /// Runs the bulk `step` over `items` in calls of `bulk_size`, each file's outcome what
+    /// `each` makes of the answer for it.
+    fn bulk(
+        &self,
+        step: Step,
+        t: &[String],
+        dataset: &DatasetName,
+        items: &[Item<'_>],
+        each: impl Fn(&Item<'_>, Answer<'_>) -> Option<Outcome>,
+    ) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        for chunk in items.chunks(self.cfg.bulk_size.max(1)) {
+            let lines: Vec<String> = chunk.iter().map(Item::line).collect();
+            match self.bulk_call(step, t, dataset, &lines) {
+                Err(f) => out.extend(chunk.iter().filter_map(|i| each(i, Err(&f)))),
+                Ok(stdout) => {
+                    let answer = parse_answer(&stdout);
+                    out.extend(chunk.iter().filter_map(|i| each(i, Ok(answer.get(i.lfn)))));
+                }
+            }
+        }
+        out
+    }
+
     /// Runs the bulk `step` on `lines` (one file's line each) for `dataset`: the tool's
     /// stdout, or why the call failed.
     fn bulk_call(
@@ -65,135 +111,89 @@ impl CommandBackend {
         ran.map(|r| r.stdout)
     }
 
-    /// Asks for `files` to be staged in calls of `bulk_size`: a refused file fails, the
-    /// others are staging (no outcome).
+    /// The failure of a file the tool named as `FAILED why` in `step`, classed by the
+    /// step's rules; `None` for any other answer.
+    fn named_failure(&self, step: Step, t: &[String], answer: Answer<'_>) -> Option<Failed> {
+        match answer {
+            Err(f) => Some(f.clone()),
+            Ok(Some((word, why))) if word == "FAILED" => Some(Failed {
+                class: self.class(step, None, why),
+                reason: format!("{}: {why}", t.first().map_or("", String::as_str)),
+            }),
+            Ok(_) => None,
+        }
+    }
+
+    /// Asks for `items` to be staged: a refused file fails, the others are staging (no
+    /// outcome).
     pub(super) fn stage_bulk(
         &self,
         t: &[String],
         dataset: &DatasetName,
-        files: &[(FileId, &str)],
+        items: &[Item<'_>],
     ) -> Vec<Outcome> {
-        let argv0 = t.first().cloned().unwrap_or_default();
-        let mut out = Vec::new();
-        for chunk in files.chunks(self.cfg.bulk_size.max(1)) {
-            let lines: Vec<String> = chunk.iter().map(|(_, lfn)| lfn.to_string()).collect();
-            match self.bulk_call(Step::StageBulk, t, dataset, &lines) {
-                Err(f) => out.extend(chunk.iter().map(|(file, _)| Outcome::StageFailed {
-                    file: *file,
-                    reason: f.reason.clone(),
-                    class: f.class,
-                })),
-                Ok(stdout) => {
-                    let answer = parse_answer(&stdout);
-                    for (file, lfn) in chunk {
-                        if let Some((word, why)) = answer.get(lfn)
-                            && word == "FAILED"
-                        {
-                            out.push(Outcome::StageFailed {
-                                file: *file,
-                                class: self.class(Step::StageBulk, None, why),
-                                reason: format!("{argv0}: {why}"),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        out
+        self.bulk(Step::StageBulk, t, dataset, items, |i, answer| {
+            let f = self.named_failure(Step::StageBulk, t, answer)?;
+            Some(Outcome::StageFailed {
+                file: i.file,
+                reason: f.reason,
+                class: f.class,
+            })
+        })
     }
 
-    /// Asks whether `files` are staged in calls of `bulk_size`; a file the answer leaves
-    /// out has no outcome (it is asked again), a word other than the three fails it.
+    /// Asks whether `items` are staged; a file the answer leaves out has no outcome (it
+    /// is asked again), a word other than the three fails it.
     pub(super) fn stage_status_bulk(
         &self,
         t: &[String],
         dataset: &DatasetName,
-        files: &[(FileId, &str)],
+        items: &[Item<'_>],
     ) -> Vec<Outcome> {
-        let argv0 = t.first().cloned().unwrap_or_default();
-        let mut out = Vec::new();
-        for chunk in files.chunks(self.cfg.bulk_size.max(1)) {
-            let lines: Vec<String> = chunk.iter().map(|(_, lfn)| lfn.to_string()).collect();
-            let stdout = match self.bulk_call(Step::StageStatusBulk, t, dataset, &lines) {
-                Ok(stdout) => stdout,
-                Err(f) => {
-                    out.extend(chunk.iter().map(|(file, _)| Outcome::StageFailed {
-                        file: *file,
-                        reason: f.reason.clone(),
+        let step = Step::StageStatusBulk;
+        self.bulk(step, t, dataset, items, |i, answer| {
+            let file = i.file;
+            match answer {
+                Ok(Some((word, _))) if word == "STAGED" => Some(Outcome::Staged { file }),
+                Ok(Some((word, _))) if word == "PENDING" => None,
+                Ok(Some((word, _))) if word != "FAILED" => Some(Outcome::StageFailed {
+                    file,
+                    reason: format!(
+                        "{} answered {word:?} for {} (STAGED, PENDING or FAILED expected)",
+                        t.first().map_or("", String::as_str),
+                        i.lfn
+                    ),
+                    class: ErrorClass::Unknown,
+                }),
+                _ => self
+                    .named_failure(step, t, answer)
+                    .map(|f| Outcome::StageFailed {
+                        file,
+                        reason: f.reason,
                         class: f.class,
-                    }));
-                    continue;
-                }
-            };
-            let answer = parse_answer(&stdout);
-            for (file, lfn) in chunk {
-                let file = *file;
-                let Some((word, why)) = answer.get(lfn) else {
-                    continue;
-                };
-                out.extend(match word.as_str() {
-                    "STAGED" => Some(Outcome::Staged { file }),
-                    "PENDING" => None,
-                    "FAILED" => Some(Outcome::StageFailed {
-                        file,
-                        class: self.class(Step::StageStatusBulk, None, why),
-                        reason: format!("{argv0}: {why}"),
                     }),
-                    _ => Some(Outcome::StageFailed {
-                        file,
-                        reason: format!(
-                            "{argv0} answered {word:?} for {lfn} (STAGED, PENDING or FAILED expected)"
-                        ),
-                        class: ErrorClass::Unknown,
-                    }),
-                });
             }
-        }
-        out
+        })
     }
 
-    /// Deletes `files`' intermediates in calls of `bulk_size`: a file the tool names as
-    /// failed fails, the others are deleted.
+    /// Deletes `items`' intermediates: a file the tool names as failed fails, the others
+    /// are deleted.
     pub(super) fn delete_bulk(
         &self,
         t: &[String],
         dataset: &DatasetName,
-        files: &[(FileId, &str, Option<&TmbFile>)],
+        items: &[Item<'_>],
     ) -> Vec<Outcome> {
-        let argv0 = t.first().cloned().unwrap_or_default();
-        let mut out = Vec::new();
-        for chunk in files.chunks(self.cfg.bulk_size.max(1)) {
-            let lines: Vec<String> = chunk
-                .iter()
-                .map(|(_, lfn, tmb)| match tmb {
-                    Some(t) => format!("{lfn} {}", t.path),
-                    None => lfn.to_string(),
-                })
-                .collect();
-            let answer = match self.bulk_call(Step::DeleteBulk, t, dataset, &lines) {
-                Ok(stdout) => stdout,
-                Err(f) => {
-                    out.extend(chunk.iter().map(|(file, ..)| Outcome::DeleteFailed {
-                        file: *file,
-                        reason: f.reason.clone(),
-                        class: f.class,
-                    }));
-                    continue;
-                }
-            };
-            let answer = parse_answer(&answer);
-            for (file, lfn, _) in chunk {
-                out.push(match answer.get(lfn) {
-                    Some((word, why)) if word == "FAILED" => Outcome::DeleteFailed {
-                        file: *file,
-                        class: self.class(Step::DeleteBulk, None, why),
-                        reason: format!("{argv0}: {why}"),
-                    },
-                    _ => Outcome::Deleted { file: *file },
-                });
-            }
-        }
-        out
+        self.bulk(Step::DeleteBulk, t, dataset, items, |i, answer| {
+            Some(match self.named_failure(Step::DeleteBulk, t, answer) {
+                Some(f) => Outcome::DeleteFailed {
+                    file: i.file,
+                    reason: f.reason,
+                    class: f.class,
+                },
+                None => Outcome::Deleted { file: i.file },
+            })
+        })
     }
 }
 
