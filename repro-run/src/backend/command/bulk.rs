@@ -19,7 +19,7 @@ static LISTS: AtomicU64 = AtomicU64::new(0);
 
 /// A tool's answer for each file it named: the word after the LFN and the rest of the line.
 /// Lines that name no file, or only a file, are left out.
-pub(super) fn parse_answer(stdout: &str) -> HashMap<&str, (String, String)> {
+fn parse_answer(stdout: &str) -> HashMap<&str, (String, String)> {
     stdout
         .lines()
         .filter_map(|line| {
