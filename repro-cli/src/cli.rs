@@ -489,3 +489,29 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: std::net::SocketAddr,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every operation the driver has is a command of `repro`, under the name the driver
+    /// gives it (`merge --partial` a flag of `merge`).
+    #[test]
+    fn every_operation_of_the_driver_is_a_command() {
+        let cli = super::Cli::command();
+        for op in repro_run::Op::ALL {
+            let mut words = op.name().split_whitespace();
+            let name = words.next().unwrap();
+            let sub = cli
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("no `repro {name}` for {op:?}"));
+            for flag in words {
+                let long = flag.trim_start_matches("--");
+                assert!(
+                    sub.get_arguments().any(|a| a.get_long() == Some(long)),
+                    "`repro {name}` has no {flag}"
+                );
+            }
+        }
+    }
+}

@@ -47,6 +47,18 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every operation, as the command line has them.
+    pub const ALL: &'static [Op] = &[
+        Op::Prestage,
+        Op::Reconstruct,
+        Op::Merge { partial: false },
+        Op::Merge { partial: true },
+        Op::Dbup,
+        Op::Cleanup,
+        Op::Check,
+        Op::Tick,
+    ];
+
     /// The stages this operation works at.
     pub fn works_at(self, kind: StageKind) -> bool {
         use StageKind as K;
@@ -1219,6 +1231,24 @@ impl Preview {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stage the core declares, and automation is not done with, has an operation of
+    /// its own besides `check` and `tick`: a new stage cannot be left without a command.
+    #[test]
+    fn every_stage_automation_works_at_has_an_operation_of_its_own() {
+        for &kind in StageKind::ALL {
+            let ops: Vec<&str> = Op::ALL
+                .iter()
+                .filter(|op| !matches!(op, Op::Check | Op::Tick) && op.works_at(kind))
+                .map(|op| op.name())
+                .collect();
+            assert_eq!(
+                ops.is_empty(),
+                kind.at_rest(),
+                "{kind}: worked at by {ops:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_lease_holder_is_gone_only_when_its_process_on_this_host_is_provably_gone() {
