@@ -47,9 +47,10 @@ impl Store {
 
     /// A SQLite database at `path` that this process alone uses and then throws away
     /// (`repro simulate`'s copy): created if missing, with nothing written for a crash's
-    /// sake (no sync, the statement journals in memory), a 64 MiB page cache per
-    /// connection and a longer write-ahead log between checkpoints. A crash can leave
-    /// it corrupt: never open a database that must survive one this way.
+    /// sake (no sync; the rollback journal and the statement journals in memory, so every
+    /// page is written once, where a write-ahead log writes it twice) and a 64 MiB page
+    /// cache per connection. A crash can leave it corrupt: never open a database that must
+    /// survive one this way.
     pub async fn open_scratch(path: &std::path::Path) -> Result<Store> {
         use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
         let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -60,14 +61,13 @@ impl Store {
             .acquire_timeout(Duration::from_secs(60))
             .max_connections(4)
             .map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(SqliteJournalMode::Wal)
+                o.journal_mode(SqliteJournalMode::Memory)
                     .synchronous(SqliteSynchronous::Off)
                     .busy_timeout(Duration::from_secs(60))
                     .foreign_keys(true)
                     .statement_cache_capacity(STATEMENT_CACHE)
                     .pragma("temp_store", "MEMORY")
                     .pragma("cache_size", "-65536")
-                    .pragma("wal_autocheckpoint", "16384")
             });
         Store::connect(opts, &url).await
     }
