@@ -21,8 +21,8 @@ pub fn json<T: Serialize>(value: &T) -> String {
 }
 
 /// A plain text table: columns padded to their widest cell.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+pub fn table<H: AsRef<str>>(header: &[H], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.as_ref().len()).collect();
     for r in rows {
         for (i, cell) in r.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());
@@ -41,7 +41,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push_str(l.trim_end());
         out.push('\n');
     };
-    line(header.to_vec());
+    line(header.iter().map(AsRef::as_ref).collect());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
     }
@@ -84,35 +84,20 @@ pub fn datasets(list: &[DatasetSummary]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|d| {
-            let c = d.status.columns();
             let (p, failed) = progress(d);
-            vec![
+            let mut row = vec![
                 d.name.to_string(),
                 d.site.clone().unwrap_or_else(|| "-".into()),
-                c.lock.to_string(),
-                c.prestage.to_string(),
-                c.reco.to_string(),
-                c.merge.to_string(),
-                c.cleanup.to_string(),
-                p,
-                failed,
-            ]
+            ];
+            row.extend(d.status.columns().words().map(str::to_owned));
+            row.extend([p, failed]);
+            row
         })
         .collect();
-    table(
-        &[
-            "NAME",
-            "SITE",
-            "LOCK",
-            "PRESTAGE",
-            "RECO",
-            "MERGE",
-            "CLEANUP",
-            "FILES staged/reco/merged/cleaned",
-            "FAILED",
-        ],
-        &rows,
-    )
+    let mut heads = vec!["NAME".to_owned(), "SITE".to_owned()];
+    heads.extend(repro_core::Columns::names().map(str::to_uppercase));
+    heads.extend(["FILES staged/reco/merged/cleaned".into(), "FAILED".into()]);
+    table(&heads, &rows)
 }
 
 /// The sample table: per sample, its datasets and their files per phase.
@@ -205,23 +190,16 @@ fn progress_lines(g: &repro_db::Glance, rate: Option<Rate>) -> String {
     let cleaned = f.get(FileState::Cleaned);
     let (total, groups) = (f.total, g.view.groups.len());
     let _ = writeln!(out, "lock      {}", c.lock);
-    let col = |w: &dyn std::fmt::Display| format!("{:<13}", w.to_string());
-    let _ = writeln!(out, "prestage  {}{staged}/{total} staged", col(&c.prestage));
-    let _ = writeln!(
-        out,
-        "reco      {}{reco}/{total} reconstructed",
-        col(&c.reco)
-    );
-    let _ = writeln!(
-        out,
-        "merge     {}{merged}/{reco} merged, {groups} group(s)",
-        col(&c.merge)
-    );
-    let _ = writeln!(
-        out,
-        "cleanup   {}{cleaned}/{merged} cleaned",
-        col(&c.cleanup)
-    );
+    for p in repro_core::Phase::ALL {
+        let (done, of, what) = match p {
+            repro_core::Phase::Prestage => (staged, total, "staged".to_owned()),
+            repro_core::Phase::Reco => (reco, total, "reconstructed".to_owned()),
+            repro_core::Phase::Merge => (merged, reco, format!("merged, {groups} group(s)")),
+            repro_core::Phase::Cleanup => (cleaned, merged, "cleaned".to_owned()),
+        };
+        let (name, word) = (p.as_str(), c.word(*p));
+        let _ = writeln!(out, "{name:<10}{word:<13}{done}/{of} {what}");
+    }
     let left = match d.status.state.phase() {
         repro_core::Phase::Prestage => total - staged,
         repro_core::Phase::Reco => staged.saturating_sub(reco),

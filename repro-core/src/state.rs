@@ -214,13 +214,41 @@ pub struct Columns {
     pub cleanup: CleanupWord,
 }
 
+impl Columns {
+    /// The stored word of `phase`'s column.
+    pub const fn word(&self, phase: Phase) -> &'static str {
+        match phase {
+            Phase::Prestage => self.prestage.as_str(),
+            Phase::Reco => self.reco.as_str(),
+            Phase::Merge => self.merge.as_str(),
+            Phase::Cleanup => self.cleanup.as_str(),
+        }
+    }
+
+    /// The columns' names in the table's order: `lock`, then every phase. Outputs and
+    /// storage that list the columns take them from here.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        std::iter::once(LockWord::COLUMN).chain(Phase::ALL.iter().map(|p| p.as_str()))
+    }
+
+    /// The stored words, in the order of [`Columns::names`].
+    pub fn words(self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.lock.as_str()).chain(Phase::ALL.iter().map(move |p| self.word(*p)))
+    }
+
+    /// Each column's name and stored word, in the order of [`Columns::names`].
+    pub fn named(self) -> impl Iterator<Item = (&'static str, &'static str)> {
+        Self::names().zip(self.words())
+    }
+}
+
 impl fmt::Display for Columns {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "lock={} prestage={} reco={} merge={} cleanup={}",
-            self.lock, self.prestage, self.reco, self.merge, self.cleanup
-        )
+        for (i, (name, word)) in self.named().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{name}={word}")?;
+        }
+        Ok(())
     }
 }
 
@@ -481,6 +509,31 @@ mod tests {
 
     fn every_state() -> Vec<DatasetState> {
         DatasetState::every()
+    }
+
+    #[test]
+    fn the_columns_are_listed_by_the_names_their_words_give_for_themselves() {
+        use crate::words::{CleanupWord, MergeWord, PrestageWord, RecoWord};
+        let stored = [
+            LockWord::COLUMN,
+            PrestageWord::COLUMN,
+            RecoWord::COLUMN,
+            MergeWord::COLUMN,
+            CleanupWord::COLUMN,
+        ];
+        assert_eq!(Columns::names().collect::<Vec<_>>(), stored);
+        for s in every_state() {
+            let c = s.columns(LockWord::Unlock);
+            let words: Vec<_> = c.words().collect();
+            let fields = [
+                c.lock.as_str(),
+                c.prestage.as_str(),
+                c.reco.as_str(),
+                c.merge.as_str(),
+                c.cleanup.as_str(),
+            ];
+            assert_eq!(words, fields, "{s:?}");
+        }
     }
 
     #[test]

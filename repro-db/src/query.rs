@@ -350,14 +350,7 @@ fn filtered(filter: &ListFilter) -> sea_orm::Select<DatasetStatus> {
     use dataset_status::Column as C;
     let mut q = DatasetStatus::find();
     if let Some(w) = &filter.state_word {
-        q = q.filter(
-            Condition::any()
-                .add(C::LockState.eq(w.as_str()))
-                .add(C::PrestageState.eq(w.as_str()))
-                .add(C::RecoState.eq(w.as_str()))
-                .add(C::MergeState.eq(w.as_str()))
-                .add(C::CleanupState.eq(w.as_str())),
-        );
+        q = q.filter(C::states().fold(Condition::any(), |any, c| any.add(c.eq(w.as_str()))));
     }
     if let Some(s) = &filter.site {
         q = q.filter(C::Site.eq(s.as_str()));
@@ -371,11 +364,9 @@ fn filtered(filter: &ListFilter) -> sea_orm::Select<DatasetStatus> {
             .filter(|s| s.failed_for_good())
             .map(|s| format!("'{s}'"))
             .collect();
-        let failed = C::PrestageState
-            .eq("FAILED")
-            .or(C::RecoState.eq("FAILED"))
-            .or(C::MergeState.eq("FAILED"))
-            .or(C::CleanupState.eq("FAILED"));
+        let failed = repro_core::Phase::ALL
+            .iter()
+            .fold(Condition::any(), |any, p| any.add(C::of(*p).eq("FAILED")));
         q = q.filter(failed.or(Expr::cust(format!(
             "(SELECT COALESCE(SUM(sc.n), 0) FROM state_count sc WHERE sc.dataset_id = dataset_status.id \
              AND sc.entity = 'file' AND sc.state IN ({})) > dataset_status.accepted_lost",
@@ -762,33 +753,22 @@ pub struct Totals {
 pub(crate) async fn totals(db: &DatabaseConnection) -> Result<Totals> {
     use dataset_status::Column as C;
     let mut t = Totals::default();
-    let rows: Vec<(String, String, String, String, String, i64)> = DatasetStatus::find()
-        .select_only()
-        .column(C::LockState)
-        .column(C::PrestageState)
-        .column(C::RecoState)
-        .column(C::MergeState)
-        .column(C::CleanupState)
-        .column_as(Expr::col(C::Id).count(), "n")
-        .group_by(C::LockState)
-        .group_by(C::PrestageState)
-        .group_by(C::RecoState)
-        .group_by(C::MergeState)
-        .group_by(C::CleanupState)
-        .into_tuple()
-        .all(db)
-        .await?;
-    for (lock, prestage, reco, merge, cleanup, n) in rows {
-        let n = u64::try_from(n).unwrap_or(0);
-        t.datasets += n;
-        for (col, word) in [
-            ("lock", lock),
-            ("prestage", prestage),
-            ("reco", reco),
-            ("merge", merge),
-            ("cleanup", cleanup),
-        ] {
-            *t.columns.entry((col.to_owned(), word)).or_default() += n;
+    // Datasets per word of each column: one small query per column.
+    for (name, column) in repro_core::Columns::names().zip(C::states()) {
+        let rows: Vec<(String, i64)> = DatasetStatus::find()
+            .select_only()
+            .column(column)
+            .column_as(Expr::col(C::Id).count(), "n")
+            .group_by(column)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (word, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            if name == repro_core::LockWord::COLUMN {
+                t.datasets += n;
+            }
+            *t.columns.entry((name.to_owned(), word)).or_default() += n;
         }
     }
     // Files and jobs per state: sums over the counts the writes keep, one small row per

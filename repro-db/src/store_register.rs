@@ -142,13 +142,8 @@ async fn insert_dataset(
     opts: &Register,
     now: chrono::NaiveDateTime,
 ) -> Result<i64> {
-    let inserted = DatasetStatus::insert(dataset_status::ActiveModel {
+    let mut row = dataset_status::ActiveModel {
         name: Set(name.to_string()),
-        lock_state: Set(c.lock.as_str().into()),
-        prestage_state: Set(c.prestage.as_str().into()),
-        reco_state: Set(c.reco.as_str().into()),
-        merge_state: Set(c.merge.as_str().into()),
-        cleanup_state: Set(c.cleanup.as_str().into()),
         site: Set(opts.site.clone()),
         sample: Set(opts.sample.as_ref().map(|s| s.to_string())),
         priority: Set(opts.priority),
@@ -157,13 +152,19 @@ async fn insert_dataset(
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
-    })
-    .exec(txn)
-    .await
-    .map_err(|e| match e.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => DbError::Exists(name.to_string()),
-        _ => DbError::from(e),
-    })?;
+    };
+    for (column, word) in dataset_status::state_words(*c) {
+        sea_orm::ActiveModelTrait::set(&mut row, column, word.into());
+    }
+    let inserted = DatasetStatus::insert(row)
+        .exec(txn)
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                DbError::Exists(name.to_string())
+            }
+            _ => DbError::from(e),
+        })?;
     Ok(inserted.last_insert_id)
 }
 

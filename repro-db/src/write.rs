@@ -1079,21 +1079,17 @@ impl Writer<'_> {
         let (from, via, to) = (m.from(), m.via(), m.to());
         use dataset_status::Column as C;
         let (f, t) = (from.columns(), to.columns());
-        let res = DatasetStatus::update_many()
-            .col_expr(C::LockState, Expr::value(t.lock.as_str()))
-            .col_expr(C::PrestageState, Expr::value(t.prestage.as_str()))
-            .col_expr(C::RecoState, Expr::value(t.reco.as_str()))
-            .col_expr(C::MergeState, Expr::value(t.merge.as_str()))
-            .col_expr(C::CleanupState, Expr::value(t.cleanup.as_str()))
+        let mut update = DatasetStatus::update_many()
             .col_expr(C::UpdatedAt, Expr::value(self.now))
-            .filter(C::Id.eq(self.ds.id))
-            .filter(C::LockState.eq(f.lock.as_str()))
-            .filter(C::PrestageState.eq(f.prestage.as_str()))
-            .filter(C::RecoState.eq(f.reco.as_str()))
-            .filter(C::MergeState.eq(f.merge.as_str()))
-            .filter(C::CleanupState.eq(f.cleanup.as_str()))
-            .exec(self.txn)
-            .await?;
+            .filter(C::Id.eq(self.ds.id));
+        for ((column, to), (_, from)) in
+            dataset_status::state_words(t).zip(dataset_status::state_words(f))
+        {
+            update = update
+                .col_expr(column, Expr::value(to))
+                .filter(column.eq(from));
+        }
+        let res = update.exec(self.txn).await?;
         if res.rows_affected != 1 {
             let now = DatasetStatus::find_by_id(self.ds.id).one(self.txn).await?;
             let found = match now.as_ref().map(convert::dataset) {

@@ -553,14 +553,15 @@ impl RetryConfig {
             window_s: self.window_s,
         }
         .over(Backoff::default());
-        let phases = [
-            (Phase::Prestage, &self.prestage),
-            (Phase::Reco, &self.reco),
-            (Phase::Merge, &self.merge),
-            (Phase::Cleanup, &self.cleanup),
-        ];
-        let phase = phases
-            .into_iter()
+        let section = |p: Phase| match p {
+            Phase::Prestage => &self.prestage,
+            Phase::Reco => &self.reco,
+            Phase::Merge => &self.merge,
+            Phase::Cleanup => &self.cleanup,
+        };
+        let phase = Phase::ALL
+            .iter()
+            .map(|p| (*p, section(*p)))
             .filter(|(_, c)| !c.is_empty())
             .map(|(p, c)| (p, c.over(all)))
             .collect();

@@ -11,16 +11,9 @@ use serde::Serialize;
 pub struct DatasetJson {
     /// Name.
     pub name: String,
-    /// `LOCK` or `UNLOCK`.
-    pub lock: String,
-    /// Prestage column.
-    pub prestage: String,
-    /// Reco column.
-    pub reco: String,
-    /// Merge column.
-    pub merge: String,
-    /// Cleanup column.
-    pub cleanup: String,
+    /// The state columns, one key each (`lock`, `prestage`, ...), in the stored words.
+    #[serde(flatten)]
+    pub columns: repro_core::Columns,
     /// Site, if set.
     pub site: Option<String>,
     /// Sample, if set.
@@ -87,15 +80,10 @@ impl DatasetJson {
 
 impl From<&DatasetSummary> for DatasetJson {
     fn from(d: &DatasetSummary) -> Self {
-        let c = d.status.columns();
         let files = file_counts(&d.files);
         DatasetJson {
             name: d.name.to_string(),
-            lock: c.lock.to_string(),
-            prestage: c.prestage.to_string(),
-            reco: c.reco.to_string(),
-            merge: c.merge.to_string(),
-            cleanup: c.cleanup.to_string(),
+            columns: d.status.columns(),
             site: d.site.clone(),
             sample: d.sample.as_ref().map(ToString::to_string),
             priority: d.priority,

@@ -633,7 +633,7 @@ async fn finish(s: &Scenario, store: &Store, tally: Tally) -> Result<Prediction>
             sample,
             site: d.site.clone(),
             at_rest_h: at,
-            state: format!("{lock}{} {} {} {}", c.prestage, c.reco, c.merge, c.cleanup),
+            state: format!("{lock}{}", c.words().skip(1).collect::<Vec<_>>().join(" ")),
         });
     }
     p.datasets

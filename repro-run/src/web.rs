@@ -167,10 +167,10 @@ h1{font-size:1.4em;margin:0 0 .3em} h2{font-size:1.1em;margin:1.4em 0 .4em}
 table{border-collapse:collapse} th,td{padding:3px 8px;text-align:left;border-bottom:1px solid #e4e4e4;vertical-align:top}
 th{background:#f4f4f4;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .w{display:inline-block;padding:1px 6px;border-radius:3px;font-size:12px;font-weight:600;white-space:nowrap}
-.w-NOT_DONE{background:#eee;color:#666}.w-RUNNING{background:#dbeafe;color:#1e40af}
-.w-PRESTAGE,.w-COMPLETED,.w-MERGED,.w-MERGED_DBUP,.w-CLEANED{background:#dcfce7;color:#166534}
-.w-PARTIAL{background:#fef3c7;color:#92400e}.w-FAILED{background:#fee2e2;color:#991b1b}
-.w-LOCK{background:#ede9fe;color:#5b21b6}.w-UNLOCK{background:#f5f5f5;color:#555}
+.t-idle{background:#eee;color:#666}.t-running{background:#dbeafe;color:#1e40af}
+.t-done{background:#dcfce7;color:#166534}
+.t-partial{background:#fef3c7;color:#92400e}.t-failed{background:#fee2e2;color:#991b1b}
+.t-lock{background:#ede9fe;color:#5b21b6}.t-unlock{background:#f5f5f5;color:#555}
 .bar{display:flex;width:220px;height:12px;background:#eee;border-radius:2px;overflow:hidden}
 .bar span{display:block;height:100%}.s-st{background:#93c5fd}.s-re{background:#60a5fa}.s-me{background:#34d399}.s-cl{background:#15803d}.s-fa{background:#ef4444}
 .totals{display:flex;gap:2em;flex-wrap:wrap;margin:.5em 0 1em}.totals div b{display:block;font-size:1.3em}
@@ -193,8 +193,29 @@ fn page(title: &str, body: Markup) -> Markup {
 }
 
 /// A status word as a coloured badge.
+/// A stored word, coloured by what it says (`t-done`, `t-failed`, ...), and classed by
+/// itself (`w-MERGED_DBUP`) for anyone styling one word.
 fn word(w: &str) -> Markup {
-    html! { span class=(format!("w w-{}", w.replace(' ', "_"))) { (w) } }
+    let tone = match w {
+        "NOT DONE" => "idle",
+        "RUNNING" => "running",
+        "PARTIAL" => "partial",
+        "FAILED" => "failed",
+        "LOCK" => "lock",
+        "UNLOCK" => "unlock",
+        _ => "done",
+    };
+    html! { span class=(format!("w t-{tone} w-{}", w.replace(' ', "_"))) { (w) } }
+}
+
+/// One header cell per state column, in the table's order.
+fn column_heads() -> Markup {
+    html! { @for name in repro_core::Columns::names() { th { (name.to_uppercase()) } } }
+}
+
+/// One cell per state column of `c`.
+fn column_words(c: repro_core::Columns) -> Markup {
+    html! { @for w in c.words() { td { (word(w)) } } }
 }
 
 fn pct(n: u64, total: u64) -> f64 {
@@ -608,7 +629,7 @@ fn filters(filter: &ListFilter) -> Markup {
 fn datasets_table(list: &[repro_db::DatasetSummary]) -> Markup {
     html! {
         table id="datasets" {
-            thead { tr { th { "NAME" } th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "PROGRESS" } th title="files that got at least this far, of all" { "FILES staged / reco / merged / cleaned" } th { "FAILED" } th { "SITE" } th { "SAMPLE" } th title="higher gets budget first" { "PRIO" } th { "LAST CHANGE (UTC)" } } }
+            thead { tr { th { "NAME" } (column_heads()) th { "PROGRESS" } th title="files that got at least this far, of all" { "FILES staged / reco / merged / cleaned" } th { "FAILED" } th { "SITE" } th { "SAMPLE" } th title="higher gets budget first" { "PRIO" } th { "LAST CHANGE (UTC)" } } }
             tbody {
                 @for d in list {
                     @let c = d.status.columns();
@@ -617,11 +638,7 @@ fn datasets_table(list: &[repro_db::DatasetSummary]) -> Markup {
                             a href=(format!("/datasets/{}", d.name)) { (d.name) }
                             @if let Some(w) = &d.waiting { br; span.muted.waiting { (w) } }
                         }
-                        td { (word(c.lock.as_str())) }
-                        td { (word(c.prestage.as_str())) }
-                        td { (word(c.reco.as_str())) }
-                        td { (word(c.merge.as_str())) }
-                        td { (word(c.cleanup.as_str())) }
+                        (column_words(c))
                         td { (progress(&d.files)) }
                         td.num { (reached(&d.files)) }
                         td.num { (d.files.failed_for_good()) }
@@ -746,10 +763,9 @@ fn dataset_head(glance: &repro_db::Glance) -> Markup {
             p.muted { "Retrying: " (n) " " (crate::attention::next_retry(first)) }
         }
         table {
-            tr { th { "LOCK" } th { "PRESTAGE" } th { "RECO" } th { "MERGE" } th { "CLEANUP" } th { "SITE" } th { "LAST CHANGE (UTC)" } }
+            tr { (column_heads()) th { "SITE" } th { "LAST CHANGE (UTC)" } }
             tr {
-                td { (word(c.lock.as_str())) } td { (word(c.prestage.as_str())) } td { (word(c.reco.as_str())) }
-                td { (word(c.merge.as_str())) } td { (word(c.cleanup.as_str())) }
+                (column_words(c))
                 td { (summary.site.clone().unwrap_or_default()) } td { (summary.updated_at.format("%Y-%m-%d %H:%M:%S")) }
             }
         }

@@ -33,3 +33,27 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Column {
+    /// The column holding `phase`'s word.
+    pub const fn of(phase: repro_core::Phase) -> Column {
+        use repro_core::Phase;
+        match phase {
+            Phase::Prestage => Column::PrestageState,
+            Phase::Reco => Column::RecoState,
+            Phase::Merge => Column::MergeState,
+            Phase::Cleanup => Column::CleanupState,
+        }
+    }
+
+    /// The state columns in the table's order: the lock, then every phase's.
+    pub fn states() -> impl Iterator<Item = Column> {
+        std::iter::once(Column::LockState)
+            .chain(repro_core::Phase::ALL.iter().map(|p| Column::of(*p)))
+    }
+}
+
+/// The stored words of `c`, one per column of [`Column::states`].
+pub fn state_words(c: repro_core::Columns) -> impl Iterator<Item = (Column, &'static str)> {
+    Column::states().zip(c.words())
+}
