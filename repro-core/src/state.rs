@@ -341,6 +341,11 @@ impl DatasetState {
         self.kind().phase()
     }
 
+    /// Whether the dataset is CLEANED: its lifecycle is over.
+    pub const fn is_cleaned(self) -> bool {
+        matches!(self.kind(), StageKind::Cleaned)
+    }
+
     /// How reco ended, once it has.
     pub const fn reco_outcome(self) -> Option<RecoOutcome> {
         match self {

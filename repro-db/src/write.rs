@@ -119,6 +119,15 @@ struct FilePayload<'a> {
 /// Files per `UPDATE` when each carries its own values (two bind parameters per column).
 const PAYLOAD_CHUNK: usize = 100;
 
+/// Rows per `UPDATE`: fewer when each carries values of its own than when only ids are bound.
+const fn chunk_len(with_payload: bool) -> usize {
+    if with_payload {
+        PAYLOAD_CHUNK
+    } else {
+        ID_CHUNK
+    }
+}
+
 struct Writer<'a> {
     txn: &'a DatabaseTransaction,
     ds: &'a dataset_status::Model,
@@ -582,11 +591,7 @@ impl Writer<'_> {
         let with_payload = items
             .iter()
             .any(|p| p.error.is_some() || p.tmb.is_some() || p.retry.is_some());
-        let chunk_len = if with_payload {
-            PAYLOAD_CHUNK
-        } else {
-            ID_CHUNK
-        };
+        let chunk_len = chunk_len(with_payload);
         // What the files hold, for the counts of their states: read before any of them
         // moves (if one is not where expected, an update below finds it and nothing is
         // kept), and again after if they got TMB files. A statement per 10,000 files, not
@@ -1195,11 +1200,7 @@ impl Writer<'_> {
             matches!(c, Change::Group { error, output, retry, .. }
                 if error.is_some() || output.is_some() || retry.is_some())
         });
-        let chunk_len = if with_payload {
-            PAYLOAD_CHUNK
-        } else {
-            ID_CHUNK
-        };
+        let chunk_len = chunk_len(with_payload);
         for chunk in run.chunks(chunk_len) {
             let GroupPayload {
                 ids,
@@ -1319,11 +1320,7 @@ impl Writer<'_> {
             matches!(c, Change::Job { batch_id, exit_code, error, .. }
                 if batch_id.is_some() || exit_code.is_some() || error.is_some())
         });
-        let chunk_len = if with_payload {
-            PAYLOAD_CHUNK
-        } else {
-            ID_CHUNK
-        };
+        let chunk_len = chunk_len(with_payload);
         for chunk in run.chunks(chunk_len) {
             let p = self.job_payload(chunk);
             if m.reco {

@@ -109,7 +109,7 @@ pub async fn run(c: &Campaign, progress: impl FnMut(usize, usize)) -> Result<Fin
         ..Summary::default()
     };
     for d in &datasets {
-        if d.status.columns().cleanup == repro_core::CleanupWord::Cleaned {
+        if d.status.state.is_cleaned() {
             s.cleaned += 1;
         } else {
             s.failed += 1;

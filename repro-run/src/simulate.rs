@@ -550,7 +550,7 @@ async fn play(
         }
         // Nothing asks about a CLEANED dataset again: its part of the world goes.
         for d in &census.list {
-            if d.status.columns().cleanup == repro_core::CleanupWord::Cleaned {
+            if d.status.state.is_cleaned() {
                 world.memory.forget(d.name.as_str());
             }
         }
@@ -583,10 +583,7 @@ async fn tick(
 ) -> crate::Run {
     let active: Vec<DatasetSummary> = list
         .iter()
-        .filter(|d| {
-            d.status.lock == LockWord::Unlock
-                && d.status.columns().cleanup != repro_core::CleanupWord::Cleaned
-        })
+        .filter(|d| d.status.lock == LockWord::Unlock && !d.status.state.is_cleaned())
         .cloned()
         .collect();
     let names: Vec<DatasetName> = crate::run_order(&active, &s.config.weights());
