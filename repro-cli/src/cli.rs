@@ -100,6 +100,9 @@ pub enum Command {
     /// Operator: bring back raw files that failed for good, after merging, even after
     /// CLEANED; they go through every phase again while what was merged stays.
     Recover(RecoverArgs),
+    /// Operator: kill the dataset's live jobs through the backend and LOCK it; each job is
+    /// recorded as a failed attempt with the reason, and what finished first is kept.
+    Cancel(CancelArgs),
     /// A dataset's history: who moved it, when, from, to, why.
     History(HistoryArgs),
     /// Print a crontab equivalent to the predecessor scripts' schedule, and the one-line alternative.
@@ -358,6 +361,34 @@ fn parse_reset_phase(s: &str) -> Result<repro_core::Phase, String> {
             "a reset goes back to {}, not {s:?}",
             valid.join(" or ")
         )),
+    }
+}
+
+/// `repro cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The dataset.
+    pub name: String,
+    /// Only its jobs of this phase: reco or merge (by default both).
+    #[arg(long, value_parser = parse_job_phase)]
+    pub phase: Option<repro_core::Phase>,
+    /// Why, for the history and the jobs' errors.
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// A phase that has jobs: exactly those a cancel takes.
+fn parse_job_phase(s: &str) -> Result<repro_core::Phase, String> {
+    use repro_core::{Phase, operator::check_cancel};
+    let has_jobs = |p: Phase| check_cancel(Some(p), "-").is_ok();
+    let valid: Vec<&str> = Phase::ALL
+        .iter()
+        .filter(|p| has_jobs(**p))
+        .map(|p| p.as_str())
+        .collect();
+    match s.parse::<Phase>() {
+        Ok(p) if has_jobs(p) => Ok(p),
+        _ => Err(format!("jobs run in {}, not {s:?}", valid.join(" and "))),
     }
 }
 

@@ -205,6 +205,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Accept(args) => accept(&live().await?.0, args).await,
         Command::Reset(args) => reset(&live().await?.0, args).await,
         Command::Recover(args) => recover(&live().await?.0, args).await,
+        Command::Cancel(args) => {
+            let (store, config) = live().await?;
+            cancel(&store, &config, args, json).await
+        }
         Command::History(args) => history(&live().await?.0, args, json).await,
         Command::Serve(args) => serve(live().await?.0, args.bind).await,
         Command::Recount(args) => recount(&live().await?.0, args, json).await,
@@ -371,6 +375,37 @@ async fn recover(store: &Store, args: cli::RecoverArgs) -> Result<ExitCode, CliE
         repro_core::words::count(files as u64, "raw file"),
         after.status.columns()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `repro cancel`.
+async fn cancel(
+    store: &Store,
+    config: &Config,
+    args: cli::CancelArgs,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let n = name(&args.name)?;
+    let backend = repro_run::backend_for(config, store, now_secs()).await?;
+    let driver = Driver::new(store, backend.as_ref())
+        .with_policy(config.policy())
+        .with_lease_ttl(Duration::from_secs(config.lease.ttl_s));
+    let done = driver.cancel(&n, args.phase, &args.reason).await?;
+    if json {
+        print!("{}", output::json(&done));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let count = |n: usize| repro_core::words::count(n as u64, "job");
+    let mut line = format!("{n}: {} cancelled", count(done.cancelled));
+    if done.finished > 0 {
+        line.push_str(&format!(", {} finished first (kept)", count(done.finished)));
+    }
+    let lock = if done.locked {
+        "LOCKed"
+    } else {
+        "still LOCKed"
+    };
+    println!("{line}; {lock}: `repro unlock {n}` lets it carry on, the cancelled attempts retried");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,10 +5,12 @@
 //! is deleted and nothing finished is redone.
 
 use crate::file::{FileEvent, FileId, FileState};
+use crate::job::JobSubject;
+use crate::outcome::{ErrorClass, Outcome, StaleOutcome};
 use crate::state::{Phase, StageKind};
 use crate::transition::{Refused, Transition};
 use crate::typed::AnyDataset;
-use crate::view::{Change, DatasetView, GroupEvent, GroupState};
+use crate::view::{Change, DatasetView, GroupEvent, GroupState, Job};
 use crate::words::LockWord;
 
 /// Why an operator action was refused.
@@ -49,6 +51,12 @@ pub enum OperatorError {
     /// There is no reset back to this phase.
     #[error("there is no reset to {0}: a reset goes back to prestage or reco")]
     NoResetTo(Phase),
+    /// `cancel` of a phase that has no jobs.
+    #[error("{0} has no jobs to cancel: jobs run in reco and merge")]
+    NoJobsIn(Phase),
+    /// A job cancelled is not where the view has it: a bug, never expected.
+    #[error(transparent)]
+    Stale(#[from] StaleOutcome),
 }
 
 /// The operator's move `via`, made by the typed method it names on the recovered dataset.
@@ -241,6 +249,71 @@ pub fn accept(
     Ok(lost)
 }
 
+/// The jobs `repro cancel` kills: those of `phase` (reco or merge, both when `None`) that
+/// may still produce their output (reserved, submitted or running).
+pub fn live_jobs(
+    view: &DatasetView,
+    phase: Option<Phase>,
+) -> Result<impl Iterator<Item = &Job>, OperatorError> {
+    has_jobs(phase)?;
+    let of_phase = move |s: JobSubject| {
+        let p = match s {
+            JobSubject::Reco(_) => Phase::Reco,
+            JobSubject::Merge(_) => Phase::Merge,
+        };
+        phase.is_none_or(|q| q == p)
+    };
+    Ok(view
+        .jobs
+        .values()
+        .filter(move |j| j.state.is_live() && of_phase(j.key.subject)))
+}
+
+/// Refuses a cancel without a reason, or of a phase that has no jobs: before anything
+/// is killed.
+pub fn check_cancel(phase: Option<Phase>, reason: &str) -> Result<(), OperatorError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorError::NoReason);
+    }
+    has_jobs(phase)
+}
+
+/// Refuses a phase that has no jobs (reco and merge have them; `None` is both).
+fn has_jobs(phase: Option<Phase>) -> Result<(), OperatorError> {
+    match phase {
+        Some(p) if !matches!(p, Phase::Reco | Phase::Merge) => Err(OperatorError::NoJobsIn(p)),
+        _ => Ok(()),
+    }
+}
+
+/// Records a cancel, once the backend was told to kill the [`live_jobs`] and what
+/// finished before it could was recorded: the dataset is LOCKed with `reason` (unless it
+/// is already), and each job still live fails with `cancelled: REASON`, a failed attempt
+/// of its raw file or merge group. Nothing is lost and nothing is done twice: after
+/// `unlock` the attempts are retried under the policy (`retry` re-arms them at once), and
+/// the jobs that finished keep their output.
+pub fn cancel(
+    view: &DatasetView,
+    phase: Option<Phase>,
+    reason: &str,
+) -> Result<Vec<Change>, OperatorError> {
+    check_cancel(phase, reason)?;
+    let mut out = Vec::new();
+    if is_unlocked(view) {
+        out.push(dataset_change(view, Transition::Lock, Some(reason))?);
+    }
+    for job in live_jobs(view, phase)? {
+        let failed = Outcome::JobFailed {
+            job: job.key,
+            exit_code: None,
+            reason: format!("cancelled: {reason}"),
+            class: ErrorClass::Unknown,
+        };
+        out.extend(crate::outcome::record(view, &failed)?);
+    }
+    Ok(out)
+}
+
 /// Whether automation may act on the dataset at all.
 pub fn is_unlocked(view: &DatasetView) -> bool {
     view.status.lock == LockWord::Unlock
@@ -275,6 +348,80 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn cancel_locks_and_fails_each_live_job_of_its_phase_and_retry_brings_them_back() {
+        use crate::job::{JobKey, JobState};
+        let s = FileState::RecoSubmitted;
+        let mut v = at(
+            DatasetState::Reco(Progress::Running),
+            &[s, s, FileState::Reconstructed],
+        );
+        let key = |id| JobKey {
+            subject: JobSubject::Reco(FileId(id)),
+            attempt: 1,
+        };
+        for (id, state) in [
+            (1, JobState::Running),
+            (2, JobState::Submitted),
+            (3, JobState::Done),
+        ] {
+            v.files.get_mut(&FileId(id)).unwrap().attempts = 1;
+            let batch_id = Some(format!("{id}"));
+            let (exit_code, error) = (None, None);
+            let job = Job {
+                key: key(id),
+                state,
+                batch_id,
+                exit_code,
+                error,
+            };
+            v.jobs.insert(key(id), job);
+        }
+        assert_eq!(cancel(&v, None, " "), Err(OperatorError::NoReason));
+        assert_eq!(
+            cancel(&v, Some(Phase::Prestage), "x"),
+            Err(OperatorError::NoJobsIn(Phase::Prestage))
+        );
+        let merge_only = cancel(&v, Some(Phase::Merge), "x").unwrap();
+        assert_eq!(merge_only.len(), 1, "no merge job is live: the lock alone");
+        assert_eq!(live_jobs(&v, Some(Phase::Reco)).unwrap().count(), 2);
+
+        let changes = cancel(&v, Some(Phase::Reco), "wrong release").unwrap();
+        assert_eq!(vias(&changes), [Transition::Lock]);
+        v.apply(&changes).unwrap();
+        assert_eq!(v.status.lock, LockWord::Lock);
+        assert_eq!(live_jobs(&v, None).unwrap().count(), 0);
+        for id in [1, 2] {
+            let j = &v.jobs[&key(id)];
+            assert_eq!(j.state, JobState::Failed);
+            assert!(
+                j.error
+                    .as_deref()
+                    .unwrap()
+                    .contains("cancelled: wrong release")
+            );
+            assert_eq!(v.files[&FileId(id)].state, FileState::RecoFailed);
+        }
+        assert_eq!(
+            v.jobs[&key(3)].state,
+            JobState::Done,
+            "finished work is kept"
+        );
+        assert!(
+            cancel(&v, None, "again").unwrap().is_empty(),
+            "nothing twice"
+        );
+
+        v.apply(&unlock(&v, None).unwrap()).unwrap();
+        let again = retry(&v, Some(Phase::Reco), None, None).unwrap();
+        let rearmed = again.iter().filter(|c| matches!(c, Change::File { .. }));
+        assert_eq!(
+            rearmed.count(),
+            2,
+            "each cancelled file gets a fresh attempt"
+        );
     }
 
     #[test]

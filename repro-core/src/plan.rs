@@ -688,16 +688,7 @@ pub fn polls(view: &DatasetView) -> Vec<Poll> {
         }
     }
     for j in view.jobs.values().filter(|j| j.state.is_live()) {
-        let lfn = match j.key.subject {
-            JobSubject::Reco(f) => view.files.get(&f).map(|f| f.lfn.clone()),
-            JobSubject::Merge(_) => None,
-        };
-        out.push(Poll::Job {
-            job: j.key,
-            name: j.key.name(&view.name),
-            batch_id: j.batch_id.clone(),
-            lfn,
-        });
+        out.push(job_poll(view, j));
     }
     for g in view.groups.values() {
         if let (GroupState::Declaring, Some(merged)) = (g.state, &g.output) {
@@ -713,6 +704,20 @@ pub fn polls(view: &DatasetView) -> Vec<Poll> {
 /// Whether the dataset is at the end of the line: `CLEANED`, or `FAILED` somewhere.
 pub fn at_rest(state: DatasetState) -> bool {
     state.kind().at_rest()
+}
+
+/// The poll that asks where job `j` of `view` is.
+pub fn job_poll(view: &DatasetView, j: &crate::view::Job) -> Poll {
+    let lfn = match j.key.subject {
+        JobSubject::Reco(f) => view.files.get(&f).map(|f| f.lfn.clone()),
+        JobSubject::Merge(_) => None,
+    };
+    Poll::Job {
+        job: j.key,
+        name: j.key.name(&view.name),
+        batch_id: j.batch_id.clone(),
+        lfn,
+    }
 }
 
 #[cfg(test)]

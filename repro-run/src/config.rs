@@ -298,6 +298,10 @@ pub struct CommandConfig {
     pub job_status: Option<Vec<String>>,
     /// Look a job up by `{job}` name; stdout its batch id, or nothing if there is none.
     pub job_lookup: Option<Vec<String>>,
+    /// Kill a job (`{batch_id}`, empty for a job reserved but not known to be submitted,
+    /// and its `{job}` name), for `repro cancel`; exit 0 means it is gone or had ended.
+    /// Unset: `repro cancel` refuses, and kills nothing.
+    pub cancel: Option<Vec<String>>,
     /// Declare a merged file to the catalog. Unset: no catalog, declaring always succeeds.
     pub declare: Option<Vec<String>>,
     /// Delete a raw file's intermediates (`{file}` staged copy, `{tmb}`). Unset: nothing is deleted.
@@ -372,6 +376,7 @@ impl Default for CommandConfig {
             merge_submit: None,
             job_status: None,
             job_lookup: None,
+            cancel: None,
             declare: None,
             delete: None,
             stage_bulk: None,
@@ -821,6 +826,7 @@ impl Config {
             ("backend.command.stage", &c.stage),
             ("backend.command.stage_status", &c.stage_status),
             ("backend.command.job_lookup", &c.job_lookup),
+            ("backend.command.cancel", &c.cancel),
             ("backend.command.declare", &c.declare),
             ("backend.command.delete", &c.delete),
             ("backend.command.stage_bulk", &c.stage_bulk),

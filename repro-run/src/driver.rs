@@ -1017,7 +1017,7 @@ impl<'a> Driver<'a> {
     /// Records what the world said, all in one transaction, with what it tells of the
     /// steps' services (an outage, [`outage::trip`]) noted in `report`; follows the
     /// revision in `at`.
-    async fn record(
+    pub(crate) async fn record(
         &self,
         view: &mut DatasetView,
         outcomes: Vec<Outcome>,

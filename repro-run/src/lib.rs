@@ -35,6 +35,7 @@
 pub mod attention;
 pub mod backend;
 pub mod cache;
+mod cancel;
 pub mod config;
 pub mod demo;
 pub mod driver;
@@ -60,6 +61,7 @@ pub(crate) fn fnv1a(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
 
 pub use backend::{Backend, BackendError};
 pub use cache::ViewCache;
+pub use cancel::Cancelled;
 pub use config::{BackendKind, Config, ConfigError};
 pub use driver::{
     Driver, Op, Preview, Report, Run, Scope, preview, preview_dataset, preview_within, run_order,

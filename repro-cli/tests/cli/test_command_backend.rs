@@ -33,10 +33,14 @@ case "$cmd" in
   status)            # status BATCH_ID
     id="${1%.0}"
     [ -f "$state/jobs/$id" ] || { echo "unknown job $1" >&2; exit 2; }
+    grep -q cancelled "$state/jobs/$id" && { echo "FAILED 143 cancelled"; exit 0; }
     [ -e "$state/hold" ] && { echo PENDING; exit 0; }
     if grep -q lose "$state/jobs/$id"; then echo LOST
     elif grep -q crash "$state/jobs/$id"; then echo "FAILED 139 segmentation violation"
     else echo DONE; fi ;;
+  cancel)            # cancel BATCH_ID: the job ends, failed (after a while, with `slowcancel`)
+    [ -e "$state/slowcancel" ] && sleep 3
+    id="${1%.0}"; [ -f "$state/jobs/$id" ] && echo cancelled >> "$state/jobs/$id" ;;
   lookup)            # lookup JOB
     grep -lx "$1" "$state"/jobs/* 2>/dev/null | head -1 | xargs -r basename ;;
   declare)  echo "$1" >> "$state/catalog" ;;
@@ -175,6 +179,152 @@ delete_bulk = ["{t}", "delete-many", "{files}"]"#,
         "each file asked for once: {requested}"
     );
     assert!(!env.path("work/tmb/bulk/raw_001.dat.a1.tmb").exists());
+}
+
+/// `repro cancel` kills the live jobs through the `cancel` step, records each as a failed
+/// attempt with the reason and LOCKs the dataset, which ticks then leave alone; after
+/// `unlock` it carries on to CLEANED, each raw file merged once from a job that finished.
+#[test]
+fn cancel_kills_the_live_jobs_and_unlock_carries_on_with_nothing_done_twice() {
+    let env = Env::new();
+    setup_with(&env, 10, r#"cancel = ["{t}", "cancel", "{batch_id}"]"#);
+    env.add("c", 3, &["--unlock"]);
+    switch(&env, "hold", true);
+    for _ in 0..4 {
+        if state(&env, "c")["reco"] == "RUNNING" {
+            break;
+        }
+        env.ok(&["tick"]);
+    }
+    let out = env.ok(&[
+        "cancel",
+        "c",
+        "--phase",
+        "reco",
+        "--reason",
+        "wrong release",
+    ]);
+    assert!(out.starts_with("c: 3 jobs cancelled; LOCKed"), "{out}");
+    let calls = std::fs::read_to_string(env.path("calls")).unwrap();
+    assert_eq!(
+        calls.lines().filter(|l| *l == "cancel").count(),
+        3,
+        "{calls}"
+    );
+    let files = env.ok(&["dataset", "files", "c"]);
+    assert_eq!(
+        files.matches("cancelled: wrong release").count(),
+        3,
+        "{files}"
+    );
+    // A LOCKed dataset is left alone, even with the batch system free again.
+    switch(&env, "hold", false);
+    env.ok(&["tick"]);
+    assert_eq!(state(&env, "c")["lock"], "LOCK");
+    assert_eq!(
+        env.ok(&["cancel", "c", "--reason", "again"]),
+        "c: 0 jobs cancelled; still LOCKed: `repro unlock c` lets it carry on, the cancelled attempts retried\n"
+    );
+    env.ok(&["unlock", "c"]);
+    let v = tick_until_rest(&env, "c");
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+    let merged = |n| std::fs::read_to_string(env.path(&format!("work/merged/c/c.merged.000{n}")));
+    let all = format!("{}{}", merged(1).unwrap(), merged(2).unwrap());
+    assert_eq!(
+        all, "reconstructed c.reco.f1.a2\nreconstructed c.reco.f2.a2\nreconstructed c.reco.f3.a2\n",
+        "each raw file once, from the attempt after the cancel"
+    );
+}
+
+/// Waits until the tool has had `n` calls of `what`: a process that holds the dataset's
+/// lease has got that far.
+fn wait_for_call(env: &Env, what: &str, n: usize) {
+    let t0 = std::time::Instant::now();
+    while calls(env, what) < n {
+        assert!(t0.elapsed().as_secs() < 60, "no {what} call came");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Runs `c` on a thread of its own: its output when joined.
+fn background(mut c: std::process::Command) -> std::thread::JoinHandle<std::process::Output> {
+    std::thread::spawn(move || c.output().unwrap())
+}
+
+/// A cancel and a tick that meet on one dataset take turns under its lease: a tick
+/// that comes while a slow cancel works leaves the dataset alone, and a cancel that comes
+/// while a tick works is refused, changing nothing. Nothing is lost either way.
+#[test]
+fn a_cancel_and_a_tick_that_race_take_turns_and_lose_nothing() {
+    let env = Env::new();
+    setup_with(&env, 10, r#"cancel = ["{t}", "cancel", "{batch_id}"]"#);
+    env.add("r", 2, &["--unlock"]);
+    switch(&env, "hold", true);
+    for _ in 0..4 {
+        env.ok(&["tick"]);
+    }
+    assert_eq!(state(&env, "r")["reco"], "RUNNING");
+    // A tick while the cancel works.
+    switch(&env, "slowcancel", true);
+    let cancel = background(env.spawnable(&["cancel", "r", "--reason", "stop"]));
+    wait_for_call(&env, "cancel", 1);
+    switch(&env, "hold", false);
+    let tick = env.run(&["tick", "--name", "r"]);
+    let cancel = cancel.join().unwrap();
+    assert!(cancel.status.success(), "{}", render(&cancel));
+    assert!(
+        !tick.status.success(),
+        "the tick waits its turn: {}",
+        render(&tick)
+    );
+    assert!(render(&tick).contains("lease"), "{}", render(&tick));
+    let files = env.ok(&["dataset", "files", "r"]);
+    assert_eq!(files.matches("cancelled: stop").count(), 2, "{files}");
+    // A cancel while a tick works: its submissions hang until the timeout kills them.
+    switch(&env, "slowcancel", false);
+    env.ok(&["unlock", "r"]);
+    switch(&env, "hang", true);
+    let submits = calls(&env, "submit");
+    let tick = background(env.spawnable(&["tick", "--name", "r"]));
+    wait_for_call(&env, "submit", submits + 1);
+    let before = state(&env, "r");
+    let refused = env.run(&["cancel", "r", "--reason", "too soon"]);
+    assert!(!refused.status.success(), "{}", render(&refused));
+    assert!(render(&refused).contains("lease"), "{}", render(&refused));
+    assert_eq!(state(&env, "r")["lock"], before["lock"]);
+    tick.join().unwrap();
+    switch(&env, "hang", false);
+    let v = tick_until_rest(&env, "r");
+    assert_eq!(v["cleanup"], "CLEANED", "{v}");
+    let files = env.ok(&["dataset", "files", "r"]);
+    assert!(
+        !files.contains("too soon"),
+        "the refused cancel recorded nothing: {files}"
+    );
+}
+
+/// Without a `cancel` step nothing can be killed, so `repro cancel` says so, exits
+/// non-zero and records nothing: the dataset stays unlocked and its jobs live.
+#[test]
+fn cancel_without_a_cancel_step_refuses_and_records_nothing() {
+    let env = Env::new();
+    setup(&env, 10);
+    env.add("n", 2, &["--unlock"]);
+    switch(&env, "hold", true);
+    for _ in 0..4 {
+        env.ok(&["tick"]);
+    }
+    let before = state(&env, "n");
+    assert_eq!(before["reco"], "RUNNING", "{before}");
+    let out = env.run(&["cancel", "n", "--reason", "stop"]);
+    assert!(!out.status.success());
+    assert!(
+        render(&out)
+            .contains("no `cancel` step is configured in [backend.command], so no job was killed"),
+        "{}",
+        render(&out)
+    );
+    assert_eq!(state(&env, "n"), before);
 }
 
 #[test]

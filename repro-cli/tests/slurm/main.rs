@@ -319,3 +319,110 @@ fn at_most_40_reco_jobs_are_ever_in_slurms_queue() {
     let twice: Vec<_> = jobs.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "submitted twice: {twice:?}");
 }
+
+/// Slurm's state of job `name` (`RUNNING`, `COMPLETED`, `CANCELLED by 0`, ...), from its accounting.
+fn slurm_state(name: &str) -> String {
+    let out = Command::new("sacct")
+        .args(["-X", "-P", "-n", "-S", "2000-01-01", "--format=State"])
+        .arg(format!("--name={name}"))
+        .output()
+        .expect("sacct runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Kills the reco jobs of dataset `.0` that a failed test would leave hanging on the
+/// cluster, where they would hold the other tests' slots.
+struct KillOnDrop(String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for a in 1..=3 {
+            let job = format!("--name={}.reco.f1.a{a}", self.0);
+            let _ = Command::new("scancel").arg(job).status();
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a Slurm cluster (.ci/slurm-up.sh starts one); run with --ignored"]
+fn cancel_kills_running_jobs_keeps_finished_ones_and_unlock_carries_on() {
+    assert_slurm_is_up();
+    let env = Env::new();
+    setup(&env, "10", 3);
+    let name = format!("cx{}", std::process::id());
+    let _kill = KillOnDrop(name.clone());
+    raw_files(&env, &name, &["hang", "good"]);
+    env.ok(&["unlock", &name]);
+    env.ok(&["tick"]); // prestage
+    env.ok(&["tick"]); // staged; reco jobs submitted
+    let job = |f: u32, a: u32| format!("{name}.reco.f{f}.a{a}");
+    let t0 = Instant::now();
+    while !(slurm_state(&job(1, 1)) == "RUNNING" && slurm_state(&job(2, 1)) == "COMPLETED") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "the jobs never ran"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // One job hangs; the other finished, and no tick has recorded it yet.
+    let out = env.ok(&["--json", "cancel", &name, "--reason", "wrong calibration"]);
+    let done: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            &done["killed"],
+            &done["finished"],
+            &done["cancelled"],
+            &done["locked"]
+        ),
+        (&2.into(), &1.into(), &1.into(), &true.into()),
+        "{done}"
+    );
+    let t0 = Instant::now();
+    while !slurm_state(&job(1, 1)).starts_with("CANCELLED") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{}",
+            slurm_state(&job(1, 1))
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let v = show(&env, &name);
+    assert_eq!(
+        (&v["lock"], &v["files"]["reconstructed"]),
+        (&"LOCK".into(), &1.into()),
+        "{v}"
+    );
+    // The cause fixed, the operator lets it carry on.
+    raw_files_rewritten(&env, &name, &["good"]);
+    env.ok(&["unlock", &name]);
+    tick_until_rest(&env, &name, 1, Duration::from_secs(240));
+    let v = show(&env, &name);
+    assert_eq!(
+        (&v["reco"], &v["cleanup"]),
+        (&"COMPLETED".into(), &"CLEANED".into()),
+        "{v}"
+    );
+    // Slurm's accounting may lag behind a job's end by a moment.
+    let t0 = Instant::now();
+    let mut ran = accounted(&format!("{name}.reco."));
+    while ran.len() < 3 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(500));
+        ran = accounted(&format!("{name}.reco."));
+    }
+    let want: HashMap<String, usize> = [job(1, 1), job(1, 2), job(2, 1)]
+        .into_iter()
+        .map(|j| (j, 1))
+        .collect();
+    assert_eq!(
+        ran, want,
+        "the cancelled file ran once more, the finished one never again"
+    );
+}
+
+/// Overwrites the first raw files of `name` (as [`raw_files`] wrote them) with `contents`.
+fn raw_files_rewritten(env: &Env, name: &str, contents: &[&str]) {
+    for (i, c) in contents.iter().enumerate() {
+        let p = env.path("raw").join(format!("{name}_{i:04}.raw"));
+        std::fs::write(&p, format!("{c}\n")).unwrap();
+    }
+}

@@ -649,6 +649,32 @@ impl CommandBackend {
 }
 
 impl Backend for CommandBackend {
+    /// The `cancel` step, once per job; the first that fails stops the cancel.
+    fn cancel(&self, dataset: &DatasetName, jobs: &[Poll]) -> Result<(), BackendError> {
+        let error = |message| BackendError {
+            backend: "command",
+            message,
+        };
+        let Some(t) = &self.cfg.cancel else {
+            return Err(error(format!(
+                "{dataset}: no `cancel` step is configured in [backend.command], so no job was killed"
+            )));
+        };
+        for p in jobs {
+            if let Poll::Job { name, batch_id, .. } = p {
+                let b = batch_id.as_deref().unwrap_or("");
+                let vars = [
+                    ("dataset", dataset.as_str()),
+                    ("job", name),
+                    ("batch_id", b),
+                ];
+                self.step(Step::Cancel, t, &vars)
+                    .map_err(|f| error(format!("{dataset}: cancel {name}: {}", f.reason)))?;
+            }
+        }
+        Ok(())
+    }
+
     fn perform(
         &self,
         dataset: &DatasetName,

@@ -131,6 +131,19 @@ pub trait Backend: Send + Sync {
         Ok(None)
     }
 
+    /// Kills `jobs` of `dataset` (each a [`Poll::Job`]: its name and, once submitted, its
+    /// batch id), for `repro cancel`. A job that has ended already is no error: the
+    /// driver asks where each job is afterwards and keeps the output of those that
+    /// finished. An error says nothing was killed for sure, and the cancel records
+    /// nothing. The default: this backend cannot cancel.
+    fn cancel(&self, dataset: &DatasetName, jobs: &[Poll]) -> Result<(), BackendError> {
+        let _ = jobs;
+        Err(BackendError {
+            backend: "backend",
+            message: format!("{dataset}: this backend cannot cancel jobs"),
+        })
+    }
+
     /// The time the outside world is at, in seconds since the epoch: what failed
     /// attempts wait for before they are tried again. The wall clock, unless the backend
     /// keeps time of its own (the sim's, in a simulation).

@@ -779,6 +779,26 @@ impl Backend for SimBackend {
         self.events_cursor(dataset.as_str())
     }
 
+    /// A job not yet ended ends now, failed; one that has ended stays as it ended. (Its
+    /// batch slot is not given back early: the simulated site keeps its queue.)
+    fn cancel(&self, dataset: &DatasetName, jobs: &[Poll]) -> Result<(), BackendError> {
+        let now = self.now;
+        self.with_world(dataset.as_str(), |w, _| {
+            let mut touched = false;
+            for p in jobs {
+                if let Poll::Job { name, .. } = p
+                    && let Some(j) = w.jobs.get_mut(name)
+                    && j.ready_at > now
+                {
+                    j.fate = Fate::Failed;
+                    (j.start_at, j.ready_at) = (j.start_at.min(now), now);
+                    touched = true;
+                }
+            }
+            ((), touched)
+        })
+    }
+
     /// The sim's clock: in a simulation, the simulated time.
     fn now(&self) -> i64 {
         self.now as i64

@@ -660,6 +660,34 @@ impl SlurmBackend {
 }
 
 impl Backend for SlurmBackend {
+    /// `scancel` with every batch id in one call, and `scancel --name` for a job reserved
+    /// but not known to be submitted. Slurm takes a job that has ended without complaint.
+    fn cancel(&self, _: &DatasetName, jobs: &[Poll]) -> Result<(), BackendError> {
+        let mut ids = vec!["scancel".to_owned()];
+        let mut calls = Vec::new();
+        for p in jobs {
+            match p {
+                Poll::Job {
+                    batch_id: Some(b), ..
+                } => ids.push(b.clone()),
+                Poll::Job { name, .. } => {
+                    calls.push(vec!["scancel".into(), format!("--name={name}")])
+                }
+                _ => {}
+            }
+        }
+        if ids.len() > 1 {
+            calls.push(ids);
+        }
+        for argv in calls {
+            self.slurm(&argv).map_err(|message| BackendError {
+                backend: "slurm",
+                message,
+            })?;
+        }
+        Ok(())
+    }
+
     fn perform(
         &self,
         dataset: &DatasetName,

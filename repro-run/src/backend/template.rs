@@ -56,6 +56,8 @@ steps! {
     JobStatus = "backend.command.job_status", ["dataset", "job", "batch_id"];
     /// Look a job up by its name.
     JobLookup = "backend.command.job_lookup", ["dataset", "job"];
+    /// Kill a job.
+    Cancel = "backend.command.cancel", ["dataset", "job", "batch_id"];
     /// Declare a merged file to the catalog.
     Declare = "backend.command.declare", ["dataset", "file", "output", "attempt"];
     /// Delete a raw file's intermediates.
@@ -88,6 +90,7 @@ impl Step {
             Step::MergeSubmit => command.merge_submit.as_deref(),
             Step::JobStatus => command.job_status.as_deref(),
             Step::JobLookup => command.job_lookup.as_deref(),
+            Step::Cancel => command.cancel.as_deref(),
             Step::Declare => command.declare.as_deref(),
             Step::Delete => command.delete.as_deref(),
             Step::StageBulk => command.stage_bulk.as_deref(),
