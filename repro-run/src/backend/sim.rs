@@ -1338,6 +1338,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_job_ends_failed_at_once_and_one_that_ended_stays_as_it_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = world(dir.path());
+        let ds = DatasetName::new("ds").unwrap();
+        let at = |now: f64| SimBackend::new(config.clone(), now);
+        let (early, done) = reco(1);
+        at(0.0).perform(&ds, &[early]).unwrap();
+        let (late, running) = reco(2);
+        at(5.0).perform(&ds, &[late]).unwrap();
+        // At 12 the first has ended (at 10), the second runs until 15.
+        let both = [done.clone(), running.clone()];
+        at(12.0).cancel(&ds, &both).unwrap();
+        let answers = at(12.0).poll(&ds, &both).unwrap();
+        assert!(
+            matches!(answers[0], Outcome::RecoDone { .. }),
+            "{answers:?}"
+        );
+        assert!(
+            matches!(answers[1], Outcome::JobFailed { .. }),
+            "{answers:?}"
+        );
+        // Later, still so: the cancelled job never finishes.
+        let later = at(100.0).poll(&ds, std::slice::from_ref(&running)).unwrap();
+        assert!(matches!(later[0], Outcome::JobFailed { .. }), "{later:?}");
+    }
+
+    #[test]
     fn jobs_beyond_the_slots_of_a_site_wait_their_turn() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = world(dir.path());
